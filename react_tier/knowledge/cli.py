@@ -1,5 +1,78 @@
-"""Command group (filled in by its issue)."""
+"""`suiqa kb build | search | poem | get` (the JSON formats are fixed: other tools parse them)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, help="Sui knowledge base: build the index, search passages, look up poems.")
+
+CacheDir = typer.Option(None, "--cache-dir", help="Index cache root (default: $SUIQA_HOME/kb).")
+DataDir = typer.Option(None, "--data-dir", help="Vendored data root (default: data/).")
+
+
+def _settings(data_dir: Path | None, cache_dir: Path | None):
+    from react_tier.knowledge.settings import KnowledgeSettings
+
+    return KnowledgeSettings.load(data_dir=data_dir, cache_dir=cache_dir)
+
+
+def _load(data_dir: Path | None, cache_dir: Path | None):
+    from react_tier.knowledge.base import KnowledgeBase
+
+    return KnowledgeBase.load(_settings(data_dir, cache_dir), progress=True)
+
+
+@app.command()
+def build(force: bool = typer.Option(False, "--force", help="Rebuild even if a cached index exists."),
+          data_dir: Path | None = DataDir, cache_dir: Path | None = CacheDir) -> None:
+    """Build (or reuse) the index cache for the current data files."""
+    import time
+
+    from react_tier.knowledge.base import KnowledgeBase
+
+    started = time.perf_counter()
+    kb = KnowledgeBase.build(_settings(data_dir, cache_dir), progress=True, force=force)
+    typer.echo(f"knowledge base ready: {len(kb)} passages, {kb.manifest['poems']} poems in {kb.index_dir} "
+               f"({time.perf_counter() - started:.1f} s)")
+
+
+@app.command()
+def search(query: str, k: int = typer.Option(5, "-k", "--k", help="How many passages."),
+           as_json: bool = typer.Option(False, "--json", help='JSON list of {"id","source","title","text","score"}.'),
+           data_dir: Path | None = DataDir, cache_dir: Path | None = CacheDir) -> None:
+    """Passages that answer QUERY, best first."""
+    passages = _load(data_dir, cache_dir).search(query, k=k)
+    if as_json:
+        typer.echo(json.dumps([p.to_dict() for p in passages], ensure_ascii=False, indent=1))
+        return
+    for p in passages:
+        typer.echo(f"[{p.score:.4f}] {p.id}  {p.title}\n{p.text}\n")
+
+
+@app.command()
+def poem(text: str | None = typer.Argument(None, help="A line (or lines) of verse."),
+         title: str | None = typer.Option(None, "--title"), author: str | None = typer.Option(None, "--author"),
+         k: int = typer.Option(5, "-k", "--k"),
+         as_json: bool = typer.Option(False, "--json", help='JSON list of {"id","title","author","content"}.'),
+         data_dir: Path | None = DataDir, cache_dir: Path | None = CacheDir) -> None:
+    """Poems matching a line of verse, a title and/or an author."""
+    poems = _load(data_dir, cache_dir).lookup_poem(text, title=title, author=author, k=k)
+    if as_json:
+        typer.echo(json.dumps([p.to_dict() for p in poems], ensure_ascii=False, indent=1))
+        return
+    for p in poems:
+        typer.echo(f"{p.id}  《{p.title}》 {p.author or '无名氏'}\n{p.content}\n")
+
+
+@app.command()
+def get(passage_id: str, data_dir: Path | None = DataDir, cache_dir: Path | None = CacheDir) -> None:
+    """One passage by its id (as JSON)."""
+    from suiqa.errors import SuiqaError
+
+    passage = _load(data_dir, cache_dir).get(passage_id)
+    if passage is None:
+        raise SuiqaError(f"no passage with id {passage_id!r}")
+    typer.echo(json.dumps(passage.to_dict(), ensure_ascii=False, indent=1))

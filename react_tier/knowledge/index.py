@@ -1,0 +1,137 @@
+"""Building, caching and loading the index: two BM25 indexes (jieba words, character uni+bigrams) over the
+passages, plus the passages and poems themselves.
+
+The cache lives in ``<cache_dir>/<key>/`` where the key hashes the data files, the settings that shape the
+index and INDEX_FORMAT; a build writes into a temporary folder and renames it into place, so concurrent
+builders and readers never see a half-written index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from react_tier.knowledge import aliases
+from react_tier.knowledge.corpus import (
+    DATA_FILES,
+    SUISHU_BILINGUAL,
+    SUISHU_CLASSICAL,
+    ZZTJ_BILINGUAL,
+    ZZTJ_CLASSICAL,
+    Document,
+    biography_documents,
+    history_documents,
+    load_poems,
+    poem_documents,
+)
+from react_tier.knowledge.models import Poem
+from react_tier.knowledge.settings import KnowledgeSettings
+from react_tier.knowledge.text import WordTokenizer, char_bigrams
+from suiqa.errors import SuiqaError
+
+INDEX_FORMAT = 7  # bump when the builder or the tokenisation changes
+INDEX_SHAPING_FIELDS = ("window_chars", "window_stride_chars", "extra_poem_authors")
+
+
+def jieba_extra_words() -> tuple[str, ...]:
+    """Names and classical forms from the alias table, so that documents and queries split them the same way."""
+    words = {w for key, forms in aliases.ALIASES.items() for w in (key, *forms) if len(w) >= 2}
+    return tuple(sorted(words))
+
+
+def char_tokens(text: str) -> list[str]:
+    """Single CJK characters plus overlapping bigrams (single characters carry 崩, 讳X and one-name people)."""
+    from react_tier.knowledge.text import CJK_RUN
+
+    return [ch for run in CJK_RUN.findall(text) for ch in run] + char_bigrams(text)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_key(settings: KnowledgeSettings, data_dir: Path) -> tuple[str, dict[str, str]]:
+    """(key, {data file: sha256}). Missing data files raise a SuiqaError that names them."""
+    missing = [name for name in DATA_FILES if not (data_dir / name).is_file()]
+    if missing:
+        raise SuiqaError(f"knowledge data missing under {data_dir}: {', '.join(missing)}")
+    hashes = {name: file_sha256(data_dir / name) for name in DATA_FILES}
+    shaping = {name: getattr(settings, name) for name in INDEX_SHAPING_FIELDS}
+    material = json.dumps({"format": INDEX_FORMAT, "files": hashes, "settings": shaping,
+                           "aliases": aliases.ALIASES}, sort_keys=True, ensure_ascii=False, default=list)
+    return hashlib.sha256(material.encode()).hexdigest()[:16], hashes
+
+
+def collect_documents(settings: KnowledgeSettings, data_dir: Path) -> tuple[list[Document], list[Poem]]:
+    docs: list[Document] = []
+    for classical, bilingual, source in ((SUISHU_CLASSICAL, SUISHU_BILINGUAL, "suishu"),
+                                         (ZZTJ_CLASSICAL, ZZTJ_BILINGUAL, "zztj")):
+        docs.extend(history_documents(data_dir, classical, bilingual, source,
+                                      settings.window_chars, settings.window_stride_chars))
+    docs.extend(biography_documents(data_dir))
+    poems = load_poems(data_dir, tuple(settings.extra_poem_authors))
+    docs.extend(poem_documents(poems))
+    ids = [d.id for d in docs]
+    if len(set(ids)) != len(ids):
+        raise SuiqaError("knowledge base build produced duplicate passage ids (data files changed shape?)")
+    return docs, poems
+
+
+def build_index(settings: KnowledgeSettings, data_dir: Path, target: Path, hashes: dict[str, str],
+                progress: bool = False) -> None:
+    """Build everything into ``target`` (atomically: a temporary sibling folder renamed at the end)."""
+    import bm25s
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    docs, poems = collect_documents(settings, data_dir)
+    tokenizer = WordTokenizer(jieba_extra_words())
+    word_corpus, char_corpus = [], []
+    memo: dict[str, tuple[list[str], list[str]]] = {}
+    for doc in tqdm(docs, desc="kb: tokenising passages", unit="passage", disable=not progress):
+        words: list[str] = []
+        chars: list[str] = []
+        for piece in doc.search_pieces:
+            if piece not in memo:
+                memo[piece] = (tokenizer.words(piece), char_tokens(piece))
+            words.extend(memo[piece][0])
+            chars.extend(memo[piece][1])
+        word_corpus.append(words)
+        char_corpus.append(chars)
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".tmp-{target.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        for name, corpus in (("word", word_corpus), ("char", char_corpus)):
+            retriever = bm25s.BM25()
+            retriever.index(corpus, show_progress=False)
+            retriever.save(str(tmp / name), show_progress=False)
+        with (tmp / "passages.jsonl").open("w", encoding="utf-8") as fh:
+            for doc in docs:
+                fh.write(json.dumps({"id": doc.id, "source": doc.source, "title": doc.title, "text": doc.text},
+                                    ensure_ascii=False) + "\n")
+        with (tmp / "poems.jsonl").open("w", encoding="utf-8") as fh:
+            for poem in poems:
+                fh.write(json.dumps(asdict(poem), ensure_ascii=False) + "\n")
+        manifest = {"format": INDEX_FORMAT, "data_files": hashes, "passages": len(docs), "poems": len(poems),
+                    "settings": {f: getattr(settings, f) for f in INDEX_SHAPING_FIELDS},
+                    "build_seconds": round(time.perf_counter() - started, 2)}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1, default=list))
+        try:
+            tmp.rename(target)
+        except OSError:
+            if not (target / "manifest.json").is_file():  # somebody else's complete build is fine
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,45 @@
+"""Typed settings of the knowledge base (env prefix ``SUIQA_KB_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from suiqa.settings import TierSettings
+
+
+class KnowledgeSettings(TierSettings):
+    """Where the data and the index cache live, and the knobs of passage building and retrieval.
+
+    Every field that changes the built index is part of the cache key, so changing one triggers a rebuild.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SUIQA_KB_", extra="forbid")
+
+    data_dir: Path | None = Field(None, description="Vendored data root (None: suiqa.paths.data_dir()).")
+    cache_dir: Path | None = Field(None, description="Index cache root (None: suiqa.paths.state_dir() / 'kb').")
+
+    window_chars: int = Field(
+        160, ge=20, le=4000,
+        description="Target length in classical characters of one history passage (a window of whole sentences).")
+    window_stride_chars: int = Field(
+        80, ge=10, le=4000,
+        description="Distance between the starts of consecutive windows; smaller than window_chars = overlap.")
+    bigram_weight: float = Field(
+        0.7, ge=0.0, le=10.0,
+        description="Weight of the character-bigram BM25 ranking in the reciprocal-rank fusion (word = 1.0).")
+    rrf_k: int = Field(30, ge=1, le=1000, description="Reciprocal-rank-fusion constant k (score = sum w/(k+rank)).")
+    fusion_depth: int = Field(200, ge=10, le=5000,
+                              description="How many hits of each ranking enter the fusion.")
+    alias_weight: float = Field(
+        1.0, ge=0.0, le=5.0,
+        description="BM25 weight of the classical forms the alias table adds to a query (the query's own = 1.0).")
+    use_aliases: bool = Field(True, description="Expand modern names/titles/verbs to their classical forms.")
+    max_query_chars: int = Field(1000, ge=10, le=100_000,
+                                 description="Longer queries are rejected with KnowledgeQueryError.")
+    max_k: int = Field(100, ge=1, le=10_000, description="Largest k that search/lookup_poem accept.")
+    extra_poem_authors: tuple[str, ...] = Field(
+        ("陈叔宝", "江总"),
+        description="Authors whose poems are taken from data2/南北朝.json (poets who lived into the Sui).")

@@ -1,0 +1,160 @@
+"""The knowledge base on the real vendored data: built once per session (cached by data hash under
+$SUIQA_HOME/kb, i.e. var/test/kb), then searched, looked up and driven through the CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from react_tier.knowledge import KnowledgeBase, KnowledgeQueryError, KnowledgeSettings, Passage
+
+pytestmark = pytest.mark.integration
+DEV_QUESTIONS = Path(__file__).resolve().parent.parent / "data" / "kb_dev_questions.jsonl"
+
+
+@pytest.fixture(scope="session")
+def kb() -> KnowledgeBase:
+    return KnowledgeBase.load(KnowledgeSettings())
+
+
+def test_index_covers_all_sources(kb):
+    sources = {kb._records[i]["source"] for i in range(len(kb))}
+    assert sources == {"suishu", "zztj", "bio", "poem"}
+    assert kb.get("suishu:卷1:0").text.startswith("高祖上")
+    assert kb.get("poem:sui#61").source == "poem"
+    assert kb.get("bio:孔德绍") is not None and "孔德紹" in kb.get("bio:孔德绍").text  # original kept
+    assert kb.get("no-such-id") is None and kb.get(None) is None
+
+
+def test_bilingual_windows_keep_classical_and_modern_together(kb):
+    passage = next(p for p in (kb.get(f"suishu:卷1:{i}") for i in range(5)) if "讳坚" in p.text)
+    assert "【译文】" in passage.text and "杨名坚" in passage.text
+
+
+def test_ids_are_stable_across_rebuilds(kb, tmp_path):
+    rebuilt = KnowledgeBase.build(KnowledgeSettings(cache_dir=tmp_path), force=True)
+    assert rebuilt.index_dir.name == kb.index_dir.name  # same data, same key
+    assert [r["id"] for r in rebuilt._records] == [r["id"] for r in kb._records]
+    assert [r["text"] for r in rebuilt._records[::97]] == [r["text"] for r in kb._records[::97]]
+    assert [p.id for p in rebuilt.search("隋炀帝开凿通济渠")] == [p.id for p in kb.search("隋炀帝开凿通济渠")]
+
+
+def test_cache_key_follows_the_data_files(tmp_path):
+    from react_tier.knowledge.index import cache_key
+    from suiqa.paths import data_dir
+
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir() / "knowledge", copy / "knowledge")
+    shutil.copytree(data_dir() / "poetry-qa" / "data2", copy / "poetry-qa" / "data2")
+    settings = KnowledgeSettings()
+    before, _ = cache_key(settings, copy)
+    assert before == cache_key(settings, data_dir())[0]
+    bio = copy / "knowledge" / "biographies" / "authors_tang_mentioning_sui.json"
+    bio.write_text(bio.read_text(encoding="utf-8").replace("魏徵", "魏征"), encoding="utf-8")
+    assert cache_key(settings, copy)[0] != before
+    (copy / "poetry-qa" / "data2" / "隋.json").unlink()
+    with pytest.raises(Exception, match="隋.json"):
+        cache_key(settings, copy)
+
+
+def test_search_returns_ranked_passages(kb):
+    results = kb.search("隋炀帝开凿通济渠征发了多少人", k=5)
+    assert 1 <= len(results) <= 5 and all(isinstance(p, Passage) for p in results)
+    assert [p.score for p in results] == sorted((p.score for p in results), reverse=True)
+    assert any("开通济渠" in p.text for p in results)
+    assert len(kb.search("杨素", k=50)) == 50
+
+
+def test_traditional_and_simplified_queries_find_the_same(kb):
+    simplified = [p.id for p in kb.search("隋炀帝营建东都洛阳")]
+    traditional = [p.id for p in kb.search("隋煬帝營建東都洛陽")]
+    assert simplified == traditional and simplified
+    # a traditional-character biography is found by a simplified query, and by a traditional one
+    assert "bio:孔德绍" in [p.id for p in kb.search("孔德绍")]
+    assert "bio:孔德绍" in [p.id for p in kb.search("孔德紹")]
+
+
+def test_every_line_of_a_poem_finds_it(kb):
+    poems = [p for p in kb._poems.poems if p.content.count("，") >= 2]
+    sample = random.Random(7).sample(poems, 25) + [kb._poems.poems[0]]
+    for poem in sample:
+        lines = re.split(r"[，。！？；]", poem.content)
+        for line in (x for x in lines if len(re.findall(r"[\u4e00-\u9fff]", x)) >= 4):
+            found = kb.lookup_poem(line, k=5)
+            assert any(p.content == poem.content for p in found), (poem.id, line, found)
+
+
+def test_poem_lookup_variants(kb):
+    assert kb.lookup_poem("空梁落燕泥")[0].id == "poem:sui#61"
+    assert kb.lookup_poem("空樑落燕泥")[0].id == "poem:sui#61"  # traditional
+    assert kb.lookup_poem("空梁落燕子")[0].id == "poem:sui#61"  # misremembered
+    assert "poem:sui#61" in [p.id for p in kb.lookup_poem(title="昔昔盐")]
+    by_author = kb.lookup_poem(author="隋炀帝", k=100)
+    assert by_author and all(p.author == "杨广" for p in by_author)
+    assert all(p.author == "杨广" for p in kb.lookup_poem(title="春江花月夜", author="杨广"))
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\x00\x01", "隋" * 10_000, "\udcff\x80\x81\x00" * 50,
+                                   bytes(range(256)).decode("latin-1")])
+def test_bad_queries_give_a_clear_error_or_nothing(kb, query):
+    try:
+        result = kb.search(query)
+    except KnowledgeQueryError as exc:
+        assert str(exc)
+    else:
+        assert isinstance(result, list)
+
+
+def test_junk_and_limits(kb):
+    assert kb.search("zzqx qqq") == []
+    for bad_k in (0, -1, 10**9, "5", 2.5, True):
+        with pytest.raises(KnowledgeQueryError, match="k must be"):
+            kb.search("隋文帝", k=bad_k)
+    with pytest.raises(KnowledgeQueryError):
+        kb.lookup_poem()
+    with pytest.raises(KnowledgeQueryError):
+        kb.lookup_poem("")
+    with pytest.raises(KnowledgeQueryError):
+        kb.lookup_poem("燕" * 10_000)
+
+
+def test_concurrent_reads_match_sequential(kb):
+    queries = ["隋文帝去世", "李密攻占兴洛仓", "空梁落燕泥", "冼夫人", "杨玄感黎阳起兵", "大索貌阅"] * 4
+    expected = [[p.id for p in kb.search(q)] for q in queries]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda q: [p.id for p in kb.search(q)], queries))
+    assert got == expected
+
+
+def test_dev_set_recall_does_not_regress(kb):
+    from react_tier.knowledge.evaluation import evaluate, load_questions
+
+    questions = load_questions(DEV_QUESTIONS)
+    assert len(questions) >= 40
+    report = evaluate(kb, questions)
+    assert report.recall(5) >= 0.85, report.misses_at_5
+    assert report.recall(1) >= 0.6
+
+
+def test_cli_json_formats(kb):
+    from typer.testing import CliRunner
+
+    from react_tier.knowledge.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["search", "隋文帝去世", "-k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout[result.stdout.index("["):])
+    assert len(rows) == 3 and all(set(r) == {"id", "source", "title", "text", "score"} for r in rows)
+    result = runner.invoke(app, ["poem", "空梁落燕泥", "--json"])
+    rows = json.loads(result.stdout[result.stdout.index("["):])
+    assert rows[0] == {"id": "poem:sui#61", "title": "昔昔盐", "author": "薛道衡",
+                       "content": kb.get("poem:sui#61").text.split("\n", 1)[1]}
+    result = runner.invoke(app, ["search", "   "])
+    assert result.exit_code != 0 and isinstance(result.exception, KnowledgeQueryError)
