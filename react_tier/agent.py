@@ -1,0 +1,358 @@
+"""The ReAct knowledge-fill loop: domain draft -> Qwen Thought/Action/Observation turns -> cited Final Answer.
+
+Finish reasons: ``stop`` (the model wrote a Final Answer), ``max_steps`` / ``deadline`` (the cap was hit and one
+forced "Final Answer" call wrote the answer), ``degraded`` (the output format kept failing, or the agent model
+failed, or the forced call failed: the answer is then the domain draft plus the evidence gathered).
+:class:`UpstreamError` only when there is nothing at all to answer with (no agent, no draft, no evidence).
+
+Citations: the ids of passages/poems that a tool actually returned (observed) AND that the final answer or a
+Thought mentions in brackets, ``[id]`` or ``【id】``, in order of first mention. Ids the model invents are
+dropped; nothing observed-but-unmentioned is added (no silent fallback). The degraded answer lists its evidence
+with bracketed ids, so its citations are the evidence it shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from react_tier.errors import AgentInputError, UpstreamError
+from react_tier.hooks import AgentHooks, HookSet
+from react_tier.llm import Completion, LLMClient, to_upstream_error
+from react_tier.parser import (
+    ReActParseError,
+    clean_output,
+    final_answer_prefix,
+    has_labels,
+    parse_action_input,
+    parse_turn,
+)
+from react_tier.prompt import FORCE_FINAL, FORCE_REASONS, STOP_WORDS, question_message, system_prompt
+from react_tier.results import (
+    AgentEvent,
+    AgentResult,
+    AnswerDelta,
+    Citation,
+    Done,
+    Step,
+    StepFinished,
+    StepStarted,
+    Usage,
+)
+from react_tier.settings import AgentSettings
+from react_tier.tools import DOMAIN_SYSTEM_PROMPT, Tool, ToolContext, ToolInputError, build_tools
+
+log = logging.getLogger(__name__)
+_REF_RE = re.compile(r"[\[【]([^\[\]【】\n]{1,200})[\]】]")
+_END = object()
+
+
+class _GiveUp(Exception):
+    """Leave the loop early: the agent model failed (``cause``) or kept producing unparsable output."""
+
+    def __init__(self, cause: BaseException | None = None) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+class ReActAgent:
+    def __init__(self, settings: AgentSettings, *, agent_llm: LLMClient, domain_llm: LLMClient,
+                 tools: dict[str, Tool], hooks: list[AgentHooks] | None = None, knowledge_base: Any = None) -> None:
+        self.settings, self.agent_llm, self.domain_llm, self.tools = settings, agent_llm, domain_llm, tools
+        self.hooks = hooks if isinstance(hooks, HookSet) else HookSet(hooks)
+        self._kb, self._kb_lock = knowledge_base, asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: AgentSettings, hooks: list[AgentHooks] | None = None,
+                      knowledge_base: Any = None) -> ReActAgent:
+        """Clients, tools and a lazily loaded knowledge base (pass ``knowledge_base`` to inject one)."""
+        hook_set = HookSet(hooks)
+
+        async def on_llm_call(*args: Any) -> None:
+            await hook_set.emit("on_llm_call", *args)
+
+        return cls(settings, agent_llm=LLMClient("agent", settings.agent_llm, on_llm_call),
+                   domain_llm=LLMClient("domain", settings.domain_llm, on_llm_call),
+                   tools=build_tools(settings), hooks=hook_set, knowledge_base=knowledge_base)
+
+    async def load_knowledge(self) -> Any:
+        """The knowledge base, loaded (and built if needed) on first use, off the event loop."""
+        if self._kb is None:
+            async with self._kb_lock:
+                if self._kb is None:
+                    from react_tier.knowledge import KnowledgeBase, KnowledgeSettings
+
+                    knowledge_settings = KnowledgeSettings.load(**self.settings.knowledge)
+                    self._kb = await asyncio.to_thread(KnowledgeBase.load, knowledge_settings)
+        return self._kb
+
+    async def check_upstreams(self) -> dict[str, bool]:
+        """{'domain': bool, 'agent': bool}: does each endpoint answer GET /v1/models."""
+        domain, agent = await asyncio.gather(self.domain_llm.ready(), self.agent_llm.ready())
+        return {"domain": domain, "agent": agent}
+
+    async def aclose(self) -> None:
+        await asyncio.gather(self.agent_llm.aclose(), self.domain_llm.aclose())
+
+    async def run(self, question: str, request_id: str | None = None,
+                  history: list[dict[str, str]] | None = None) -> AgentResult:
+        async with contextlib.aclosing(self.stream(question, request_id, history)) as events:
+            async for event in events:
+                if isinstance(event, Done):
+                    return event.result
+        raise AssertionError("stream ended without a result")
+
+    async def stream(self, question: str, request_id: str | None = None,
+                     history: list[dict[str, str]] | None = None) -> AsyncIterator[AgentEvent]:
+        """Events of one run. The work runs in a child task; leaving or cancelling the iteration cancels it,
+        which closes any in-flight upstream HTTP request."""
+        run = _Run(self, question, request_id or uuid.uuid4().hex[:16], history)
+        queue: asyncio.Queue = asyncio.Queue()
+        worker = asyncio.create_task(run.execute(queue.put_nowait))
+        worker.add_done_callback(lambda _: queue.put_nowait(_END))
+        try:
+            while (event := await queue.get()) is not _END:
+                yield event
+            worker.result()  # re-raise UpstreamError / AgentInputError
+        finally:
+            if not worker.done():
+                worker.cancel()
+                await asyncio.gather(worker, return_exceptions=True)
+
+
+class _Run:
+    """State of one question: messages, steps, evidence, usage."""
+
+    def __init__(self, agent: ReActAgent, question: str, request_id: str, history: Any) -> None:
+        self.agent, self.settings, self.hooks = agent, agent.settings, agent.hooks
+        self.question, self.request_id = self._check_question(question), request_id
+        self.history = self._check_history(history)
+        self.steps: list[Step] = []
+        self.observed: dict[str, Citation] = {}
+        self.evidence: list[str] = []
+        self.usage: dict[str, Usage] = {"domain": Usage(), "agent": Usage()}
+        self.draft: str | None = None
+        self.messages: list[dict[str, str]] = []
+        self.agent_error: BaseException | None = None
+        self.started = time.monotonic()
+        self.deadline = self.started + self.settings.deadline_s
+        self.loop_deadline = self.deadline - min(self.settings.final_answer_reserve_s, self.settings.deadline_s / 2)
+        self.ctx = ToolContext(domain_llm=_UsageDomain(agent.domain_llm, self.usage),
+                               get_knowledge=agent.load_knowledge, search_k=self.settings.search_k)
+
+    def _check_question(self, question: Any) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise AgentInputError("the question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise AgentInputError(f"the question is longer than {self.settings.max_question_chars} characters")
+        return question.strip()
+
+    def _check_history(self, history: Any) -> list[dict[str, str]]:
+        if history is None:
+            return []
+        if not isinstance(history, list) or not all(
+                isinstance(m, dict) and m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str)
+                for m in history):
+            raise AgentInputError("history must be a list of {'role': 'user'|'assistant', 'content': str}")
+        keep = self.settings.max_history_messages
+        return [{"role": m["role"], "content": m["content"]} for m in history][-keep:] if keep else []
+
+    def budget(self, until: float | None = None) -> float:
+        return (until or self.loop_deadline) - time.monotonic()
+
+    async def execute(self, emit) -> None:
+        await self.hooks.emit("on_run_start", self.question, self.request_id)
+        finish, answer = "stop", None
+        try:
+            async with asyncio.timeout_at(self.loop_deadline):
+                await self._prepare(emit)
+                answer = await self._loop(emit)
+                finish = "max_steps" if answer is None else "stop"
+        except TimeoutError:
+            finish = "deadline"
+        except _GiveUp as give_up:
+            finish, self.agent_error = "degraded", give_up.cause
+        if answer is None and self.agent_error is None:
+            answer = await self._forced_final(finish, emit)
+        if answer is None:
+            finish, answer = "degraded", self._fallback_answer()
+            emit(AnswerDelta(text=answer))
+        result = AgentResult(answer=answer, citations=self._citations(answer), steps=self.steps, usage=self.usage,
+                             finish_reason=finish, draft=self.draft, request_id=self.request_id)
+        await self.hooks.emit("on_run_end", result, time.monotonic() - self.started)
+        emit(Done(result=result))
+
+    async def _prepare(self, emit) -> None:
+        history = self.history
+        if self.settings.draft_first:
+            try:
+                draft = await self.agent.domain_llm.complete(
+                    [{"role": "system", "content": DOMAIN_SYSTEM_PROMPT}, *history,
+                     {"role": "user", "content": self.question}], budget_s=self.budget(), usage=self.usage)
+                self.draft = draft.text.strip() or None
+            except Exception as exc:  # noqa: BLE001 - no draft is not fatal
+                log.warning("draft failed (%s): %s", self.request_id, exc)
+        self.messages = self._opening_messages()
+        if self.settings.always_search_first and "search_knowledge" in self.agent.tools:
+            emit(StepStarted(index=0))
+            step = await self._act(0, "由系统先检索知识库。", "search_knowledge", {"query": self.question})
+            step.forced = True
+            await self._finish_step(step, emit)
+
+    def _opening_messages(self) -> list[dict[str, str]]:
+        return [{"role": "system", "content": system_prompt(list(self.agent.tools.values()))}, *self.history,
+                {"role": "user", "content": question_message(self.question, self.draft)}]
+
+    async def _loop(self, emit) -> str | None:
+        parse_failures = 0
+        first = len(self.steps)
+        for index in range(first, first + self.settings.max_steps):
+            if time.monotonic() >= self.loop_deadline:
+                raise TimeoutError
+            emit(StepStarted(index=index))
+            started, completion = time.monotonic(), Completion("")
+            try:
+                await self._stream_answer(self.agent.agent_llm.stream(
+                    self.messages, stop=STOP_WORDS, budget_s=self.budget(), final=completion, usage=self.usage), emit)
+            except Exception as exc:
+                if self.budget() <= 0.05:  # the per-call timeout was the loop deadline
+                    raise TimeoutError from exc
+                await self._finish_step(Step(index=index, error=f"agent LLM: {type(exc).__name__}: {exc}",
+                                             latency_s=time.monotonic() - started), emit)
+                raise _GiveUp(exc) from exc
+            try:
+                turn = parse_turn(completion.text, list(self.agent.tools))
+            except ReActParseError as exc:
+                await self.hooks.emit("on_parse_error", str(exc), completion.text)
+                self._remember(clean_output(completion.text) or "（空）", f"Observation: {exc}")
+                await self._finish_step(Step(index=index, error=f"parse: {exc} output: {completion.text[:120]!r}",
+                                             latency_s=time.monotonic() - started), emit)
+                parse_failures += 1
+                if parse_failures > self.settings.max_parse_retries:
+                    raise _GiveUp() from exc
+                continue
+            parse_failures = 0
+            if turn.final_answer is not None:
+                await self._finish_step(Step(index=index, thought=turn.thought,
+                                             latency_s=time.monotonic() - started), emit)
+                return turn.final_answer
+            step = await self._act(index, turn.thought, turn.action, turn.action_input)
+            step.latency_s = time.monotonic() - started
+            await self._finish_step(step, emit)
+        return None
+
+    async def _stream_answer(self, deltas: AsyncIterator[str], emit) -> tuple[str, str]:
+        """Consume a streamed turn, emitting Final Answer text as it arrives: (whole text, text emitted)."""
+        text, shown = "", ""
+        async for delta in deltas:
+            text += delta
+            if len(prefix := final_answer_prefix(text)) > len(shown):
+                emit(AnswerDelta(text=prefix[len(shown):]))
+                shown = prefix
+        try:
+            answer = parse_turn(text).final_answer or ""
+        except ReActParseError:
+            answer = ""
+        if answer.startswith(shown) and len(answer) > len(shown):
+            emit(AnswerDelta(text=answer[len(shown):]))
+            shown = answer
+        return text, shown
+
+    async def _act(self, index: int, thought: str, name: str, raw_input: Any) -> Step:
+        """Run one tool; every failure becomes the Observation."""
+        tool, started, error, sources = self.agent.tools[name], time.monotonic(), None, []
+        args: Any = raw_input
+        try:
+            args = tool.coerce_args(parse_action_input(raw_input) if isinstance(raw_input, str) else raw_input)
+            async with asyncio.timeout(self.settings.tool_timeout_s):
+                result = await tool.run(args, self.ctx)
+            text, sources = result.text, result.sources
+        except (ReActParseError, ToolInputError) as exc:
+            text, error = f"参数错误：{exc}", f"input: {exc}"
+        except TimeoutError:
+            text = f"工具 {name} 超时（{self.settings.tool_timeout_s:g} 秒）。请换一种方法，或根据已有资料回答。"
+            error = "timeout"
+        except Exception as exc:  # noqa: BLE001 - a tool failure is an Observation, never a crash
+            text, error = f"工具 {name} 出错：{type(exc).__name__}: {exc}", f"tool: {type(exc).__name__}: {exc}"
+        await self.hooks.emit("on_tool_end", name, time.monotonic() - started, error is None)
+        observation = self._truncate(text)
+        for citation in sources:
+            self.observed.setdefault(citation.id, citation)
+        if sources:
+            self.evidence.append(observation)
+        shown_input = raw_input if isinstance(args, str) else args
+        self._remember(f"Thought: {thought}\nAction: {name}\nAction Input: {_as_json(shown_input)}",
+                       f"Observation: {observation}")
+        return Step(index=index, thought=thought, tool=name, tool_input=shown_input, observation=observation,
+                    latency_s=time.monotonic() - started, error=error)
+
+    async def _forced_final(self, reason: str, emit) -> str | None:
+        """One last agent call without tools; None when it fails or there is no time left."""
+        if self.budget(self.deadline) < 0.5:
+            return None
+        messages = [*(self.messages or self._opening_messages()), {"role": "user", "content": FORCE_FINAL.format(reason=FORCE_REASONS[reason])}]
+        try:
+            async with asyncio.timeout_at(self.deadline):
+                text, shown = await self._stream_answer(self.agent.agent_llm.stream(
+                    messages, stop=STOP_WORDS, budget_s=self.budget(self.deadline), usage=self.usage), emit)
+        except Exception as exc:  # noqa: BLE001 - fall back to draft + evidence
+            log.warning("forced final answer failed (%s): %s", self.request_id, exc)
+            return None
+        try:
+            answer = parse_turn(text).final_answer  # None when it tried to act again
+        except ReActParseError:  # no labels at all: the whole text is the answer
+            answer = None if has_labels(text) else clean_output(text).strip()
+        if answer and not shown:
+            emit(AnswerDelta(text=answer))
+        return answer or None
+
+    def _fallback_answer(self) -> str:
+        parts = [self.draft] if self.draft else []
+        if self.evidence:
+            parts.append("参考资料：\n" + "\n".join(self.evidence))
+        if not parts:
+            cause = self.agent_error or TimeoutError("no time left")
+            raise to_upstream_error("agent", cause) if not isinstance(cause, UpstreamError) else cause
+        return "\n\n".join(parts)
+
+    def _citations(self, answer: str) -> list[Citation]:
+        cited: dict[str, Citation] = {}
+        for text in [answer, *(step.thought for step in self.steps if not step.forced)]:
+            for ref in _REF_RE.findall(text or ""):
+                if ref.strip() in self.observed:
+                    cited.setdefault(ref.strip(), self.observed[ref.strip()])
+        return list(cited.values())
+
+    def _remember(self, assistant: str, observation: str) -> None:
+        self.messages += [{"role": "assistant", "content": assistant}, {"role": "user", "content": observation}]
+
+    def _truncate(self, text: str) -> str:
+        limit = self.settings.max_observation_chars
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    async def _finish_step(self, step: Step, emit) -> None:
+        self.steps.append(step)
+        await self.hooks.emit("on_step", step)
+        emit(StepFinished(step=step))
+
+
+class _UsageDomain:
+    """The domain client as tools see it: calls are counted in this run's usage."""
+
+    def __init__(self, client: LLMClient, usage: dict[str, Usage]) -> None:
+        self.client, self.usage = client, usage
+
+    async def complete(self, messages: list[dict], **kwargs: Any) -> Completion:
+        return await self.client.complete(messages, usage=self.usage, **kwargs)
+
+
+def _as_json(value: Any) -> str:
+    import json
+
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

@@ -1,0 +1,67 @@
+"""What a run produces: the result, its steps and the streamed events (pydantic, JSON-serialisable)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+
+FinishReason = Literal["stop", "max_steps", "deadline", "degraded"]
+
+
+class Citation(BaseModel):
+    id: str
+    source: str
+    title: str
+
+
+class Step(BaseModel):
+    """One loop iteration: an agent LLM turn and the tool call it asked for (or a forced step)."""
+
+    index: int
+    thought: str = ""
+    tool: str | None = None
+    tool_input: dict[str, Any] | str | None = None
+    observation: str | None = Field(None, description="What the model saw, cut to max_observation_chars.")
+    latency_s: float = 0.0
+    error: str | None = Field(None, description="Parse error, unknown tool, tool failure/timeout, LLM failure.")
+    forced: bool = Field(False, description="True for steps the agent ran itself (always_search_first).")
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+
+
+class AgentResult(BaseModel):
+    answer: str
+    citations: list[Citation] = Field(default_factory=list)
+    steps: list[Step] = Field(default_factory=list)
+    usage: dict[str, Usage] = Field(default_factory=dict, description="Per tier: 'domain', 'agent'.")
+    finish_reason: FinishReason
+    draft: str | None = None
+    request_id: str | None = None
+
+
+class StepStarted(BaseModel):
+    type: Literal["step_started"] = "step_started"
+    index: int
+
+
+class StepFinished(BaseModel):
+    type: Literal["step_finished"] = "step_finished"
+    step: Step
+
+
+class AnswerDelta(BaseModel):
+    type: Literal["answer_delta"] = "answer_delta"
+    text: str
+
+
+class Done(BaseModel):
+    type: Literal["done"] = "done"
+    result: AgentResult
+
+
+AgentEvent = Annotated[StepStarted | StepFinished | AnswerDelta | Done, Field(discriminator="type")]

@@ -1,0 +1,106 @@
+"""Typed configuration of the ReAct agent (env prefix ``SUIQA_REACT_``, nested fields with ``__``).
+
+Example: ``SUIQA_REACT_AGENT_LLM__BASE_URL=https://dashscope.aliyuncs.com/compatible-mode/v1``,
+``SUIQA_REACT_MAX_STEPS=3``, or a YAML file passed to :meth:`AgentSettings.load`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from suiqa.settings import TierSettings
+
+DEFAULT_TOOLS = ["ask_sui_expert", "search_knowledge", "lookup_poem"]
+
+
+class LLMEndpointSettings(BaseModel):
+    """One OpenAI-compatible chat endpoint (vLLM, or a hosted Qwen)."""
+
+    model_config = {"extra": "forbid"}
+
+    base_url: str = Field(..., description="OpenAI-compatible base URL; a bare http://host:port gets '/v1'.")
+    model: str = Field(..., description="Model name sent in each request (vLLM's --served-model-name).")
+    api_key: SecretStr = Field(SecretStr("EMPTY"), description="Bearer token ('EMPTY' for a local vLLM).")
+    timeout_s: float = Field(30.0, gt=0, description="Per-call read timeout (also capped by the run deadline).")
+    connect_timeout_s: float = Field(5.0, gt=0, description="TCP connect timeout per call.")
+    max_retries: int = Field(2, ge=0, le=10, description="Retries on connection errors and 5xx only (jittered).")
+    retry_backoff_s: float = Field(0.5, ge=0, description="Base of the jittered exponential retry backoff.")
+    max_tokens: int = Field(512, gt=0, description="Completion token cap per call.")
+    temperature: float = Field(0.3, ge=0, le=2, description="Sampling temperature.")
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="Extra request fields (e.g. top_k).")
+
+    @field_validator("base_url")
+    @classmethod
+    def _add_v1(cls, value: str) -> str:
+        value = value.rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"base_url must be an http(s) URL, got {value!r}")
+        return value + "/v1" if parts.path in ("", "/") else value
+
+
+class DomainLLMSettings(LLMEndpointSettings):
+    """The domain tier with the local defaults, so one env var (e.g. ``..._DOMAIN_LLM__MODEL``) suffices."""
+
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="Domain model endpoint (suiqa serve domain).")
+    model: str = Field("internlm2-chat-sui", description="Domain model name.")
+    max_tokens: int = Field(256, gt=0, description="Completion token cap per call (the draft is short).")
+
+
+class AgentLLMSettings(LLMEndpointSettings):
+    """The agent tier with the local defaults."""
+
+    base_url: str = Field("http://127.0.0.1:8001/v1", description="Agent model endpoint (suiqa serve agent).")
+    model: str = Field("qwen-agent", description="Agent model name.")
+
+
+class ExtraToolSpec(BaseModel):
+    """An operator-added tool: a :class:`react_tier.tools.Tool` subclass imported by path."""
+
+    model_config = {"extra": "forbid"}
+
+    path: str = Field(..., pattern=r"^[\w.]+:\w+$", description="'package.module:ClassName'.")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the constructor.")
+
+
+class AgentSettings(TierSettings):
+    """The ReAct knowledge-fill agent: endpoints, tools, limits."""
+
+    model_config = SettingsConfigDict(env_prefix="SUIQA_REACT_", extra="forbid", env_nested_delimiter="__")
+
+    domain_llm: DomainLLMSettings = Field(
+        default_factory=DomainLLMSettings,
+        description="Domain model (fine-tuned InternLM2): the draft and the ask_sui_expert tool.")
+    agent_llm: AgentLLMSettings = Field(default_factory=AgentLLMSettings,
+                                        description="Agent model (Qwen) that runs the ReAct loop.")
+    max_steps: int = Field(5, ge=1, le=20, description="Agent LLM calls in the loop (parse errors count).")
+    max_parse_retries: int = Field(2, ge=0, description="Consecutive unparsable outputs tolerated before giving up.")
+    deadline_s: float = Field(60.0, gt=0, description="Total wall-clock budget of one run.")
+    final_answer_reserve_s: float = Field(
+        8.0, ge=0, description="Part of the deadline kept for the forced best-effort Final Answer call.")
+    max_observation_chars: int = Field(1200, ge=50, description="Observations are cut to this length.")
+    max_question_chars: int = Field(2000, gt=0, description="Longer questions are rejected.")
+    max_history_messages: int = Field(6, ge=0, description="Most recent prior chat messages given to the agent.")
+    draft_first: bool = Field(True, description="Ask the domain model once before the loop; its draft is input.")
+    always_search_first: bool = Field(
+        False, description="Run search_knowledge(question) as a forced first step before the model's first turn.")
+    tools: list[str] = Field(default_factory=lambda: list(DEFAULT_TOOLS),
+                             description="Built-in tools offered to the agent, by name.")
+    extra_tools: list[ExtraToolSpec] = Field(default_factory=list,
+                                             description="Operator tools ('module:Class' + kwargs).")
+    tool_timeout_s: float = Field(20.0, gt=0, description="Per tool call; a timeout becomes an Observation.")
+    search_k: int = Field(4, ge=1, le=20, description="Default passages per search_knowledge call.")
+    knowledge: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Overrides for react_tier.knowledge.KnowledgeSettings (its own env/YAML still apply).")
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_tools(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"tools lists a name twice: {value}")
+        return value

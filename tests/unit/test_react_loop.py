@@ -1,0 +1,343 @@
+"""The ReAct loop against a scripted OpenAI-compatible server (real HTTP on 127.0.0.1) and a fake knowledge base."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from react_tier import AgentHooks, AgentInputError, AgentSettings, ReActAgent, UpstreamError
+from react_tier.results import AgentResult, AnswerDelta, Done, StepFinished, StepStarted
+from tests.scripted_openai import Reply, ScriptedOpenAI
+from tests.support import free_port
+from tests.unit.react_fakes import FakeKnowledgeBase
+
+SEARCH = 'Thought: 需要查资料\nAction: search_knowledge\nAction Input: {"query": "大业 开通济渠"}'
+ANSWER = "Thought: 我现在知道最终答案了\nFinal Answer: 隋炀帝于大业元年开通济渠 [suishu:3:1]，参见 [made:up]。"
+
+
+class Recorder(AgentHooks):
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    async def on_run_start(self, question, request_id):
+        self.calls.append(("run_start", request_id))
+
+    async def on_llm_call(self, tier, latency_s, usage, error):
+        self.calls.append(("llm", tier, error))
+
+    def on_tool_end(self, tool, latency_s, ok):  # a sync hook works too
+        self.calls.append(("tool", tool, ok))
+
+    async def on_parse_error(self, error, raw_output):
+        self.calls.append(("parse_error", raw_output))
+
+    async def on_step(self, step):
+        self.calls.append(("step", step.index))
+
+    async def on_run_end(self, result, latency_s):
+        self.calls.append(("run_end", result.finish_reason))
+
+
+@pytest.fixture(scope="module")
+def server():
+    with ScriptedOpenAI() as scripted:
+        yield scripted
+
+
+@pytest.fixture
+def scripted(server):
+    server.reset()
+    return server
+
+
+def endpoint(url: str, model: str, **extra) -> dict:
+    return {"base_url": url, "model": model, "timeout_s": 5, "retry_backoff_s": 0.01, **extra}
+
+
+def make_agent(server: ScriptedOpenAI, url: str | None = None, **overrides) -> tuple[ReActAgent, Recorder]:
+    url = url or server.base_url
+    overrides = {"domain_llm": endpoint(url, "domain"), "agent_llm": endpoint(url, "agent"), **overrides}
+    settings = AgentSettings.load(**overrides)
+    recorder = Recorder()
+    return ReActAgent.from_settings(settings, hooks=[recorder], knowledge_base=FakeKnowledgeBase()), recorder
+
+
+async def test_two_step_answer_with_citations(scripted):
+    scripted.script("domain", "隋炀帝开凿了大运河。")
+    scripted.script("agent", SEARCH, ANSWER)
+    agent, hooks = make_agent(scripted)
+    result = await agent.run("大运河是谁开凿的？", request_id="r1")
+    await agent.aclose()
+
+    assert result.finish_reason == "stop" and result.request_id == "r1"
+    assert result.answer == "隋炀帝于大业元年开通济渠 [suishu:3:1]，参见 [made:up]。"
+    assert [c.id for c in result.citations] == ["suishu:3:1"]          # invented [made:up] is dropped
+    assert result.citations[0].source == "book_of_sui"
+    assert result.draft == "隋炀帝开凿了大运河。"
+    first = result.steps[0]
+    assert first.tool == "search_knowledge" and first.tool_input == {"query": "大业 开通济渠"}
+    assert "[suishu:3:1]" in first.observation and first.error is None
+    assert result.usage["agent"].calls == 2 and result.usage["domain"].calls == 1
+    assert result.usage["agent"].prompt_tokens == 22
+
+    agent_requests = scripted.requests_for("agent")
+    assert all("Observation:" in r["stop"] and r["stream"] for r in agent_requests)
+    assert "领域模型初稿" in agent_requests[0]["messages"][-1]["content"]
+    assert "隋炀帝开凿了大运河。" in agent_requests[0]["messages"][-1]["content"]
+    assert agent_requests[1]["messages"][-1]["content"].startswith("Observation: [suishu:3:1]")
+    assert hooks.calls[0] == ("run_start", "r1") and hooks.calls[-1] == ("run_end", "stop")
+    assert ("tool", "search_knowledge", True) in hooks.calls
+    json.dumps(result.model_dump())  # JSON-serialisable
+
+
+async def test_stream_events_and_answer_deltas(scripted):
+    scripted.script("domain", "草稿")
+    scripted.script("agent", SEARCH, ANSWER)
+    agent, _ = make_agent(scripted)
+    events = [event async for event in agent.stream("大运河是谁开凿的？")]
+    await agent.aclose()
+
+    kinds = [type(e).__name__ for e in events]
+    assert kinds[:2] == ["StepStarted", "StepFinished"] and kinds[-1] == "Done"
+    done = events[-1]
+    assert isinstance(done, Done)
+    deltas = "".join(e.text for e in events if isinstance(e, AnswerDelta))
+    assert deltas == done.result.answer and len([e for e in events if isinstance(e, AnswerDelta)]) > 1
+    assert [e.index for e in events if isinstance(e, StepStarted)] == [0, 1]
+    assert all(isinstance(e, (StepStarted, StepFinished, AnswerDelta, Done)) for e in events)
+    AgentResult.model_validate_json(done.result.model_dump_json())
+
+
+async def test_parse_error_is_fed_back_and_recovered(scripted):
+    scripted.script("agent", "隋朝是杨坚建立的。", 'Action: google\nAction Input: {"q": "x"}', ANSWER)
+    agent, hooks = make_agent(scripted, draft_first=False)
+    result = await agent.run("隋朝是谁建立的？")
+    await agent.aclose()
+
+    assert result.finish_reason == "stop" and result.draft is None
+    assert [s.error is not None for s in result.steps] == [True, True, False]
+    assert result.steps[0].error.startswith("parse:") and "不存在" in result.steps[1].error
+    second, third = scripted.requests_for("agent")[1:]
+    assert "没有找到 Action" in second["messages"][-1]["content"]
+    assert "search_knowledge" in third["messages"][-1]["content"]  # the unknown-tool feedback lists real tools
+    assert next(c for c in hooks.calls if c[0] == "parse_error") == ("parse_error", "隋朝是杨坚建立的。")
+    assert scripted.requests_for("domain") == []
+
+
+async def test_repeated_parse_errors_give_up_with_a_forced_answer(scripted):
+    scripted.script("agent", "胡言乱语", "胡言乱语", "胡言乱语", "Final Answer: 尽力而为的答案")
+    agent, _ = make_agent(scripted, draft_first=False, max_parse_retries=2, max_steps=5)
+    result = await agent.run("隋朝是谁建立的？")
+    await agent.aclose()
+    assert result.finish_reason == "degraded" and result.answer == "尽力而为的答案"
+    assert len(result.steps) == 3 and len(scripted.requests_for("agent")) == 4
+
+
+async def test_step_cap_gives_best_effort_answer_from_evidence(scripted):
+    scripted.script("domain", "草稿")
+    scripted.script("agent", SEARCH, SEARCH, "Thought: 够了\nFinal Answer: 据 [suishu:3:1]，是隋炀帝。")
+    agent, _ = make_agent(scripted, max_steps=2)
+    result = await agent.run("大运河是谁开凿的？")
+    await agent.aclose()
+
+    assert result.finish_reason == "max_steps" and result.answer == "据 [suishu:3:1]，是隋炀帝。"
+    assert len(result.steps) == 2 and [c.id for c in result.citations] == ["suishu:3:1"]
+    forced = scripted.requests_for("agent")[-1]["messages"][-1]["content"]
+    assert "已达到步数上限" in forced and "不要再调用工具" in forced
+
+
+async def test_step_cap_and_failed_forced_call_fall_back_to_draft_and_evidence(scripted):
+    scripted.script("domain", "草稿：隋炀帝。")
+    scripted.script("agent", SEARCH, Reply(status=500), Reply(status=500))
+    agent, _ = make_agent(scripted, max_steps=1, agent_llm=endpoint(scripted.base_url, "agent", max_retries=1))
+    result = await agent.run("大运河是谁开凿的？")
+    await agent.aclose()
+
+    assert result.finish_reason == "degraded"
+    assert result.answer.startswith("草稿：隋炀帝。") and "[suishu:3:1]" in result.answer
+    assert "suishu:3:1" in [c.id for c in result.citations]
+
+
+async def test_tool_timeout_becomes_an_observation(scripted):
+    scripted.script("agent", 'Thought: 试试\nAction: slow_tool\nAction Input: {"query": "x"}', ANSWER)
+    agent, hooks = make_agent(scripted, draft_first=False, tool_timeout_s=0.2,
+                              extra_tools=[{"path": "tests.unit.react_fakes:SlowTool", "kwargs": {"sleep_s": 30}}])
+    started = time.monotonic()
+    result = await agent.run("测试")
+    await agent.aclose()
+
+    assert time.monotonic() - started < 5
+    assert result.finish_reason == "stop"
+    assert result.steps[0].tool == "slow_tool" and result.steps[0].error == "timeout"
+    assert "超时" in result.steps[0].observation
+    assert ("tool", "slow_tool", False) in hooks.calls
+    assert "slow_tool" in scripted.requests_for("agent")[0]["messages"][0]["content"]  # offered in the prompt
+
+
+async def test_tool_errors_and_bad_inputs_become_observations(scripted):
+    scripted.script("agent", 'Action: lookup_poem\nAction Input: {"k": 1}',
+                    "Action: search_knowledge\nAction Input: 通济渠",
+                    'Action: search_knowledge\nAction Input: {"query": "大业',
+                    'Action: lookup_poem\nAction Input: {"author": "杨广"}', ANSWER)
+    agent, _ = make_agent(scripted, draft_first=False, max_steps=6)
+    result = await agent.run("测试")
+    await agent.aclose()
+
+    steps = result.steps
+    assert steps[0].error.startswith("input:") and "至少需要" in steps[0].observation
+    assert steps[1].tool_input == {"query": "通济渠"} and "[suishu:3:1]" in steps[1].observation
+    assert "JSON" in steps[2].observation
+    assert "[poem:1]" in steps[3].observation and result.finish_reason == "stop"
+
+
+async def test_upstream_500_is_retried(scripted):
+    scripted.script("domain", Reply(status=503), "草稿")
+    scripted.script("agent", Reply(status=500), Reply(status=502), ANSWER)
+    agent, hooks = make_agent(scripted)
+    result = await agent.run("测试")
+    await agent.aclose()
+
+    assert result.finish_reason == "stop" and result.draft == "草稿"
+    assert len(scripted.requests_for("agent")) == 3 and len(scripted.requests_for("domain")) == 2
+    errors = [c[2] for c in hooks.calls if c[:2] == ("llm", "agent")]
+    assert errors == ["InternalServerError", "InternalServerError", None]
+
+
+async def test_client_errors_are_not_retried_and_degrade_to_the_draft(scripted):
+    scripted.script("domain", "草稿答案")
+    scripted.script("agent", Reply(status=400))
+    agent, _ = make_agent(scripted)
+    result = await agent.run("测试")
+    await agent.aclose()
+    assert result.finish_reason == "degraded" and result.answer == "草稿答案"
+    assert len(scripted.requests_for("agent")) == 1 and "BadRequestError" in result.steps[0].error
+
+
+async def test_no_upstream_at_all_raises_upstream_error(scripted):
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    agent, _ = make_agent(scripted, url=dead)
+    with pytest.raises(UpstreamError) as info:
+        await agent.run("测试")
+    assert info.value.status_code == 503
+    assert await agent.check_upstreams() == {"domain": False, "agent": False}
+    await agent.aclose()
+
+
+async def test_check_upstreams(scripted):
+    agent, _ = make_agent(scripted)
+    assert await agent.check_upstreams() == {"domain": True, "agent": True}
+    await agent.aclose()
+
+
+@pytest.mark.parametrize("use_stream", [False, True])
+async def test_cancellation_closes_the_upstream_request(scripted, use_stream):
+    scripted.script("domain", "草稿")
+    scripted.script("agent", Reply(hang=True))
+    # a long read timeout: only the cancellation can close the request within the test's wait
+    agent, _ = make_agent(scripted, agent_llm=endpoint(scripted.base_url, "agent", timeout_s=60))
+
+    async def consume():
+        if use_stream:
+            return [event async for event in agent.stream("测试")]
+        return await agent.run("测试")
+
+    task = asyncio.create_task(consume())
+    for _ in range(250):
+        if scripted.hanging.is_set():
+            break
+        await asyncio.sleep(0.02)
+    assert scripted.hanging.is_set() and scripted.disconnects == 0
+    cancelled_at = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - cancelled_at < 1.0, "cancellation must not wait for the upstream"
+    for _ in range(100):
+        if scripted.disconnects:
+            break
+        await asyncio.sleep(0.02)
+    assert scripted.disconnects == 1
+    await agent.aclose()
+
+
+async def test_deadline_cuts_a_slow_step_and_forces_an_answer(scripted):
+    scripted.script("agent", Reply(hang=True), "Final Answer: 时间到了的答案")
+    agent, _ = make_agent(scripted, draft_first=False, deadline_s=1.5, final_answer_reserve_s=0.7)
+    started = time.monotonic()
+    result = await agent.run("测试")
+    await agent.aclose()
+    assert time.monotonic() - started < 2.0
+    assert result.finish_reason == "deadline" and result.answer == "时间到了的答案"
+    await asyncio.sleep(0.3)
+    assert scripted.disconnects == 1
+
+
+async def test_always_search_first_is_a_visible_forced_step(scripted):
+    scripted.script("agent", ANSWER)
+    agent, _ = make_agent(scripted, draft_first=False, always_search_first=True)
+    result = await agent.run("通济渠是哪一年开的？")
+    await agent.aclose()
+    forced = result.steps[0]
+    assert forced.forced and forced.tool == "search_knowledge" and forced.tool_input == {"query": "通济渠是哪一年开的？"}
+    assert "[suishu:3:1]" in forced.observation
+    assert result.steps[1].index == 1 and [c.id for c in result.citations] == ["suishu:3:1"]
+    assert "Observation: [suishu:3:1]" in scripted.requests_for("agent")[0]["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize("question, history, message", [
+    ("", None, "empty"),
+    ("x" * 3000, None, "longer than"),
+    ("ok", [{"role": "system", "content": "x"}], "history"),
+    ("ok", "not a list", "history"),
+])
+async def test_bad_input_is_a_clear_error(scripted, question, history, message):
+    agent, _ = make_agent(scripted)
+    with pytest.raises(AgentInputError, match=message):
+        await agent.run(question, history=history)
+    await agent.aclose()
+    assert scripted.requests == []
+
+
+async def test_history_is_passed_on(scripted):
+    scripted.script("domain", "草稿")
+    scripted.script("agent", ANSWER)
+    agent, _ = make_agent(scripted, max_history_messages=2)
+    history = [{"role": "user", "content": "旧问题0"}, {"role": "user", "content": "旧问题1"},
+               {"role": "assistant", "content": "旧回答1"}]
+    await agent.run("测试", history=history)
+    await agent.aclose()
+    contents = [m["content"] for m in scripted.requests_for("agent")[0]["messages"]]
+    assert "旧问题1" in contents and "旧回答1" in contents and "旧问题0" not in contents
+
+
+async def test_deadline_during_the_draft_still_answers(scripted):
+    scripted.script("domain", Reply(hang=True))
+    scripted.script("agent", "Final Answer: 没有草稿也回答")
+    agent, _ = make_agent(scripted, deadline_s=1.2, final_answer_reserve_s=0.6,
+                          domain_llm=endpoint(scripted.base_url, "domain", timeout_s=30))
+    result = await agent.run("测试")
+    await agent.aclose()
+    assert result.finish_reason == "deadline" and result.draft is None
+    assert result.answer == "没有草稿也回答" and result.steps == []
+    assert "Question: 测试" in scripted.requests_for("agent")[0]["messages"][-2]["content"]
+
+
+class BrokenHooks(AgentHooks):
+    async def on_step(self, step):
+        raise RuntimeError("metrics backend down")
+
+    def on_run_end(self, result, latency_s):
+        raise RuntimeError("metrics backend down")
+
+
+async def test_a_broken_hook_does_not_break_the_run(scripted):
+    scripted.script("agent", SEARCH, ANSWER)
+    settings = AgentSettings.load(domain_llm=endpoint(scripted.base_url, "domain"),
+                                  agent_llm=endpoint(scripted.base_url, "agent"), draft_first=False)
+    agent = ReActAgent.from_settings(settings, hooks=[BrokenHooks()], knowledge_base=FakeKnowledgeBase())
+    result = await agent.run("测试")
+    await agent.aclose()
+    assert result.finish_reason == "stop" and len(result.steps) == 2
