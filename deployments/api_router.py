@@ -13,10 +13,20 @@ from deployments.serving_chat import ApiError, OpenAIServingChat, classify_excep
 
 router = APIRouter()
 REQUEST_ID_HEADER = "X-Request-Id"
+# The chat handler of this process. Set by the ingress replica's constructor; one ingress replica per process.
+# (Serve serves a copy of the FastAPI app, so app.state set in the constructor is not the served app's state.)
+_chat: OpenAIServingChat | None = None
+
+
+def install_handler(chat: OpenAIServingChat) -> None:
+    global _chat
+    _chat = chat
 
 
 def _handler(request: Request) -> OpenAIServingChat:
-    return request.app.state.chat
+    if _chat is None:
+        raise ApiError(503, "the API is starting up")
+    return _chat
 
 
 def _request_id(request: Request) -> str:

@@ -9,7 +9,7 @@ from ray import serve
 from ray.serve import Application
 from ray.serve.handle import DeploymentHandle
 
-from deployments.api_router import create_app
+from deployments.api_router import create_app, install_handler
 from deployments.config import ApiSettings
 
 api = create_app()
@@ -38,7 +38,9 @@ class ReActAgentDeployment:
         return await self.agent.check_upstreams()
 
     async def __del__(self):
-        await self.agent.aclose()
+        agent = getattr(self, "agent", None)  # absent when the constructor failed
+        if agent is not None:
+            await agent.aclose()
 
 
 @serve.deployment(name="OpenAIIngress")
@@ -48,7 +50,7 @@ class OpenAIIngress:
         from deployments.metrics import ApiMetrics
         from deployments.serving_chat import OpenAIServingChat
 
-        api.state.chat = OpenAIServingChat(ApiSettings.model_validate(api_settings), agent, ApiMetrics())
+        install_handler(OpenAIServingChat(ApiSettings.model_validate(api_settings), agent, ApiMetrics()))
 
 
 def build_app(settings: ApiSettings) -> Application:

@@ -14,7 +14,7 @@ from ray.util.metrics import Counter, Histogram
 from react_tier import AgentHooks
 
 LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
-STEP_BUCKETS = [0, 1, 2, 3, 4, 5, 6, 8, 10]
+STEP_BUCKETS = [1, 2, 3, 4, 5, 6, 8, 10]  # Ray wants positive boundaries; le=1 holds 0 and 1
 
 
 class ApiMetrics:

