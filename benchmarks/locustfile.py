@@ -1,0 +1,141 @@
+"""Locust user for OpenAI-compatible servers (vLLM, the HF baseline, the Ray Serve pipeline): streamed requests.
+
+    BENCH_MODEL=internlm2-chat-sui python -m locust -f benchmarks/locustfile.py --headless -u 8 -r 8 -t 30s \
+        --host http://127.0.0.1:8000 --stop-timeout 60
+
+Each request is one streamed ``/v1/chat/completions`` (or ``/v1/completions``) call with
+``stream_options.include_usage``; per request it fires Locust request events of type ``LLM`` named ``TTFT``,
+``TPOT``, ``E2E`` (times in ms) and ``output_tokens`` (the "response time" is the token count), so Locust's own
+table shows them. The HTTP call itself appears as ``POST <path>`` with the time to the response headers.
+
+Configuration (environment; the benchmark runner sets them):
+  BENCH_MODEL        model name to send (default: the first of GET /v1/models)
+  BENCH_API          chat | completions (default chat)
+  BENCH_PROMPTS      prompt file, one a line (default benchmarks/data/sui_questions.txt)
+  BENCH_MAX_TOKENS   N or MIN:MAX sampled uniformly per request (default 128)
+  BENCH_IGNORE_EOS   1 sends vLLM's ignore_eos so every answer has max_tokens tokens (default 1)
+  BENCH_TEMPERATURE  sampling temperature (default 0)
+  BENCH_SEED         seed of the prompt / length sampling (default 0)
+  BENCH_RECORDS      write one JSON line per request here at test stop (default: not written)
+  BENCH_META         write {"t_start", "t_stop", "users", ...} here at test stop
+
+Only Locust (gevent, geventhttpclient) and the standard library are needed: this file runs on the GPU machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+from locust import FastHttpUser, events, task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` importable when run by path
+
+from benchmarks.openai_stream import (
+    StreamError,
+    StreamMeter,
+    api_path,
+    load_prompts,
+    parse_max_tokens,
+    request_body,
+    sample_max_tokens,
+)
+
+DEFAULT_PROMPTS = Path(__file__).resolve().parent / "data" / "sui_questions.txt"
+API = os.environ.get("BENCH_API", "chat")
+PROMPTS = load_prompts(os.environ.get("BENCH_PROMPTS") or str(DEFAULT_PROMPTS))
+MAX_TOKENS = parse_max_tokens(os.environ.get("BENCH_MAX_TOKENS", "128"))
+IGNORE_EOS = os.environ.get("BENCH_IGNORE_EOS", "1") == "1"
+TEMPERATURE = float(os.environ.get("BENCH_TEMPERATURE", "0"))
+RNG = random.Random(int(os.environ.get("BENCH_SEED", "0")))
+RECORDS: list = []
+META: dict = {"t_start": None, "t_stop": None}
+
+
+def _fire(environment, name: str, value: float | None, context: dict) -> None:
+    if value is not None:
+        environment.events.request.fire(request_type="LLM", name=name, response_time=value, response_length=0,
+                                        exception=None, context=context)
+
+
+class OpenAIStreamUser(FastHttpUser):
+    """A closed-loop user: sends one streamed completion, reads it to the end, repeats (no think time)."""
+
+    model = os.environ.get("BENCH_MODEL") or None
+    network_timeout = 600.0
+    connection_timeout = 30.0
+
+    def on_start(self) -> None:
+        if OpenAIStreamUser.model is None:
+            OpenAIStreamUser.model = self.client.get("/v1/models").json()["data"][0]["id"]
+
+    @task
+    def stream_completion(self) -> None:
+        max_tokens = sample_max_tokens(MAX_TOKENS, RNG)
+        body = request_body(API, self.model, RNG.choice(PROMPTS), max_tokens, IGNORE_EOS, TEMPERATURE)
+        path = api_path(API)
+        start_wall = time.time()
+        sent_at = time.perf_counter()
+        meter = StreamMeter(sent_at, start_wall, max_tokens)
+        headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
+        with self.client.post(path, json=body, headers=headers, stream=True, catch_response=True,
+                              name=f"POST {path}") as resp:
+            error = None
+            if resp.status_code != 200:
+                error = f"HTTP {resp.status_code}: {(resp.text or '')[:200]}"
+            else:
+                try:
+                    _read_sse(resp, meter)
+                except (StreamError, OSError) as exc:
+                    error = f"{type(exc).__name__}: {exc}"
+            record = meter.finish(time.perf_counter())
+            if error:
+                record.ok, record.error = False, error
+            elif not record.ok:
+                error = record.error
+            if error:
+                resp.failure(error)
+            else:
+                resp.success()
+        RECORDS.append(record)
+        if record.ok:
+            ctx = {}
+            _fire(self.environment, "TTFT", record.ttft_ms, ctx)
+            _fire(self.environment, "TPOT", record.tpot_ms, ctx)
+            _fire(self.environment, "E2E", record.e2e_ms, ctx)
+            _fire(self.environment, "output_tokens", float(record.output_tokens), ctx)
+
+
+def _read_sse(resp, meter: StreamMeter) -> None:
+    """Read the SSE body line by line as it arrives (geventhttpclient's readline returns per line, unlike
+    FastResponse.iter_content, whose read(n) blocks until n bytes)."""
+    raw = resp._response
+    while True:
+        line = raw.readline(b"\n")
+        if not line:
+            return
+        meter.feed(line.decode("utf-8", errors="replace"), time.perf_counter())
+
+
+@events.test_start.add_listener
+def _on_test_start(environment, **_kwargs) -> None:
+    META["t_start"] = time.time()
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment, **_kwargs) -> None:
+    META["t_stop"] = time.time()
+    opts = environment.parsed_options
+    META.update(users=getattr(opts, "num_users", None), host=environment.host, api=API,
+                model=OpenAIStreamUser.model, max_tokens=list(MAX_TOKENS), ignore_eos=IGNORE_EOS,
+                requests=len(RECORDS))
+    if path := os.environ.get("BENCH_RECORDS"):
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.writelines(rec.to_json() + "\n" for rec in RECORDS)
+    if path := os.environ.get("BENCH_META"):
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(META, fh)

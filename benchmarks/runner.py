@@ -1,0 +1,200 @@
+"""Run the Locust user headless, one subprocess per concurrency step, and collect a summary.
+
+    python -m benchmarks.runner --host http://127.0.0.1:8000 --model internlm2-chat-sui --users 1,8,32 \
+        --duration 30s --max-tokens 128 --out benchmarks/results/my-run
+
+(``suiqa bench run`` wraps this with targets and server start-up.) Needs only Locust, numpy, matplotlib and the
+standard library, so the same command runs on the GPU machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmarks.openai_stream import api_path, parse_max_tokens, request_body
+from benchmarks.stats import SLO, new_summary, read_records, summarize_step
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
+
+
+class BenchError(Exception):
+    """A benchmark could not run; the message is one line (the CLI turns it into SuiqaError)."""
+
+
+def parse_duration(text: str) -> float:
+    """``"60s"``, ``"2m"``, ``"90"`` -> seconds."""
+    m = _DURATION.match(str(text))
+    if not m:
+        raise BenchError(f"duration must look like 30s, 2m or 90, got {text!r}")
+    value = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+    if value <= 0:
+        raise BenchError(f"duration must be positive, got {text!r}")
+    return value
+
+
+def parse_users(text: str) -> list[int]:
+    try:
+        users = [int(u) for u in str(text).split(",") if u.strip()]
+    except ValueError:
+        raise BenchError(f"--users must be comma-separated integers like 1,8,32, got {text!r}") from None
+    if not users or any(u < 1 for u in users):
+        raise BenchError(f"--users needs at least one positive integer, got {text!r}")
+    return users
+
+
+@dataclass
+class LoadSpec:
+    """What every request of a run looks like."""
+
+    host: str
+    model: str
+    api: str = "chat"
+    max_tokens: str = "128"
+    ignore_eos: bool = True
+    temperature: float = 0.0
+    prompts: str | None = None
+    seed: int = 0
+    stop_timeout_s: float = 120.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({"BENCH_MODEL": self.model, "BENCH_API": self.api, "BENCH_MAX_TOKENS": self.max_tokens,
+                    "BENCH_IGNORE_EOS": "1" if self.ignore_eos else "0", "BENCH_TEMPERATURE": str(self.temperature),
+                    "BENCH_SEED": str(self.seed)})
+        if self.prompts:
+            env["BENCH_PROMPTS"] = str(self.prompts)
+        env.setdefault("PYTHONPATH", str(REPO_ROOT))
+        env.update(self.extra_env)
+        return env
+
+    def as_config(self) -> dict:
+        return {"api": self.api, "model": self.model, "max_tokens": self.max_tokens, "ignore_eos": self.ignore_eos,
+                "temperature": self.temperature, "prompts": self.prompts or "benchmarks/data/sui_questions.txt"}
+
+
+def check_endpoint(spec: LoadSpec, timeout_s: float = 120.0) -> None:
+    """One short streamed request (also a warm-up); raises BenchError with the reason if it fails."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    body = request_body(spec.api, spec.model, "隋朝是谁建立的？", 4, spec.ignore_eos)
+    req = urllib.request.Request(spec.host.rstrip("/") + api_path(spec.api), data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            resp.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read()[:200].decode("utf-8", "replace")
+        raise BenchError(f"{spec.host} answered HTTP {exc.code} to a test request: {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise BenchError(f"cannot reach {spec.host}: {reason}") from None
+
+
+def run_step(spec: LoadSpec, users: int, duration_s: float, work_dir: Path, slo: SLO,
+             log_path: Path | None = None) -> dict:
+    """One Locust run at ``users`` concurrent users for ``duration_s``; returns the step statistics."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    records_path, meta_path = work_dir / f"records-u{users}.jsonl", work_dir / f"meta-u{users}.json"
+    env = spec.env()
+    env.update(BENCH_RECORDS=str(records_path), BENCH_META=str(meta_path))
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
+           "-u", str(users), "-r", str(users), "-t", f"{duration_s:g}s", "--host", spec.host,
+           "--stop-timeout", f"{spec.stop_timeout_s:g}", "--exit-code-on-error", "0", "--loglevel", "WARNING"]
+    log_path = log_path or work_dir / f"locust-u{users}.log"
+    with log_path.open("w", encoding="utf-8") as log:
+        log.write("$ " + shlex.join(cmd) + "\n")
+        log.flush()
+        proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, check=False,
+                              timeout=duration_s + spec.stop_timeout_s + 120)
+    if proc.returncode != 0 or not meta_path.is_file():
+        tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
+        raise BenchError(f"locust exited with code {proc.returncode} at {users} users: "
+                         f"{' | '.join(tail)[:300]} (log: {log_path})")
+    import json
+
+    meta = json.loads(meta_path.read_text())
+    records = read_records(records_path)
+    step = summarize_step(records, users, meta["t_start"], duration_s, slo)
+    step["wall_s"] = round(meta["t_stop"] - meta["t_start"], 2)
+    return step
+
+
+def run_sweep(name: str, spec: LoadSpec, users: list[int], duration_s: float, out_dir: Path, slo: SLO,
+              target: dict | None = None, keep_records: bool = False, progress=None) -> dict:
+    """Every step in turn; writes summary.json, report.md and plots into ``out_dir``; returns the summary."""
+    from benchmarks.report import write_report
+
+    check_endpoint(spec)
+    summary = new_summary(name, "online", target or {"url": spec.host}, {**spec.as_config(),
+                          "users": users, "duration_s": duration_s}, slo)
+    summary["command"] = " ".join(shlex.quote(a) for a in sys.argv)
+    raw_dir = out_dir / "raw" if keep_records else Path(tempfile.mkdtemp(prefix="suiqa-bench-"))
+    for u in users:
+        step = run_step(spec, u, duration_s, raw_dir, slo)
+        summary["steps"].append(step)
+        if progress:
+            progress(step)
+        write_report(summary, out_dir)  # partial results survive an interrupted sweep
+    return summary
+
+
+def step_line(step: dict) -> str:
+    def p(metric: str, q: str) -> str:
+        d = step.get(metric)
+        return f"{d[q]:.1f}" if d else "-"
+
+    return (f"users={step['users']:>4}  req/s={step['req_s']:8.2f}  out tok/s={step['output_tok_s']:9.1f}  "
+            f"TTFT p50/p99={p('ttft_ms', 'p50')}/{p('ttft_ms', 'p99')} ms  "
+            f"TPOT p50/p99={p('tpot_ms', 'p50')}/{p('tpot_ms', 'p99')} ms  "
+            f"E2E p50/p99={p('e2e_ms', 'p50')}/{p('e2e_ms', 'p99')} ms  fail={step['failures']}/{step['requests']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--host", required=True, help="base URL, e.g. http://127.0.0.1:8000")
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--name", default=None)
+    ap.add_argument("--out", default=None, help="results folder (default benchmarks/results/<name>)")
+    ap.add_argument("--users", default="1,8,32")
+    ap.add_argument("--duration", default="30s")
+    ap.add_argument("--api", choices=["chat", "completions"], default="chat")
+    ap.add_argument("--max-tokens", default="128", help="N or MIN:MAX")
+    ap.add_argument("--no-ignore-eos", action="store_true")
+    ap.add_argument("--prompts", default=None)
+    ap.add_argument("--slo-ttft-ms", type=float, default=1000.0)
+    ap.add_argument("--slo-tpot-ms", type=float, default=100.0)
+    ap.add_argument("--stop-timeout", type=float, default=120.0)
+    ap.add_argument("--keep-records", action="store_true", help="keep per-request JSONL under <out>/raw")
+    args = ap.parse_args(argv)
+    try:
+        parse_max_tokens(args.max_tokens)
+        name = args.name or time.strftime("run-%Y%m%d-%H%M%S")
+        out = Path(args.out) if args.out else REPO_ROOT / "benchmarks" / "results" / name
+        spec = LoadSpec(host=args.host.rstrip("/"), model=args.model, api=args.api, max_tokens=args.max_tokens,
+                        ignore_eos=not args.no_ignore_eos, prompts=args.prompts, stop_timeout_s=args.stop_timeout)
+        run_sweep(name, spec, parse_users(args.users), parse_duration(args.duration), out,
+                  SLO(args.slo_ttft_ms, args.slo_tpot_ms), keep_records=args.keep_records,
+                  progress=lambda st: print(step_line(st), flush=True))
+    except (BenchError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
