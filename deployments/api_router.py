@@ -7,6 +7,7 @@ import uuid
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deployments.protocol import ChatCompletionRequest, ModelCard, ModelList, error_body
 from deployments.serving_chat import ApiError, OpenAIServingChat, classify_exception
@@ -70,11 +71,11 @@ async def health() -> dict:
 
 @router.get("/ready")
 async def ready(request: Request):
-    """Readiness: the agent deployment answers and both upstream LLM tiers answer."""
+    """Readiness: both upstream LLM tiers answer."""
     try:
-        upstreams = await _handler(request).agent.ready.remote()
+        upstreams = await _handler(request).agent.check_upstreams()
     except Exception as exc:  # noqa: BLE001
-        return JSONResponse({"status": "unavailable", "error": f"agent deployment: {type(exc).__name__}: {exc}"},
+        return JSONResponse({"status": "unavailable", "error": f"upstream check: {type(exc).__name__}: {exc}"},
                             status_code=503)
     ok = all(upstreams.values())
     return JSONResponse({"status": "ready" if ok else "unavailable", "upstreams": upstreams},
@@ -96,12 +97,11 @@ def create_app() -> FastAPI:
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return _error(exc.status, exc.message, param=exc.param)
 
-    @app.exception_handler(404)
-    async def _not_found(request: Request, exc: Exception) -> JSONResponse:
-        return _error(404, f"no route {request.method} {request.url.path}")
-
-    @app.exception_handler(405)
-    async def _bad_method(request: Request, exc: Exception) -> JSONResponse:
-        return _error(405, f"method {request.method} not allowed on {request.url.path}")
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # unknown route (404), wrong method (405), unparsable JSON body (400): same error format
+        message = {404: f"no route {request.method} {request.url.path}",
+                   405: f"method {request.method} not allowed on {request.url.path}"}.get(exc.status_code)
+        return _error(exc.status_code, message or str(exc.detail))
 
     return app

@@ -38,7 +38,7 @@ class AutoscalingSettings(BaseModel):
 
 
 class AgentDeploymentSettings(BaseModel):
-    """How Ray Serve runs the ReAct agent replicas."""
+    """How Ray Serve runs the replicas (each: the HTTP ingress + one ReAct agent)."""
 
     autoscaling: AutoscalingSettings | None = Field(
         default_factory=AutoscalingSettings, description="None = fixed num_replicas.")
@@ -70,7 +70,7 @@ class AgentDeploymentSettings(BaseModel):
 
 
 class ApiSettings(TierSettings):
-    """The pipeline API: an OpenAI-compatible ingress in front of the autoscaled ReAct agent deployment."""
+    """The pipeline API: an autoscaled Serve deployment, OpenAI-compatible ingress + ReAct agent per replica."""
 
     model_config = SettingsConfigDict(env_prefix="SUIQA_API_", env_nested_delimiter="__", extra="forbid")
 
@@ -82,7 +82,5 @@ class ApiSettings(TierSettings):
     request_timeout_s: float = Field(120, gt=0, description="Whole-request limit at the ingress (-> 504).")
     max_question_chars: int = Field(4000, gt=0, description="Longer questions get a 400.")
     max_history_chars: int = Field(16000, gt=0, description="Longer conversations get a 400.")
-    ingress_num_replicas: int = Field(1, ge=1)
-    ingress_max_ongoing_requests: int = Field(256, ge=1)
     agent_deployment: AgentDeploymentSettings = Field(default_factory=AgentDeploymentSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings, description="The react_tier configuration.")

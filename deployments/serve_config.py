@@ -21,11 +21,7 @@ def serve_config(settings: ApiSettings) -> dict[str, Any]:
             "route_prefix": settings.route_prefix,
             "import_path": "deployments.app:app_builder",
             "args": settings.model_dump(mode="json"),
-            "deployments": [
-                {"name": "ReActAgent", **agent_options},
-                {"name": "OpenAIIngress", "num_replicas": settings.ingress_num_replicas,
-                 "max_ongoing_requests": settings.ingress_max_ongoing_requests},
-            ],
+            "deployments": [{"name": "SuiReAct", **agent_options}],
         }],
     }
     ServeDeploySchema.model_validate(config) if hasattr(ServeDeploySchema, "model_validate") \

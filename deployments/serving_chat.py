@@ -1,6 +1,5 @@
-"""The chat-completions handler: maps an OpenAI request onto the react_tier agent and its result/events back onto
-OpenAI responses and SSE chunks. No agent logic lives here; the agent runs in its own (autoscaled) deployment,
-reached through a Ray Serve handle."""
+"""The chat-completions handler: maps an OpenAI request onto the react_tier agent API (``run`` / ``stream`` /
+``check_upstreams``) and its result and events back onto OpenAI responses and SSE chunks. No agent logic here."""
 
 from __future__ import annotations
 
@@ -69,9 +68,9 @@ def sui_extras(result: dict[str, Any]) -> dict[str, Any]:
 
 
 class OpenAIServingChat:
-    def __init__(self, settings: ApiSettings, agent_handle: Any, metrics: Any | None = None):
+    def __init__(self, settings: ApiSettings, agent: Any, metrics: Any | None = None):
         self.settings = settings
-        self.agent = agent_handle
+        self.agent = agent  # a react_tier.ReActAgent (or anything with its run/stream/check_upstreams)
         self.metrics = metrics
 
     def validate(self, request: ChatCompletionRequest) -> tuple[str, list[dict[str, str]]]:
@@ -95,9 +94,8 @@ class OpenAIServingChat:
     async def create(self, request: ChatCompletionRequest, request_id: str) -> ChatCompletionResponse:
         question, history = self.validate(request)
         started = time.perf_counter()
-        result = await asyncio.wait_for(
-            self.agent.run.remote(question, request_id=request_id, history=history),
-            timeout=self.settings.request_timeout_s)
+        result = (await asyncio.wait_for(self.agent.run(question, request_id=request_id, history=history),
+                                         timeout=self.settings.request_timeout_s)).model_dump(mode="json")
         self._observe(started, ttft=time.perf_counter() - started, stream=False)
         return ChatCompletionResponse(
             id=f"chatcmpl-{request_id}", model=request.model, usage=usage_of(result), sui=sui_extras(result),
@@ -120,11 +118,12 @@ class OpenAIServingChat:
             return f"data: {body.model_dump_json(exclude_none=True)}\n\n"
 
         yield chunk(DeltaMessage(role="assistant", content=""))
-        events = self.agent.options(stream=True).stream.remote(question, request_id=request_id, history=history)
+        events = self.agent.stream(question, request_id=request_id, history=history)
         deadline = started + self.settings.request_timeout_s
         try:
-            async for event in _with_deadline(events, deadline):
-                kind = event.get("type")
+            async for item in _with_deadline(events, deadline):
+                kind = item.type
+                event = item.model_dump(mode="json") if kind != "answer_delta" else {"text": item.text}
                 if kind == "answer_delta" and event.get("text"):
                     first_token_at = first_token_at or time.perf_counter()
                     yield chunk(DeltaMessage(content=event["text"]))
@@ -137,11 +136,11 @@ class OpenAIServingChat:
                         usage = ChatCompletionChunk(id=chunk_id, created=created, model=request.model, choices=[],
                                                     usage=usage_of(result))
                         yield f"data: {usage.model_dump_json(exclude_none=True)}\n\n"
-        except asyncio.CancelledError:
-            events.cancel()
+        except asyncio.CancelledError:  # client went away: closing the agent's stream cancels its upstream calls
+            await events.aclose()
             raise
-        except BaseException as exc:  # noqa: BLE001 - the status line is sent: report in-band, OpenAI-style
-            events.cancel()
+        except Exception as exc:  # noqa: BLE001 - the status line is sent: report in-band, OpenAI-style
+            await events.aclose()
             err = classify_exception(exc)
             self._count(err.status)
             yield f"data: {json.dumps(error_body(err.status, err.message), ensure_ascii=False)}\n\n"

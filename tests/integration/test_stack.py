@@ -117,7 +117,9 @@ def test_malformed_json_is_a_400(stack):
     urls, _ = stack
     resp = httpx.post(f"{urls['api']}/chat/completions", content=b"\xff{not json",
                       headers={"content-type": "application/json"}, timeout=30)
-    assert resp.status_code == 400 and "error" in resp.json()
+    assert resp.status_code == 400 and "pars" in resp.json()["error"]["message"]
+    resp = httpx.get(f"{urls['api']}/no/such/route", timeout=30)
+    assert resp.status_code == 404 and resp.json()["error"]["code"] == 404
 
 
 def test_health_ready_models(stack):

@@ -1,4 +1,4 @@
-"""The pipeline API's protocol and chat handler, with a stand-in for the agent deployment handle (a unit test of
+"""The pipeline API's protocol and chat handler, with a scripted stand-in for the agent (a unit test of
 deployments/serving_chat.py alone; the real stack is exercised in tests/integration/test_stack.py)."""
 
 from __future__ import annotations
@@ -12,54 +12,31 @@ from deployments.config import ApiSettings
 from deployments.protocol import ChatCompletionRequest
 from deployments.serve_config import serve_config, serve_config_yaml
 from deployments.serving_chat import ApiError, OpenAIServingChat, classify_exception
-from react_tier import AgentInputError, UpstreamError
+from react_tier import AgentInputError, AgentResult, AnswerDelta, Done, StepStarted, UpstreamError
 
-RESULT = {"answer": "隋文帝", "citations": [{"id": "suishu:卷1:3", "source": "隋书", "title": "帝纪"}],
-          "steps": [{"index": 0, "tool": "search_knowledge"}], "finish_reason": "stop", "draft": "d",
-          "request_id": "r1", "usage": {"agent": {"prompt_tokens": 10, "completion_tokens": 5},
-                                         "domain": {"prompt_tokens": 3, "completion_tokens": 2}}}
-
-
-class _Remote:
-    def __init__(self, value):
-        self.value = value
-
-    def remote(self, *args, **kwargs):
-        return self.value
+RESULT = AgentResult.model_validate({
+    "answer": "隋文帝", "citations": [{"id": "suishu:卷1:3", "source": "隋书", "title": "帝纪"}],
+    "steps": [{"index": 0, "tool": "search_knowledge"}], "finish_reason": "stop", "draft": "d", "request_id": "r1",
+    "usage": {"agent": {"prompt_tokens": 10, "completion_tokens": 5},
+              "domain": {"prompt_tokens": 3, "completion_tokens": 2}}})
 
 
-class FakeAgentHandle:
-    """Stands in for the Ray Serve DeploymentHandle: `.run.remote(...)` awaitable, `.stream` async generator."""
+class ScriptedAgent:
+    """Stands in for react_tier.ReActAgent: `run` returns RESULT, `stream` yields the given events."""
 
-    def __init__(self, events):
-        self.events = events
+    def __init__(self, events=()):
+        self.events = list(events)
+        self.closed = False
 
-    @property
-    def run(self):
-        async def result():
-            return RESULT
-        return _Remote(result())
+    async def run(self, question, request_id=None, history=None):
+        return RESULT
 
-    def options(self, stream: bool):
-        return self
-
-    @property
-    def stream(self):
-        async def gen():
+    async def stream(self, question, request_id=None, history=None):
+        try:
             for event in self.events:
                 yield event
-
-        class _Gen:
-            def __init__(self):
-                self.inner = gen()
-
-            def __aiter__(self):
-                return self.inner.__aiter__()
-
-            def cancel(self):
-                pass
-
-        return _Remote(_Gen())
+        finally:
+            self.closed = True
 
 
 def _request(**kw) -> ChatCompletionRequest:
@@ -67,7 +44,7 @@ def _request(**kw) -> ChatCompletionRequest:
 
 
 async def test_non_streaming_maps_result_and_usage():
-    chat = OpenAIServingChat(ApiSettings(), FakeAgentHandle([]))
+    chat = OpenAIServingChat(ApiSettings(), ScriptedAgent())
     resp = await chat.create(_request(), "abc")
     assert resp.id == "chatcmpl-abc" and resp.choices[0].message.content == "隋文帝"
     assert resp.usage.prompt_tokens == 13 and resp.usage.completion_tokens == 7 and resp.usage.total_tokens == 20
@@ -75,9 +52,8 @@ async def test_non_streaming_maps_result_and_usage():
 
 
 async def test_stream_emits_role_deltas_final_usage_and_done():
-    events = [{"type": "step_started", "index": 0}, {"type": "answer_delta", "text": "隋"},
-              {"type": "answer_delta", "text": "文帝"}, {"type": "done", "result": RESULT}]
-    chat = OpenAIServingChat(ApiSettings(), FakeAgentHandle(events))
+    events = [StepStarted(index=0), AnswerDelta(text="隋"), AnswerDelta(text="文帝"), Done(result=RESULT)]
+    chat = OpenAIServingChat(ApiSettings(), ScriptedAgent(events))
     lines = [line async for line in await chat.stream(
         _request(stream=True, stream_options={"include_usage": True}), "abc")]
     assert lines[-1] == "data: [DONE]\n\n"
@@ -91,8 +67,8 @@ async def test_stream_emits_role_deltas_final_usage_and_done():
 
 
 async def test_stream_with_sui_events_adds_named_events():
-    events = [{"type": "step_started", "index": 0}, {"type": "done", "result": RESULT}]
-    chat = OpenAIServingChat(ApiSettings(), FakeAgentHandle(events))
+    events = [StepStarted(index=0), Done(result=RESULT)]
+    chat = OpenAIServingChat(ApiSettings(), ScriptedAgent(events))
     lines = [line async for line in await chat.stream(_request(stream=True, sui_events=True), "abc")]
     assert any(line.startswith("event: sui.step\n") for line in lines)
 
@@ -102,7 +78,7 @@ async def test_stream_with_sui_events_adds_named_events():
     ({"messages": [{"role": "user", "content": "问" * 5000}]}, 400, "limit"),
 ])
 async def test_validation_errors(kwargs, status, fragment):
-    chat = OpenAIServingChat(ApiSettings(), FakeAgentHandle([]))
+    chat = OpenAIServingChat(ApiSettings(), ScriptedAgent())
     with pytest.raises(ApiError) as err:
         await chat.create(_request(**kwargs), "x")
     assert err.value.status == status and fragment in err.value.message
@@ -129,7 +105,7 @@ def test_serve_config_is_valid_for_ray_and_carries_autoscaling(tmp_path):
     settings = ApiSettings.load(port=8181)
     config = serve_config(settings)  # validated against ray.serve.schema.ServeDeploySchema inside
     app = config["applications"][0]
-    agent = next(d for d in app["deployments"] if d["name"] == "ReActAgent")
+    agent = next(d for d in app["deployments"] if d["name"] == "SuiReAct")
     assert agent["autoscaling_config"]["max_replicas"] == settings.agent_deployment.autoscaling.max_replicas
     assert agent["max_queued_requests"] == settings.agent_deployment.max_queued_requests
     assert app["import_path"] == "deployments.app:app_builder" and config["http_options"]["port"] == 8181
@@ -143,3 +119,19 @@ def test_fixed_replicas_when_autoscaling_is_off():
     assert options["num_replicas"] == 2 and "autoscaling_config" not in options
     with pytest.raises(ValueError):
         ApiSettings.load(agent_deployment={"autoscaling": {"min_replicas": 3, "max_replicas": 1}})
+
+
+async def test_stream_failure_midway_is_reported_in_band_and_closes_the_agent_stream():
+    class FailingAgent(ScriptedAgent):
+        async def stream(self, question, request_id=None, history=None):
+            try:
+                yield AnswerDelta(text="隋")
+                raise UpstreamError("agent LLM timed out", status_code=504)
+            finally:
+                self.closed = True
+
+    agent = FailingAgent()
+    lines = [line async for line in await OpenAIServingChat(ApiSettings(), agent).stream(_request(stream=True), "x")]
+    error = json.loads(lines[-2][6:])["error"]
+    assert error["code"] == 504 and "timed out" in error["message"]
+    assert lines[-1] == "data: [DONE]\n\n" and agent.closed
