@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+from locust.runners import WorkerRunner
 from locust import FastHttpUser, events, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` importable when run by path
@@ -133,9 +134,12 @@ def _on_test_stop(environment, **_kwargs) -> None:
     META.update(users=getattr(opts, "num_users", None), host=environment.host, api=API,
                 model=OpenAIStreamUser.model, max_tokens=list(MAX_TOKENS), ignore_eos=IGNORE_EOS,
                 requests=len(RECORDS))
+    # With `locust --processes N` every worker process holds its own records: each writes PATH.<pid>; the
+    # master (which sends no requests) writes the meta file. benchmarks.runner reads PATH and PATH.* together.
+    is_worker = isinstance(environment.runner, WorkerRunner)
     if path := os.environ.get("BENCH_RECORDS"):
-        with open(path, "w", encoding="utf-8") as fh:
+        with open(f"{path}.{os.getpid()}" if is_worker else path, "w", encoding="utf-8") as fh:
             fh.writelines(rec.to_json() + "\n" for rec in RECORDS)
-    if path := os.environ.get("BENCH_META"):
+    if (path := os.environ.get("BENCH_META")) and not is_worker:
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(META, fh)

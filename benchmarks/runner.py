@@ -66,6 +66,7 @@ class LoadSpec:
     prompts: str | None = None
     seed: int = 0
     stop_timeout_s: float = 120.0
+    processes: int = 1  # Locust worker processes (one gevent process tops out at a few thousand SSE chunks/s)
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
@@ -114,6 +115,8 @@ def run_step(spec: LoadSpec, users: int, duration_s: float, work_dir: Path, slo:
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
            "-u", str(users), "-r", str(users), "-t", f"{duration_s:g}s", "--host", spec.host,
            "--stop-timeout", f"{spec.stop_timeout_s:g}", "--exit-code-on-error", "0", "--loglevel", "WARNING"]
+    if spec.processes > 1:
+        cmd += ["--processes", str(spec.processes)]
     log_path = log_path or work_dir / f"locust-u{users}.log"
     with log_path.open("w", encoding="utf-8") as log:
         log.write("$ " + shlex.join(cmd) + "\n")
@@ -127,7 +130,7 @@ def run_step(spec: LoadSpec, users: int, duration_s: float, work_dir: Path, slo:
     import json
 
     meta = json.loads(meta_path.read_text())
-    records = read_records(records_path)
+    records = [rec for part in sorted(work_dir.glob(f"{records_path.name}*")) for rec in read_records(part)]
     step = summarize_step(records, users, meta["t_start"], duration_s, slo)
     step["wall_s"] = round(meta["t_stop"] - meta["t_start"], 2)
     return step
@@ -179,13 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slo-tpot-ms", type=float, default=100.0)
     ap.add_argument("--stop-timeout", type=float, default=120.0)
     ap.add_argument("--keep-records", action="store_true", help="keep per-request JSONL under <out>/raw")
+    ap.add_argument("--processes", type=int, default=1, help="Locust worker processes (high concurrency)")
     args = ap.parse_args(argv)
     try:
         parse_max_tokens(args.max_tokens)
         name = args.name or time.strftime("run-%Y%m%d-%H%M%S")
         out = Path(args.out) if args.out else REPO_ROOT / "benchmarks" / "results" / name
         spec = LoadSpec(host=args.host.rstrip("/"), model=args.model, api=args.api, max_tokens=args.max_tokens,
-                        ignore_eos=not args.no_ignore_eos, prompts=args.prompts, stop_timeout_s=args.stop_timeout)
+                        ignore_eos=not args.no_ignore_eos, prompts=args.prompts, stop_timeout_s=args.stop_timeout,
+                        processes=args.processes)
         run_sweep(name, spec, parse_users(args.users), parse_duration(args.duration), out,
                   SLO(args.slo_ttft_ms, args.slo_tpot_ms), keep_records=args.keep_records,
                   progress=lambda st: print(step_line(st), flush=True))

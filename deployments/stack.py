@@ -24,7 +24,7 @@ from pydantic import Field
 from serving.config import ServingProfile, load_profile
 from serving.launcher import VLLMServer, port_in_use, stop_process_group
 from suiqa.errors import SuiqaError
-from suiqa.paths import logs_dir, models_dir, run_dir
+from suiqa.paths import REPO_ROOT, logs_dir, models_dir, run_dir
 from suiqa.settings import TierSettings
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,9 @@ RAY_LOCAL_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "R
 
 def _ray_env() -> dict[str, str]:
     env = {**os.environ, **RAY_LOCAL_ENV}
+    # Ray workers (the Serve replicas) inherit the head's environment: make the project importable there even
+    # where it is not pip-installed (a plain checkout, the GPU machine).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
 
@@ -184,7 +187,11 @@ def up(stack: StackSettings) -> dict[str, str]:
             build_models(models_dir())
     _state_path().write_text(json.dumps({"profile": stack.name, "ray": False}))
     try:
-        servers = [VLLMServer(p).start() for p in profiles.values()]
+        servers = []
+        for profile in profiles.values():
+            servers.append(VLLMServer(profile).start())
+            if profile.device == "gpu":  # vLLM's memory profiling assumes no other process allocates meanwhile:
+                servers[-1].wait_ready()  # processes sharing a GPU start one after the other
         with _phase("ray head"):
             address = start_ray(stack)
         _state_path().write_text(json.dumps({"profile": stack.name, "ray": True}))

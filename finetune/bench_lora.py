@@ -49,7 +49,8 @@ def build_random_llama(shape_name: str, workdir: Path) -> Path:
     if shape_name not in SHAPES:
         raise SystemExit(f"unknown --shape {shape_name!r}; choose from {sorted(SHAPES)}")
     tok = tk.train_tokenizer(tk.INTERNLM2, 2000, list(tk.corpus_texts(max_chars=200_000)))
-    internlm2 = build_internlm2(workdir / "internlm2", SHAPES[shape_name], tok, seed=0)
+    internlm2 = build_internlm2(workdir / "internlm2", SHAPES[shape_name], tok, seed=0,
+                                device="cuda" if torch.cuda.is_available() else "cpu")
     return internlm2_dir_to_llama(internlm2, workdir / "llama")
 
 
