@@ -1,12 +1,15 @@
 """KnowledgeBase: load (building first if needed) and search the Sui knowledge base.
 
 Retrieval = two BM25 rankings (jieba words; character unigrams+bigrams) over the same passages, each query
-expanded with the classical forms from the alias table, fused by weighted reciprocal rank. Everything is
-read-only after load, so concurrent searches from several threads are safe.
+expanded with the classical forms from the alias table, fused by weighted reciprocal rank; then a diversity
+step sets aside a window that overlaps one already ranked (consecutive windows of a juan share half their text),
+so the top k holds k different pieces of text. Everything is read-only after load, so concurrent searches from
+several threads are safe.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -22,6 +25,7 @@ from react_tier.knowledge.settings import KnowledgeSettings
 from react_tier.knowledge.text import WordTokenizer, clean_query
 
 log = logging.getLogger(__name__)
+HISTORY_SOURCES = frozenset({"suishu", "zztj"})
 _build_lock = threading.Lock()
 
 
@@ -43,6 +47,10 @@ class KnowledgeBase:
         with (index_dir / "passages.jsonl").open(encoding="utf-8") as fh:
             self._records = [json.loads(line) for line in fh]
         self._position = {r["id"]: i for i, r in enumerate(self._records)}
+        # windows i and i+1 of one juan overlap when the stride is shorter than the window: near-duplicates
+        overlapping = settings.window_stride_chars < settings.window_chars
+        juan = [r["id"].rsplit(":", 1)[0] if r["source"] in HISTORY_SOURCES else r["id"] for r in self._records]
+        self._overlaps_next = [overlapping and a == b for a, b in itertools.pairwise(juan)] + [False]
         with (index_dir / "poems.jsonl").open(encoding="utf-8") as fh:
             self._poems = PoemIndex([Poem(**json.loads(line)) for line in fh])
         self._word = bm25s.BM25.load(str(index_dir / "word"), show_progress=False)
@@ -125,6 +133,25 @@ class KnowledgeBase:
         top = top[scores[top] > 0]
         return top[np.argsort(-scores[top], kind="stable")]
 
+    def _diversified(self, ranked: list[int], k: int) -> list[int]:
+        """The first k of ``ranked``, where a window overlapping one already chosen (its neighbour in the same
+        juan) is set aside and only fills the places left after every other passage."""
+        if not self.settings.skip_overlapping:
+            return ranked[:k]
+        chosen: list[int] = []
+        set_aside: list[int] = []
+        taken: set[int] = set()
+        for position in ranked:
+            if ((position - 1 in taken and self._overlaps_next[position - 1])
+                    or (position + 1 in taken and self._overlaps_next[position])):
+                set_aside.append(position)
+                continue
+            taken.add(position)
+            chosen.append(position)
+            if len(chosen) == k:
+                return chosen
+        return (chosen + set_aside)[:k]
+
     def search(self, query: str, k: int = 5) -> list[Passage]:
         """Passages best first (score = fused reciprocal rank). Raises KnowledgeQueryError for a bad query."""
         k = self._check_k(k)
@@ -136,7 +163,7 @@ class KnowledgeBase:
                                 (self._ranking(self._char, chars, alias_chars), self.settings.bigram_weight)):
             for rank, position in enumerate(ranking.tolist()):
                 fused[position] = fused.get(position, 0.0) + weight / (rrf_k + rank + 1)
-        best = sorted(fused, key=lambda p: (-fused[p], p))[:k]
+        best = self._diversified(sorted(fused, key=lambda p: (-fused[p], p)), k)
         return [self._passage(p, fused[p]) for p in best]
 
     # ------------------------------------------------------------------ poems

@@ -36,6 +36,10 @@ class KnowledgeSettings(TierSettings):
     alias_weight: float = Field(
         1.0, ge=0.0, le=5.0,
         description="BM25 weight of the classical forms the alias table adds to a query (the query's own = 1.0).")
+    skip_overlapping: bool = Field(
+        True,
+        description="Diversity: a history window that overlaps one already ranked above it (its neighbour in the "
+                    "same juan) moves behind the other passages, so the top k is not the same text twice.")
     use_aliases: bool = Field(True, description="Expand modern names/titles/verbs to their classical forms.")
     max_query_chars: int = Field(1000, ge=10, le=100_000,
                                  description="Longer queries are rejected with KnowledgeQueryError.")

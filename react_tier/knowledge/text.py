@@ -80,20 +80,28 @@ class WordTokenizer:
             self._tokenizer.add_word(word, freq=2000)
 
     def words(self, text: str) -> list[str]:
-        return [w for w in self._tokenizer.lcut(text, HMM=False) if WORD_CHAR.search(w)]
+        """Words of a passage; like a query's, a word of 3+ characters also gives its dictionary sub-words,
+        so that 从军 in a question meets the title 《从军行》 (jieba's search mode on both sides)."""
+        out = []
+        for w in self._tokenizer.lcut(text, HMM=False):
+            if WORD_CHAR.search(w):
+                out.extend(self._sub_words(w))
+                out.append(w)
+        return out
+
+    def _sub_words(self, word: str, stopwords: frozenset[str] = frozenset()) -> list[str]:
+        freq = self._tokenizer.FREQ
+        return [g for n in (2, 3) if len(word) > n
+                for g in (word[i:i + n] for i in range(len(word) - n + 1)) if freq.get(g) and g not in stopwords]
 
     def query_words(self, text: str) -> list[str]:
         """Words of a query, stopwords removed; a kept word of 3+ characters also gives its dictionary
         sub-words (jieba's search mode, applied after the stopword filter so 多大 does not leave 多, 大)."""
-        freq = self._tokenizer.FREQ
         out = []
         for w in self._tokenizer.lcut(text, HMM=False):
             if not WORD_CHAR.search(w) or w in QUERY_STOPWORDS:
                 continue
-            for n in (2, 3):
-                if len(w) > n:
-                    out.extend(g for g in (w[i:i + n] for i in range(len(w) - n + 1))
-                               if freq.get(g) and g not in QUERY_STOPWORDS)
+            out.extend(self._sub_words(w, QUERY_STOPWORDS))
             out.append(w)
         return out
 

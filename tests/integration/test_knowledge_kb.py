@@ -16,6 +16,7 @@ from react_tier.knowledge import KnowledgeBase, KnowledgeQueryError, KnowledgeSe
 
 pytestmark = pytest.mark.integration
 DEV_QUESTIONS = Path(__file__).resolve().parent.parent / "data" / "kb_dev_questions.jsonl"
+HELDOUT_QUESTIONS = Path(__file__).resolve().parent.parent / "data" / "kb_heldout_questions.jsonl"
 
 
 @pytest.fixture(scope="session")
@@ -137,9 +138,39 @@ def test_dev_set_recall_does_not_regress(kb):
 
     questions = load_questions(DEV_QUESTIONS)
     assert len(questions) >= 40
+    report = evaluate(kb, questions, ks=(1, 5, 10))
+    # measured: 0.708 / 0.938 / 1.000 (benchmarks/knowledge_bench.py); guards sit a question or two below
+    assert report.recall(5) >= 0.9, report.misses_at_5
+    assert report.recall(10) >= 0.95, report.first_hit_rank
+    assert report.recall(1) >= 0.65
+
+
+def test_heldout_set_recall_does_not_regress(kb):
+    """Questions written before the retrieval was tuned and not used for tuning (measured: 0.538 / 0.808)."""
+    from react_tier.knowledge.evaluation import evaluate, load_questions
+
+    questions = load_questions(HELDOUT_QUESTIONS)
+    assert len(questions) >= 20
+    assert not {q.id for q in questions} & {q.id for q in load_questions(DEV_QUESTIONS)}
     report = evaluate(kb, questions)
-    assert report.recall(5) >= 0.85, report.misses_at_5
-    assert report.recall(1) >= 0.6
+    assert report.recall(5) >= 0.75, report.misses_at_5
+    assert report.recall(1) >= 0.45
+
+
+def test_top_k_does_not_repeat_overlapping_windows(kb):
+    """Consecutive windows of a juan share half their text: the diversity step keeps only one of a pair in the
+    top k while other passages are left; with the step off, the plain ranking does repeat them."""
+    def overlapping_pairs(ids):
+        keys = {tuple(i.rsplit(":", 1)) for i in ids if i.count(":") == 2}
+        return [(j, w) for j, w in keys if (j, str(int(w) + 1)) in keys]
+
+    queries = ["高颎被杀的原因", "陈后主投井", "杨玄感起兵黎阳", "隋文帝去世"]
+    assert not any(overlapping_pairs([p.id for p in kb.search(q, k=10)]) for q in queries)
+    plain = KnowledgeBase(KnowledgeSettings(skip_overlapping=False), kb.index_dir)
+    assert any(overlapping_pairs([p.id for p in plain.search(q, k=10)]) for q in queries)
+    for q in queries:  # only the order changes: the best passage stays first, nothing new comes in
+        diversified, ranked = [p.id for p in kb.search(q, k=10)], [p.id for p in plain.search(q, k=100)]
+        assert diversified[0] == ranked[0] and set(diversified) <= set(ranked)
 
 
 def test_cli_json_formats(kb):

@@ -53,6 +53,16 @@ def test_aliases_map_modern_words_to_classical_forms():
     assert expand("今天天气") != [] and expand("abc") == []
 
 
+def test_passage_words_include_sub_words_like_query_words():
+    from react_tier.knowledge.text import WordTokenizer
+
+    tokenizer = WordTokenizer()
+    words = tokenizer.words("《从军行》 隋·卢思道")
+    assert "从军行" in words and "从军" in words  # a question's 从军 meets the title
+    assert "从军" in tokenizer.query_words("卢思道写过哪些从军题材的诗")
+    assert "是" not in tokenizer.query_words("他是谁")
+
+
 def test_windows_cover_every_sentence_and_overlap():
     lengths = [30] * 20
     ranges = _windows(lengths, window_chars=90, stride_chars=45)
