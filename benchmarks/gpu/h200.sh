@@ -3,8 +3,9 @@
 # (../shared/gpu/README.md) and `. /tmp/site/gpu-env.sh`. One phase per device call:
 #
 #   setup     project wheels (.whl), random-weight checkpoints at the real shapes, roofline with measured BW/FLOPs
-#   engine-a  offline engine: stock, cudagraph capture up to 1024, async scheduling, stock again   (interleaved)
-#   engine-b  offline engine: fp8 weights, best combination, stock again; HF generate baseline; PEFT LoRA throughput
+#   engine-a  offline engine: stock, CUDA-graph capture up to 1024
+#   engine-b  offline engine: async scheduling, stock again (interleaved), fp8 weights
+#   engine-c  offline engine: the best combination (BEST_ARGS); HF generate baseline; PEFT LoRA throughput
 #   online    `suiqa up --profile gpu-bench` (domain + agent vLLM, KB, Ray Serve); Locust sweep on the domain tier
 #   pipeline  Locust sweep on the pipeline API; prefix-cache counters; `suiqa down`
 #
@@ -19,7 +20,7 @@ export PYTHONUNBUFFERED=1 SUIQA_HOME=/tmp/suiqa VLLM_NO_USAGE_STATS=1
 engine() {  # name, then engine_bench arguments
     local name=$1; shift
     echo "== engine $name: $*"
-    timeout 240 python3 -m benchmarks.engine_bench --model "$M/domain-internlm2" --trust-remote-code --dtype bfloat16 \
+    timeout 240 python3 -m benchmarks.engine_bench --model "$M/domain-llama" --dtype bfloat16 \
         --num-prompts 1000 --input-len 256 --output-len 256 --passes 4 --name "$name" --out "$R/engine/$name" "$@" \
         > "$R/engine/$name.log" 2>&1
     echo "   exit $?"; grep -E "^(pass|best)|Error|error:" "$R/engine/$name.log" | tail -8
@@ -44,13 +45,15 @@ PY
 engine-a)
     engine stock
     engine cudagraph1024 --engine-arg 'compilation_config={"max_cudagraph_capture_size": 1024}'
-    engine async --engine-arg async_scheduling=True
-    engine stock-2
     ;;
 engine-b)
-    engine fp8-weights --engine-arg quantization=fp8
-    engine "${BEST_NAME:-best}" ${BEST_ARGS:-}
-    engine stock-3
+    CG='compilation_config={"max_cudagraph_capture_size": 1024}'
+    engine cudagraph1024+async --engine-arg "$CG" --engine-arg async_scheduling=True
+    engine stock-2
+    engine cudagraph1024+fp8-weights --engine-arg "$CG" --engine-arg quantization=fp8
+    ;;
+engine-c)
+    [ -n "${BEST_ARGS:-}" ] && eval "engine ${BEST_NAME:-best} $BEST_ARGS"
     echo "== HF generate, one request at a time (the seed's serving)"
     timeout 120 python3 -m benchmarks.hf_generate_bench --model "$M/domain-internlm2" --num-prompts 3 --input-len 256 \
         --output-len 256 --dtype bfloat16 --device cuda --name hf-generate --out "$R/hf-generate" 2>&1 | tail -4
@@ -59,7 +62,7 @@ engine-b)
         --seq-len 1024 --r 64 --json "$R/lora_train_internlm2_1_8b.json" 2>&1 | tail -4
     ;;
 online)
-    SUIQA_DOMAIN_MODEL=$M/domain-internlm2 SUIQA_AGENT_MODEL=$M/agent-qwen2 \
+    SUIQA_DOMAIN_MODEL=$M/domain-llama SUIQA_AGENT_MODEL=$M/agent-qwen2 \
         timeout 400 python3 -m suiqa.cli up --profile gpu-bench 2>&1 | grep -v "passage/s" | tail -12
     curl -s localhost:8000/metrics | grep -E "^vllm:(cache_config_info|num_gpu_blocks)" | head -3
     timeout 330 python3 -m benchmarks.runner --host http://127.0.0.1:8000 --model internlm2-chat-sui --api completions \
