@@ -10,6 +10,7 @@ HTTP handling and agent runs together.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ray import serve
@@ -32,6 +33,8 @@ class SuiReActDeployment:
         settings = ApiSettings.model_validate(api_settings)
         self.agent = ReActAgent.from_settings(settings.agent, hooks=[PrometheusAgentHooks()])
         install_handler(OpenAIServingChat(settings, self.agent, ApiMetrics()))
+        # Load the knowledge base now (off the event loop) rather than on this replica's first request.
+        self._warm_up = asyncio.get_running_loop().create_task(self.agent.load_knowledge())
 
     async def check_health(self) -> None:
         """Serve's replica health check: the replica's event loop answers (upstream health is /ready's job)."""
