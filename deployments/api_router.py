@@ -53,7 +53,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request):
         response = await chat.create(body, request_id)
     except Exception as exc:  # noqa: BLE001 - every failure leaves as an OpenAI-format error
         err = classify_exception(exc)
-        chat._count(err.status)
+        chat.count_response(err.status)
         return _error(err.status, err.message, request_id, err.param)
     return JSONResponse(response.model_dump(exclude_none=True), headers={REQUEST_ID_HEADER: request_id})
 

@@ -142,7 +142,7 @@ class OpenAIServingChat:
         except Exception as exc:  # noqa: BLE001 - the status line is sent: report in-band, OpenAI-style
             await events.aclose()
             err = classify_exception(exc)
-            self._count(err.status)
+            self.count_response(err.status)
             yield f"data: {json.dumps(error_body(err.status, err.message), ensure_ascii=False)}\n\n"
             yield "data: [DONE]\n\n"
             return
@@ -155,9 +155,9 @@ class OpenAIServingChat:
         tags = {"stream": str(stream).lower()}
         self.metrics.e2e.observe(time.perf_counter() - started, tags=tags)
         self.metrics.ttft.observe(ttft, tags=tags)
-        self._count(200)
+        self.count_response(200)
 
-    def _count(self, status: int) -> None:
+    def count_response(self, status: int) -> None:
         if self.metrics is not None:
             self.metrics.requests.inc(tags={"status": str(status)})
 
