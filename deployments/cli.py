@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -12,7 +11,8 @@ import typer
 def up(profile: str = typer.Option("cpu-tiny", help="Stack profile (deployments/profiles) or YAML path."),
        json_out: bool = typer.Option(False, "--json")) -> None:
     """Start domain vLLM, agent vLLM, the knowledge base and the Ray Serve app; wait until /ready."""
-    from deployments.stack import load_stack, up as stack_up
+    from deployments.stack import load_stack
+    from deployments.stack import up as stack_up
 
     urls = stack_up(load_stack(profile))
     if json_out:
@@ -41,7 +41,7 @@ def status() -> None:
 
 
 def serve_config(profile: str = typer.Option("cpu-tiny"),
-                 out: Optional[Path] = typer.Option(None, help="Write here instead of stdout.")) -> None:
+                 out: Path | None = typer.Option(None, help="Write here instead of stdout.")) -> None:
     """Emit a `serve deploy` YAML generated from the typed config (validated against Ray's schema)."""
     from deployments.serve_config import serve_config_yaml
     from deployments.stack import api_settings, load_stack, serving_profiles

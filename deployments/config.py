@@ -28,7 +28,7 @@ class AutoscalingSettings(BaseModel):
     look_back_period_s: float = Field(10, gt=0)
 
     @model_validator(mode="after")
-    def _bounds(self) -> "AutoscalingSettings":
+    def _bounds(self) -> AutoscalingSettings:
         if self.max_replicas < self.min_replicas:
             raise ValueError("autoscaling.max_replicas must be >= min_replicas")
         return self

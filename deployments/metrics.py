@@ -7,8 +7,6 @@ The agent side plugs in as react_tier hooks (:class:`PrometheusAgentHooks`): no 
 
 from __future__ import annotations
 
-from functools import cache
-
 from ray.util.metrics import Counter, Histogram
 
 from react_tier import AgentHooks

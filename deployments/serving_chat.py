@@ -167,7 +167,7 @@ async def _with_deadline(events: AsyncIterator[dict], deadline: float) -> AsyncI
     while True:
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
-            raise asyncio.TimeoutError
+            raise TimeoutError
         try:
             yield await asyncio.wait_for(iterator.__anext__(), timeout=remaining)
         except StopAsyncIteration:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import Optional
 
 import typer
 
@@ -49,14 +48,14 @@ _PRINT = typer.Option(False, "--print-command", help="Print the vLLM command lin
 
 
 @app.command("domain")
-def serve_domain(profile: Optional[str] = _PROFILE, port: Optional[int] = _PORT, model: Optional[str] = _MODEL,
+def serve_domain(profile: str | None = _PROFILE, port: int | None = _PORT, model: str | None = _MODEL,
                  print_command: bool = _PRINT) -> None:
     """The domain model (InternLM2-chat, merged or base+LoRA)."""
     _serve("domain", profile, port, model, print_command)
 
 
 @app.command("agent")
-def serve_agent(profile: Optional[str] = _PROFILE, port: Optional[int] = _PORT, model: Optional[str] = _MODEL,
+def serve_agent(profile: str | None = _PROFILE, port: int | None = _PORT, model: str | None = _MODEL,
                 print_command: bool = _PRINT) -> None:
     """The agent model (Qwen) that runs the ReAct loop."""
     _serve("agent", profile, port, model, print_command)

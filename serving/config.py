@@ -56,7 +56,7 @@ class ServingProfile(TierSettings):
     python: str = Field(sys.executable, description="Interpreter that has vLLM installed.")
 
     @model_validator(mode="after")
-    def _lora_needs_flag(self) -> "ServingProfile":
+    def _lora_needs_flag(self) -> ServingProfile:
         if self.lora_modules and not self.enable_lora:
             self.enable_lora = True
         return self

@@ -89,7 +89,7 @@ class VLLMServer:
         if port_in_use(self.profile.host, self.profile.port):
             raise VLLMLaunchError(f"{self.label}: port {self.profile.port} on {self.profile.host} is already in use")
 
-    def start(self) -> "VLLMServer":
+    def start(self) -> VLLMServer:
         self.preflight()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         cmd = self.profile.command()
@@ -134,7 +134,7 @@ class VLLMServer:
         stop_process_group(proc.pid, grace_s)
         proc.wait()
 
-    def __enter__(self) -> "VLLMServer":
+    def __enter__(self) -> VLLMServer:
         self.start()
         try:
             self.wait_ready()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -12,7 +11,7 @@ app = typer.Typer(no_args_is_help=True, help="Offline random-weight checkpoints 
 
 @app.command("build-tiny")
 def build_tiny(
-    out: Optional[Path] = typer.Option(None, help="Output folder (default: $SUIQA_HOME/models)."),
+    out: Path | None = typer.Option(None, help="Output folder (default: $SUIQA_HOME/models)."),
     domain_shape: str = typer.Option("tiny", help="tiny | internlm2-1_8b (real shape, random weights)."),
     agent_shape: str = typer.Option("tiny", help="tiny | qwen2_5-1_5b (real shape, random weights)."),
     vocab: int = typer.Option(6000, help="Tokenizer vocabulary size (byte-level BPE on data/)."),

@@ -28,7 +28,7 @@ class AttentionShape:
         return self.num_heads // self.num_kv_heads
 
     @classmethod
-    def from_config(cls, config: dict) -> "AttentionShape":
+    def from_config(cls, config: dict) -> AttentionShape:
         heads = config["num_attention_heads"]
         return cls(heads, config.get("num_key_value_heads") or heads, config["hidden_size"] // heads)
 
