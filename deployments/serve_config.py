@@ -9,6 +9,9 @@ import yaml
 from deployments.config import ApiSettings
 
 
+SECRET_FIELDS = {"agent": {"domain_llm": {"api_key"}, "agent_llm": {"api_key"}}}
+
+
 def serve_config(settings: ApiSettings) -> dict[str, Any]:
     from ray.serve.schema import ServeDeploySchema
 
@@ -20,7 +23,8 @@ def serve_config(settings: ApiSettings) -> dict[str, Any]:
             "name": settings.app_name,
             "route_prefix": settings.route_prefix,
             "import_path": "deployments.app:app_builder",
-            "args": settings.model_dump(mode="json"),
+            # secrets stay out of the file: api keys come from the replicas' environment (SUIQA_REACT_*__API_KEY)
+            "args": settings.model_dump(mode="json", exclude=SECRET_FIELDS),
             "deployments": [{"name": "SuiReAct", **agent_options}],
         }],
     }

@@ -111,6 +111,7 @@ def test_serve_config_is_valid_for_ray_and_carries_autoscaling(tmp_path):
     assert app["import_path"] == "deployments.app:app_builder" and config["http_options"]["port"] == 8181
     parsed = yaml.safe_load(serve_config_yaml(settings))
     assert parsed["applications"][0]["args"]["port"] == 8181
+    assert "api_key" not in parsed["applications"][0]["args"]["agent"]["agent_llm"]  # from the environment only
 
 
 def test_fixed_replicas_when_autoscaling_is_off():
