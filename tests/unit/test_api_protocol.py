@@ -136,3 +136,20 @@ async def test_stream_failure_midway_is_reported_in_band_and_closes_the_agent_st
     error = json.loads(lines[-2][6:])["error"]
     assert error["code"] == 504 and "timed out" in error["message"]
     assert lines[-1] == "data: [DONE]\n\n" and agent.closed
+
+
+def test_app_builder_binds_the_deployment_from_serve_config_args(monkeypatch):
+    from ray.serve import Application
+
+    from deployments.app import app_builder
+
+    args = serve_config(ApiSettings.load(port=8181))["applications"][0]["args"]
+    monkeypatch.setenv("SUIQA_API_MAX_QUESTION_CHARS", "123")
+    app = app_builder(args)
+    assert isinstance(app, Application) and app._bound_deployment.name == "SuiReAct"
+    bound = app._bound_deployment.init_args[0]  # the ApiSettings the replicas are constructed with
+    assert bound["port"] == 8181
+    assert bound["max_question_chars"] == 4000  # the YAML's value wins over the environment
+    monkeypatch.setenv("SUIQA_REACT_AGENT_LLM__API_KEY", "sk-from-env")
+    bound = app_builder(args)._bound_deployment.init_args[0]
+    assert bound["agent"]["agent_llm"]["api_key"].get_secret_value() == "sk-from-env"  # secrets: the environment
