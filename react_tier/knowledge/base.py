@@ -2,9 +2,10 @@
 
 Retrieval = two BM25 rankings (jieba words; character unigrams+bigrams) over the same passages, each query
 expanded with the classical forms from the alias table, fused by weighted reciprocal rank; then a diversity
-step sets aside a window that overlaps one already ranked (consecutive windows of a juan share half their text),
-so the top k holds k different pieces of text. Everything is read-only after load, so concurrent searches from
-several threads are safe.
+step demotes a window that overlaps one ranked above it (consecutive windows of a juan share half their text)
+until it sits ``overlap_min_distance`` places below that one, so the top k is not the same text twice in a row
+while a near-duplicate that is still strong stays in the top k instead of dropping behind everything else.
+Everything is read-only after load, so concurrent searches from several threads are safe.
 """
 
 from __future__ import annotations
@@ -133,27 +134,34 @@ class KnowledgeBase:
         top = top[scores[top] > 0]
         return top[np.argsort(-scores[top], kind="stable")]
 
+    def _overlapping_neighbours(self, position: int) -> tuple[int, ...]:
+        """The windows that share text with this one: its neighbours in the same juan."""
+        before = position > 0 and self._overlaps_next[position - 1]
+        return (position - 1,) * before + (position + 1,) * self._overlaps_next[position]
+
     def _diversified(self, ranked: list[int], k: int) -> list[int]:
-        """The first k of ``ranked``, where a window overlapping one already chosen (its neighbour in the same
-        juan) is set aside and only fills the places left after every other passage."""
-        if not self.settings.skip_overlapping:
+        """The first k of ``ranked``, re-ordered so that a window overlapping one already placed (its neighbour in
+        the same juan) comes at least ``overlap_min_distance`` places after it: each place takes the best remaining
+        passage that is not that close to an overlapping one, or simply the best remaining one if all are."""
+        distance = self.settings.overlap_min_distance
+        if not self.settings.skip_overlapping or distance <= 1:
             return ranked[:k]
+        remaining = list(ranked)
+        placed_at: dict[int, int] = {}
         chosen: list[int] = []
-        set_aside: list[int] = []
-        taken: set[int] = set()
-        for position in ranked:
-            if ((position - 1 in taken and self._overlaps_next[position - 1])
-                    or (position + 1 in taken and self._overlaps_next[position])):
-                set_aside.append(position)
-                continue
-            taken.add(position)
+        while remaining and len(chosen) < k:
+            slot = len(chosen)
+            pick = next((i for i, position in enumerate(remaining)
+                         if all(slot - placed_at[n] >= distance
+                                for n in self._overlapping_neighbours(position) if n in placed_at)), 0)
+            position = remaining.pop(pick)
+            placed_at[position] = slot
             chosen.append(position)
-            if len(chosen) == k:
-                return chosen
-        return (chosen + set_aside)[:k]
+        return chosen
 
     def search(self, query: str, k: int = 5) -> list[Passage]:
-        """Passages best first (score = fused reciprocal rank). Raises KnowledgeQueryError for a bad query."""
+        """Passages best first (score = fused reciprocal rank, capped at the score of the passage above, so it
+        never increases down the list). Raises KnowledgeQueryError for a bad query."""
         k = self._check_k(k)
         cleaned = clean_query(query, self.settings.max_query_chars)
         (words, chars), (alias_words, alias_chars) = self.query_tokens(cleaned)
@@ -164,7 +172,9 @@ class KnowledgeBase:
             for rank, position in enumerate(ranking.tolist()):
                 fused[position] = fused.get(position, 0.0) + weight / (rrf_k + rank + 1)
         best = self._diversified(sorted(fused, key=lambda p: (-fused[p], p)), k)
-        return [self._passage(p, fused[p]) for p in best]
+        # a demoted window keeps its place: its score is capped at the one above it, so scores never increase
+        scores = list(itertools.accumulate((fused[p] for p in best), min))
+        return [self._passage(p, score) for p, score in zip(best, scores, strict=True)]
 
     # ------------------------------------------------------------------ poems
     def lookup_poem(self, text: str | None = None, *, title: str | None = None, author: str | None = None,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from react_tier.knowledge.models import Poem
-from react_tier.knowledge.text import compact, split_sentences, to_simplified
+from react_tier.knowledge.text import compact, search_form, split_sentences, to_simplified
 
 # Data files, relative to the data dir. Their hashes key the cache.
 SUISHU_CLASSICAL = "knowledge/book_of_sui/suishu_classical.jsonl"
@@ -152,7 +152,7 @@ def history_documents(data_dir: Path, classical_file: str, bilingual_file: str, 
             title = f"{book} {headings[start]}".strip()
             pieces = (title, *sentences[start:end], *(m for ms in translations[start:end] for m in ms))
             yield Document(id=f"{source}:卷{juan}:{number}", source=source, title=title, text=text,
-                           search_pieces=tuple(to_simplified(p) for p in pieces))
+                           search_pieces=tuple(search_form(p) for p in pieces))
 
 
 def biography_documents(data_dir: Path) -> Iterator[Document]:
@@ -164,7 +164,7 @@ def biography_documents(data_dir: Path) -> Iterator[Document]:
         suffix = "" if seen[name] == 1 else f"#{seen[name]}"
         text = record["desc"]
         yield Document(id=f"bio:{name}{suffix}", source="bio", title=f"{record['name']}（全唐诗作者小传）",
-                       text=text, search_pieces=(to_simplified(f"{record['name']} {text}"),))
+                       text=text, search_pieces=(search_form(f"{record['name']} {text}"),))
 
 
 def load_poems(data_dir: Path, extra_authors: tuple[str, ...]) -> list[Poem]:
@@ -204,4 +204,4 @@ def poem_documents(poems: list[Poem]) -> Iterator[Document]:
         author = poem.author or "无名氏"
         text = f"《{poem.title}》 {poem.dynasty}·{author}\n{poem.content}"
         yield Document(id=poem.id, source="poem", title=f"{poem.title}（{author}）", text=text,
-                       search_pieces=(to_simplified(text),))
+                       search_pieces=(search_form(text),))

@@ -34,7 +34,7 @@ from react_tier.knowledge.settings import KnowledgeSettings
 from react_tier.knowledge.text import WordTokenizer, char_bigrams
 from suiqa.errors import SuiqaError
 
-INDEX_FORMAT = 8  # bump when the builder or the tokenisation changes
+INDEX_FORMAT = 9  # bump when the builder or the tokenisation changes
 INDEX_SHAPING_FIELDS = ("window_chars", "window_stride_chars", "extra_poem_authors")
 
 

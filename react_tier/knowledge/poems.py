@@ -8,7 +8,7 @@ import re
 from rapidfuzz import fuzz, process
 
 from react_tier.knowledge.models import Poem
-from react_tier.knowledge.text import compact, to_simplified
+from react_tier.knowledge.text import compact, search_form
 
 # What a user calls a poet -> the name in the poem files.
 AUTHOR_ALIASES = {"隋炀帝": "杨广", "炀帝": "杨广", "隋文帝": "杨坚", "文帝": "杨坚", "陈后主": "陈叔宝",
@@ -23,13 +23,13 @@ class PoemIndex:
 
     def __init__(self, poems: list[Poem]) -> None:
         self.poems = poems
-        self._contents = [compact(to_simplified(p.content)) for p in poems]
-        self._titles = [compact(to_simplified(p.title)) for p in poems]
-        self._authors = [compact(to_simplified(p.author)) for p in poems]
+        self._contents = [compact(search_form(p.content)) for p in poems]
+        self._titles = [compact(search_form(p.title)) for p in poems]
+        self._authors = [compact(search_form(p.author)) for p in poems]
         self._lines: list[str] = []
         self._line_owner: list[int] = []
         for i, poem in enumerate(poems):
-            for piece in VERSE_BREAK.split(to_simplified(poem.content)):
+            for piece in VERSE_BREAK.split(search_form(poem.content)):
                 line = compact(piece)
                 if line:
                     self._lines.append(line)

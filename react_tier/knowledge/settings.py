@@ -38,8 +38,12 @@ class KnowledgeSettings(TierSettings):
         description="BM25 weight of the classical forms the alias table adds to a query (the query's own = 1.0).")
     skip_overlapping: bool = Field(
         True,
-        description="Diversity: a history window that overlaps one already ranked above it (its neighbour in the "
-                    "same juan) moves behind the other passages, so the top k is not the same text twice.")
+        description="Diversity: a history window that overlaps one ranked above it (its neighbour in the same juan) "
+                    "is demoted to overlap_min_distance places below it; False = the plain fused ranking.")
+    overlap_min_distance: int = Field(
+        4, ge=1, le=10_000,
+        description="With skip_overlapping: how many places apart two overlapping windows must be in the results "
+                    "(1 = adjacent allowed, i.e. no demotion; >= k = an overlapping window only fills what is left).")
     use_aliases: bool = Field(True, description="Expand modern names/titles/verbs to their classical forms.")
     max_query_chars: int = Field(1000, ge=10, le=100_000,
                                  description="Longer queries are rejected with KnowledgeQueryError.")

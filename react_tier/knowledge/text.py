@@ -1,7 +1,9 @@
 """Text normalisation and tokenisation shared by the index builder and the query side.
 
-Everything searchable goes through :func:`to_simplified` (OpenCC t2s) so that traditional and simplified
-queries and documents meet; two token streams feed two BM25 rankings: jieba words and character bigrams.
+Everything searchable goes through :func:`search_form`: OpenCC t2s (:func:`to_simplified`) so that traditional
+and simplified queries and documents meet, then :func:`fold_variants` for the variant characters (异体字) OpenCC
+leaves alone (the 资治通鉴 text writes 张须陁 and 阎毘, its translation and the 隋书 张须陀 and 阎毗); two token
+streams feed two BM25 rankings: jieba words and character bigrams.
 """
 
 from __future__ import annotations
@@ -38,6 +40,33 @@ def to_simplified(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
     with _converter_lock:  # the OpenCC object is not documented as thread-safe
         return _converter().convert(text)
+
+
+# Variant character -> the standard simplified form, for variants that OpenCC t2s keeps as they are (or maps to a
+# rare CJK-extension form, the keys 𪨷 𠡠 𬬻 𫖯 𫗪 𫜪 悮). Common 异体字 of classical texts, not a list fitted to
+# the questions; applied to documents and queries alike, so a match never depends on which form either side uses.
+_VARIANT_PAIRS = (
+    "陁陀 毘毗 嵒岩 𪨷岩 粃秕 幙幕 躭耽 猨猿 徧遍 觕粗 刦劫 刼劫 肻肯 珤宝 皜皓 鵶鸦 袠帙 詶酬 醻酬 雝雍 稾稿 槀稿 "
+    "惣总 揔总 捴总 緫总 総总 荅答 砲炮 甞尝 鴈雁 竝并 畧略 吿告 衞卫 淸清 靑青 勅敕 𠡠敕 厯历 歴历 暦历 兾冀 歳岁 "
+    "凖准 隣邻 廼乃 迺乃 疎疏 畱留 壻婿 皷鼓 觧解 恡吝 僊仙 筭算 氷冰 匃丐 匄丐 丒丑 乆久 凢凡 囙因 囬回 囘回 廻回 "
+    "冩写 兎兔 玆兹 効效 劒剑 劔剑 釰剑 峩峨 帋纸 廐厩 廏厩 彜彝 彞彝 恠怪 悮误 憇憩 挍校 捄救 攷考 敺驱 昬昏 朞期 "
+    "栢柏 桒桑 碁棋 槩概 槪概 欵款 歛敛 殀夭 淛浙 灋法 烖灾 熈熙 煑煮 牋笺 甎砖 畊耕 疉叠 瘉愈 盌碗 稺稚 穉稚 窻窗 "
+    "筯箸 箒帚 罇樽 胷胸 舩船 艸草 葢盖 蔕蒂 虵蛇 蠏蟹 衂衄 衺邪 袵衽 覩睹 諠喧 讁谪 賸剩 軄职 輭软 迯逃 逓递 遯遁 "
+    "邨村 鎗枪 𬬻炉 隄堤 黙默 鼈鳖 䝉蒙 叚段 嫰嫩 敍叙 鬬斗 鬭斗 鬪斗 菓果 咲笑 坵丘 姉姊 媿愧 掽碰 揷插 沍冱 涖莅 "
+    "滛淫 犇奔 耡锄 鉏锄 荳豆 頼赖 𫖯俯 𫗪喂 𫜪咬 鵞鹅 娬妩 磵涧 秔粳 粇粳 慙惭 譌讹 搆构 麤粗 麁粗 躰体 軆体 眎视 "
+    "眡视 鬴釜 銕铁 鐡铁 虖乎"
+)
+VARIANT_FOLDS = str.maketrans({pair[0]: pair[1] for pair in _VARIANT_PAIRS.split()})
+
+
+def fold_variants(text: str) -> str:
+    """Variant characters (异体字) -> their standard simplified form (陁 -> 陀, 毘 -> 毗); run after t2s."""
+    return text.translate(VARIANT_FOLDS)
+
+
+def search_form(text: str) -> str:
+    """The form in which documents are indexed and queries searched: simplified, variants folded."""
+    return fold_variants(to_simplified(text))
 
 
 def compact(text: str) -> str:
@@ -107,7 +136,7 @@ class WordTokenizer:
 
 
 def clean_query(raw: object, max_chars: int) -> str:
-    """Validate a user query and return it normalised (simplified, control characters removed).
+    """Validate a user query and return it in :func:`search_form` (control characters removed).
 
     Raises KnowledgeQueryError for a non-string, an empty or over-long query, or one without any searchable
     character (binary junk).
@@ -125,4 +154,4 @@ def clean_query(raw: object, max_chars: int) -> str:
         raise KnowledgeQueryError("empty query: give a question or keywords")
     if not SEARCHABLE.search(text):
         raise KnowledgeQueryError("query has no searchable characters (Chinese, letters or digits)")
-    return to_simplified(text)
+    return search_form(text)

@@ -10,12 +10,32 @@ from react_tier.knowledge import KnowledgeQueryError, Passage, Poem
 from react_tier.knowledge.aliases import expand
 from react_tier.knowledge.corpus import _align_translations, _paragraph_heading, _windows
 from react_tier.knowledge.poems import PoemIndex
-from react_tier.knowledge.text import char_bigrams, clean_query, compact, split_sentences, to_simplified
+from react_tier.knowledge.text import (
+    VARIANT_FOLDS,
+    char_bigrams,
+    clean_query,
+    compact,
+    fold_variants,
+    search_form,
+    split_sentences,
+    to_simplified,
+)
 
 
 def test_traditional_is_normalised_to_simplified():
     assert to_simplified("隋煬帝東征高麗") == "隋炀帝东征高丽"
     assert to_simplified("隋炀帝") == "隋炀帝"
+
+
+def test_variant_characters_fold_to_the_standard_form():
+    # OpenCC keeps these 异体字; the 资治通鉴 writes 张须陁 / 阎毘 where the 隋书 writes 张须陀 / 阎毗
+    assert to_simplified("張須陁") == "张须陁" and search_form("張須陁") == "张须陀"
+    assert search_form("閻毘") == "阎毗" and search_form("巗") == "岩"  # also OpenCC's rare output 𪨷
+    assert clean_query("张须陁", 100) == "张须陀"
+    assert fold_variants("隋炀帝营建东都") == "隋炀帝营建东都"
+    for source, target in VARIANT_FOLDS.items():  # every target is a fixed point: folding is idempotent
+        assert search_form(target) == target, (chr(source), target)
+        assert chr(source) not in VARIANT_FOLDS.values()
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -115,3 +135,27 @@ def test_package_import_is_light():
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def _diversifier(overlaps_next: list[bool], **settings):
+    """A KnowledgeBase with only what the diversity step reads (test double: no index is loaded)."""
+    from react_tier.knowledge import KnowledgeBase, KnowledgeSettings
+
+    kb = object.__new__(KnowledgeBase)
+    kb.settings = KnowledgeSettings(**settings)
+    kb._overlaps_next = overlaps_next
+    return kb._diversified
+
+
+def test_overlapping_windows_are_demoted_by_a_few_places_not_dropped():
+    # positions 0-1-2 are consecutive overlapping windows of one juan; 3..9 are other passages
+    overlaps_next = [True, True, False] + [False] * 7
+    ranked = [0, 1, 3, 4, 5, 6, 2, 7, 8, 9]
+    assert _diversifier(overlaps_next, overlap_min_distance=4)(ranked, 10) == [0, 3, 4, 5, 1, 6, 7, 8, 2, 9]
+    assert _diversifier(overlaps_next, overlap_min_distance=2)(ranked, 10) == [0, 3, 1, 4, 5, 6, 2, 7, 8, 9]
+    # a distance beyond k: an overlapping window only fills the places left after every other passage
+    assert _diversifier(overlaps_next, overlap_min_distance=10_000)(ranked, 10) == [0, 3, 4, 5, 6, 2, 7, 8, 9, 1]
+    assert _diversifier(overlaps_next, overlap_min_distance=10_000)(ranked, 5) == [0, 3, 4, 5, 6]
+    # off, or a distance of 1: the plain ranking
+    assert _diversifier(overlaps_next, skip_overlapping=False)(ranked, 10) == ranked
+    assert _diversifier(overlaps_next, overlap_min_distance=1)(ranked, 4) == ranked[:4]
