@@ -133,6 +133,8 @@ def run_step(spec: LoadSpec, users: int, duration_s: float, work_dir: Path, slo:
     records = [rec for part in sorted(work_dir.glob(f"{records_path.name}*")) for rec in read_records(part)]
     step = summarize_step(records, users, meta["t_start"], duration_s, slo)
     step["wall_s"] = round(meta["t_stop"] - meta["t_start"], 2)
+    if not records:  # keep the evidence: a step with no request is otherwise indistinguishable from an idle one
+        step["locust_log_tail"] = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:]
     return step
 
 
