@@ -5,8 +5,8 @@ build-tiny` and the real InternLM2-chat-1.8B ship) is converted in memory to tra
 with :mod:`suiqa.models.internlm2_layout` (fused ``wqkv`` split into q/k/v, weights renamed), so the seed's
 transformers serving path can be reproduced without ``trust_remote_code``.
 
-Needs torch, transformers, safetensors (and the repo's ``suiqa.models.internlm2_layout``, which imports only
-torch): it runs on the GPU machine as is.
+Needs torch, transformers, safetensors (and the repo's ``suiqa.models.internlm2_layout`` and ``finetune.convert``, which import only torch
+and suiqa.errors): it runs on the GPU machine as is.
 """
 
 from __future__ import annotations
@@ -23,28 +23,17 @@ def pick_device(device: str = "auto") -> str:
     return device
 
 
-def _read_state(folder: Path) -> dict:
-    from safetensors.torch import load_file
-
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"no *.safetensors weights in {folder}")
-    state: dict = {}
-    for f in files:
-        state.update(load_file(str(f)))
-    return state
-
-
 def load_internlm2_as_llama(folder: Path, dtype, device: str):
     """An InternLM2 checkpoint as a ``LlamaForCausalLM`` (converted in memory; the files are not touched)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from finetune.convert import load_state
     from suiqa.models.internlm2_layout import AttentionShape, internlm2_config_to_llama, internlm2_to_llama
 
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     llama_config = LlamaConfig(**internlm2_config_to_llama(config))
-    state = internlm2_to_llama(_read_state(folder), AttentionShape.from_config(config))
+    state = internlm2_to_llama(load_state(folder), AttentionShape.from_config(config))
     with torch.device(device):
         model = LlamaForCausalLM._from_config(llama_config, dtype=dtype)
     if llama_config.tie_word_embeddings:
