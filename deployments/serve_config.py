@@ -8,7 +8,6 @@ import yaml
 
 from deployments.config import ApiSettings
 
-
 SECRET_FIELDS = {"agent": {"domain_llm": {"api_key"}, "agent_llm": {"api_key"}}}
 
 

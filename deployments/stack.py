@@ -25,7 +25,7 @@ from serving.config import ServingProfile, load_profile
 from serving.launcher import VLLMServer, port_in_use, stop_process_group
 from suiqa.errors import SuiqaError
 from suiqa.paths import REPO_ROOT, logs_dir, models_dir, run_dir
-from suiqa.settings import TierSettings
+from suiqa.settings import TierSettings, resolve_profile
 
 log = logging.getLogger(__name__)
 PROFILES_DIR = Path(__file__).with_name("profiles")
@@ -49,12 +49,7 @@ class StackSettings(TierSettings):
 
 
 def load_stack(name_or_path: str, **overrides: Any) -> StackSettings:
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        path = PROFILES_DIR / f"{name_or_path}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
-        raise SuiqaError(f"unknown stack profile {name_or_path!r}; known: {known}")
+    path = resolve_profile(name_or_path, PROFILES_DIR, "stack")
     return StackSettings.load(path, _env_prefix="SUIQA_STACK_", **overrides)
 
 
@@ -104,8 +99,8 @@ def _ray_env() -> dict[str, str]:
 
 
 def _ray_bin() -> str:
-    return str(Path(sys.executable).with_name("ray")) if Path(sys.executable).with_name("ray").exists() \
-        else shutil.which("ray") or "ray"
+    beside_python = Path(sys.executable).with_name("ray")
+    return str(beside_python) if beside_python.exists() else shutil.which("ray") or "ray"
 
 
 def start_ray(stack: StackSettings) -> str:

@@ -17,6 +17,8 @@ import torch
 
 from suiqa.errors import SuiqaError
 from suiqa.models.internlm2_layout import (
+    CONFIG_CLASS_FILE,
+    INTERNLM2_CONFIG_HEADER,
     AttentionShape,
     internlm2_config_to_llama,
     internlm2_to_llama,
@@ -30,7 +32,6 @@ TOKENIZER_FILES = (
     "tokenizer.model",
     "generation_config.json",
 )
-CONFIG_CLASS_FILE = Path(__file__).resolve().parent.parent / "suiqa" / "models" / "configuration_internlm2.py"
 
 
 def read_config(model_dir: Path) -> dict:
@@ -114,11 +115,7 @@ def llama_config_to_internlm2(config: dict) -> dict:
         "eos_token_id",
         "pad_token_id",
     ]
-    out = {
-        "architectures": ["InternLM2ForCausalLM"],
-        "auto_map": {"AutoConfig": "configuration_internlm2.InternLM2Config"},
-        "model_type": "internlm2",
-    }
+    out = dict(INTERNLM2_CONFIG_HEADER)
     out.update({k: config[k] for k in keep if k in config})
     # transformers 5 writes `dtype` and `rope_parameters` where 4.x (and our config class) read the old names
     if "torch_dtype" not in out and "dtype" in config:
@@ -149,5 +146,5 @@ def llama_dir_to_internlm2(src: Path, dst: Path) -> Path:
     if config.get("tie_word_embeddings") and "lm_head.weight" in state:
         del state["lm_head.weight"]
     out = _save(llama_to_internlm2(state, shape), llama_config_to_internlm2(config), src, dst)
-    shutil.copyfile(CONFIG_CLASS_FILE, out / "configuration_internlm2.py")
+    shutil.copyfile(CONFIG_CLASS_FILE, out / CONFIG_CLASS_FILE.name)
     return out

@@ -15,9 +15,8 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from suiqa.errors import SuiqaError
 from suiqa.paths import models_dir
-from suiqa.settings import TierSettings
+from suiqa.settings import TierSettings, resolve_profile
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
 Role = Literal["domain", "agent"]
@@ -121,14 +120,7 @@ class ServingProfile(TierSettings):
 
 
 def profile_path(name_or_path: str | Path) -> Path:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml"):
-        return path
-    candidate = PROFILES_DIR / f"{name_or_path}.yaml"
-    if not candidate.is_file():
-        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml")))
-        raise SuiqaError(f"unknown serving profile {name_or_path!r}; known profiles: {known}")
-    return candidate
+    return resolve_profile(name_or_path, PROFILES_DIR, "serving")
 
 
 def available_profiles() -> list[str]:

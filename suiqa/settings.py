@@ -17,7 +17,20 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from suiqa.errors import SuiqaError
+
 SettingsT = TypeVar("SettingsT", bound="TierSettings")
+
+
+def resolve_profile(name_or_path: str | Path, folder: Path, what: str) -> Path:
+    """A profile given by name (``folder/<name>.yaml``) or as a YAML path; a clear error when it does not exist."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = folder / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+        raise SuiqaError(f"unknown {what} profile {str(name_or_path)!r}; known profiles: {known}")
+    return path
 
 
 class TierSettings(BaseSettings):

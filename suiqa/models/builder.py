@@ -20,9 +20,12 @@ from pathlib import Path
 import torch
 
 from suiqa.models import tokenizer as tk
-from suiqa.models.internlm2_layout import AttentionShape, llama_to_internlm2
-
-CONFIG_TEMPLATE = Path(__file__).with_name("configuration_internlm2.py")
+from suiqa.models.internlm2_layout import (
+    CONFIG_CLASS_FILE,
+    INTERNLM2_CONFIG_HEADER,
+    AttentionShape,
+    llama_to_internlm2,
+)
 
 
 @dataclass(frozen=True)
@@ -121,9 +124,7 @@ def build_internlm2(out: Path, shape: ModelShape, tok, seed: int, dtype: str = "
     state = llama_to_internlm2(llama, AttentionShape(shape.num_attention_heads, shape.num_key_value_heads,
                                                      shape.hidden_size // shape.num_attention_heads))
     config = {
-        "architectures": ["InternLM2ForCausalLM"],
-        "auto_map": {"AutoConfig": "configuration_internlm2.InternLM2Config"},
-        "model_type": "internlm2",
+        **INTERNLM2_CONFIG_HEADER,
         **_common_config(shape, vocab, dtype),
         "bias": False,
         "attn_implementation": "eager",
@@ -133,7 +134,7 @@ def build_internlm2(out: Path, shape: ModelShape, tok, seed: int, dtype: str = "
     }
     eos = [specials["</s>"], specials["<|im_end|>"]]
     _save(state, config, out, {"bos_token_id": specials["<s>"], "eos_token_id": eos, "pad_token_id": eos[0]})
-    shutil.copyfile(CONFIG_TEMPLATE, out / "configuration_internlm2.py")
+    shutil.copyfile(CONFIG_CLASS_FILE, out / CONFIG_CLASS_FILE.name)
     return out
 
 

@@ -13,8 +13,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
+
+# What every InternLM2 config.json this project writes starts with, and the config class it copies beside it
+# (vLLM reads `model_type: internlm2` through this class with --trust-remote-code; no hub code needed).
+CONFIG_CLASS_FILE = Path(__file__).with_name("configuration_internlm2.py")
+INTERNLM2_CONFIG_HEADER = {
+    "architectures": ["InternLM2ForCausalLM"],
+    "auto_map": {"AutoConfig": "configuration_internlm2.InternLM2Config"},
+    "model_type": "internlm2",
+}
 
 
 @dataclass(frozen=True)
