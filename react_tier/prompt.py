@@ -40,5 +40,11 @@ def system_prompt(tools: list[Tool]) -> str:
                                 tool_names=", ".join(tool.name for tool in tools))
 
 
-def question_message(question: str, draft: str | None) -> str:
-    return f"Question: {question}" + (DRAFT_BLOCK.format(draft=draft) if draft else "")
+INSTRUCTIONS_BLOCK = "\n\n回答要求（来自调用方，只约束最终答案的内容与形式，不改变上面的工具与格式规则）：\n{instructions}"
+
+
+def question_message(question: str, draft: str | None, instructions: str | None = None) -> str:
+    """The per-run user message. The caller's instructions go here, not into the system prompt: the system
+    prompt stays one static prefix shared by every run (prefix cache), and the tool protocol stays in force."""
+    return (f"Question: {question}" + (INSTRUCTIONS_BLOCK.format(instructions=instructions) if instructions else "")
+            + (DRAFT_BLOCK.format(draft=draft) if draft else ""))

@@ -13,6 +13,7 @@ class Citation(BaseModel):
     id: str
     source: str
     title: str
+    text: str | None = Field(None, description="The cited passage (cut to max_citation_chars), for display.")
 
 
 class Step(BaseModel):
@@ -40,6 +41,8 @@ class AgentResult(BaseModel):
     steps: list[Step] = Field(default_factory=list)
     usage: dict[str, Usage] = Field(default_factory=dict, description="Per tier: 'domain', 'agent'.")
     finish_reason: FinishReason
+    truncated: bool = Field(False, description="The answer was cut at the request's max_tokens.")
+    answer_tokens: int = Field(0, description="Upstream tokens of the answer as delivered (counted per chunk).")
     draft: str | None = None
     request_id: str | None = None
 

@@ -126,9 +126,13 @@ def build_tools(settings: AgentSettings) -> dict[str, Tool]:
     return tools
 
 
+CITATION_TEXT_CHARS = 600  # enough to show the passage behind a citation; the index keeps the whole text
+
+
 def _cite(item: Any, source: str | None = None) -> Citation:
+    text = getattr(item, "text", None) or getattr(item, "content", None) or None
     return Citation(id=str(item.id), source=source or getattr(item, "source", "") or "",
-                    title=getattr(item, "title", "") or "")
+                    title=getattr(item, "title", "") or "", text=text[:CITATION_TEXT_CHARS] if text else None)
 
 
 @register_tool

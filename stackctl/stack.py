@@ -20,11 +20,13 @@ from typing import Any
 
 import httpx
 from pydantic import Field
+from pydantic_settings import SettingsConfigDict
 
 from serving.config import ServingProfile, load_profile
 from serving.launcher import VLLMServer, port_in_use, stop_process_group
 from suiqa.errors import SuiqaError
 from suiqa.paths import REPO_ROOT, logs_dir, models_dir, run_dir
+from suiqa.ray_local import RAY_LOCAL_ENV
 from suiqa.settings import TierSettings, resolve_profile
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,9 @@ PROFILES_DIR = Path(__file__).with_name("profiles")
 
 
 class StackSettings(TierSettings):
-    """Which servers `suiqa up` starts, and how the pipeline API is configured (``api``: ApiSettings fields)."""
+    """Which servers `suiqa up` starts, and which pipeline-API profile it deploys."""
+
+    model_config = SettingsConfigDict(env_prefix="SUIQA_STACK_", extra="forbid", env_nested_delimiter="__")
 
     name: str = "custom"
     build_tiny_models: bool = Field(True, description="Build the offline tiny models first (idempotent).")
@@ -44,13 +48,13 @@ class StackSettings(TierSettings):
     ray_num_cpus: int = Field(4, ge=1, description="Logical CPUs Ray schedules replicas on (not a hard limit).")
     ray_metrics_export_port: int = Field(8090, description="Prometheus endpoint of Ray (incl. the sui_ series).")
     ready_timeout_s: float = Field(300, gt=0)
-    api_config: str | None = Field(None, description="YAML file of ApiSettings (relative: to the profiles folder); "
-                                   "SUIQA_API_* env vars override it.")
+    api_config: str | None = Field(None, description="ApiSettings profile: a name in deployments/profiles or a YAML "
+                                   "path; SUIQA_API_* / SUIQA_REACT_* / SUIQA_KB_* env vars override it.")
 
 
 def load_stack(name_or_path: str, **overrides: Any) -> StackSettings:
     path = resolve_profile(name_or_path, PROFILES_DIR, "stack")
-    return StackSettings.load(path, _env_prefix="SUIQA_STACK_", **overrides)
+    return StackSettings.load(path, **overrides)
 
 
 def serving_profiles(stack: StackSettings) -> dict[str, ServingProfile]:
@@ -63,30 +67,23 @@ def serving_profiles(stack: StackSettings) -> dict[str, ServingProfile]:
 
 
 def api_settings(stack: StackSettings, profiles: dict[str, ServingProfile]):
-    """ApiSettings with the agent's LLM endpoints pointing at the started vLLM servers."""
+    """ApiSettings from the stack's API profile and the environment, with the agent's LLM endpoints pointing at
+    the vLLM servers this stack starts (computed values: the highest layer, like CLI flags)."""
+    from deployments.config import PROFILES_DIR as API_PROFILES
     from deployments.config import ApiSettings
 
     domain = profiles["domain"]
     agent = profiles.get("agent")
     agent_url = (agent or domain).base_url + "/v1"
     agent_model = agent.api_model_name if agent else domain.served_model_name[-1]
-    api_yaml = PROFILES_DIR / stack.api_config if stack.api_config else None
-    settings = ApiSettings.load(api_yaml)
-    llms = {"domain_llm": {"base_url": domain.base_url + "/v1", "model": domain.api_model_name},
-            "agent_llm": {"base_url": agent_url, "model": agent_model}}
-    merged = settings.agent.model_dump()
-    for key, value in llms.items():
-        merged[key] = {**merged[key], **value}
-    return settings.model_copy(update={"agent": type(settings.agent).model_validate(merged)})
+    api_yaml = resolve_profile(stack.api_config, API_PROFILES, "API") if stack.api_config else None
+    endpoints = {"domain_llm": {"base_url": domain.base_url + "/v1", "model": domain.api_model_name},
+                 "agent_llm": {"base_url": agent_url, "model": agent_model}}
+    return ApiSettings.load(api_yaml, agent=endpoints, profile=stack.name, tiny_models=stack.build_tiny_models)
 
 
 def _state_path() -> Path:
     return run_dir() / "stack.json"
-
-
-# The local head listens on loopback only. Ray 2.60's token auth keeps one token per user (~/.ray), which
-# concurrent local clusters (tests, benchmarks) overwrite; on loopback it only gets in the way.
-RAY_LOCAL_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0"}
 
 
 def _ray_env() -> dict[str, str]:
@@ -190,10 +187,10 @@ def up(stack: StackSettings) -> dict[str, str]:
         with _phase("ray head"):
             address = start_ray(stack)
         _state_path().write_text(json.dumps({"profile": stack.name, "ray": True}))
-        from react_tier.knowledge import KnowledgeBase, KnowledgeSettings
+        from react_tier.knowledge import KnowledgeBase
 
         with _phase("knowledge base"):  # build or verify the index once, so agent replicas find it cached
-            KnowledgeBase.load(KnowledgeSettings.load(**settings.agent.knowledge), progress=True)
+            KnowledgeBase.load(settings.agent.knowledge, progress=True)
         with _phase("serve app deployed"):
             deploy_app(address, settings)
         with _phase("vLLM ready"):

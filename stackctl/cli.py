@@ -1,4 +1,5 @@
-"""`suiqa`: one console script; each package contributes its own command group."""
+"""`suiqa`: one console script; each package contributes its own command group (this module imports them all:
+it is the top of the import graph)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,12 @@ app = typer.Typer(
 def _register() -> None:
     # Each module keeps its heavy imports inside the commands, so `suiqa --help` stays fast.
     from benchmarks.cli import app as bench_app
-    from deployments.cli import register as register_stack
     from finetune.cli import app as finetune_app
     from react_tier.cli import register as register_agent
     from react_tier.knowledge.cli import app as kb_app
     from serving.cli import app as serve_app
+    from stackctl.settings_doc import register as register_settings
+    from stackctl.stack_cli import register as register_stack
     from suiqa.models.cli import app as models_app
 
     app.add_typer(models_app, name="models")
@@ -35,6 +37,7 @@ def _register() -> None:
     app.add_typer(bench_app, name="bench")
     register_agent(app)   # suiqa ask
     register_stack(app)   # suiqa up / down / status
+    register_settings(app)  # suiqa settings
 
 
 _register()

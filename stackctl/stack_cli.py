@@ -8,11 +8,11 @@ from pathlib import Path
 import typer
 
 
-def up(profile: str = typer.Option("cpu-tiny", help="Stack profile (deployments/profiles) or YAML path."),
+def up(profile: str = typer.Option("cpu-tiny", help="Stack profile (stackctl/profiles) or YAML path."),
        json_out: bool = typer.Option(False, "--json")) -> None:
     """Start domain vLLM, agent vLLM, the knowledge base and the Ray Serve app; wait until /ready."""
-    from deployments.stack import load_stack
-    from deployments.stack import up as stack_up
+    from stackctl.stack import load_stack
+    from stackctl.stack import up as stack_up
 
     urls = stack_up(load_stack(profile))
     if json_out:
@@ -24,7 +24,7 @@ def up(profile: str = typer.Option("cpu-tiny", help="Stack profile (deployments/
 
 def down() -> None:
     """Stop everything `suiqa up` started."""
-    from deployments.stack import down as stack_down
+    from stackctl.stack import down as stack_down
 
     stopped = stack_down()
     typer.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
@@ -32,7 +32,7 @@ def down() -> None:
 
 def status() -> None:
     """Print the running stack's URLs."""
-    from deployments.stack import status as stack_status
+    from stackctl.stack import status as stack_status
 
     state = stack_status()
     typer.echo(json.dumps(state, indent=2) if state else "no stack is up")
@@ -44,7 +44,7 @@ def serve_config(profile: str = typer.Option("cpu-tiny"),
                  out: Path | None = typer.Option(None, help="Write here instead of stdout.")) -> None:
     """Emit a `serve deploy` YAML generated from the typed config (validated against Ray's schema)."""
     from deployments.serve_config import serve_config_yaml
-    from deployments.stack import api_settings, load_stack, serving_profiles
+    from stackctl.stack import api_settings, load_stack, serving_profiles
 
     stack = load_stack(profile)
     text = serve_config_yaml(api_settings(stack, serving_profiles(stack)))
