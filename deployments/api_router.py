@@ -146,7 +146,8 @@ def create_app(chat: OpenAIServingChat | None, echo_request_id: bool = True) -> 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # unknown route (404), wrong method (405, with Allow), unparsable JSON body (400): same error format
-        message = {404: f"no route {request.method} {request.url.path}",
+        message = {400: f"the request body is not valid JSON ({exc.detail})",
+                   404: f"no route {request.method} {request.url.path}",
                    405: f"method {request.method} not allowed on {request.url.path}"}.get(exc.status_code)
         response = _error(exc.status_code, message or str(exc.detail))
         if exc.headers:

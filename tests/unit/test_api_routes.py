@@ -83,8 +83,9 @@ def test_stream_must_be_a_real_boolean():
 
 def test_malformed_json_and_unknown_routes_and_methods():
     client = client_for()
-    assert_openai_error(client.post(URL, content=b"{not json", headers={"content-type": "application/json"}),
-                        400, None, "not valid JSON")
+    for junk in (b"{not json", b"\xff{not json"):  # a JSON error, and a body that is not even UTF-8
+        assert_openai_error(client.post(URL, content=junk, headers={"content-type": "application/json"}),
+                            400, None, "not valid JSON")
     assert_openai_error(client.get("/v1/nope"), 404, None, "no route GET /v1/nope")
     resp = client.get(URL)
     assert_openai_error(resp, 405, None, "not allowed")
