@@ -310,10 +310,11 @@ class _Run:
         return self.shaper.shown or None
 
     async def _fallback_answer(self) -> str:
-        """The domain draft plus the evidence gathered, shaped like any answer (stop strings, max_tokens)."""
-        parts = [self.draft] if self.draft else []
-        if self.evidence:
-            parts.append("参考资料：\n" + "\n".join(self.evidence))
+        """The evidence gathered, then the domain draft, shaped like any answer (stop strings, max_tokens).
+        Evidence first: it is what the answer can cite, and a token cap should keep it rather than the draft."""
+        parts = ["参考资料：\n" + "\n".join(self.evidence)] if self.evidence else []
+        if self.draft:
+            parts.append(f"领域模型初稿（未经核实）：\n{self.draft}" if parts else self.draft)
         if not parts:
             cause = self.agent_error or TimeoutError("no time left")
             raise to_upstream_error("agent", cause) if not isinstance(cause, UpstreamError) else cause

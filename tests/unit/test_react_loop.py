@@ -159,7 +159,7 @@ async def test_step_cap_and_failed_forced_call_fall_back_to_draft_and_evidence(s
     await agent.aclose()
 
     assert result.finish_reason == "degraded"
-    assert result.answer.startswith("草稿：隋炀帝。") and "[suishu:3:1]" in result.answer
+    assert result.answer.startswith("参考资料：\n[suishu:3:1]") and result.answer.endswith("草稿：隋炀帝。")
     assert "suishu:3:1" in [c.id for c in result.citations]
 
 
