@@ -6,7 +6,8 @@ map, from the lexicon learned from the parallel corpus (weighted by its score), 
 A question that asks several things is split into sub-queries (:mod:`.decompose`) and searched with
 :meth:`KnowledgeBase.search_many`: the rankings of the whole question and of each part are fused (RRF) and each
 query keeps ``subquery_quota`` places for its best passages. A question that names a poem group and asks how many
-/ which poems puts the group's record (:mod:`.poem_groups`) first. Then a diversity
+/ which poems puts the group's record (:mod:`.poem_groups`) first, and a 《title》 puts the poems of that title
+first. Then a diversity
 step demotes a window that overlaps one ranked above it (consecutive windows of a juan share half their text)
 until it sits ``overlap_min_distance`` places below that one, so the top k is not the same text twice in a row
 while a near-duplicate that is still strong stays in the top k instead of dropping behind everything else.
@@ -30,10 +31,10 @@ from react_tier.knowledge.decompose import decompose
 from react_tier.knowledge.index import build_index, cache_key, char_tokens, jieba_extra_words
 from react_tier.knowledge.lexicon import Lexicon
 from react_tier.knowledge.models import KnowledgeQueryError, Passage, Poem
-from react_tier.knowledge.poem_groups import PoemGroup, group_name
+from react_tier.knowledge.poem_groups import PoemGroup, group_name, split_title
 from react_tier.knowledge.poems import PoemIndex
 from react_tier.knowledge.settings import KnowledgeSettings
-from react_tier.knowledge.text import WordTokenizer, clean_query
+from react_tier.knowledge.text import WordTokenizer, clean_query, compact
 
 log = logging.getLogger(__name__)
 HISTORY_SOURCES = frozenset({"suishu", "zztj"})
@@ -41,6 +42,7 @@ _build_lock = threading.Lock()
 # a question about a poem group's size or members (几首 / 多少首 / 哪几首 / 哪些 / 组诗 / 一共 ...)
 GROUP_QUESTION = re.compile(r"[几多少]+首|哪几首|哪些|组诗|一共|总共|共有|共[几多]|收录|分别|包括")
 TITLE_IN_BRACKETS = re.compile(r"《([^《》]{1,40})》")
+MAX_TITLED = 5  # poems put first for one 《title》 (a group title names up to 89)
 
 
 def resolve_dirs(settings: KnowledgeSettings) -> tuple[Path, Path]:
@@ -91,6 +93,13 @@ class KnowledgeBase:
             for name in {clean_query(group.name, 1000), clean_query(group.title, 1000)}:
                 by_name.setdefault(name, []).append(self._position[group.id])
         self._group_names = sorted(by_name.items(), key=lambda item: -len(item[0]))
+        # poem title (and base title of a group member) in compact search form -> passage positions
+        self._titles: dict[str, list[int]] = {}
+        for poem in self._poems.poems:
+            full = compact(clean_query(poem.title, 1000))
+            base = compact(clean_query(split_title(poem.title)[0], 1000))
+            for key in dict.fromkeys((full, base, compact(group_name(base)))):
+                self._titles.setdefault(key, []).append(self._position[poem.id])
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -183,19 +192,23 @@ class KnowledgeBase:
         top = top[scores[top] > 0]
         return top[np.argsort(-scores[top], kind="stable")]
 
-    def _group_ranking(self, query: str) -> list[int]:
-        """Positions of the poem-group passages a counting / list question names (longest names first)."""
-        if not self.settings.use_poem_groups or not GROUP_QUESTION.search(query):
+    def _structured_ranking(self, query: str) -> list[int]:
+        """Records a question names exactly: the poem-group passages of a counting / list question (组诗 named
+        in it; a name under three characters only inside 《》), then the poems whose title, or group title, is
+        a 《title》 of the question (exact title first)."""
+        if not self.settings.use_poem_groups:
             return []
-        titles = TITLE_IN_BRACKETS.findall(query)
+        titles = [compact(t) for t in TITLE_IN_BRACKETS.findall(query)]
         found: list[int] = []
-        for name, positions in self._group_names:
-            if len(name) < 2 or name not in query:
-                continue
-            # a short name (古意, 秋日) counts only when the question puts it in 《》
-            if len(name) < 3 and not any(name == group_name(t) or name == t for t in titles):
-                continue
-            found.extend(p for p in positions if p not in found)
+        if GROUP_QUESTION.search(query):
+            for name, positions in self._group_names:
+                if len(name) < 2 or name not in query:
+                    continue
+                if len(name) < 3 and not any(name == group_name(t) or name == t for t in titles):
+                    continue
+                found.extend(p for p in positions if p not in found)
+        for title in titles:
+            found.extend(p for p in self._titles.get(title, ())[:MAX_TITLED] if p not in found)
         return found
 
     def _fused(self, query: str) -> dict[int, float]:
@@ -205,9 +218,9 @@ class KnowledgeBase:
         rrf_k = self.settings.rrf_k
         rankings = [(self._ranking(self._word, words, extra_words).tolist(), 1.0),
                     (self._ranking(self._char, chars, extra_chars).tolist(), self.settings.bigram_weight)]
-        groups = self._group_ranking(query)
-        if groups:  # outweighs the two text rankings together: the record that holds the answer
-            rankings.append((groups, 1.0 + self.settings.bigram_weight + 0.01))
+        structured = self._structured_ranking(query)
+        if structured:  # outweighs the two text rankings together: the records that hold the answer
+            rankings.append((structured, 1.0 + self.settings.bigram_weight + 0.01))
         for ranking, weight in rankings:
             for rank, position in enumerate(ranking):
                 fused[position] = fused.get(position, 0.0) + weight / (rrf_k + rank + 1)

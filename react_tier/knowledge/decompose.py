@@ -10,7 +10,8 @@ that matches most words first and can leave the other out of the top 5. Rules, n
    clause after it, the last one to the clause before it.
 3. A later clause that names no subject of its own (it starts with a pronoun or conjunction 他/她/其/这位/又,
    or its first content word is shorter than three characters, e.g. "葬在什么陵", "死后的谥号") gets the
-   subject of the first clause: its first content word (two if the first is one character).
+   subject of the first question: the first content word (two if the first is one character) of its asking
+   clause (in "隋军攻进建康城时，陈后主躲到了哪里" that is 陈后主, not the setting's 隋军).
 
 Fewer than two question clauses = no decomposition (the caller searches the question as it is).
 """
@@ -53,10 +54,12 @@ def decompose(question: str, words_of=None) -> list[str]:
     """
     words_of = words_of or list
     groups: list[str] = []
+    asking: list[str] = []  # the clause of each group that holds the question word
     pending = ""
     for clause in _clauses(question):
         if QUESTION_WORD.search(clause):
             groups.append(pending + clause)
+            asking.append(clause)
             pending = ""
         else:
             pending += clause
@@ -68,7 +71,7 @@ def decompose(question: str, words_of=None) -> list[str]:
     if len(groups) < 2:
         return []
     groups = groups[:MAX_PARTS]
-    subject = _subject(groups[0], words_of)
+    subject = _subject(asking[0], words_of)
     parts = [groups[0]]
     for clause in groups[1:]:
         stripped = PRONOUN_START.sub("", clause)

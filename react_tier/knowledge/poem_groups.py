@@ -27,7 +27,7 @@ MAX_LISTED = 30  # members listed by first line in a group passage; the rest are
 
 
 def chinese_number(text: str) -> int | None:
-    """十 -> 10, 二十五 -> 25, 八十九 -> 89, 一百二 -> 120 (enough for poem counts); None if not a numeral."""
+    """十 -> 10, 二十五 -> 25, 八十九 -> 89, 一百零二 -> 102 (enough for poem counts); None if not a numeral."""
     if not text or any(ch not in _NUMERAL for ch in text):
         return None
     total, current = 0, 0

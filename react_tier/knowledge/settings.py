@@ -58,8 +58,8 @@ class KnowledgeSettings(TierSettings):
         1, ge=0, le=10,
         description="search_many: places in the top k reserved for each query's best passages (0 = plain fusion).")
     use_poem_groups: bool = Field(
-        True, description="A question that names a poem group (组诗) and asks how many / which poems ranks the "
-                          "group's record first.")
+        True, description="Structured poem route: a question that names a poem group (组诗) and asks how many / "
+                          "which poems ranks the group's record first; a 《title》 ranks the poems of that title first.")
     max_query_chars: int = Field(1000, ge=10, le=100_000,
                                  description="Longer queries are rejected with KnowledgeQueryError.")
     max_k: int = Field(100, ge=1, le=10_000, description="Largest k that search/lookup_poem accept.")
