@@ -194,8 +194,8 @@ class KnowledgeBase:
 
     def _structured_ranking(self, query: str) -> list[int]:
         """Records a question names exactly: the poem-group passages of a counting / list question (组诗 named
-        in it; a name under three characters only inside 《》), then the poems whose title, or group title, is
-        a 《title》 of the question (exact title first)."""
+        in it; a name under three characters only inside 《》), or else the poems whose title, or group
+        title, is a 《title》 of the question (exact title first)."""
         if not self.settings.use_poem_groups:
             return []
         titles = [compact(t) for t in TITLE_IN_BRACKETS.findall(query)]
@@ -207,8 +207,9 @@ class KnowledgeBase:
                 if len(name) < 3 and not any(name == group_name(t) or name == t for t in titles):
                     continue
                 found.extend(p for p in positions if p not in found)
-        for title in titles:
-            found.extend(p for p in self._titles.get(title, ())[:MAX_TITLED] if p not in found)
+        if not found:  # a counting question is answered by its group; otherwise the poems of the 《title》
+            for title in titles:
+                found.extend(p for p in self._titles.get(title, ())[:MAX_TITLED] if p not in found)
         return found
 
     def _fused(self, query: str) -> dict[int, float]:
@@ -238,30 +239,38 @@ class KnowledgeBase:
         cleaned = clean_query(query, self.settings.max_query_chars)
         parts = decompose(cleaned, self._tokenizer.plain_words) if self.settings.decompose else []
         if parts:
-            return self.search_many([cleaned, *parts], k)
+            weight = self.settings.subquery_weight
+            return self.search_many([cleaned, *parts], k, weights=[1.0] + [weight] * len(parts))
         fused = self._fused(cleaned)
         return self._finish(sorted(fused, key=lambda p: (-fused[p], p)), fused, k)
 
-    def search_many(self, queries: list[str], k: int = 5, quota: int | None = None) -> list[Passage]:
+    def search_many(self, queries: list[str], k: int = 5, quota: int | None = None,
+                    weights: list[float] | None = None) -> list[Passage]:
         """Search several queries (e.g. one per fact) and return ONE list: each query's ranking is fused with the
         others by reciprocal rank, and each query first gets ``quota`` places (default ``subquery_quota``) for
         its best passages not already placed (nor overlapping one placed), so no fact is crowded out of the top
         k by another; the rest of the k places go by the fused score. Order: the reserved passages by fused
-        score, then the rest."""
+        score, then the rest. ``weights``: each query's weight in the fusion (default 1 each)."""
         k = self._check_k(k)
         if not isinstance(queries, list | tuple) or not queries:
             raise KnowledgeQueryError("search_many needs a non-empty list of queries")
         quota = self.settings.subquery_quota if quota is None else quota
-        cleaned = list(dict.fromkeys(clean_query(q, self.settings.max_query_chars) for q in queries))
+        weights = list(weights) if weights is not None else [1.0] * len(queries)
+        if len(weights) != len(queries):
+            raise KnowledgeQueryError("search_many: one weight per query")
+        weighted: dict[str, float] = {}
+        for q, weight in zip(queries, weights, strict=True):
+            cleaned = clean_query(q, self.settings.max_query_chars)
+            weighted[cleaned] = max(weighted.get(cleaned, 0.0), float(weight))
         per_query = []
-        for q in cleaned:
+        for q in weighted:
             fused_q = self._fused(q)
             per_query.append(sorted(fused_q, key=lambda p: (-fused_q[p], p)))
         rrf_k = self.settings.rrf_k
         fused: dict[int, float] = {}
-        for ranking in per_query:
+        for ranking, weight in zip(per_query, weighted.values(), strict=True):
             for rank, position in enumerate(ranking):
-                fused[position] = fused.get(position, 0.0) + 1.0 / (rrf_k + rank + 1)
+                fused[position] = fused.get(position, 0.0) + weight / (rrf_k + rank + 1)
         reserved: list[int] = []
         for ranking in per_query:
             taken = 0

@@ -54,6 +54,9 @@ class KnowledgeSettings(TierSettings):
     decompose: bool = Field(
         True, description="Split a question that asks several things into sub-queries, searched together with "
                           "the whole question (search_many) so each fact gets its own places in the top k.")
+    subquery_weight: float = Field(
+        1.0, ge=0.0, le=10.0,
+        description="Weight of each sub-query's ranking in the fusion with the whole question's (1.0).")
     subquery_quota: int = Field(
         1, ge=0, le=10,
         description="search_many: places in the top k reserved for each query's best passages (0 = plain fusion).")
