@@ -13,7 +13,9 @@ Configurations (all on the same index; the poem-group passages are in the index 
   +lexicon      + the lexicon learned from the parallel corpus
   +decompose    + query decomposition with search_many (RRF, per-query quota)
   +structured   + the structured poem route
-  all           everything (the default settings)
+  all           everything (the default settings), and "all -X" without one addition; "all -aliases" shows
+                what the learned lexicon does without the hand-written table; "all +coverage" the optional
+                coordination-level re-rank (off by default: +1 dev question at @5, -3 at @1)
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ CONFIGS = {
     "all -lexicon": {"use_lexicon": False},
     "all -decompose": {"decompose": False},
     "all -structured": {"use_poem_groups": False},
+    "all -aliases": {"use_aliases": False},  # the learned lexicon alone, without the hand-written table
+    "all -aliases -lexicon": {"use_aliases": False, "use_lexicon": False},
+    "all +coverage": {"coverage_weight": 1.0},  # the coordination-level re-rank (off by default)
 }
 
 

@@ -84,6 +84,7 @@ class KnowledgeBase:
         self._char = bm25s.BM25.load(str(index_dir / "char"), show_progress=False)
         self._tokenizer = WordTokenizer(jieba_extra_words())
         self.lexicon = Lexicon.load(index_dir / "lexicon.json")
+        self._search_texts: dict[int, str] = {}  # position -> compact search form, filled on first use
         with (index_dir / "poem_groups.jsonl").open(encoding="utf-8") as fh:
             self._groups = [PoemGroup(**{**g, "members": tuple(map(tuple, g["members"]))})
                             for g in map(json.loads, fh)]
@@ -225,7 +226,42 @@ class KnowledgeBase:
         for ranking, weight in rankings:
             for rank, position in enumerate(ranking):
                 fused[position] = fused.get(position, 0.0) + weight / (rrf_k + rank + 1)
+        if self.settings.coverage_weight > 0 and fused:
+            self._reward_coverage(query, fused)
         return fused
+
+    def _concepts(self, query: str) -> list[tuple[str, ...]]:
+        """The query's content words, each with the classical forms that stand for it (alias table, lexicon)."""
+        concepts = []
+        for word in dict.fromkeys(self._tokenizer.content_words(query)):
+            forms = [word]
+            if self.settings.use_aliases:
+                forms += aliases.expand(word)
+            if self.settings.use_lexicon and not aliases.expand(word):
+                forms += [f for f, _ in self.lexicon.expand([word])]
+            concepts.append(tuple(dict.fromkeys(forms)))
+        return concepts
+
+    def _search_text(self, position: int) -> str:
+        text = self._search_texts.get(position)
+        if text is None:
+            record = self._records[position]
+            text = self._search_texts[position] = compact(clean_query(f"{record['title']} {record['text']}",
+                                                                      10**7))
+        return text
+
+    def _reward_coverage(self, query: str, fused: dict[int, float]) -> None:
+        """Coordination-level matching: among the best ``coverage_depth`` passages, one that holds more of the
+        question's concepts (a word or any of its classical forms) gains up to ``coverage_weight`` x its score,
+        so the window where 韩擒虎 and 卒 and 时年 meet beats the windows that only name him many times."""
+        concepts = self._concepts(query)
+        if len(concepts) < 2:
+            return
+        top = sorted(fused, key=lambda p: (-fused[p], p))[:self.settings.coverage_depth]
+        for position in top:
+            text = self._search_text(position)
+            covered = sum(any(form in text for form in forms) for forms in concepts)
+            fused[position] *= 1.0 + self.settings.coverage_weight * covered / len(concepts)
 
     def subqueries(self, query: str) -> list[str]:
         """The parts of a question that asks several things ([] if it asks one); see :mod:`.decompose`."""

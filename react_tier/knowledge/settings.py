@@ -60,6 +60,11 @@ class KnowledgeSettings(TierSettings):
     subquery_quota: int = Field(
         1, ge=0, le=10,
         description="search_many: places in the top k reserved for each query's best passages (0 = plain fusion).")
+    coverage_weight: float = Field(
+        0.0, ge=0.0, le=10.0,
+        description="Coordination-level re-rank: a top passage holding all of the question's concepts (a word or "
+                    "one of its classical forms) gains this factor x its fused score; 0 = off.")
+    coverage_depth: int = Field(30, ge=1, le=1000, description="How many top passages the coverage re-rank sees.")
     use_poem_groups: bool = Field(
         True, description="Structured poem route: a question that names a poem group (组诗) and asks how many / "
                           "which poems ranks the group's record first; a 《title》 ranks the poems of that title first.")
