@@ -137,25 +137,29 @@ def test_dev_set_recall_does_not_regress(kb):
     from react_tier.knowledge.evaluation import evaluate, load_questions
 
     questions = load_questions(DEV_QUESTIONS)
-    assert len(questions) >= 40
+    assert len(questions) >= 90
     report = evaluate(kb, questions, ks=(1, 5, 10))
-    # measured: 0.708 / 0.938 / 1.000 (benchmarks/knowledge_bench.py); guards sit a question or two below
-    assert report.recall(5) >= 0.9, report.misses_at_5
-    assert report.recall(10) >= 0.95, report.first_hit_rank
-    assert report.recall(1) >= 0.65
+    # measured (benchmarks/knowledge_bench.py, 2026-11-29): 0.667 / 0.875 / 0.927 (legacy d01-d48 alone: 0.917
+    # @5, it was 0.938 before the issue-18 additions); guards sit a question or two below
+    assert report.recall(5) >= 0.85, report.misses_at_5
+    assert report.recall(10) >= 0.9, report.first_hit_rank
+    assert report.recall(1) >= 0.63
+    assert report.recall(5, "poem") >= 0.9 and report.recall(5, "single") >= 0.9
 
 
 def test_heldout_set_recall_does_not_regress(kb):
-    """Questions written before the retrieval was tuned and not used for tuning (measured: 0.538 / 0.846;
-    h08 was looked at when the overlap demotion was chosen, so read the held-out numbers with that in mind)."""
+    """Questions written before the retrieval was tuned and not used for tuning (measured: 0.548 / 0.767 / 0.808
+    @1/@5/@10 over 73 questions; the 26 legacy ones 0.846 @5 as before; h08 was looked at when the overlap
+    demotion was chosen). Issue 18's target of 0.95 @5 is NOT reached: modern-word (0.583) and multi-fact (0.500)
+    questions miss; see benchmarks/results/knowledge/."""
     from react_tier.knowledge.evaluation import evaluate, load_questions
 
     questions = load_questions(HELDOUT_QUESTIONS)
-    assert len(questions) >= 20
+    assert len(questions) >= 70
     assert not {q.id for q in questions} & {q.id for q in load_questions(DEV_QUESTIONS)}
     report = evaluate(kb, questions)
-    assert report.recall(5) >= 0.8, report.misses_at_5
-    assert report.recall(1) >= 0.45
+    assert report.recall(5) >= 0.73, report.misses_at_5
+    assert report.recall(1) >= 0.5
 
 
 def test_overlapping_windows_are_kept_apart_in_the_top_k(kb):
