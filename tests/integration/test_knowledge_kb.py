@@ -207,6 +207,10 @@ def test_cli_json_formats(kb):
     rows = json.loads(result.stdout[result.stdout.index("["):])
     assert rows[0] == {"id": "poem:sui#61", "title": "昔昔盐", "author": "薛道衡",
                        "content": kb.get("poem:sui#61").text.split("\n", 1)[1]}
+    result = runner.invoke(app, ["group", "读曲歌", "--json"])
+    group = json.loads(result.stdout[result.stdout.index("{"):])
+    assert group["count"] == 89 and len(group["members"]) == 89 and group["id"] == "poemgroup:读曲歌八十九首"
+    assert runner.invoke(app, ["group", "没有这组诗"]).exit_code != 0
     result = runner.invoke(app, ["search", "   "])
     assert result.exit_code != 0 and isinstance(result.exception, KnowledgeQueryError)
 
