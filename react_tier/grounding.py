@@ -24,7 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-CITATION = re.compile(r"[\[【［]\s*([^\[\]【】［］\s]{1,80}?)\s*[\]】］]")
+CITATION = re.compile(r"[\[【［]([^\[\]【】［］]{1,240}?)[\]】］]")
+CITATION_LIST = re.compile(r"[,，、;；\s]+")  # [a, b] / [a；b]: several ids in one bracket
 SENTENCE_END = re.compile(r"(?<=[。！？；!?;])|\n")
 CONTENT = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaffA-Za-z0-9]")
 # bigrams made only of these characters carry no claim (的是, 了一, 他的 ...): they are left out of the support
@@ -97,7 +98,8 @@ def check_grounding(answer: str, cited: dict[str, str], *, min_support: float = 
         raise TypeError(f"answer must be a str, got {type(answer).__name__}")
     passage_grams = {pid: _bigrams(_normalise(text or "")) for pid, text in cited.items()}
     pieces = _split(answer)
-    own = [tuple(dict.fromkeys(m.strip() for m in CITATION.findall(s))) for _, s in pieces]
+    own = [tuple(dict.fromkeys(pid for m in CITATION.findall(s) for pid in CITATION_LIST.split(m) if pid))
+           for _, s in pieces]
     checks: list[SentenceCheck] = []
     unknown: dict[str, None] = {}
     claims = grounded = 0
