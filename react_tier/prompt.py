@@ -23,6 +23,7 @@ Final Answer: 对原问题的最终答案
 
 要求：
 - 领域模型的初稿（内部知识）可能有误，请用工具查到的资料核实、补充。
+- 问题涉及几个事实时，每个事实单独调用一次 search_knowledge（检索词只写这一个事实），再综合各次 Observation 作答。
 - Final Answer 中用方括号注明所依据资料的编号，编号取自 Observation，例如 [编号]。
 - 每次只调用一个工具，写完 Action Input 就停下，等待 Observation。
 
