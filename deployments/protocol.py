@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from react_tier.request import MAX_STOP_SEQUENCES, VLLM_SAMPLING_EXTRAS, AgentRequest, GenerationOptions, Turn
-from react_tier.results import AgentResult, Citation, FinishReason, Step, Usage
+from react_tier.results import AgentResult, Citation, FinishReason, Grounding, Step, Usage
 
 MAX_MESSAGES = 64
 
@@ -251,6 +251,7 @@ class SuiExtras(BaseModel):
     steps: list[Step] = Field(default_factory=list)
     draft: str | None = None
     usage: dict[str, Usage] = Field(default_factory=dict, description="Per tier: every upstream call of the run.")
+    grounding: Grounding | None = Field(None, description="How far the answer's claims are backed by its citations.")
 
     @classmethod
     def from_result(cls, result: AgentResult) -> SuiExtras:

@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from react_tier.errors import UpstreamError
+from react_tier.grounding import check_grounding
 from react_tier.hooks import AgentHooks, HookSet
 from react_tier.llm import Completion, LLMClient, to_upstream_error
 from react_tier.parser import (
@@ -45,6 +46,7 @@ from react_tier.results import (
     AnswerDelta,
     Citation,
     Done,
+    Grounding,
     Step,
     StepFinished,
     StepStarted,
@@ -176,9 +178,11 @@ class _Run:
         if answer is None:
             finish, answer = "degraded", await self._fallback_answer()
             emit(AnswerDelta(text=answer))
+        report = check_grounding(answer, {cid: c.text or "" for cid, c in self.observed.items()})
         result = AgentResult(answer=answer, citations=self._citations(answer), steps=self.steps, usage=self.usage,
                              finish_reason=finish, draft=self.draft, request_id=self.request_id,
-                             truncated=self.shaper.truncated, answer_tokens=self.shaper.tokens)
+                             truncated=self.shaper.truncated, answer_tokens=self.shaper.tokens,
+                             grounding=Grounding.model_validate(report.to_dict()))
         await self.hooks.emit("on_run_end", result, time.monotonic() - self.started)
         emit(Done(result=result))
 

@@ -17,6 +17,8 @@ RESULT = AgentResult.model_validate({
     "answer": "隋文帝", "citations": [{"id": "suishu:卷1:3", "source": "隋书", "title": "帝纪", "text": "高祖文皇帝"}],
     "steps": [{"index": 0, "tool": "search_knowledge"}], "finish_reason": "stop", "draft": "d",
     "answer_tokens": 3,
+    "grounding": {"score": 0.5, "claims": 2, "flagged": [{"text": "x", "citations": ["suishu:卷1:3"],
+                                                           "support": 0.1, "reason": "unsupported"}]},
     "usage": {"agent": {"prompt_tokens": 10, "completion_tokens": 5, "calls": 1},
               "domain": {"prompt_tokens": 3, "completion_tokens": 2, "calls": 1}}})
 

@@ -29,6 +29,7 @@ async def test_non_streaming_maps_result_and_usage():
     assert (resp.usage.prompt_tokens, resp.usage.completion_tokens, resp.usage.total_tokens) == (13, 3, 16)
     assert resp.sui.citations[0].id == "suishu:卷1:3" and resp.sui.citations[0].text == "高祖文皇帝"
     assert resp.sui.finish_reason == "stop" and resp.sui.request_id == "abc"
+    assert resp.sui.grounding.score == 0.5 and resp.sui.grounding.flagged[0].reason == "unsupported"
     assert agent.requests[0].request_id == "abc" and agent.requests[0].question == "隋朝"
 
 

@@ -78,6 +78,8 @@ async def test_two_step_answer_with_citations(scripted):
     assert result.answer == "隋炀帝于大业元年开通济渠 [suishu:3:1]，参见 [made:up]。"
     assert [c.id for c in result.citations] == ["suishu:3:1"]          # invented [made:up] is dropped
     assert result.citations[0].source == "book_of_sui"
+    assert result.citations[0].text == "大业元年，发河南诸郡男女百余万，开通济渠。"  # the passage, for display
+    assert result.grounding.claims == 1 and result.grounding.unknown_ids == ["made:up"]
     assert result.draft == "隋炀帝开凿了大运河。"
     first = result.steps[0]
     assert first.tool == "search_knowledge" and first.tool_input == {"query": "大业 开通济渠"}
