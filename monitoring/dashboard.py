@@ -52,8 +52,8 @@ ROWS: list[tuple[str, list[Panel]]] = [
         Panel("Error and degraded ratios", [
             (f"sum(rate(sui_requests_total{{{P}, status=~\"5..\"}}{R})) / sum(rate(sui_requests_total{{{P}}}{R}))",
              "5xx / all responses"),
-            (f"sum(rate(sui_finish_reasons_total{{{P}, finish_reason=\"degraded\"}}{R}))"
-             f" / sum(rate(sui_finish_reasons_total{{{P}}}{R}))", "degraded / agent runs")], unit="percentunit"),
+            ((f"sum(rate(sui_finish_reasons_total{{{P}, finish_reason=\"degraded\"}}{R}))"
+              f" / sum(rate(sui_finish_reasons_total{{{P}}}{R}))"), "degraded / agent runs")], unit="percentunit"),
         Panel("Finish reasons", [(f"sum by (finish_reason) (rate(sui_finish_reasons_total{{{P}}}{R}))",
                                   "{{finish_reason}}")], unit="ops", stack=True),
         Panel("Agent steps per run", [
@@ -81,8 +81,8 @@ ROWS: list[tuple[str, list[Panel]]] = [
               description="KEDA scales each tier on its waiting requests (4 per pod)."),
         Panel("KV-cache usage", [(f"max by (job) (vllm:kv_cache_usage_perc{{{V}}})", "{{job}} max")],
               unit="percentunit"),
-        Panel("Prefix-cache hit ratio", [(f"sum by (job) (rate(vllm:prefix_cache_hits_total{{{V}}}{R}))"
-                                          f" / sum by (job) (rate(vllm:prefix_cache_queries_total{{{V}}}{R}))",
+        Panel("Prefix-cache hit ratio", [((f"sum by (job) (rate(vllm:prefix_cache_hits_total{{{V}}}{R}))"
+                                           f" / sum by (job) (rate(vllm:prefix_cache_queries_total{{{V}}}{R}))"),
                                           "{{job}}")], unit="percentunit"),
         Panel("vLLM time to first token p95", [(_q(0.95, "vllm:time_to_first_token_seconds", "job, le", V), "{{job}}")],
               unit="s"),

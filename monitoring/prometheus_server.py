@@ -21,7 +21,7 @@ import subprocess
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import yaml
@@ -116,7 +116,7 @@ class PrometheusServer:
                 f"--storage.tsdb.retention.time={self.retention}",
                 f"--web.listen-address={self.host}:{self.port}"]
 
-    def start(self) -> PrometheusServer:
+    def start(self) -> Self:
         binary = shutil.which(self.binary)
         if binary is None:
             raise PrometheusError(f"Prometheus binary not found: {self.binary} (install Debian's `prometheus` "
@@ -171,7 +171,7 @@ class PrometheusServer:
         except ProcessLookupError:
             pass
 
-    def __enter__(self) -> PrometheusServer:
+    def __enter__(self) -> Self:
         self.start()
         try:
             self.wait_ready()

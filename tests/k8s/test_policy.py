@@ -8,7 +8,7 @@ import pytest
 
 from tests.k8s.manifests import OVERLAYS, containers, pod_templates, rendered, selects
 
-SECRETISH = re.compile(r"(KEY|TOKEN|PASSWORD|SECRET|CREDENTIAL)", re.I)
+SECRETISH = re.compile(r"(KEY|TOKEN|PASSWORD|SECRET|CREDENTIAL)", re.IGNORECASE)
 PINNED = re.compile(r"^[^:@\s]+(:[\w][\w.-]*)?(@sha256:[0-9a-f]{64})?$")
 
 

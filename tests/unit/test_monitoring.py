@@ -36,7 +36,7 @@ def promtool() -> str:
 
 
 def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 def test_rules_pass_promtool_check(promtool):
