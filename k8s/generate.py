@@ -165,7 +165,7 @@ def model_prep_patch(target: KubeTarget) -> dict[str, Any]:
 
 def cluster_api_settings(target: KubeTarget):
     """The local stack's ApiSettings for ``target.stack``, pointed at the in-cluster vLLM Services."""
-    from deployments.stack import api_settings, load_stack, serving_profiles
+    from stackctl.stack import api_settings, load_stack, serving_profiles
 
     stack = load_stack(target.stack)
     settings = api_settings(stack, serving_profiles(stack))

@@ -30,7 +30,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 def _suiqa(*args: str, env: dict[str, str]) -> str:
-    out = subprocess.run([sys.executable, "-m", "suiqa.cli", *args], check=False, capture_output=True, text=True, env=env,
+    out = subprocess.run([sys.executable, "-m", "stackctl.cli", *args], check=False, capture_output=True, text=True, env=env,
                          cwd=REPO, timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
