@@ -62,6 +62,11 @@ def test_vllm_argv_equals_print_command(overlay, tier):
     assert args[args.index("--host") + 1] == "0.0.0.0"
     port = int(args[args.index("--port") + 1])
     assert [p["containerPort"] for p in container["ports"] if p["name"] == "http"] == [port]
+    # the startup probe allows at least the profile's own start-up budget (startup_timeout_s)
+    from k8s.generate import tier_profile
+
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= tier_profile(tier).startup_timeout_s
 
 
 def test_gpu_argv_keeps_the_profiles_tuning():

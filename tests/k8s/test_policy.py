@@ -325,3 +325,52 @@ def test_network_policy_admits_exactly_the_intended_paths():
         ("kuberay", "ray-head:8265"), ("kuberay", "ray-worker:52365"), ("prometheus", "ray-worker:8090"),
     }
     assert allowed == expected, {"unexpected": allowed - expected, "missing": expected - allowed}
+
+
+RESTRICTED_VOLUMES = {"emptyDir", "persistentVolumeClaim", "configMap", "secret", "projected", "downwardAPI",
+                      "ephemeral", "csi"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_pods_fit_the_restricted_pod_security_standard(overlay):
+    """The namespace enforces `restricted`: no host namespaces, host paths or host ports either."""
+    (namespace,) = _docs(overlay, "Namespace")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    for tpl in _templates(overlay):
+        assert not any(tpl.spec.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")), tpl.owner
+        for volume in tpl.spec.get("volumes", []):
+            assert set(volume) - {"name"} <= RESTRICTED_VOLUMES, f"{tpl.owner}: {volume}"
+        for c in containers(tpl):
+            assert not any(p.get("hostPort") for p in c.get("ports", [])), tpl.owner
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_ray_pod_templates_are_valid_pods(overlay):
+    """The RayService's head and worker templates, validated as Pods against Kubernetes' own schema (strict)."""
+    import kubernetes_validate
+
+    from tests.k8s.manifests import KUBERNETES_VERSION
+
+    ray = [t for t in _templates(overlay) if t.owner.startswith("RayService/")]
+    assert len(ray) == 2
+    for tpl in ray:
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x", "labels": tpl.labels}, "spec": tpl.spec}
+        kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
+
+
+def test_rayservice_matches_the_project_pins():
+    import tomllib
+
+    import yaml
+
+    from tests.k8s.manifests import REPO
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"]
+    ray_pin = next(d.split("==")[1] for d in extras["cpu"] if d.startswith("ray[serve]=="))
+    for overlay in OVERLAYS:
+        rs = _docs(overlay, "RayService")[0]
+        assert rs["spec"]["rayClusterConfig"]["rayVersion"] == ray_pin
+        serve = yaml.safe_load(rs["spec"]["serveConfigV2"])
+        module, attr = serve["applications"][0]["import_path"].split(":")
+        source = (REPO / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8")
+        assert f"def {attr}(" in source  # the builder the replicas import exists in the image's project
