@@ -77,3 +77,24 @@ def test_drift_check_notices_an_edited_file(tmp_path):
     edited = tmp_path / "overlays/gpu/generated/vllm.yaml"
     edited.write_text(edited.read_text(encoding="utf-8").replace("'0.9'", "'0.95'"), encoding="utf-8")
     assert [str(p) for p in stale_files(tmp_path)] == ["overlays/gpu/generated/vllm.yaml"]
+
+
+def test_cpu_overlay_with_the_optional_components(tmp_path):
+    """A dev cluster that has the CRDs adds monitoring and autoscaling as the README says; that renders and
+    validates too."""
+    from tests.k8s.manifests import K8S, crd_errors, kustomize
+
+    import os
+
+    def rel(path: str) -> str:  # kustomize wants relative roots
+        return os.path.relpath(K8S / path, tmp_path)
+
+    (tmp_path / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        f"resources: [{rel('overlays/cpu')}]\n"
+        f"components: [{rel('components/monitoring')}, {rel('components/autoscaling')}]\n", encoding="utf-8")
+    docs = kustomize(tmp_path)
+    custom = [d for d in docs if (d["apiVersion"], d["kind"]) in SCHEMAS]
+    assert {d["kind"] for d in custom} == {"RayService", "PodMonitor", "PrometheusRule", "ScaledObject"}
+    for doc in custom:
+        assert crd_errors(doc) == [], f"{doc['kind']}/{doc['metadata']['name']}"
