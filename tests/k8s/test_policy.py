@@ -374,3 +374,14 @@ def test_rayservice_matches_the_project_pins():
         module, attr = serve["applications"][0]["import_path"].split(":")
         source = (REPO / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8")
         assert f"def {attr}(" in source  # the builder the replicas import exists in the image's project
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_readme_stage_labels_select_the_model_steps(overlay):
+    """README step 4 applies `-l suiqa.io/stage=models` (what the upload needs) then `=prep` (the Job)."""
+    def stage(value):
+        return sorted(f"{d['kind']}/{d['metadata']['name']}" for d in rendered(overlay)
+                      if d["metadata"].get("labels", {}).get("suiqa.io/stage") == value)
+
+    assert stage("models") == ["Namespace/sui-qa", "PersistentVolumeClaim/sui-models", "ServiceAccount/sui-model-prep"]
+    assert stage("prep") == ["Job/sui-model-prep"]
