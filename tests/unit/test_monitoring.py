@@ -175,3 +175,9 @@ def test_stack_targets_from_suiqa_up_urls():
                                    "vllm-agent": ["127.0.0.1:8001"], "ray": ["127.0.0.1:8090"]}
     shared = {k: v for k, v in urls.items() if k != "vllm_agent"}  # cpu-tiny-shared: one vLLM process
     assert "vllm-agent" not in stack_targets(shared)
+
+
+def test_system_deps_script_reports_present_tools():
+    script = RULES_FILE.parents[2] / "scripts" / "system_deps.sh"
+    out = _run(["bash", str(script), "--check"])
+    assert out.returncode == 0 and "all present" in out.stdout, out.stdout + out.stderr
