@@ -82,9 +82,9 @@ def test_drift_check_notices_an_edited_file(tmp_path):
 def test_cpu_overlay_with_the_optional_components(tmp_path):
     """A dev cluster that has the CRDs adds monitoring and autoscaling as the README says; that renders and
     validates too."""
-    from tests.k8s.manifests import K8S, crd_errors, kustomize
-
     import os
+
+    from tests.k8s.manifests import K8S, crd_errors, kustomize
 
     def rel(path: str) -> str:  # kustomize wants relative roots
         return os.path.relpath(K8S / path, tmp_path)
