@@ -6,8 +6,9 @@ export OMP_NUM_THREADS ?= 1
 
 .PHONY: setup demo test test-fast test-xtuner xtuner-env models clean lint bench-cpu bench-overhead
 
-setup:            ## create .venv with the CPU profile (idempotent; seconds when already done)
+setup:            ## .venv with the CPU profile + the Debian packages the tests use (idempotent; seconds when done)
 	@bash scripts/setup.sh
+	@bash scripts/system_deps.sh
 
 models: setup     ## build the offline tiny models
 	@$(VENV)/bin/suiqa models build-tiny

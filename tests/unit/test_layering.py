@@ -8,16 +8,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 # package -> the project packages it may import. Floors, bottom up: suiqa (errors, paths, settings base, model
-# builder) < serving, react_tier, finetune < deployments (the Ray Serve app) < benchmarks < stackctl (the CLI, the
-# demo, `suiqa up/down`).
+# builder) < serving, react_tier, finetune, monitoring < deployments (the Ray Serve app) < benchmarks < stackctl
+# (the CLI, the demo, `suiqa up/down`) < k8s (renders manifests from everything below).
 ALLOWED: dict[str, set[str]] = {
     "suiqa": set(),
+    "monitoring": {"suiqa"},
     "serving": {"suiqa"},
     "react_tier": {"suiqa"},
     "finetune": {"suiqa"},
     "deployments": {"suiqa", "react_tier"},
     "benchmarks": {"suiqa", "serving", "react_tier", "finetune", "deployments"},
-    "stackctl": {"suiqa", "serving", "react_tier", "finetune", "deployments", "benchmarks"},
+    "stackctl": {"suiqa", "serving", "react_tier", "finetune", "deployments", "benchmarks", "monitoring"},
+    "k8s": {"suiqa", "serving", "react_tier", "deployments", "stackctl", "monitoring"},  # the manifest generator
 }
 # react_tier is a pure library: no web server, no Ray
 FORBIDDEN_THIRD_PARTY = {"react_tier": {"ray", "fastapi", "starlette", "uvicorn"}}
