@@ -178,6 +178,8 @@ class _Run:
         if answer is None:
             finish, answer = "degraded", await self._fallback_answer()
             emit(AnswerDelta(text=answer))
+        elif self.observed and not self._citations(answer) and not (self.shaper.truncated or self.shaper.stopped):
+            answer += await self._evidence_note(emit)
         report = check_grounding(answer, {cid: c.text or "" for cid, c in self.observed.items()})
         result = AgentResult(answer=answer, citations=self._citations(answer), steps=self.steps, usage=self.usage,
                              finish_reason=finish, draft=self.draft, request_id=self.request_id,
@@ -328,6 +330,23 @@ class _Run:
         self.shaper.truncated = len(cut) < len(text)
         return cut
 
+    async def _evidence_note(self, emit) -> str:
+        """Answers cite their sources: one that cites none of the evidence the run gathered (a best-effort answer
+        at the step cap, a model that ignored the instruction) gets that evidence listed, visibly, at its end —
+        within the request's stop strings and max_tokens (counted with the domain tier's tokenizer)."""
+        refs = "；".join(f"[{c.id}]《{c.title}》" for c in list(self.observed.values())[:self.settings.search_k])
+        note = self.shaper.cut_at_stop(f"\n\n参考资料：{refs}")
+        cap = self.request.generation.max_tokens
+        room = (1 << 30) if cap is None else cap - self.shaper.tokens
+        if room <= 0 or not note.strip():
+            return ""
+        cut, tokens = await self.agent.domain_llm.truncate_to_tokens(note, room)
+        self.shaper.tokens += tokens
+        self.shaper.truncated = len(cut) < len(note)
+        if cut:
+            emit(AnswerDelta(text=cut))
+        return cut
+
     def _citations(self, answer: str) -> list[Citation]:
         cited: dict[str, Citation] = {}
         for text in [answer, *(step.thought for step in self.steps if not step.forced)]:
@@ -359,12 +378,12 @@ class _AnswerShaper:
     def __init__(self, generation: GenerationOptions) -> None:
         self.stops, self.cap = generation.stop, generation.max_tokens
         self.holdback = max((len(s) for s in self.stops), default=1) - 1
-        self.shown, self.tokens, self.truncated, self.ended = "", 0, False, False
+        self.shown, self.tokens, self.truncated, self.ended, self.stopped = "", 0, False, False, False
 
     def cut_at_stop(self, text: str) -> str:
         cuts = [i for i in (text.find(s) for s in self.stops) if i >= 0]
         if cuts:
-            self.ended = True
+            self.ended = self.stopped = True
             return text[:min(cuts)]
         return text
 

@@ -441,3 +441,29 @@ async def test_degraded_answer_is_cut_at_max_tokens_with_the_tiers_tokenizer(scr
     result = await agent.run(AgentRequest(question="测试", generation={"max_tokens": 3}))
     await agent.aclose()
     assert result.answer == "草稿答" and result.truncated and result.answer_tokens == 3
+
+
+async def test_an_answer_that_cites_nothing_lists_its_evidence_visibly(scripted):
+    scripted.script("domain", "草稿")
+    scripted.script("agent", SEARCH, "Final Answer: 是隋炀帝开的。")
+    agent, _ = make_agent(scripted, max_steps=1)
+    events = [e async for e in agent.stream("大运河是谁开凿的？")]
+    await agent.aclose()
+    result = events[-1].result
+    assert result.answer.startswith("是隋炀帝开的。\n\n参考资料：[suishu:3:1]《隋书·炀帝纪》")
+    assert "suishu:3:1" in [c.id for c in result.citations]
+    assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == result.answer
+    # one token per character here; the answer's first chunk also carries the label's end (counted: never less)
+    assert len(result.answer) <= result.answer_tokens <= len(result.answer) + 2
+
+
+async def test_the_evidence_note_respects_max_tokens_and_stop(scripted):
+    for generation, expected in (({"max_tokens": 12}, "是隋炀帝开的。\n\n参"), ({"stop": ["参考"]}, "是隋炀帝开的。")):
+        scripted.script("domain", "草稿")
+        scripted.script("agent", SEARCH, "Final Answer: 是隋炀帝开的。")
+        agent, _ = make_agent(scripted, max_steps=1)
+        result = await agent.run(AgentRequest(question="大运河是谁开凿的？", generation=generation))
+        await agent.aclose()
+        assert result.answer == expected, generation
+        assert result.answer_tokens <= generation.get("max_tokens", 99)
+        assert result.truncated == ("max_tokens" in generation)
