@@ -12,8 +12,10 @@ upstream stream is closed right there, so vLLM stops generating.
 
 Citations: the ids of passages/poems that a tool actually returned (observed) AND that the final answer or a
 Thought mentions in brackets, ``[id]`` or ``【id】``, in order of first mention. Ids the model invents are
-dropped; nothing observed-but-unmentioned is added (no silent fallback). The degraded answer lists its evidence
-with bracketed ids, so its citations are the evidence it shows.
+dropped; nothing observed-but-unmentioned is added silently. The degraded answer lists its evidence with bracketed
+ids, and an answer that cites nothing although the run gathered evidence gets a visible "参考资料" line of it: in
+both, the citations are the evidence the answer shows. ``grounding`` scores how far the answer's sentences are
+backed by the passages they cite (react_tier/grounding.py).
 """
 
 from __future__ import annotations
