@@ -278,11 +278,13 @@ def apply_exception(turn: TurnView, exc: BaseException, now: float, endpoint: st
 
 
 def error_of(exc: BaseException, endpoint: str = "", timeout_s: float | None = None) -> ErrorView:
-    """Classify a failure by the openai client's exception types: down, too slow, or an HTTP error status."""
+    """Classify a failure by the openai client's exception types: down, too slow, or an HTTP error status. Once
+    the body streams, a read timeout or a dropped connection comes as the HTTP library's own exception."""
+    import httpx2  # the openai client's HTTP library: mid-stream failures surface as its exceptions, unwrapped
     import openai
 
     where = endpoint or "the API"
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException)):
         return ErrorView("slow", f"no answer from {where}" + (f" within {timeout_s:g} s" if timeout_s else ""))
     if isinstance(exc, openai.APIConnectionError):
         cause = exc.__cause__ or exc.__context__
@@ -290,6 +292,8 @@ def error_of(exc: BaseException, endpoint: str = "", timeout_s: float | None = N
         return ErrorView("down", f"cannot reach {where} ({why})")
     if isinstance(exc, openai.APIStatusError):
         return ErrorView("http", status_error_message(exc), exc.status_code)
+    if isinstance(exc, httpx2.TransportError):
+        return ErrorView("stream", f"the connection to {where} broke mid-answer ({type(exc).__name__}: {exc})")
     return ErrorView("stream", f"{type(exc).__name__}: {exc}")
 
 

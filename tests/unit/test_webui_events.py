@@ -218,3 +218,9 @@ def test_tiny_models_note_only_when_the_models_card_says_so():
 
 def test_model_output_is_escaped_for_markdown():
     assert ev.md_escape("# 隋 *x* $1$") == "\\# 隋 \\*x\\* \\$1\\$"
+
+
+def test_mid_stream_transport_failures_are_classified():
+    assert ev.error_of(httpx2.ReadTimeout("timed out"), "E", 5).kind == "slow"
+    err = ev.error_of(httpx2.RemoteProtocolError("peer closed connection"), "E")
+    assert err.kind == "stream" and "broke mid-answer" in err.message

@@ -1,0 +1,135 @@
+"""webui/client.py over real HTTP against the pipeline API's own FastAPI routes (deployments.api_router with a
+scripted agent in place of the ReAct agent; no Ray, no vLLM): what the page sends, what it reads, how each kind
+of failure is classified. The real stack is driven in tests/integration/test_webui.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+import uvicorn
+
+from deployments import api_router
+from deployments.config import ApiSettings
+from deployments.serving_chat import OpenAIServingChat
+from react_tier import AgentResult, AnswerDelta, Done, StepStarted
+from react_tier.results import StepFinished
+from tests.support import free_port
+from webui import events as ev
+from webui.client import NO_KEY, RequestOptions, StreamReader, list_models, make_client, stream_events
+
+RESULT = AgentResult.model_validate({
+    "answer": "隋文帝", "finish_reason": "stop", "request_id": "r1",
+    "citations": [{"id": "suishu:1:1", "source": "book_of_sui", "title": "隋书·高祖纪"}],
+    "steps": [{"index": 1, "tool": "search_knowledge", "tool_input": {"query": "隋"}, "observation": "开皇"}]})
+
+
+class ScriptedAgent:
+    def __init__(self) -> None:
+        self.delay_s = 0.0
+        self.calls: list[tuple[str, list]] = []
+
+    async def stream(self, question, request_id=None, history=None):
+        self.calls.append((question, history))
+        await asyncio.sleep(self.delay_s)
+        yield StepStarted(index=1)
+        yield StepFinished(step=RESULT.steps[0])
+        for piece in ("隋", "文帝"):
+            yield AnswerDelta(text=piece)
+        yield Done(result=RESULT)
+
+    async def check_upstreams(self):
+        return {"domain": True, "agent": True}
+
+
+@pytest.fixture(scope="module")
+def api():
+    agent = ScriptedAgent()
+    api_router.install_handler(OpenAIServingChat(ApiSettings(), agent))
+    app = api_router.create_app()
+    seen: list[dict] = []
+
+    @app.middleware("http")
+    async def record(request, call_next):
+        seen.append({"headers": dict(request.headers), "body": await request.body()})
+        return await call_next(request)
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/v1", agent, seen
+    server.should_exit = True
+    thread.join(10)
+    api_router.install_handler(None)
+
+
+def test_a_streamed_answer_with_steps_folds_into_a_complete_turn(api):
+    url, agent, seen = api
+    agent.delay_s = 0.0
+    messages = ev.conversation([], "隋朝的开国皇帝是谁？", system_prompt="简短回答")
+    client = make_client(url, "sk-test", timeout_s=10)
+    turn = ev.TurnView("隋朝的开国皇帝是谁？", time.monotonic())
+    for event in stream_events(client, "sui-react", messages, RequestOptions(max_steps=3, max_tokens=64,
+                                                                             temperature=0.2)):
+        ev.apply(turn, event, time.monotonic())
+    ev.finish(turn, time.monotonic())
+    assert turn.ok and turn.answer == "隋文帝" and [s.tool for s in turn.ordered_steps] == ["search_knowledge"]
+    assert turn.citations[0].id == "suishu:1:1"
+    request = seen[-1]
+    body = json.loads(request["body"])
+    assert request["headers"]["authorization"] == "Bearer sk-test"
+    assert body["stream"] is True and body["sui_events"] is True and body["sui_max_steps"] == 3
+    assert body["max_tokens"] == 64 and body["temperature"] == 0.2
+    assert agent.calls[-1] == ("隋朝的开国皇帝是谁？", [{"role": "system", "content": "简短回答"}])
+
+
+def test_a_blank_api_key_sends_the_no_key_placeholder(api):
+    url, _, seen = api
+    list_models(make_client(url, "  ", timeout_s=5))
+    assert seen[-1]["headers"]["authorization"] == f"Bearer {NO_KEY}"
+
+
+def test_models_cards_come_back_as_dicts(api):
+    url, _, _ = api
+    cards = list_models(make_client(url, "", timeout_s=5))
+    assert cards[0]["id"] == "sui-react"
+
+
+def test_an_api_error_status_is_classified_with_the_apis_message(api):
+    url, _, _ = api
+    with pytest.raises(Exception) as info:
+        list(stream_events(make_client(url, "", timeout_s=5), "gpt-4", ev.conversation([], "q"), RequestOptions()))
+    err = ev.error_of(info.value, url)
+    assert err.kind == "http" and err.status == 404 and "does not exist" in err.message
+
+
+def test_a_dead_endpoint_is_down():
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(Exception) as info:
+        list_models(make_client(url, "", timeout_s=5, connect_timeout_s=2))
+    err = ev.error_of(info.value, url)
+    assert err.kind == "down" and url in err.message
+
+
+def test_a_slow_api_times_out_as_too_slow_and_the_reader_reports_it(api):
+    url, agent, _ = api
+    agent.delay_s = 2.0
+    try:
+        client = make_client(url, "", timeout_s=0.5)
+        reader = StreamReader(stream_events(client, "sui-react", ev.conversation([], "q"), RequestOptions()))
+        items = []
+        while not (items and items[-1].end):
+            item = reader.get(5)
+            assert item is not None, "the reader must end"
+            items.append(item)
+        errors = [i.error for i in items if i.error is not None]
+        assert len(errors) == 1 and ev.error_of(errors[0], url, 0.5).kind == "slow"
+    finally:
+        agent.delay_s = 0.0
