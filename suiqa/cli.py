@@ -27,6 +27,7 @@ def _register() -> None:
     from react_tier.knowledge.cli import app as kb_app
     from serving.cli import app as serve_app
     from suiqa.models.cli import app as models_app
+    from webui.cli import register as register_webui
 
     app.add_typer(models_app, name="models")
     app.add_typer(serve_app, name="serve")
@@ -35,6 +36,7 @@ def _register() -> None:
     app.add_typer(bench_app, name="bench")
     register_agent(app)   # suiqa ask
     register_stack(app)   # suiqa up / down / status
+    register_webui(app)   # suiqa webui
 
 
 _register()
