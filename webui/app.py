@@ -58,35 +58,52 @@ def show_banner(banner: ev.Banner) -> None:
     {"error": st.error, "warning": st.warning, "info": st.info}[banner.level](body)
 
 
+def html(css_class: str, text: str) -> None:
+    st.markdown(ev.html_block(css_class, text), unsafe_allow_html=True)
+
+
 def render_turn(turn: ev.TurnView, slow_after_s: float, now: float) -> None:
     for banner in ev.banners(turn, now, slow_after_s):
         show_banner(banner)
     if turn.steps:
         with st.expander(f"Agent steps ({len(turn.steps)})", expanded=True):
             for step in turn.ordered_steps:
-                st.markdown(f"**{ev.md_escape(step.title)}**")
+                html("sui-step", step.title)
                 if step.thought:
-                    st.markdown(f"*Thought:* {ev.md_escape(step.thought)}")
+                    st.caption("Thought")
+                    html("sui-thought", step.thought)
                 if step.tool:
-                    st.markdown(f"*Input:* `{step.input_text.replace('`', '')}`")
+                    st.caption("Input")
+                    st.code(step.input_text, language=None, wrap_lines=True)
                 if step.observation:
-                    st.text(step.observation)
+                    st.caption("Observation")
+                    html("sui-observation", step.observation)
                 if step.error:
-                    st.markdown(f"*Error:* {ev.md_escape(step.error)}")
+                    html("sui-step-error", f"error: {step.error}")
     if turn.answer:
-        st.markdown(ev.md_escape(turn.answer) + ("" if turn.done else " ▌"))
+        html("sui-answer", turn.answer + ("" if turn.done else " ▌"))
     elif not turn.done:
         st.caption(f"waiting for the answer… {now - turn.started_at:.0f} s")
     if turn.citations:
         with st.expander(f"Sources ({len(turn.citations)})", expanded=True):
             for citation in turn.citations:
-                st.markdown(f"**{ev.md_escape(citation.label)}**")
+                html("sui-citation", citation.label)
                 if citation.text:
-                    st.text(citation.text)
+                    html("sui-passage", citation.text)
                 else:
                     st.caption("(this API version sends no passage text)")
     if turn.done:
         st.caption(ev.timings_line(turn))
+
+
+CSS = """<style>
+.sui-step {font-weight: 600; margin-top: .4rem}
+.sui-observation, .sui-passage {border-left: 3px solid #d9a441; padding: .2rem .6rem; font-size: .9rem;
+  color: #444; white-space: normal}
+.sui-citation {font-weight: 600}
+.sui-answer {font-size: 1.05rem; line-height: 1.6}
+.sui-step-error {color: #b00020}
+</style>"""
 
 
 def ask(question: str, conf: dict, cfg: WebUISettings, model: str) -> ev.TurnView:
@@ -123,6 +140,7 @@ def ask(question: str, conf: dict, cfg: WebUISettings, model: str) -> ev.TurnVie
 def main() -> None:
     st.set_page_config(page_title="Sui QA · 隋朝问答", page_icon="🏯")
     cfg = defaults()
+    st.markdown(CSS, unsafe_allow_html=True)
     st.session_state.setdefault("turns", [])
     conf = sidebar(cfg)
     st.title("隋朝问答 · Sui dynasty QA")

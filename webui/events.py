@@ -383,6 +383,15 @@ def md_escape(text: str) -> str:
     return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
 
 
+def html_block(css_class: str, text: str) -> str:
+    """Text as one HTML block with a stable class (the browser test finds answers, steps and passages by it);
+    HTML-escaped, so model output is shown literally and cannot inject markup."""
+    import html
+
+    body = html.escape(text).replace("\n", "<br>")
+    return f'<div class="{css_class}">{body}</div>'
+
+
 def tiny_models_note(models: list[dict[str, Any]]) -> str | None:
     """One line when ``GET /v1/models`` says the stack serves the tiny random models (``sui.tiny_models``)."""
     for card in models:

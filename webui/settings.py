@@ -19,7 +19,7 @@ class WebUISettings(TierSettings):
     api_key: SecretStr = Field(SecretStr(""), description="Sent as `Authorization: Bearer`; blank = no key.")
     model: str = Field("", description="The `model` to ask; blank = the first card of GET /v1/models.")
     system_prompt: str = Field("", description="Optional system message sent before the conversation.")
-    max_steps: int = Field(5, ge=1, le=20, description="Agent steps (request extension `sui_max_steps`).")
+    max_steps: int = Field(3, ge=1, le=20, description="Agent steps (request extension `sui_max_steps`).")
     max_tokens: int = Field(256, ge=1, le=8192, description="OpenAI `max_tokens` of the answer.")
     temperature: float = Field(0.7, ge=0, le=2)
     request_timeout_s: float = Field(150, gt=0, description="Read timeout of one request (then: 'too slow').")

@@ -224,3 +224,8 @@ def test_mid_stream_transport_failures_are_classified():
     assert ev.error_of(httpx2.ReadTimeout("timed out"), "E", 5).kind == "slow"
     err = ev.error_of(httpx2.RemoteProtocolError("peer closed connection"), "E")
     assert err.kind == "stream" and "broke mid-answer" in err.message
+
+
+def test_html_blocks_escape_model_output():
+    assert ev.html_block("sui-answer", "<script>x</script>\n隋") == \
+        '<div class="sui-answer">&lt;script&gt;x&lt;/script&gt;<br>隋</div>'
