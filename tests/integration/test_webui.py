@@ -107,14 +107,10 @@ def ask(page, question: str) -> None:
     box.press("Enter")
 
 
-def test_a_question_streams_steps_answer_and_citations(stack, web, browser):
-    urls, _ = stack
-    page = open_page(browser, web["url"])
-    cards = httpx.get(urls["api"] + "/models", timeout=30).json()["data"]
-    tiny = (cards[0].get("sui") or {}).get("tiny_models")
-    ask(page, QUESTION)
-    message = page.get_by_test_id("stChatMessage").nth(1)
-    # Poll while it runs: a step must show before the answer is complete (steps render as they happen).
+def answered(page, question: str) -> tuple:
+    """Ask and wait for the complete answer; returns (the assistant message, the most steps seen while it ran)."""
+    ask(page, question)
+    message = page.get_by_test_id("stChatMessage").last
     steps_while_running, deadline = 0, time.monotonic() + ANSWER_TIMEOUT_S
     while "finish_reason=" not in (text := message.inner_text()):  # the footer shows once the answer is complete
         if time.monotonic() > deadline:
@@ -122,23 +118,51 @@ def test_a_question_streams_steps_answer_and_citations(stack, web, browser):
             pytest.fail(f"no complete answer after {ANSWER_TIMEOUT_S} s; the page shows:\n{text[-1500:]}")
         steps_while_running = max(steps_while_running, message.locator(".sui-step").count())
         time.sleep(0.1)
+    return message, steps_while_running
+
+
+def readme_screenshot(page, path: Path, max_height: int = 1500) -> None:
+    """A small PNG for the README: the top of the page, quantised to 64 colours (~5x smaller)."""
+    from PIL import Image
+
+    height = min(page.evaluate("document.body.scrollHeight"), max_height)
+    page.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": 1100, "height": height})
+    Image.open(path).convert("RGB").quantize(colors=64).save(path, optimize=True)
+
+
+def test_a_question_streams_steps_and_the_answer(stack, web, browser):
+    urls, _ = stack
+    page = open_page(browser, web["url"])
+    cards = httpx.get(urls["api"] + "/models", timeout=30).json()["data"]
+    tiny = (cards[0].get("sui") or {}).get("tiny_models")
+    message, steps_while_running = answered(page, QUESTION)
     page.screenshot(path=str(ARTIFACTS / "answer-full.png"), full_page=True)
-    page.screenshot(path=str(ARTIFACTS / "answer.png"))
+    readme_screenshot(page, ARTIFACTS / "screenshot.png")
     assert steps_while_running >= 1, "no step was shown before the answer completed"
     assert page.get_by_test_id("stAlertContentError").count() == 0, page.get_by_test_id("stAlert").all_inner_texts()
     answer = message.locator(".sui-answer").inner_text().strip()
     assert answer and "▌" not in answer
     steps = message.locator(".sui-step").all_inner_texts()
     assert steps and steps[0].startswith("Step ") and not any("running" in s for s in steps)
+    footer = message.get_by_text("finish_reason=").inner_text()
+    assert "first token" in footer and "total" in footer and f"{len(steps)} step" in footer
+    if "finish_reason=degraded" in footer:
+        assert message.get_by_text("Degraded answer").count() == 1
+    if tiny is not None:  # the models card carries the flag (new API): the page says so exactly when it is set
+        assert page.get_by_text("random-weight tiny models").count() == (1 if tiny else 0)
+
+
+def test_citations_render_with_their_passages(stack, web, browser):
+    page = open_page(browser, web["url"])
+    message, _ = answered(page, QUESTION)
+    footer = message.get_by_text("finish_reason=").inner_text()
     citations = message.locator(".sui-citation").all_inner_texts()
-    assert citations and all(c.startswith("[") for c in citations)
+    assert citations, f"the API sent no citations for this answer ({footer})"
+    assert all(c.startswith("[") for c in citations)
+    page.screenshot(path=str(ARTIFACTS / "citations.png"), full_page=True)
     passages = message.locator(".sui-passage").all_inner_texts()
     placeholders = message.get_by_text("(this API version sends no passage text)").count()
     assert len(passages) + placeholders == len(citations) and all(p.strip() for p in passages)
-    footer = message.get_by_text("finish_reason=").inner_text()
-    assert "first token" in footer and "total" in footer and f"{len(steps)} step" in footer
-    if tiny is not None:  # the models card carries the flag (new API): the page says so exactly when it is set
-        assert page.get_by_text("random-weight tiny models").count() == (1 if tiny else 0)
 
 
 def test_with_the_api_stopped_the_page_shows_the_error_banner(stack, web, browser, tmp_path):
@@ -146,7 +170,8 @@ def test_with_the_api_stopped_the_page_shows_the_error_banner(stack, web, browse
     # A second page in its own SUIQA_HOME, so `suiqa down` (which also stops the stack's own page) leaves it up.
     own = start_webui({**env, "SUIQA_HOME": str(tmp_path)}, "--endpoint", urls["api"])
     try:
-        down = subprocess.run([*SUIQA, "down"], env=env, check=False, cwd=REPO, capture_output=True, text=True, timeout=180)
+        down = subprocess.run([*SUIQA, "down"], env=env, check=False, cwd=REPO, capture_output=True, text=True,
+                              timeout=180)
         assert down.returncode == 0, down.stderr
         assert not (Path(env["SUIQA_HOME"]) / "run" / "webui.json").exists(), "suiqa down did not stop the web UI"
         time.sleep(1)

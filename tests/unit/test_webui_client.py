@@ -8,6 +8,7 @@ import asyncio
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import uvicorn
@@ -133,3 +134,47 @@ def test_a_slow_api_times_out_as_too_slow_and_the_reader_reports_it(api):
         assert len(errors) == 1 and ev.error_of(errors[0], url, 0.5).kind == "slow"
     finally:
         agent.delay_s = 0.0
+
+
+# --- the page itself, rendered by Streamlit's own test runner (no browser) -----------------------------------------
+
+def page(monkeypatch, endpoint: str):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SUIQA_WEBUI_ENDPOINT", endpoint)
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "webui" / "app.py"), default_timeout=30)
+    return at.run()
+
+
+def _html(at) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+def test_the_page_renders_steps_answer_citations_and_sends_history(api, monkeypatch):
+    url, agent, _ = api
+    agent.delay_s = 0.0
+    at = page(monkeypatch, url)
+    assert not at.exception and not at.error
+    at.chat_input[0].set_value("隋朝的开国皇帝是谁？").run()
+    assert not at.exception and not at.error
+    html = _html(at)
+    assert '<div class="sui-answer">隋文帝</div>' in html
+    assert 'class="sui-step">Step 1: search_knowledge' in html
+    assert '<div class="sui-citation">[suishu:1:1] 隋书·高祖纪 (book_of_sui)</div>' in html
+    assert any("finish_reason=stop" in c.value for c in at.caption)
+    at.chat_input[0].set_value("他的年号呢？").run()
+    assert agent.calls[-1] == ("他的年号呢？", [{"role": "user", "content": "隋朝的开国皇帝是谁？"},
+                                               {"role": "assistant", "content": "隋文帝"}])
+
+
+def test_the_page_says_when_the_api_is_down(monkeypatch):
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    at = page(monkeypatch, url)
+    assert [e.value.split(" — ")[0] for e in at.error] == ["**The API is down**"]
+    at.chat_input[0].set_value("隋朝").run()
+    assert not at.exception
+    assert [e.value.split(" — ")[0] for e in at.error] == ["**The API is down**"] * 2
+    assert ev.md_escape(url) in at.error[-1].value  # Markdown source; the browser shows the plain URL
