@@ -93,7 +93,7 @@ def render_turn(turn: ev.TurnView, slow_after_s: float, now: float) -> None:
                 else:
                     st.caption("(this API version sends no passage text)")
     if turn.done:
-        st.caption(ev.timings_line(turn))
+        html("sui-footer", ev.timings_line(turn))
 
 
 CSS = """<style>
@@ -103,6 +103,7 @@ CSS = """<style>
 .sui-citation {font-weight: 600}
 .sui-answer {font-size: 1.05rem; line-height: 1.6}
 .sui-step-error {color: #b00020}
+.sui-footer {font-size: .8rem; color: #777}
 </style>"""
 
 
@@ -111,7 +112,7 @@ def ask(question: str, conf: dict, cfg: WebUISettings, model: str) -> ev.TurnVie
     messages = ev.conversation(turns, question, conf["system_prompt"])
     turn = ev.TurnView(question=question, started_at=time.monotonic())
     with st.chat_message("user"):
-        st.markdown(ev.md_escape(question))
+        html("sui-question", question)
     with st.chat_message("assistant"):
         box = st.empty()
         client = make_client(conf["endpoint"], conf["api_key"], cfg.request_timeout_s, cfg.connect_timeout_s)
@@ -154,7 +155,7 @@ def main() -> None:
     now = time.monotonic()
     for turn in st.session_state.turns:
         with st.chat_message("user"):
-            st.markdown(ev.md_escape(turn.question))
+            html("sui-question", turn.question)
         with st.chat_message("assistant"):
             render_turn(turn, cfg.slow_after_s, now)
     if question := st.chat_input("Ask about the Sui dynasty, e.g. 隋炀帝为什么开凿大运河？"):

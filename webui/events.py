@@ -375,11 +375,12 @@ TINY_MODELS_NOTE = ("This stack runs random-weight tiny models: the answer text 
                     "citations and limits are real.")
 
 
-_MD_SPECIAL = set("\\`*_{}[]()<>#+-.!|~$")
+# Only what changes inline rendering: escaping '.', '(' etc. would leak backslashes into auto-linked URLs.
+_MD_SPECIAL = set("\\`*_[]<>#|~$")
 
 
 def md_escape(text: str) -> str:
-    """Model output shown as Markdown literally (random tiny models emit '#', '*', '$' ...)."""
+    """Text shown as Markdown literally (random tiny models emit '#', '*', '$' ...)."""
     return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in text)
 
 

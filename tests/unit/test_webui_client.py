@@ -164,7 +164,8 @@ def test_the_page_renders_steps_answer_citations_and_sends_history(api, monkeypa
     assert '<div class="sui-answer">隋文帝</div>' in html
     assert 'class="sui-step">Step 1: search_knowledge' in html
     assert '<div class="sui-citation">[suishu:1:1] 隋书·高祖纪 (book_of_sui)</div>' in html
-    assert any("finish_reason=stop" in c.value for c in at.caption)
+    assert '<div class="sui-question">隋朝的开国皇帝是谁？</div>' in html
+    assert '<div class="sui-footer">finish_reason=stop · first token' in html
     at.chat_input[0].set_value("他的年号呢？").run()
     assert agent.calls[-1] == ("他的年号呢？", [{"role": "user", "content": "隋朝的开国皇帝是谁？"},
                                                {"role": "assistant", "content": "隋文帝"}])

@@ -218,6 +218,7 @@ def test_tiny_models_note_only_when_the_models_card_says_so():
 
 def test_model_output_is_escaped_for_markdown():
     assert ev.md_escape("# 隋 *x* $1$") == "\\# 隋 \\*x\\* \\$1\\$"
+    assert ev.md_escape("http://127.0.0.1:8080/v1 (x)") == "http://127.0.0.1:8080/v1 (x)"
 
 
 def test_mid_stream_transport_failures_are_classified():
