@@ -70,13 +70,10 @@ def render_turn(turn: ev.TurnView, slow_after_s: float, now: float) -> None:
             for step in turn.ordered_steps:
                 html("sui-step", step.title)
                 if step.thought:
-                    st.caption("Thought")
-                    html("sui-thought", step.thought)
+                    html("sui-thought", f"Thought: {step.thought}")
                 if step.tool:
-                    st.caption("Input")
-                    st.code(step.input_text, language=None, wrap_lines=True)
+                    html("sui-input", f"{step.tool}({step.input_text})")
                 if step.observation:
-                    st.caption("Observation")
                     html("sui-observation", step.observation)
                 if step.error:
                     html("sui-step-error", f"error: {step.error}")
@@ -98,11 +95,13 @@ def render_turn(turn: ev.TurnView, slow_after_s: float, now: float) -> None:
 
 CSS = """<style>
 .sui-step {font-weight: 600; margin-top: .4rem}
+.sui-thought {font-size: .9rem}
+.sui-input {font-family: monospace; font-size: .85rem; background: #f4f4f4; padding: .1rem .4rem}
 .sui-observation, .sui-passage {border-left: 3px solid #d9a441; padding: .2rem .6rem; font-size: .9rem;
   color: #444; white-space: normal}
 .sui-citation {font-weight: 600}
 .sui-answer {font-size: 1.05rem; line-height: 1.6}
-.sui-step-error {color: #b00020}
+.sui-step-error {color: #b00020; font-size: .85rem}
 .sui-footer {font-size: .8rem; color: #777}
 </style>"""
 

@@ -122,13 +122,21 @@ def answered(page, question: str) -> tuple:
     return message, steps_while_running
 
 
-def readme_screenshot(page, path: Path, max_height: int = 1400) -> None:
-    """A small PNG for the README: the top of the page, quantised to 64 colours (~5x smaller)."""
+def readme_screenshot(page, message, path: Path) -> None:
+    """A small PNG for the README: the whole conversation in one tall viewport (Streamlit scrolls inside the
+    page, so a full-page screenshot would show only the viewport), scaled to 80% and quantised to 64 colours."""
     from PIL import Image
 
-    page.screenshot(path=str(path), full_page=True)
+    size = page.viewport_size
+    page.set_viewport_size({"width": 1100, "height": 2400})
+    time.sleep(1)
+    box = message.bounding_box()
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
     image = Image.open(path).convert("RGB")
-    image.crop((0, 0, image.width, min(image.height, max_height))).quantize(colors=64).save(path, optimize=True)
+    image = image.crop((0, 0, image.width, min(image.height, int(box["y"] + box["height"]) + 24)))
+    image = image.resize((int(image.width * 0.8), int(image.height * 0.8)), Image.LANCZOS)
+    image.quantize(colors=64).save(path, optimize=True)
 
 
 def test_a_question_streams_steps_and_the_answer(stack, web, browser):
@@ -138,7 +146,7 @@ def test_a_question_streams_steps_and_the_answer(stack, web, browser):
     tiny = (cards[0].get("sui") or {}).get("tiny_models")
     message, steps_while_running = answered(page, QUESTION)
     page.screenshot(path=str(ARTIFACTS / "answer-full.png"), full_page=True)
-    readme_screenshot(page, ARTIFACTS / "screenshot.png")
+    readme_screenshot(page, message, ARTIFACTS / "screenshot.png")
     assert steps_while_running >= 1, "no step was shown before the answer completed"
     assert page.get_by_test_id("stAlertContentError").count() == 0, page.get_by_test_id("stAlert").all_inner_texts()
     answer = message.locator(".sui-answer").inner_text().strip()
