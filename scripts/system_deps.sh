@@ -2,17 +2,20 @@
 # Debian packages the test suite needs beyond Python (idempotent; `apt-get update` runs only when one is missing):
 #   prometheus         -> /usr/bin/prometheus + /usr/bin/promtool (rules, rule tests, the local Prometheus server)
 #   kubernetes-client  -> /usr/bin/kubectl (`kubectl kustomize` renders the k8s/ overlays offline)
+#   chromium           -> /usr/bin/chromium (the web chat's browser test, driven by Playwright; never a downloaded one)
+#   fonts-wqy-zenhei   -> a CJK font, so the browser renders (and screenshots) Chinese text
 # Usage: scripts/system_deps.sh [--check]   (--check: only report what is missing; exit 1 if anything is)
 set -euo pipefail
 
-declare -A NEEDS=([prometheus]=/usr/bin/promtool [kubernetes-client]=kubectl)
+declare -A NEEDS=([prometheus]=/usr/bin/promtool [kubernetes-client]=kubectl [chromium]=/usr/bin/chromium
+                  [fonts-wqy-zenhei]=/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc)
 missing=()
 for pkg in "${!NEEDS[@]}"; do
-    command -v "${NEEDS[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
+    command -v "${NEEDS[$pkg]}" >/dev/null 2>&1 || [ -e "${NEEDS[$pkg]}" ] || missing+=("$pkg")
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "system deps: all present (promtool, kubectl)"
+    echo "system deps: all present (promtool, kubectl, chromium, CJK font)"
     exit 0
 fi
 if [ "${1:-}" = "--check" ]; then

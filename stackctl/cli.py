@@ -29,6 +29,7 @@ def _register() -> None:
     from stackctl.settings_doc import register as register_settings
     from stackctl.stack_cli import register as register_stack
     from suiqa.models.cli import app as models_app
+    from webui.cli import register as register_webui
 
     app.add_typer(models_app, name="models")
     app.add_typer(serve_app, name="serve")
@@ -38,6 +39,7 @@ def _register() -> None:
     register_agent(app)   # suiqa ask
     register_stack(app)   # suiqa up / down / status
     register_settings(app)  # suiqa settings
+    register_webui(app)   # suiqa webui
 
 
 _register()

@@ -217,6 +217,11 @@ def status() -> dict[str, Any] | None:
 def down() -> list[str]:
     """Stop whatever `up` started (Ray + Serve, vLLM process groups). Returns what was stopped."""
     stopped = []
+    webui = run_dir() / "webui.json"  # `suiqa webui` (webui/cli.py) records its process group here
+    if webui.exists():
+        stop_process_group(json.loads(webui.read_text())["pgid"], grace_s=10)
+        webui.unlink(missing_ok=True)
+        stopped.append("webui")
     state = status()
     if state and state.get("ray"):
         subprocess.run([_ray_bin(), "stop", "--force"], capture_output=True, env=_ray_env(), timeout=120)

@@ -18,7 +18,8 @@ ALLOWED: dict[str, set[str]] = {
     "finetune": {"suiqa"},
     "deployments": {"suiqa", "react_tier"},
     "benchmarks": {"suiqa", "serving", "react_tier", "finetune", "deployments"},
-    "stackctl": {"suiqa", "serving", "react_tier", "finetune", "deployments", "benchmarks", "monitoring"},
+    "webui": {"suiqa", "serving"},  # talks to the pipeline only over HTTP
+    "stackctl": {"suiqa", "serving", "react_tier", "finetune", "deployments", "benchmarks", "monitoring", "webui"},
     "k8s": {"suiqa", "serving", "react_tier", "deployments", "stackctl", "monitoring"},  # the manifest generator
 }
 # react_tier is a pure library: no web server, no Ray
