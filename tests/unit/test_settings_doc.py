@@ -13,7 +13,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def test_readme_table_is_generated_from_the_models():
     text = README.read_text(encoding="utf-8")
     block = text[text.index(BEGIN):text.index(END) + len(END)]
-    assert block == markdown(), "README's settings table is stale: paste the output of `suiqa settings`"
+    assert block == markdown(), "README's settings table is stale: run `suiqa settings --write-readme`"
 
 
 def test_every_field_of_every_tier_is_listed():
