@@ -180,7 +180,7 @@ class _Run:
         if answer is None:
             finish, answer = "degraded", await self._fallback_answer()
             emit(AnswerDelta(text=answer))
-        elif self.observed and not self._citations(answer) and not (self.shaper.truncated or self.shaper.stopped):
+        elif self.observed and not self._citations(answer) and not (self.shaper.capped or self.shaper.stopped):
             answer += await self._evidence_note(emit)
         report = check_grounding(answer, {cid: c.text or "" for cid, c in self.observed.items()})
         result = AgentResult(answer=answer, citations=self._citations(answer), steps=self.steps, usage=self.usage,
@@ -344,7 +344,7 @@ class _Run:
             return ""
         cut, tokens = await self.agent.domain_llm.truncate_to_tokens(note, room)
         self.shaper.tokens += tokens
-        self.shaper.truncated = len(cut) < len(note)
+        self.shaper.truncated = self.shaper.truncated or len(cut) < len(note)
         if cut:
             emit(AnswerDelta(text=cut))
         return cut
@@ -381,6 +381,7 @@ class _AnswerShaper:
         self.stops, self.cap = generation.stop, generation.max_tokens
         self.holdback = max((len(s) for s in self.stops), default=1) - 1
         self.shown, self.tokens, self.truncated, self.ended, self.stopped = "", 0, False, False, False
+        self.capped = False  # the request's max_tokens cut the answer (truncated: any cap did, the tier's too)
 
     def cut_at_stop(self, text: str) -> str:
         cuts = [i for i in (text.find(s) for s in self.stops) if i >= 0]
@@ -402,7 +403,7 @@ class _AnswerShaper:
         if self.cap is not None and tokens > self.cap:
             visible = visible[:max(0, completion.cut_at_tokens(start, self.cap) - start)]
             tokens = completion.tokens_from(start, start + len(visible)) if visible else 0
-            self.truncated = self.ended = True
+            self.truncated = self.ended = self.capped = True
         elif final and not self.ended and completion.finish_reason == "length":
             self.truncated = True  # the tier's own per-call cap cut the answer: also OpenAI's "length"
         self.tokens = tokens

@@ -130,12 +130,15 @@ class ScriptedOpenAI:
         stops = body.get("stop") or []
         for stop in [stops] if isinstance(stops, str) else stops:
             text = text.split(stop)[0]
+        finish = "stop"
+        if body.get("max_tokens") and len(text) > body["max_tokens"]:  # like vLLM: cut at the cap, "length"
+            text, finish = text[:body["max_tokens"]], "length"
         usage = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": len(text),
                  "total_tokens": reply.prompt_tokens + len(text)}
         base = {"id": "chatcmpl-scripted", "created": int(time.time()), "model": body.get("model")}
         if not body.get("stream"):
             return JSONResponse({**base, "object": "chat.completion", "usage": usage, "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
+                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}]})
 
         continuous = bool((body.get("stream_options") or {}).get("continuous_usage_stats"))
 
@@ -154,7 +157,7 @@ class ScriptedOpenAI:
             for i in range(0, len(text), reply.chunk_chars):
                 piece = text[i:i + reply.chunk_chars]
                 yield chunk({"content": piece}, sent=i + len(piece))
-            yield chunk({}, "stop")
+            yield chunk({}, finish)
             if (body.get("stream_options") or {}).get("include_usage"):
                 yield chunk({}, with_usage=True)
             yield "data: [DONE]\n\n"

@@ -467,3 +467,12 @@ async def test_the_evidence_note_respects_max_tokens_and_stop(scripted):
         assert result.answer == expected, generation
         assert result.answer_tokens <= generation.get("max_tokens", 99)
         assert result.truncated == ("max_tokens" in generation)
+
+
+async def test_an_answer_cut_by_the_tiers_own_cap_still_lists_its_evidence(scripted):
+    scripted.script("domain", "草稿")
+    scripted.script("agent", SEARCH, "Final Answer: " + "是隋炀帝开的。" * 20)
+    agent, _ = make_agent(scripted, max_steps=1, agent_llm=endpoint(scripted.base_url, "agent", max_tokens=100))
+    result = await agent.run("大运河是谁开凿的？")
+    await agent.aclose()
+    assert result.truncated and "参考资料：[suishu:3:1]" in result.answer  # not the client's cap: the note fits
