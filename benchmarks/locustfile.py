@@ -16,6 +16,8 @@ Configuration (environment; the benchmark runner sets them):
   BENCH_IGNORE_EOS   1 sends vLLM's ignore_eos so every answer has max_tokens tokens (default 1)
   BENCH_TEMPERATURE  sampling temperature (default 0)
   BENCH_SEED         seed of the prompt / length sampling (default 0)
+  BENCH_UNIQUE       1 starts every prompt with a random 8-hex tag, so no two requests share a prefix and vLLM's
+                     prefix cache never skips a prefill (what `vllm bench serve --dataset-name random` sends)
   BENCH_RECORDS      append one JSON line per request here as it finishes (default: not written); with
                      ``--processes`` each worker process writes PATH.<pid>. Written as they finish, not at test
                      stop, so a worker that the master loses under load (missed heartbeats) still leaves its
@@ -55,6 +57,7 @@ PROMPTS = load_prompts(os.environ.get("BENCH_PROMPTS") or str(DEFAULT_PROMPTS))
 MAX_TOKENS = parse_max_tokens(os.environ.get("BENCH_MAX_TOKENS", "128"))
 IGNORE_EOS = os.environ.get("BENCH_IGNORE_EOS", "1") == "1"
 TEMPERATURE = float(os.environ.get("BENCH_TEMPERATURE", "0"))
+UNIQUE = os.environ.get("BENCH_UNIQUE", "0") == "1"
 RNG = random.Random(int(os.environ.get("BENCH_SEED", "0")))
 RECORDS: list = []
 META: dict = {"t_start": None, "t_stop": None}
@@ -81,7 +84,10 @@ class OpenAIStreamUser(FastHttpUser):
     @task
     def stream_completion(self) -> None:
         max_tokens = sample_max_tokens(MAX_TOKENS, RNG)
-        body = request_body(API, self.model, RNG.choice(PROMPTS), max_tokens, IGNORE_EOS, TEMPERATURE)
+        prompt = RNG.choice(PROMPTS)
+        if UNIQUE:
+            prompt = f"{random.getrandbits(32):08x} {prompt}"
+        body = request_body(API, self.model, prompt, max_tokens, IGNORE_EOS, TEMPERATURE)
         path = api_path(API)
         start_wall = time.time()
         sent_at = time.perf_counter()

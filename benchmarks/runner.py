@@ -78,6 +78,7 @@ class LoadSpec:
     temperature: float = 0.0
     prompts: str | None = None
     seed: int = 0
+    unique_prompts: bool = False  # a random tag first in every prompt: no prefix-cache hits between requests
     stop_timeout_s: float = 120.0
     processes: int | None = None  # Locust workers; None = auto_processes(users) for each step
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -86,7 +87,7 @@ class LoadSpec:
         env = dict(os.environ)
         env.update({"BENCH_MODEL": self.model, "BENCH_API": self.api, "BENCH_MAX_TOKENS": self.max_tokens,
                     "BENCH_IGNORE_EOS": "1" if self.ignore_eos else "0", "BENCH_TEMPERATURE": str(self.temperature),
-                    "BENCH_SEED": str(self.seed)})
+                    "BENCH_SEED": str(self.seed), "BENCH_UNIQUE": "1" if self.unique_prompts else "0"})
         if self.prompts:
             env["BENCH_PROMPTS"] = str(self.prompts)
         env.setdefault("PYTHONPATH", str(REPO_ROOT))
@@ -95,7 +96,8 @@ class LoadSpec:
 
     def as_config(self) -> dict:
         return {"api": self.api, "model": self.model, "max_tokens": self.max_tokens, "ignore_eos": self.ignore_eos,
-                "temperature": self.temperature, "prompts": self.prompts or "benchmarks/data/sui_questions.txt"}
+                "temperature": self.temperature, "prompts": self.prompts or "benchmarks/data/sui_questions.txt",
+                "unique_prompts": self.unique_prompts}
 
 
 def check_endpoint(spec: LoadSpec, timeout_s: float = 120.0) -> None:
@@ -209,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slo-ttft-ms", type=float, default=1000.0)
     ap.add_argument("--slo-tpot-ms", type=float, default=100.0)
     ap.add_argument("--stop-timeout", type=float, default=120.0)
+    ap.add_argument("--unique-prompts", action="store_true",
+                    help="start every prompt with a random tag (no prefix-cache hits, like vllm bench serve random)")
     ap.add_argument("--keep-records", action="store_true", help="keep per-request JSONL under <out>/raw")
     ap.add_argument("--processes", default="auto",
                     help="Locust worker processes: N, or auto = one per 128 users, at most half the cores")
@@ -219,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out) if args.out else REPO_ROOT / "benchmarks" / "results" / name
         spec = LoadSpec(host=args.host.rstrip("/"), model=args.model, api=args.api, max_tokens=args.max_tokens,
                         ignore_eos=not args.no_ignore_eos, prompts=args.prompts, stop_timeout_s=args.stop_timeout,
-                        processes=None if args.processes == "auto" else int(args.processes))
+                        processes=None if args.processes == "auto" else int(args.processes),
+                        unique_prompts=args.unique_prompts)
         run_sweep(name, spec, parse_users(args.users), parse_duration(args.duration), out,
                   SLO(args.slo_ttft_ms, args.slo_tpot_ms), keep_records=args.keep_records,
                   progress=lambda st: print(step_line(st), flush=True))
