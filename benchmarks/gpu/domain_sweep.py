@@ -28,7 +28,7 @@ def gpu_free(timeout_s: float = 60.0) -> None:
     """Wait until no process holds GPU memory (the last server's engine core has exited)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid", "--format=csv,noheader"],
+        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid", "--format=csv,noheader"], check=False,
                              capture_output=True, text=True).stdout.strip()
         if not out:
             return
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                 bench(f"{tag}-vllm-c{u}", out, prof.base_url, name, tok, u, 4 * u, 2, seed=7 * n)
                 subprocess.run([sys.executable, "-m", "benchmarks.gpu.vllm_bench", "compare", "--vllm",
                                 str(out / f"{tag}-vllm-c{u}.json"), "--locust", str(out / f"{tag}-locust-u{u}.json"),
-                                "--users", str(u), "--out", str(out / f"{tag}-agreement-u{u}.json")], cwd=REPO)
+                                "--users", str(u), "--out", str(out / f"{tag}-agreement-u{u}.json")], cwd=REPO, check=False)
         finally:
             server.stop()
     return 0

@@ -90,7 +90,7 @@ def llm_up(args) -> int:
 def llm_down(args) -> int:
     from deployments.stack import down
 
-    subprocess.run(["ray", "stop", "--force"], capture_output=True)
+    subprocess.run(["ray", "stop", "--force"], capture_output=True, check=False)
     print("stopped", down())
     return 0
 
@@ -139,9 +139,9 @@ def _profile_during(out: Path, users: int, delay_s: float, seconds: float) -> th
 
 
 def variant(args) -> int:
+    from benchmarks.report import write_report
     from benchmarks.runner import LoadSpec, parse_duration, parse_users, run_step, step_line
     from benchmarks.stats import SLO, new_summary
-    from benchmarks.report import write_report
     from deployments.config import ApiSettings
     from deployments.stack import api_settings, deploy_app, start_ray, wait_ready
 
@@ -158,7 +158,7 @@ def variant(args) -> int:
         sample_dir.mkdir(parents=True, exist_ok=True)
         os.environ["SUIQA_SAMPLE_DIR"] = str(sample_dir)
         os.environ["PYTHONPATH"] = os.pathsep.join([str(SAMPLER), os.environ.get("PYTHONPATH", "")])
-    subprocess.run(["ray", "stop", "--force"], capture_output=True)
+    subprocess.run(["ray", "stop", "--force"], capture_output=True, check=False)
     from react_tier.knowledge import KnowledgeBase, KnowledgeSettings
 
     KnowledgeBase.load(KnowledgeSettings.load(**settings.agent.knowledge))  # built once, replicas find it cached
@@ -171,7 +171,7 @@ def variant(args) -> int:
     print(f"variant {args.name}: Serve ready in {ready_s} s; deployment {settings.agent_deployment.model_dump()}; "
           f"ray env {ray_env}", flush=True)
     spec = LoadSpec(host=api, model=settings.served_model_name, api="chat", max_tokens=str(args.max_tokens),
-                    stop_timeout_s=90, processes=None)
+                    stop_timeout_s=30, processes=None)
     duration = parse_duration(args.duration)
     summary = new_summary(f"pipeline-{args.name}", "online", {"url": api, "kind": "pipeline"},
                           {**spec.as_config(), "api_overrides": json.loads(args.api or "{}"), "ray_env": ray_env,
@@ -203,7 +203,7 @@ def variant(args) -> int:
             subprocess.run([sys.executable, "-m", "benchmarks.gpu.vllm_bench", "compare", "--vllm",
                             str(out / f"vllm-c{users}.json"), "--locust", str(out), "--users", str(users),
                             "--out", str(out / f"agreement-u{users}.json")], cwd=REPO, check=False)
-    subprocess.run(["ray", "stop", "--force"], capture_output=True)
+    subprocess.run(["ray", "stop", "--force"], capture_output=True, check=False)
     return 0
 
 

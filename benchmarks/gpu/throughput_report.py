@@ -93,7 +93,7 @@ def agreement_rows(paths: list[Path]) -> list[str]:
             continue
         m = a["metrics"]
 
-        def cell(k):
+        def cell(k, m=m):
             r = m[k]
             return f"{_f(r['locust'], 1)} / {_f(r['vllm'], 1)} ({_f(100 * r['diff'], 1) + '%' if r['diff'] is not None else '–'})"
 

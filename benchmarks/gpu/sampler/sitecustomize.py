@@ -76,5 +76,5 @@ try:
             _cmd = _fh.read()
         if b"default_worker" in _cmd or b"ray::" in _cmd:
             _start()
-except Exception:  # noqa: BLE001 - a profiler must never break the process it watches
+except Exception:  # noqa: BLE001, S110 - a profiler must never break the process it watches
     pass
