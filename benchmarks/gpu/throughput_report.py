@@ -141,20 +141,21 @@ def profile_rows(d: Path) -> list[str]:
         for r in cpu["rows"][:14]:
             lines.append(f"| {r['cpu_pct']:.0f} | `{r['cmd'][:100]}` |")
         lines.append("")
+    generic = ("run threading.py", "_bootstrap threading.py", "_bootstrap_inner threading.py", "<module> ")
     for sample_file in sorted(d.glob("*/samples-u*.json")):
         samples = _load(sample_file) or []
-        lines += [f"Sampled Ray workers during `{sample_file.parent.name}` at "
-                  f"{sample_file.stem.split('-u')[-1]} users (busy = innermost frame not a wait):", ""]
-        for proc in sorted(samples, key=lambda p: -sum(t["busy"] for t in p["threads"]))[:4]:
-            threads = [t for t in proc["threads"] if t["samples"]]
-            busy = max(threads, key=lambda t: t["busy"]) if threads else None
-            if not busy:
-                continue
+        lines += [f"Sampled Ray workers during `{sample_file.parent.name}` at {sample_file.stem.split('-u')[-1]} "
+                  "users (CPU from /proc per thread; stacks = Python frames of the samples whose innermost frame "
+                  "is not a wait):", ""]
+        for proc in sorted(samples, key=lambda p: -p.get("process_cpu_pct", 0))[:6]:
             title = proc["title"].split(" ")[0][:60]
-            lines.append(f"- `{title}` (pid {proc['pid']}), busiest thread `{busy['name']}`: "
-                         f"{100 * busy['busy'] / max(busy['samples'], 1):.0f}% of {busy['samples']} samples busy; "
-                         "inclusive: " + ", ".join(f"`{k}` {100 * n / max(busy['busy'], 1):.0f}%"
-                                                   for k, n in busy["inclusive"][:14]))
+            lines.append(f"- `{title}` (pid {proc['pid']}): process {proc.get('process_cpu_pct')}% CPU, busiest "
+                         f"native threads {proc.get('native_threads_cpu_pct', [])[:4]}%")
+            for t in [t for t in proc["threads"] if t.get("cpu_pct", 0) >= 5][:3]:
+                incl = [(k, n) for k, n in t["inclusive"] if not k.startswith(generic)][:12]
+                lines.append(f"  - thread `{t['name']}` {t['cpu_pct']}% CPU, {t['busy']}/{t['samples']} samples "
+                             "not waiting; on the stack: " + ", ".join(
+                                 f"`{k}` {100 * n / max(t['busy'], 1):.0f}%" for k, n in incl))
         lines.append("")
     return lines
 
