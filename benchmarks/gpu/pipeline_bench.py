@@ -72,6 +72,11 @@ def llm_up(args) -> int:
     from deployments.stack import load_stack, serving_profiles
     from serving.launcher import VLLMServer
 
+    busy = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader"],
+                          capture_output=True, text=True, check=False).stdout.strip()
+    if busy:  # a leftover server would take the GPU memory the new ones ask for (and answer their /health)
+        raise SystemExit(f"the GPU is in use by {busy!r}: stop those processes first")
+
     stack = load_stack(args.stack)
     domain = {**stack.domain_overrides, "model": args.domain_model, **_parse_assign(args.domain)}
     agent = {**stack.agent_overrides, "model": args.agent_model, **_parse_assign(args.agent)}
