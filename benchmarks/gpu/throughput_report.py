@@ -40,6 +40,9 @@ def engine_rows(d: Path) -> tuple[list[str], dict]:
         s = _load(d / "engine" / name / "summary.json")
         if not s:
             log = d / "engine" / f"{name}.log"
+            if not log.is_file():
+                lines.append(f"| {name} | not run (the lease's device time ran out) | | | | | | |")
+                continue
             err = ""
             if log.is_file():
                 errs = [ln for ln in log.read_text(errors="replace").splitlines() if "Error" in ln]
@@ -107,7 +110,7 @@ def pipeline_rows(d: Path) -> tuple[list[str], dict]:
     lines = ["| variant | users | runs/s | tokens/run p50 | E2E p50 / p99 ms | answer TTFT p50 / p99 ms | failures | "
              "prefix-cache hit rate agent / domain |", "|---|---|---|---|---|---|---|---|"]
     curves = {}
-    for v in ("base", "wide8", "wide8-tput", "wide8-prio"):
+    for v in ("shared-base", "base", "wide8", "wide8-tput", "wide8-prio"):
         s = _load(d / v / "summary.json")
         if not s:
             continue
@@ -187,7 +190,7 @@ def plot(sweep: dict, offline: dict, curves: dict, path: Path) -> None:
     ax.set_xscale("log", base=2)
     ax.set_xlabel("concurrent users (Locust)")
     ax.set_ylabel("agent runs / s")
-    ax.set_title("pipeline, 512 generated tokens per run")
+    ax.set_title("pipeline, 640 generated tokens per run (fixed)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
