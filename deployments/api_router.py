@@ -1,66 +1,100 @@
-"""FastAPI routes of the pipeline API (routes only; the work is in serving_chat.OpenAIServingChat)."""
+"""FastAPI routes of the pipeline API (routes only; the work is in serving_chat.OpenAIServingChat).
+
+``create_app(chat)`` builds the app around one handler: the Serve replica builds it after its constructor
+(``__serve_build_asgi_app__``), the route tests build it around a fake agent with FastAPI's TestClient — no module
+global, no Ray needed to test a route.
+
+Request ids: a client's ``X-Request-Id`` (1-64 characters of letters, digits, ``-``, ``_``, ``.``) is used as is;
+any other value is a 400; without one, an id is generated. Under Ray Serve the proxy generates it (when absent) and
+echoes it on every response itself, so the Serve replica builds the app with ``echo_request_id=False``: one header,
+one value (two, which could differ, were seen before).
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from deployments.protocol import ChatCompletionRequest, ModelCard, ModelList, error_body
+from deployments.protocol import ChatCompletionRequest, ModelCard, ModelList, ModelMeta, error_body
 from deployments.serving_chat import ApiError, OpenAIServingChat, classify_exception
 
 router = APIRouter()
 REQUEST_ID_HEADER = "X-Request-Id"
-# The chat handler of this process. Set by the ingress replica's constructor; one ingress replica per process.
-# (Serve serves a copy of the FastAPI app, so app.state set in the constructor is not the served app's state.)
-_chat: OpenAIServingChat | None = None
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def install_handler(chat: OpenAIServingChat) -> None:
-    global _chat
-    _chat = chat
+class RequestIdMiddleware:
+    """Puts the request id in ``request.state.request_id``; refuses a malformed one; with ``echo`` sets the
+    response header (pure ASGI, so streaming responses and disconnects pass through untouched)."""
+
+    def __init__(self, app: ASGIApp, echo: bool = True) -> None:
+        self.app, self.echo = app, echo
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
+        request_id = given if given is not None else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        if given is not None and not _VALID_REQUEST_ID.match(given):
+            response = _error(400, f"{REQUEST_ID_HEADER} must be 1-64 characters of letters, digits, '-', '_', '.'",
+                              param=REQUEST_ID_HEADER)
+            await response(scope, receive, self._with_id(send, request_id))
+            return
+        await self.app(scope, receive, self._with_id(send, request_id))
+
+    def _with_id(self, send: Send, request_id: str) -> Send:
+        if not self.echo:
+            return send
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        return send_with_id
 
 
-def _handler(request: Request) -> OpenAIServingChat:
-    if _chat is None:
+def _chat(request: Request) -> OpenAIServingChat:
+    chat = getattr(request.app.state, "chat", None)
+    if chat is None:
         raise ApiError(503, "the API is starting up")
-    return _chat
+    return chat
 
 
-def _request_id(request: Request) -> str:
-    given = request.headers.get(REQUEST_ID_HEADER, "")
-    return given if given.isascii() and 0 < len(given) <= 64 and given.replace("-", "").isalnum() \
-        else uuid.uuid4().hex
-
-
-def _error(status: int, message: str, request_id: str | None = None, param: str | None = None) -> JSONResponse:
-    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
-    return JSONResponse(error_body(status, message, param), status_code=status, headers=headers)
+def _error(status: int, message: str, param: str | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message, param), status_code=status)
 
 
 @router.post("/v1/chat/completions")
 async def create_chat_completion(body: ChatCompletionRequest, request: Request):
-    chat = _handler(request)
-    request_id = _request_id(request)
+    chat = _chat(request)
+    request_id = request.state.request_id
     try:
         if body.stream:
             lines = await chat.stream(body, request_id)
-            return StreamingResponse(lines, media_type="text/event-stream",
-                                     headers={REQUEST_ID_HEADER: request_id, "Cache-Control": "no-cache"})
+            return StreamingResponse(lines, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
         response = await chat.create(body, request_id)
     except Exception as exc:  # noqa: BLE001 - every failure leaves as an OpenAI-format error
         err = classify_exception(exc)
         chat.count_response(err.status)
-        return _error(err.status, err.message, request_id, err.param)
-    return JSONResponse(response.model_dump(exclude_none=True), headers={REQUEST_ID_HEADER: request_id})
+        return _error(err.status, err.message, err.param)
+    return JSONResponse(response.model_dump(exclude_none=True))
 
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> ModelList:
-    return ModelList(data=[ModelCard(id=_handler(request).settings.served_model_name)])
+    settings = _chat(request).settings
+    return ModelList(data=[ModelCard(id=settings.served_model_name,
+                                     sui=ModelMeta(profile=settings.profile, tiny_models=settings.tiny_models))])
 
 
 @router.get("/health")
@@ -73,7 +107,9 @@ async def health() -> dict:
 async def ready(request: Request):
     """Readiness: both upstream LLM tiers answer."""
     try:
-        upstreams = await _handler(request).agent.check_upstreams()
+        upstreams = await _chat(request).agent.check_upstreams()
+    except ApiError:
+        raise
     except Exception as exc:  # noqa: BLE001
         return JSONResponse({"status": "unavailable", "error": f"upstream check: {type(exc).__name__}: {exc}"},
                             status_code=503)
@@ -82,16 +118,26 @@ async def ready(request: Request):
                         status_code=200 if ok else 503)
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="Sui QA pipeline API", version="0.1.0")
+def create_app(chat: OpenAIServingChat | None, echo_request_id: bool = True) -> FastAPI:
+    """The API around ``chat`` (None: every route but /health answers 503 "starting up"). ``echo_request_id``:
+    set X-Request-Id on responses (off under Ray Serve, whose proxy does it)."""
+    app = FastAPI(title="Sui QA pipeline API", version="0.2.0")
+    app.state.chat = chat
     app.include_router(router)
+    app.add_middleware(RequestIdMiddleware, echo=echo_request_id)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
-        message = first.get("msg", "invalid request")
-        return _error(400, f"{where}: {message}" if where else message, param=where or None)
+        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        param = loc[0] if loc and first.get("type") != "json_invalid" else None
+        where = ".".join(loc)
+        message = first.get("msg", "invalid request").removeprefix("Value error, ")
+        if first.get("type") == "extra_forbidden":
+            message = f"unsupported parameter {where!r}"
+        elif first.get("type") == "json_invalid":
+            message, where = "the request body is not valid JSON", ""
+        return _error(400, f"{where}: {message}" if where else message, param=param)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -99,9 +145,13 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # unknown route (404), wrong method (405), unparsable JSON body (400): same error format
-        message = {404: f"no route {request.method} {request.url.path}",
+        # unknown route (404), wrong method (405, with Allow), unparsable JSON body (400): same error format
+        message = {400: f"the request body is not valid JSON ({exc.detail})",
+                   404: f"no route {request.method} {request.url.path}",
                    405: f"method {request.method} not allowed on {request.url.path}"}.get(exc.status_code)
-        return _error(exc.status_code, message or str(exc.detail))
+        response = _error(exc.status_code, message or str(exc.detail))
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
 
     return app

@@ -16,14 +16,11 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
-from deployments.api_router import create_app, install_handler
 from deployments.config import ApiSettings
-
-api = create_app()
 
 
 @serve.deployment(name="SuiReAct")
-@serve.ingress(api)
+@serve.ingress()  # the app is built per replica, around this replica's handler (__serve_build_asgi_app__)
 class SuiReActDeployment:
     def __init__(self, api_settings: dict[str, Any]):
         from deployments.metrics import ApiMetrics, PrometheusAgentHooks
@@ -32,9 +29,14 @@ class SuiReActDeployment:
 
         settings = ApiSettings.model_validate(api_settings)
         self.agent = ReActAgent.from_settings(settings.agent, hooks=[PrometheusAgentHooks()])
-        install_handler(OpenAIServingChat(settings, self.agent, ApiMetrics()))
+        self.chat = OpenAIServingChat(settings, self.agent, ApiMetrics())
         # Load the knowledge base now (off the event loop) rather than on this replica's first request.
         self._warm_up = asyncio.get_running_loop().create_task(self.agent.load_knowledge())
+
+    def __serve_build_asgi_app__(self):
+        from deployments.api_router import create_app
+
+        return create_app(self.chat, echo_request_id=False)  # Ray's proxy echoes X-Request-Id itself
 
     async def check_health(self) -> None:
         """Serve's replica health check: the replica's event loop answers (upstream health is /ready's job)."""
@@ -52,6 +54,6 @@ def build_app(settings: ApiSettings) -> Application:
 
 
 def app_builder(args: dict[str, Any]) -> Application:
-    """Entry point for ``serve run deployments.app:app_builder`` / a ``serve deploy`` YAML (``args`` = ApiSettings
-    fields; env vars SUIQA_API_* apply on top)."""
-    return build_app(ApiSettings.load(**args))
+    """Entry point for ``serve run deployments.app:app_builder`` / a ``serve deploy`` YAML. ``args`` are the YAML
+    layer of the settings: the environment (SUIQA_API_*, SUIQA_REACT_*, SUIQA_KB_*) overrides them."""
+    return build_app(ApiSettings.load(base=args))

@@ -6,6 +6,7 @@ Kubernetes RayService can carry exactly these settings.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
@@ -13,6 +14,8 @@ from pydantic_settings import SettingsConfigDict
 
 from react_tier import AgentSettings
 from suiqa.settings import TierSettings
+
+PROFILES_DIR = Path(__file__).with_name("profiles")
 
 
 class AutoscalingSettings(BaseModel):
@@ -80,7 +83,9 @@ class ApiSettings(TierSettings):
     port: int = Field(8080, ge=1, le=65535, description="Serve HTTP proxy port.")
     route_prefix: str = "/"
     request_timeout_s: float = Field(120, gt=0, description="Whole-request limit at the ingress (-> 504).")
-    max_question_chars: int = Field(4000, gt=0, description="Longer questions get a 400.")
-    max_history_chars: int = Field(16000, gt=0, description="Longer conversations get a 400.")
+    profile: str | None = Field(None, description="Stack profile name, shown in /v1/models (set by `suiqa up`).")
+    tiny_models: bool = Field(False, description="The stack runs the random tiny models (said in /v1/models).")
     agent_deployment: AgentDeploymentSettings = Field(default_factory=AgentDeploymentSettings)
-    agent: AgentSettings = Field(default_factory=AgentSettings, description="The react_tier configuration.")
+    agent: AgentSettings = Field(default_factory=AgentSettings,
+                                 description="The react_tier configuration (a nested tier: SUIQA_REACT_* env vars; "
+                                             "its input limits are the API's limits).")

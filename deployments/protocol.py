@@ -11,16 +11,50 @@ import time
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from react_tier.request import MAX_STOP_SEQUENCES, VLLM_SAMPLING_EXTRAS, AgentRequest, GenerationOptions, Turn
+from react_tier.results import AgentResult, Citation, FinishReason, Grounding, Step, Usage
 
 MAX_MESSAGES = 64
 
 
-class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+ROLES_ANSWERED = ("user", "assistant")
+INSTRUCTION_ROLES = ("system", "developer")
 
-    role: Literal["system", "user", "assistant", "tool", "developer"]
+
+class ChatMessage(BaseModel):
+    """One message. ``name`` is accepted (OpenAI's participant name) and not shown to the models."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = None
+
+    @field_validator("tool_calls", "tool_call_id")
+    @classmethod
+    def _no_tool_calls(cls, value: Any) -> Any:
+        if value:
+            raise ValueError("tool calls are not supported: this API answers with its own tools")
+        return value
+
+    @field_validator("role")
+    @classmethod
+    def _no_tool_role(cls, value: str) -> str:
+        if value == "tool":
+            raise ValueError("role 'tool' is not supported: this API runs its tools itself (no function calling)")
+        return value
 
     def text(self) -> str:
         """Message content as text (OpenAI content parts of type text are joined)."""
@@ -37,39 +71,203 @@ class ChatMessage(BaseModel):
 
 
 class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     include_usage: bool = False
+    continuous_usage_stats: bool = False
+
+    @field_validator("continuous_usage_stats")
+    @classmethod
+    def _no_continuous(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("continuous_usage_stats is not supported; use include_usage")
+        return value
+
+
+class ResponseFormat(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+
+    @field_validator("type")
+    @classmethod
+    def _text_only(cls, value: str) -> str:
+        if value != "text":
+            raise ValueError(f"response_format {value!r} is not supported: answers are cited prose (type 'text')")
+        return value
+
+
+# Parameters this API refuses when they ask for something (a neutral value such as n=1 or logprobs=false passes),
+# with the reason the 400 gives. Everything OpenAI or vLLM defines that is not a field below is refused too
+# (extra="forbid"), so no parameter is ever dropped silently.
+_REFUSED: dict[str, str] = {
+    "tools": "function calling is not supported: the pipeline runs its own tools",
+    "tool_choice": "function calling is not supported: the pipeline runs its own tools",
+    "parallel_tool_calls": "function calling is not supported",
+    "functions": "function calling is not supported",
+    "function_call": "function calling is not supported",
+    "logprobs": "logprobs are not supported: the answer comes from several model calls",
+    "top_logprobs": "logprobs are not supported",
+    "logit_bias": "logit_bias is not supported: token ids differ between the pipeline's models",
+    "store": "this API stores no completions",
+    "metadata": "this API stores no completions (metadata is for stored ones)",
+    "audio": "audio output is not supported",
+    "prediction": "predicted outputs are not supported",
+    "web_search_options": "web search is not supported (the pipeline searches its own knowledge base)",
+    "reasoning_effort": "reasoning_effort is not supported",
+    "verbosity": "verbosity is not supported; say what you want in a system message",
+    "service_tier": "service tiers are not supported",
+}
+_NEUTRAL = {"tool_choice": ("none",), "function_call": ("none",), "service_tier": ("auto", "default")}
 
 
 class ChatCompletionRequest(BaseModel):
-    """The subset of OpenAI's chat request that the pipeline honours; unknown fields are ignored."""
+    """OpenAI's chat request as this API understands it: each parameter is honoured (see README, "The pipeline
+    API") or refused with a 400 that names it. :meth:`to_agent_request` is the one seam into the agent."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
 
     model: str
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=MAX_MESSAGES)
-    stream: bool = False
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(None, ge=1, description="Deprecated OpenAI name of max_completion_tokens.")
+    max_completion_tokens: int | None = Field(None, ge=1, description="Cap on the answer's tokens.")
     temperature: float | None = Field(None, ge=0, le=2)
-    max_tokens: int | None = Field(None, gt=0)
-    max_completion_tokens: int | None = Field(None, gt=0)
-    user: str | None = None
-    # Pipeline extension: emit `event: sui.step` SSE events with each ReAct step (plain clients never ask).
-    sui_events: bool = False
+    top_p: float | None = Field(None, gt=0, le=1)
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    n: int | None = Field(None, ge=1)
+    user: str | None = Field(None, max_length=256, description="End-user id: logged (per-user limits later).")
+    modalities: list[str] | None = None
+    response_format: ResponseFormat | None = None
+    # vLLM sampling extras (extra_body), applied like temperature
+    top_k: int | None = None
+    min_p: float | None = Field(None, ge=0, le=1)
+    repetition_penalty: float | None = Field(None, gt=0)
+    ignore_eos: bool | None = None
+    min_tokens: int | None = Field(None, ge=0)
+    # Pipeline extensions (extra_body): named `event: sui.step` SSE events; fewer agent steps than the default.
+    sui_events: StrictBool = False
+    sui_max_steps: int | None = Field(None, ge=1)
+    # Refused parameters (see _REFUSED): typed loosely so the 400 names the parameter and says why.
+    tools: Any = None
+    tool_choice: Any = None
+    parallel_tool_calls: Any = None
+    functions: Any = None
+    function_call: Any = None
+    logprobs: Any = None
+    top_logprobs: Any = None
+    logit_bias: Any = None
+    store: Any = None
+    metadata: Any = None
+    audio: Any = None
+    prediction: Any = None
+    web_search_options: Any = None
+    reasoning_effort: Any = None
+    verbosity: Any = None
+    service_tier: Any = None
+
+    @field_validator(*_REFUSED)
+    @classmethod
+    def _refuse(cls, value: Any, info: ValidationInfo) -> Any:
+        if value in (None, False, [], {}, 0) or value in _NEUTRAL.get(info.field_name, ()):
+            return value
+        raise ValueError(_REFUSED[info.field_name])
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, value: int | None) -> int | None:
+        if value not in (None, 1):
+            raise ValueError("only n=1 is supported: each answer is a whole agent run")
+        return value
+
+    @field_validator("modalities")
+    @classmethod
+    def _text_modality(cls, value: list[str] | None) -> list[str] | None:
+        if value not in (None, ["text"]):
+            raise ValueError("only the 'text' modality is supported")
+        return value
+
+    @field_validator("stop")
+    @classmethod
+    def _stop_list(cls, value: str | list[str] | None) -> list[str] | None:
+        stops = [value] if isinstance(value, str) else value
+        if stops is not None and (len(stops) > MAX_STOP_SEQUENCES or any(not s for s in stops)):
+            raise ValueError(f"stop takes at most {MAX_STOP_SEQUENCES} non-empty strings")
+        return stops
 
     @field_validator("messages")
     @classmethod
     def _needs_user_turn(cls, messages: list[ChatMessage]) -> list[ChatMessage]:
         if messages[-1].role != "user":
             raise ValueError("the last message must have role 'user' (the question to answer)")
-        if not messages[-1].text().strip():
-            raise ValueError("the last user message is empty")
+        for message in messages:
+            message.text()  # content parts other than text are refused here
         return messages
+
+    @model_validator(mode="after")
+    def _one_token_cap(self) -> ChatCompletionRequest:
+        if self.max_tokens and self.max_completion_tokens and self.max_tokens != self.max_completion_tokens:
+            raise ValueError("max_tokens and max_completion_tokens disagree; send max_completion_tokens only")
+        return self
+
+    @property
+    def answer_token_cap(self) -> int | None:
+        return self.max_completion_tokens or self.max_tokens
+
+    def to_agent_request(self, request_id: str | None = None) -> AgentRequest:
+        """The agent's view of this request: system/developer messages become instructions, earlier user/assistant
+        messages the history, the last user message the question, sampling the generation options."""
+        instructions = [m.text() for m in self.messages if m.role in INSTRUCTION_ROLES and m.text().strip()]
+        turns = [Turn(role=m.role, content=m.text()) for m in self.messages[:-1] if m.role in ROLES_ANSWERED]
+        extra = {k: v for k in VLLM_SAMPLING_EXTRAS if (v := getattr(self, k)) is not None}
+        generation = GenerationOptions(
+            max_tokens=self.answer_token_cap, temperature=self.temperature, top_p=self.top_p, seed=self.seed,
+            presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty,
+            stop=self.stop or [], extra=extra)
+        return AgentRequest(question=self.messages[-1].text(), history=turns,
+                            instructions="\n\n".join(instructions) or None, generation=generation,
+                            max_steps=self.sui_max_steps, request_id=request_id, user=self.user)
 
 
 class UsageInfo(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+
+
+class SuiExtras(BaseModel):
+    """The pipeline's own view of a run, on the response (and the final stream chunk) as ``sui``; plain OpenAI
+    clients ignore it. ``finish_reason`` is the pipeline's outcome; OpenAI's ``finish_reason`` on the choice is
+    ``length`` when ``truncated`` and ``stop`` otherwise."""
+
+    request_id: str | None = None
+    finish_reason: FinishReason
+    truncated: bool = False
+    citations: list[Citation] = Field(default_factory=list)
+    steps: list[Step] = Field(default_factory=list)
+    draft: str | None = None
+    usage: dict[str, Usage] = Field(default_factory=dict, description="Per tier: every upstream call of the run.")
+    grounding: Grounding | None = Field(None, description="How far the answer's claims are backed by its citations.")
+
+    @classmethod
+    def from_result(cls, result: AgentResult) -> SuiExtras:
+        return cls.model_validate(result.model_dump(include=set(cls.model_fields)))
+
+
+def openai_finish_reason(result: AgentResult) -> Literal["stop", "length"]:
+    return "length" if result.truncated else "stop"
+
+
+def usage_of(result: AgentResult) -> UsageInfo:
+    """OpenAI usage of a run: every prompt token the pipeline spent upstream, and the answer's tokens as
+    completion tokens (what max_completion_tokens caps); the per-tier detail is in ``sui.usage``."""
+    prompt = sum(u.prompt_tokens for u in result.usage.values())
+    return UsageInfo(prompt_tokens=prompt, completion_tokens=result.answer_tokens,
+                     total_tokens=prompt + result.answer_tokens)
 
 
 class ResponseMessage(BaseModel):
@@ -94,7 +292,7 @@ class ChatCompletionResponse(BaseModel):
     model: str
     choices: list[ChatCompletionChoice]
     usage: UsageInfo
-    sui: dict[str, Any] | None = None
+    sui: SuiExtras | None = None
 
 
 class DeltaMessage(BaseModel):
@@ -115,7 +313,14 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChatCompletionChunkChoice]
     usage: UsageInfo | None = None
-    sui: dict[str, Any] | None = None
+    sui: SuiExtras | None = None
+
+
+class ModelMeta(BaseModel):
+    """What a client may want to know about the model behind the API (e.g. the web chat's tiny-model notice)."""
+
+    profile: str | None = None
+    tiny_models: bool = Field(False, description="Random-weight tiny models: the answers are noise by design.")
 
 
 class ModelCard(BaseModel):
@@ -123,6 +328,7 @@ class ModelCard(BaseModel):
     object: Literal["model"] = "model"
     created: int = Field(default_factory=lambda: int(time.time()))
     owned_by: str = "sui-qa"
+    sui: ModelMeta | None = None
 
 
 class ModelList(BaseModel):

@@ -10,6 +10,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from pydantic import ValidationError
+
 from deployments.config import ApiSettings
 from deployments.protocol import (
     ChatCompletionChoice,
@@ -19,10 +21,15 @@ from deployments.protocol import (
     ChatCompletionResponse,
     DeltaMessage,
     ResponseMessage,
-    UsageInfo,
+    SuiExtras,
     completion_id,
     error_body,
+    openai_finish_reason,
+    usage_of,
 )
+from react_tier.errors import AgentInputError
+from react_tier.request import Agent, AgentRequest
+from react_tier.results import AnswerDelta, Done, StepFinished, StepStarted
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +46,12 @@ def classify_exception(exc: BaseException) -> ApiError:
     """Map failures from the agent deployment (or Serve itself) to a clear 4xx/5xx."""
     from ray.serve.exceptions import BackPressureError
 
-    from react_tier import AgentInputError, UpstreamError
+    from react_tier import UpstreamError
 
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, AgentInputError):
-        return ApiError(400, str(exc).splitlines()[0] if str(exc) else "invalid question", "messages")
+        return ApiError(400, str(exc).splitlines()[0] if str(exc) else "invalid question", exc.param or "messages")
     if isinstance(exc, UpstreamError):
         return ApiError(exc.status_code, str(exc).splitlines()[0] if str(exc) else "upstream LLM tier failed")
     if isinstance(exc, BackPressureError):
@@ -55,59 +62,47 @@ def classify_exception(exc: BaseException) -> ApiError:
     return ApiError(500, f"internal error: {type(exc).__name__}")
 
 
-def usage_of(result: dict[str, Any]) -> UsageInfo:
-    """Tokens the pipeline spent upstream, summed over the LLM tiers."""
-    prompt = sum(int(u.get("prompt_tokens", 0)) for u in (result.get("usage") or {}).values())
-    completion = sum(int(u.get("completion_tokens", 0)) for u in (result.get("usage") or {}).values())
-    return UsageInfo(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
-
-
-def sui_extras(result: dict[str, Any]) -> dict[str, Any]:
-    keys = ("request_id", "finish_reason", "citations", "steps", "draft", "usage")
-    return {k: result.get(k) for k in keys}
-
-
 class OpenAIServingChat:
-    def __init__(self, settings: ApiSettings, agent: Any, metrics: Any | None = None):
+    """One chat request end to end: ``prepare`` (everything that can refuse it, before any byte is sent), then
+    ``create`` (one JSON response) or ``stream`` (SSE lines)."""
+
+    def __init__(self, settings: ApiSettings, agent: Agent, metrics: Any | None = None):
         self.settings = settings
-        self.agent = agent  # a react_tier.ReActAgent (or anything with its run/stream/check_upstreams)
+        self.agent = agent  # react_tier.ReActAgent, or a test double built on the same AgentRequest contract
         self.metrics = metrics
 
-    def validate(self, request: ChatCompletionRequest) -> tuple[str, list[dict[str, str]]]:
+    def prepare(self, request: ChatCompletionRequest, request_id: str) -> AgentRequest:
+        """The agent request, checked by the agent's own validator; ApiError (4xx) for what is refused."""
         if request.model != self.settings.served_model_name:
             raise ApiError(404, f"model {request.model!r} does not exist; this API serves "
                                 f"{self.settings.served_model_name!r}", "model")
         try:
-            texts = [(m.role, m.text()) for m in request.messages]
-        except ValueError as exc:
-            raise ApiError(400, str(exc), "messages") from None
-        question = texts[-1][1]
-        if len(question) > self.settings.max_question_chars:
-            raise ApiError(400, f"the question has {len(question)} characters; the limit is "
-                                f"{self.settings.max_question_chars}", "messages")
-        history = [{"role": role, "content": text} for role, text in texts[:-1]]
-        if sum(len(m["content"]) for m in history) > self.settings.max_history_chars:
-            raise ApiError(400, f"the conversation history exceeds {self.settings.max_history_chars} characters",
-                           "messages")
-        return question, history
+            return self.agent.check(request.to_agent_request(request_id))
+        except AgentInputError as exc:
+            raise ApiError(400, str(exc), exc.param or "messages") from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ApiError(400, first["msg"], ".".join(str(p) for p in first["loc"]) or None) from None
 
     async def create(self, request: ChatCompletionRequest, request_id: str) -> ChatCompletionResponse:
-        question, history = self.validate(request)
+        agent_request = self.prepare(request, request_id)
         started = time.perf_counter()
-        result = (await asyncio.wait_for(self.agent.run(question, request_id=request_id, history=history),
-                                         timeout=self.settings.request_timeout_s)).model_dump(mode="json")
+        result = await asyncio.wait_for(self.agent.run(agent_request), timeout=self.settings.request_timeout_s)
         self._observe(started, ttft=time.perf_counter() - started, stream=False)
         return ChatCompletionResponse(
-            id=f"chatcmpl-{request_id}", model=request.model, usage=usage_of(result), sui=sui_extras(result),
-            choices=[ChatCompletionChoice(message=ResponseMessage(content=result["answer"]), finish_reason="stop")])
+            id=f"chatcmpl-{request_id}", model=request.model, usage=usage_of(result),
+            sui=SuiExtras.from_result(result),
+            choices=[ChatCompletionChoice(message=ResponseMessage(content=result.answer),
+                                          finish_reason=openai_finish_reason(result))])
 
     async def stream(self, request: ChatCompletionRequest, request_id: str) -> AsyncIterator[str]:
-        """SSE lines. Validation happens before the first byte, so bad input still gets a 4xx status."""
-        question, history = self.validate(request)
-        return self._stream(request, request_id, question, history)
+        """SSE lines. Everything that can refuse the request runs here, before the first byte: a refusal is a 4xx
+        status, never a 200 followed by an error."""
+        agent_request = self.prepare(request, request_id)
+        return self._stream(request, request_id, agent_request)
 
-    async def _stream(self, request: ChatCompletionRequest, request_id: str, question: str,
-                      history: list[dict[str, str]]) -> AsyncIterator[str]:
+    async def _stream(self, request: ChatCompletionRequest, request_id: str,
+                      agent_request: AgentRequest) -> AsyncIterator[str]:
         started = time.perf_counter()
         first_token_at: float | None = None
         chunk_id, created = f"chatcmpl-{request_id}", int(time.time())
@@ -118,20 +113,21 @@ class OpenAIServingChat:
             return f"data: {body.model_dump_json(exclude_none=True)}\n\n"
 
         yield chunk(DeltaMessage(role="assistant", content=""))
-        events = self.agent.stream(question, request_id=request_id, history=history)
+        events = self.agent.stream(agent_request)
         deadline = started + self.settings.request_timeout_s
         try:
             async for item in _with_deadline(events, deadline):
-                kind = item.type
-                event = item.model_dump(mode="json") if kind != "answer_delta" else {"text": item.text}
-                if kind == "answer_delta" and event.get("text"):
-                    first_token_at = first_token_at or time.perf_counter()
-                    yield chunk(DeltaMessage(content=event["text"]))
-                elif kind in ("step_started", "step_finished") and request.sui_events:
-                    yield f"event: sui.step\ndata: {json.dumps(event, ensure_ascii=False)}\n\n"
-                elif kind == "done":
-                    result = event["result"]
-                    yield chunk(DeltaMessage(), finish="stop", sui=sui_extras(result))
+                if isinstance(item, AnswerDelta):
+                    if item.text:
+                        first_token_at = first_token_at or time.perf_counter()
+                        yield chunk(DeltaMessage(content=item.text))
+                elif isinstance(item, StepStarted | StepFinished):
+                    if request.sui_events:
+                        yield f"event: sui.step\ndata: {item.model_dump_json()}\n\n"
+                elif isinstance(item, Done):
+                    result = item.result
+                    yield chunk(DeltaMessage(), finish=openai_finish_reason(result),
+                                sui=SuiExtras.from_result(result))
                     if request.stream_options and request.stream_options.include_usage:
                         usage = ChatCompletionChunk(id=chunk_id, created=created, model=request.model, choices=[],
                                                     usage=usage_of(result))

@@ -2,7 +2,7 @@
 
     settings = AgentSettings.load("agent.yaml")
     agent = ReActAgent.from_settings(settings, hooks=[MyMetricsHooks()])
-    result = await agent.run("隋朝大运河是谁主持开凿的？")
+    result = await agent.run(AgentRequest(question="隋朝大运河是谁主持开凿的？", history=[...], instructions=...))
 
 Names are imported lazily (PEP 562), so `suiqa --help` and `react_tier.knowledge` stay light.
 """
@@ -16,6 +16,8 @@ _EXPORTS = {
     "ReActAgent": "agent",
     "AgentInputError": "errors", "UpstreamError": "errors",
     "AgentHooks": "hooks",
+    "Agent": "request", "AgentRequest": "request", "GenerationOptions": "request", "RequestLimits": "request",
+    "Turn": "request",
     "AgentEvent": "results", "AgentResult": "results", "AnswerDelta": "results", "Citation": "results",
     "Done": "results", "Step": "results", "StepFinished": "results", "StepStarted": "results", "Usage": "results",
     "AgentSettings": "settings", "ExtraToolSpec": "settings", "LLMEndpointSettings": "settings",

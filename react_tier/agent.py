@@ -5,10 +5,17 @@ forced "Final Answer" call wrote the answer), ``degraded`` (the output format ke
 failed, or the forced call failed: the answer is then the domain draft plus the evidence gathered).
 :class:`UpstreamError` only when there is nothing at all to answer with (no agent, no draft, no evidence).
 
+Answer shaping: the request's ``stop`` strings and ``max_tokens`` apply to the answer the client receives (not to
+the Thought/Action protocol): the answer is cut before the first stop string, and at ``max_tokens`` of the agent
+model's tokens (counted per streamed chunk), which sets ``truncated`` (OpenAI's finish_reason ``length``); the
+upstream stream is closed right there, so vLLM stops generating.
+
 Citations: the ids of passages/poems that a tool actually returned (observed) AND that the final answer or a
 Thought mentions in brackets, ``[id]`` or ``【id】``, in order of first mention. Ids the model invents are
-dropped; nothing observed-but-unmentioned is added (no silent fallback). The degraded answer lists its evidence
-with bracketed ids, so its citations are the evidence it shows.
+dropped; nothing observed-but-unmentioned is added silently. The degraded answer lists its evidence with bracketed
+ids, and an answer that cites nothing although the run gathered evidence gets a visible "参考资料" line of it: in
+both, the citations are the evidence the answer shows. ``grounding`` scores how far the answer's sentences are
+backed by the passages they cite (react_tier/grounding.py).
 """
 
 from __future__ import annotations
@@ -18,11 +25,11 @@ import contextlib
 import logging
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from react_tier.errors import AgentInputError, UpstreamError
+from react_tier.errors import UpstreamError
+from react_tier.grounding import check_grounding
 from react_tier.hooks import AgentHooks, HookSet
 from react_tier.llm import Completion, LLMClient, to_upstream_error
 from react_tier.parser import (
@@ -34,12 +41,14 @@ from react_tier.parser import (
     parse_turn,
 )
 from react_tier.prompt import FORCE_FINAL, FORCE_REASONS, STOP_WORDS, question_message, system_prompt
+from react_tier.request import AgentRequest, GenerationOptions
 from react_tier.results import (
     AgentEvent,
     AgentResult,
     AnswerDelta,
     Citation,
     Done,
+    Grounding,
     Step,
     StepFinished,
     StepStarted,
@@ -86,10 +95,9 @@ class ReActAgent:
         if self._kb is None:
             async with self._kb_lock:
                 if self._kb is None:
-                    from react_tier.knowledge import KnowledgeBase, KnowledgeSettings
+                    from react_tier.knowledge import KnowledgeBase
 
-                    knowledge_settings = KnowledgeSettings.load(**self.settings.knowledge)
-                    self._kb = await asyncio.to_thread(KnowledgeBase.load, knowledge_settings)
+                    self._kb = await asyncio.to_thread(KnowledgeBase.load, self.settings.knowledge)
         return self._kb
 
     async def check_upstreams(self) -> dict[str, bool]:
@@ -100,19 +108,22 @@ class ReActAgent:
     async def aclose(self) -> None:
         await asyncio.gather(self.agent_llm.aclose(), self.domain_llm.aclose())
 
-    async def run(self, question: str, request_id: str | None = None,
-                  history: list[dict[str, str]] | None = None) -> AgentResult:
-        async with contextlib.aclosing(self.stream(question, request_id, history)) as events:
+    def check(self, request: AgentRequest | str) -> AgentRequest:
+        """The request as it will run (question stripped, history cut), or AgentInputError naming the parameter.
+        Front ends call it before they answer, so a refusal is a 400 before the first byte."""
+        return AgentRequest.of(request).checked(self.settings.limits)
+
+    async def run(self, request: AgentRequest | str) -> AgentResult:
+        async with contextlib.aclosing(self.stream(request)) as events:
             async for event in events:
                 if isinstance(event, Done):
                     return event.result
         raise AssertionError("stream ended without a result")
 
-    async def stream(self, question: str, request_id: str | None = None,
-                     history: list[dict[str, str]] | None = None) -> AsyncIterator[AgentEvent]:
-        """Events of one run. The work runs in a child task; leaving or cancelling the iteration cancels it,
-        which closes any in-flight upstream HTTP request."""
-        run = _Run(self, question, request_id or uuid.uuid4().hex[:16], history)
+    async def stream(self, request: AgentRequest | str) -> AsyncIterator[AgentEvent]:
+        """Events of one run (a plain string is a question without history). The work runs in a child task;
+        leaving or cancelling the iteration cancels it, which closes any in-flight upstream HTTP request."""
+        run = _Run(self, self.check(request))
         queue: asyncio.Queue = asyncio.Queue()
         worker = asyncio.create_task(run.execute(queue.put_nowait))
         worker.add_done_callback(lambda _: queue.put_nowait(_END))
@@ -129,10 +140,13 @@ class ReActAgent:
 class _Run:
     """State of one question: messages, steps, evidence, usage."""
 
-    def __init__(self, agent: ReActAgent, question: str, request_id: str, history: Any) -> None:
+    def __init__(self, agent: ReActAgent, request: AgentRequest) -> None:
         self.agent, self.settings, self.hooks = agent, agent.settings, agent.hooks
-        self.question, self.request_id = self._check_question(question), request_id
-        self.history = self._check_history(history)
+        self.request, self.question, self.request_id = request, request.question, request.request_id or ""
+        self.history = [turn.model_dump() for turn in request.history]
+        self.max_steps = request.max_steps or self.settings.max_steps
+        self.sampling = request.generation.sampling()
+        self.shaper = _AnswerShaper(request.generation)
         self.steps: list[Step] = []
         self.observed: dict[str, Citation] = {}
         self.evidence: list[str] = []
@@ -145,23 +159,6 @@ class _Run:
         self.loop_deadline = self.deadline - min(self.settings.final_answer_reserve_s, self.settings.deadline_s / 2)
         self.ctx = ToolContext(domain_llm=_UsageDomain(agent.domain_llm, self.usage),
                                get_knowledge=agent.load_knowledge, search_k=self.settings.search_k)
-
-    def _check_question(self, question: Any) -> str:
-        if not isinstance(question, str) or not question.strip():
-            raise AgentInputError("the question is empty")
-        if len(question) > self.settings.max_question_chars:
-            raise AgentInputError(f"the question is longer than {self.settings.max_question_chars} characters")
-        return question.strip()
-
-    def _check_history(self, history: Any) -> list[dict[str, str]]:
-        if history is None:
-            return []
-        if not isinstance(history, list) or not all(
-                isinstance(m, dict) and m.get("role") in ("user", "assistant") and isinstance(m.get("content"), str)
-                for m in history):
-            raise AgentInputError("history must be a list of {'role': 'user'|'assistant', 'content': str}")
-        keep = self.settings.max_history_messages
-        return [{"role": m["role"], "content": m["content"]} for m in history][-keep:] if keep else []
 
     def budget(self, until: float | None = None) -> float:
         return (until or self.loop_deadline) - time.monotonic()
@@ -181,19 +178,25 @@ class _Run:
         if answer is None and self.agent_error is None:
             answer = await self._forced_final(finish, emit)
         if answer is None:
-            finish, answer = "degraded", self._fallback_answer()
+            finish, answer = "degraded", await self._fallback_answer()
             emit(AnswerDelta(text=answer))
+        elif self.observed and not self._citations(answer) and not (self.shaper.truncated or self.shaper.stopped):
+            answer += await self._evidence_note(emit)
+        report = check_grounding(answer, {cid: c.text or "" for cid, c in self.observed.items()})
         result = AgentResult(answer=answer, citations=self._citations(answer), steps=self.steps, usage=self.usage,
-                             finish_reason=finish, draft=self.draft, request_id=self.request_id)
+                             finish_reason=finish, draft=self.draft, request_id=self.request_id,
+                             truncated=self.shaper.truncated, answer_tokens=self.shaper.tokens,
+                             grounding=Grounding.model_validate(report.to_dict()))
         await self.hooks.emit("on_run_end", result, time.monotonic() - self.started)
         emit(Done(result=result))
 
     async def _prepare(self, emit) -> None:
         history = self.history
         if self.settings.draft_first:
+            system = DOMAIN_SYSTEM_PROMPT + (f"\n\n{self.request.instructions}" if self.request.instructions else "")
             try:
                 draft = await self.agent.domain_llm.complete(
-                    [{"role": "system", "content": DOMAIN_SYSTEM_PROMPT}, *history,
+                    [{"role": "system", "content": system}, *history,
                      {"role": "user", "content": self.question}], budget_s=self.budget(), usage=self.usage)
                 self.draft = draft.text.strip() or None
             except Exception as exc:  # noqa: BLE001 - no draft is not fatal
@@ -207,19 +210,20 @@ class _Run:
 
     def _opening_messages(self) -> list[dict[str, str]]:
         return [{"role": "system", "content": system_prompt(list(self.agent.tools.values()))}, *self.history,
-                {"role": "user", "content": question_message(self.question, self.draft)}]
+                {"role": "user", "content": question_message(self.question, self.draft, self.request.instructions)}]
 
     async def _loop(self, emit) -> str | None:
         parse_failures = 0
         first = len(self.steps)
-        for index in range(first, first + self.settings.max_steps):
+        for index in range(first, first + self.max_steps):
             if time.monotonic() >= self.loop_deadline:
                 raise TimeoutError
             emit(StepStarted(index=index))
             started, completion = time.monotonic(), Completion("")
             try:
                 await self._stream_answer(self.agent.agent_llm.stream(
-                    self.messages, stop=STOP_WORDS, budget_s=self.budget(), final=completion, usage=self.usage), emit)
+                    self.messages, stop=STOP_WORDS, budget_s=self.budget(), final=completion, usage=self.usage,
+                    sampling=self.sampling), emit, completion)
             except Exception as exc:
                 if self.budget() <= 0.05:  # the per-call timeout was the loop deadline
                     raise TimeoutError from exc
@@ -238,31 +242,34 @@ class _Run:
                     raise _GiveUp() from exc
                 continue
             parse_failures = 0
-            if turn.final_answer is not None:
+            if turn.final_answer is not None or self.shaper.ended:
                 await self._finish_step(Step(index=index, thought=turn.thought,
                                              latency_s=time.monotonic() - started), emit)
-                return turn.final_answer
+                return self.shaper.shown
             step = await self._act(index, turn.thought, turn.action, turn.action_input)
             step.latency_s = time.monotonic() - started
             await self._finish_step(step, emit)
         return None
 
-    async def _stream_answer(self, deltas: AsyncIterator[str], emit) -> tuple[str, str]:
-        """Consume a streamed turn, emitting Final Answer text as it arrives: (whole text, text emitted)."""
-        text, shown = "", ""
-        async for delta in deltas:
-            text += delta
-            if len(prefix := final_answer_prefix(text)) > len(shown):
-                emit(AnswerDelta(text=prefix[len(shown):]))
-                shown = prefix
-        try:
-            answer = parse_turn(text).final_answer or ""
-        except ReActParseError:
-            answer = ""
-        if answer.startswith(shown) and len(answer) > len(shown):
-            emit(AnswerDelta(text=answer[len(shown):]))
-            shown = answer
-        return text, shown
+    async def _stream_answer(self, deltas: AsyncIterator[str], emit, completion: Completion) -> str:
+        """Consume a streamed turn, emitting Final Answer text (shaped by stop/max_tokens) as it arrives; stops
+        reading (closing the upstream request) once the answer is cut. Returns the turn's whole text."""
+        shaper, text = self.shaper, ""
+        async with contextlib.aclosing(deltas):
+            async for delta in deltas:
+                text += delta
+                if prefix := final_answer_prefix(text):
+                    shaper.offer(prefix, completion, final=False, emit=emit)
+                    if shaper.ended:
+                        break
+        if not shaper.ended:
+            try:
+                answer = parse_turn(text).final_answer or ""
+            except ReActParseError:
+                answer = ""
+            if answer:
+                shaper.offer(answer, completion, final=True, emit=emit)
+        return text
 
     async def _act(self, index: int, thought: str, name: str, raw_input: Any) -> Step:
         """Run one tool; every failure becomes the Observation."""
@@ -297,29 +304,50 @@ class _Run:
         if self.budget(self.deadline) < 0.5:
             return None
         messages = [*(self.messages or self._opening_messages()), {"role": "user", "content": FORCE_FINAL.format(reason=FORCE_REASONS[reason])}]
+        completion = Completion("")
         try:
             async with asyncio.timeout_at(self.deadline):
-                text, shown = await self._stream_answer(self.agent.agent_llm.stream(
-                    messages, stop=STOP_WORDS, budget_s=self.budget(self.deadline), usage=self.usage), emit)
+                text = await self._stream_answer(self.agent.agent_llm.stream(
+                    messages, stop=STOP_WORDS, budget_s=self.budget(self.deadline), usage=self.usage,
+                    final=completion, sampling=self.sampling), emit, completion)
         except Exception as exc:  # noqa: BLE001 - fall back to draft + evidence
             log.warning("forced final answer failed (%s): %s", self.request_id, exc)
-            return None
-        try:
-            answer = parse_turn(text).final_answer  # None when it tried to act again
-        except ReActParseError:  # no labels at all: the whole text is the answer
-            answer = None if has_labels(text) else clean_output(text).strip()
-        if answer and not shown:
-            emit(AnswerDelta(text=answer))
-        return answer or None
+            return self.shaper.shown or None
+        if not self.shaper.shown and not has_labels(text):  # no labels at all: the whole text is the answer
+            self.shaper.offer(clean_output(text).strip(), completion, final=True, emit=emit)
+        return self.shaper.shown or None
 
-    def _fallback_answer(self) -> str:
-        parts = [self.draft] if self.draft else []
-        if self.evidence:
-            parts.append("参考资料：\n" + "\n".join(self.evidence))
+    async def _fallback_answer(self) -> str:
+        """The evidence gathered, then the domain draft, shaped like any answer (stop strings, max_tokens).
+        Evidence first: it is what the answer can cite, and a token cap should keep it rather than the draft."""
+        parts = ["参考资料：\n" + "\n".join(self.evidence)] if self.evidence else []
+        if self.draft:
+            parts.append(f"领域模型初稿（未经核实）：\n{self.draft}" if parts else self.draft)
         if not parts:
             cause = self.agent_error or TimeoutError("no time left")
             raise to_upstream_error("agent", cause) if not isinstance(cause, UpstreamError) else cause
-        return "\n\n".join(parts)
+        text = self.shaper.cut_at_stop("\n\n".join(parts))
+        cap = self.request.generation.max_tokens
+        cut, self.shaper.tokens = await self.agent.domain_llm.truncate_to_tokens(text, cap or 1 << 30)
+        self.shaper.truncated = len(cut) < len(text)
+        return cut
+
+    async def _evidence_note(self, emit) -> str:
+        """Answers cite their sources: one that cites none of the evidence the run gathered (a best-effort answer
+        at the step cap, a model that ignored the instruction) gets that evidence listed, visibly, at its end —
+        within the request's stop strings and max_tokens (counted with the domain tier's tokenizer)."""
+        refs = "；".join(f"[{c.id}]《{c.title}》" for c in list(self.observed.values())[:self.settings.search_k])
+        note = self.shaper.cut_at_stop(f"\n\n参考资料：{refs}")
+        cap = self.request.generation.max_tokens
+        room = (1 << 30) if cap is None else cap - self.shaper.tokens
+        if room <= 0 or not note.strip():
+            return ""
+        cut, tokens = await self.agent.domain_llm.truncate_to_tokens(note, room)
+        self.shaper.tokens += tokens
+        self.shaper.truncated = len(cut) < len(note)
+        if cut:
+            emit(AnswerDelta(text=cut))
+        return cut
 
     def _citations(self, answer: str) -> list[Citation]:
         cited: dict[str, Citation] = {}
@@ -340,6 +368,48 @@ class _Run:
         self.steps.append(step)
         await self.hooks.emit("on_step", step)
         emit(StepFinished(step=step))
+
+
+class _AnswerShaper:
+    """The request's ``stop`` strings and ``max_tokens`` applied to the answer while it streams.
+
+    ``offer(answer_so_far, ...)`` emits the part of the answer that is now safe to show: text that cannot be the
+    beginning of a stop string, within the token cap. ``ended`` once a stop string or the cap cut the answer.
+    """
+
+    def __init__(self, generation: GenerationOptions) -> None:
+        self.stops, self.cap = generation.stop, generation.max_tokens
+        self.holdback = max((len(s) for s in self.stops), default=1) - 1
+        self.shown, self.tokens, self.truncated, self.ended, self.stopped = "", 0, False, False, False
+
+    def cut_at_stop(self, text: str) -> str:
+        cuts = [i for i in (text.find(s) for s in self.stops) if i >= 0]
+        if cuts:
+            self.ended = self.stopped = True
+            return text[:min(cuts)]
+        return text
+
+    def offer(self, answer: str, completion: Completion, *, final: bool, emit) -> None:
+        """``answer``: the answer text so far (``final``: all of it) of the turn streamed into ``completion``."""
+        if self.ended:
+            return
+        visible = self.cut_at_stop(answer)
+        if not self.ended and not final and self.holdback:  # the tail may be the start of a stop string
+            visible = visible[:max(len(self.shown), len(visible) - self.holdback)]
+        start = max(completion.text.find(answer[:8]), 0) if answer else 0
+        tokens = completion.tokens_from(start, start + len(visible)) if completion.marks else \
+            completion.completion_tokens
+        if self.cap is not None and tokens > self.cap:
+            visible = visible[:max(0, completion.cut_at_tokens(start, self.cap) - start)]
+            tokens = completion.tokens_from(start, start + len(visible)) if visible else 0
+            self.truncated = self.ended = True
+        elif final and not self.ended and completion.finish_reason == "length":
+            self.truncated = True  # the tier's own per-call cap cut the answer: also OpenAI's "length"
+        self.tokens = tokens
+        if visible.startswith(self.shown) and len(visible) > len(self.shown):
+            emit(AnswerDelta(text=visible[len(self.shown):]))
+            self.shown = visible
+        self.ended = self.ended or final
 
 
 class _UsageDomain:

@@ -30,14 +30,12 @@ def ask(
 
     from react_tier.settings import AgentSettings
 
+    endpoints = {field: {k: v for k, v in (("base_url", url), ("model", model)) if v}
+                 for field, url, model in (("domain_llm", domain_url, domain_model),
+                                           ("agent_llm", agent_url, agent_model))}
     settings = AgentSettings.load(config, max_steps=max_steps, deadline_s=deadline_s, draft_first=draft,
-                                  always_search_first=search_first)
-    for field, url, model in (("domain_llm", domain_url, domain_model), ("agent_llm", agent_url, agent_model)):
-        if url or model:
-            current = getattr(settings, field).model_dump()
-            current.update({k: v for k, v in (("base_url", url), ("model", model)) if v})
-            current["api_key"] = getattr(settings, field).api_key
-            setattr(settings, field, type(getattr(settings, field)).model_validate(current))
+                                  always_search_first=search_first,
+                                  **{field: values for field, values in endpoints.items() if values})
     asyncio.run(_ask(settings, question, as_json))
 
 

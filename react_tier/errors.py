@@ -17,4 +17,10 @@ class UpstreamError(SuiqaError):
 
 
 class AgentInputError(SuiqaError, ValueError):
-    """The question or the chat history is unusable (empty, too long, malformed)."""
+    """The question or the chat history is unusable (empty, too long, malformed).
+
+    ``param``: the OpenAI request parameter at fault (for the 400 the ingress returns)."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import openai
@@ -42,6 +43,26 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None
+    marks: list[tuple[int, int]] = field(default_factory=list)
+    """(length of ``text`` after a streamed chunk, completion tokens so far): where each token ends in the text."""
+
+    def tokens_from(self, start: int, end: int | None = None) -> int:
+        """Tokens of the chunks carrying ``text[start:end]`` (a chunk straddling ``start`` counts: never less)."""
+        end = len(self.text) if end is None else end
+        before = max((tok for pos, tok in self.marks if pos <= start), default=0)
+        upto = next((tok for pos, tok in self.marks if pos >= end), self.marks[-1][1] if self.marks else 0)
+        return max(0, upto - before)
+
+    def cut_at_tokens(self, start: int, cap: int) -> int:
+        """The largest chunk boundary ``end`` with ``tokens_from(start, end) <= cap``."""
+        before = max((tok for pos, tok in self.marks if pos <= start), default=0)
+        end = start
+        for pos, tok in self.marks:
+            if pos > start:
+                if tok - before > cap:
+                    break
+                end = pos
+        return end
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -101,15 +122,21 @@ class LLMClient:
                              wait=wait_random_exponential(multiplier=s.retry_backoff_s, max=max(s.retry_backoff_s * 8, 0.01)),
                              retry=retry_if_exception(_retryable))
 
-    def _request(self, messages: list[dict], stop: list[str] | None, max_tokens: int | None) -> dict:
-        body = {"model": self.settings.model, "messages": messages, "temperature": self.settings.temperature,
-                "max_tokens": max_tokens or self.settings.max_tokens}
+    def _request(self, messages: list[dict], stop: list[str] | None, max_tokens: int | None,
+                 sampling: dict[str, Any] | None = None) -> dict:
+        """The request body; ``sampling`` (a request's GenerationOptions.sampling()) overrides the tier's values."""
+        body: dict[str, Any] = {"model": self.settings.model, "messages": messages,
+                                "temperature": self.settings.temperature,
+                                "max_tokens": max_tokens or self.settings.max_tokens}
         if stop:
             body["stop"] = stop
-        if self.settings.extra_body:
-            body["extra_body"] = dict(self.settings.extra_body)
-            if body["extra_body"].get("priority") == PROGRAM_PRIORITY:
-                body["extra_body"]["priority"] = program_priority(messages)
+        sampling = dict(sampling or {})
+        extra = {**self.settings.extra_body, **sampling.pop("extra_body", {})}
+        body.update(sampling)
+        if extra.get("priority") == PROGRAM_PRIORITY:
+            extra["priority"] = program_priority(messages)
+        if extra:
+            body["extra_body"] = extra
         return body
 
     async def _attempt(self, body: dict, budget_s: float | None):
@@ -121,10 +148,12 @@ class LLMClient:
             raise
 
     async def complete(self, messages: list[dict], *, stop: list[str] | None = None, max_tokens: int | None = None,
-                       budget_s: float | None = None, usage: dict[str, Usage] | None = None) -> Completion:
+                       budget_s: float | None = None, usage: dict[str, Usage] | None = None,
+                       sampling: dict[str, Any] | None = None) -> Completion:
         """One non-streamed chat completion (with retries)."""
         started = time.monotonic()
-        response = await self._retrying()(self._attempt, self._request(messages, stop, max_tokens), budget_s)
+        response = await self._retrying()(self._attempt, self._request(messages, stop, max_tokens, sampling),
+                                          budget_s)
         choice, counts = response.choices[0], response.usage
         result = Completion(choice.message.content or "", counts.prompt_tokens if counts else 0,
                             counts.completion_tokens if counts else 0, choice.finish_reason)
@@ -135,16 +164,21 @@ class LLMClient:
 
     async def stream(self, messages: list[dict], *, stop: list[str] | None = None, max_tokens: int | None = None,
                      budget_s: float | None = None, final: Completion | None = None,
-                     usage: dict[str, Usage] | None = None) -> AsyncIterator[str]:
+                     usage: dict[str, Usage] | None = None, sampling: dict[str, Any] | None = None,
+                     ) -> AsyncIterator[str]:
         """Stream text deltas. Opening the stream is retried; a stream that breaks midway is not.
 
-        ``final`` (optional) is filled with the whole text, token usage and finish reason.
+        ``final`` (optional) is filled with the whole text, token usage, finish reason and, per chunk, where the
+        tokens end in the text (``marks``: exact with continuous usage stats, else one token per chunk).
         """
         final = final if final is not None else Completion("")
-        body = {**self._request(messages, stop, max_tokens), "stream": True,
-                "stream_options": {"include_usage": True}}
+        options = {"include_usage": True}
+        if self.settings.continuous_usage_stats:
+            options["continuous_usage_stats"] = True
+        body = {**self._request(messages, stop, max_tokens, sampling), "stream": True, "stream_options": options}
         started = time.monotonic()
         stream = await self._retrying()(self._attempt, body, budget_s)
+        chunks = 0
         try:
             async with stream:  # closes the HTTP response on cancellation, error or early exit
                 async for chunk in stream:
@@ -155,7 +189,11 @@ class LLMClient:
                         final.finish_reason = chunk.choices[0].finish_reason or final.finish_reason
                         delta = chunk.choices[0].delta.content or ""
                         if delta:
+                            chunks += 1
                             final.text += delta
+                            final.marks.append((len(final.text), final.completion_tokens
+                                                if self.settings.continuous_usage_stats and chunk.usage
+                                                else chunks))
                             yield delta
         except Exception as exc:
             await self._report(started, None, exc)
@@ -163,6 +201,27 @@ class LLMClient:
         self._account(usage, final)
         await self._report(started, {"prompt_tokens": final.prompt_tokens,
                                      "completion_tokens": final.completion_tokens}, None)
+
+    async def truncate_to_tokens(self, text: str, cap: int, timeout_s: float = 2.0) -> tuple[str, int]:
+        """(``text`` cut to ``cap`` tokens of this tier's tokenizer, its token count), with vLLM's /tokenize and
+        /detokenize; when the tier cannot tokenize (it may be the tier that is down), ``cap`` characters and their
+        character count: an approximation."""
+        import httpx
+
+        root = self.settings.base_url.removesuffix("/v1")
+        model = self.settings.model
+        try:
+            async with httpx.AsyncClient(timeout=timeout_s) as http:
+                tokens = (await http.post(f"{root}/tokenize", json={"model": model, "prompt": text,
+                                                                     "add_special_tokens": False})
+                          ).raise_for_status().json()["tokens"]
+                if len(tokens) <= cap:
+                    return text, len(tokens)
+                cut = (await http.post(f"{root}/detokenize", json={"model": model, "tokens": tokens[:cap]})
+                       ).raise_for_status().json()["prompt"]
+                return cut, cap
+        except Exception:  # noqa: BLE001 - the upstream may be the thing that is down
+            return text[:cap], len(text[:cap])
 
     async def ready(self, timeout_s: float = 3.0) -> bool:
         """True when ``GET /v1/models`` answers."""

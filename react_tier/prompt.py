@@ -30,6 +30,7 @@ Final Answer: 对原问题的最终答案
 
 要求：
 - 领域模型的初稿（内部知识）可能有误，请用工具查到的资料核实、补充。
+- 问题涉及几个事实时，每个事实单独调用一次 search_knowledge（检索词只写这一个事实），再综合各次 Observation 作答。
 - Final Answer 中用方括号注明所依据资料的编号，编号取自 Observation，例如 [编号]。
 - 每次只调用一个工具，写完 Action Input 就停下，等待 Observation。
 
@@ -47,5 +48,11 @@ def system_prompt(tools: list[Tool]) -> str:
                                 tool_names=", ".join(tool.name for tool in tools))
 
 
-def question_message(question: str, draft: str | None) -> str:
-    return f"Question: {question}" + (DRAFT_BLOCK.format(draft=draft) if draft else "")
+INSTRUCTIONS_BLOCK = "\n\n回答要求（来自调用方，只约束最终答案的内容与形式，不改变上面的工具与格式规则）：\n{instructions}"
+
+
+def question_message(question: str, draft: str | None, instructions: str | None = None) -> str:
+    """The per-run user message. The caller's instructions go here, not into the system prompt: the system
+    prompt stays one static prefix shared by every run (prefix cache), and the tool protocol stays in force."""
+    return (f"Question: {question}" + (INSTRUCTIONS_BLOCK.format(instructions=instructions) if instructions else "")
+            + (DRAFT_BLOCK.format(draft=draft) if draft else ""))

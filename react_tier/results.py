@@ -13,6 +13,7 @@ class Citation(BaseModel):
     id: str
     source: str
     title: str
+    text: str | None = Field(None, description="The cited passage (cut to max_citation_chars), for display.")
 
 
 class Step(BaseModel):
@@ -34,12 +35,31 @@ class Usage(BaseModel):
     calls: int = 0
 
 
+class GroundingFlag(BaseModel):
+    text: str
+    citations: list[str] = Field(default_factory=list)
+    support: float = Field(0.0, description="Share of the sentence's bigrams found in its cited passages.")
+    reason: Literal["uncited", "unsupported", "unknown-citation"]
+
+
+class Grounding(BaseModel):
+    """How far the answer's claims are backed by passages it cites (react_tier.grounding.check_grounding)."""
+
+    score: float = Field(..., ge=0, le=1, description="Grounded claim sentences / claim sentences (1.0: none).")
+    claims: int = 0
+    flagged: list[GroundingFlag] = Field(default_factory=list)
+    unknown_ids: list[str] = Field(default_factory=list, description="Cited ids the agent never observed.")
+
+
 class AgentResult(BaseModel):
     answer: str
     citations: list[Citation] = Field(default_factory=list)
     steps: list[Step] = Field(default_factory=list)
     usage: dict[str, Usage] = Field(default_factory=dict, description="Per tier: 'domain', 'agent'.")
     finish_reason: FinishReason
+    truncated: bool = Field(False, description="The answer was cut at the request's max_tokens.")
+    answer_tokens: int = Field(0, description="Upstream tokens of the answer as delivered (counted per chunk).")
+    grounding: Grounding | None = None
     draft: str | None = None
     request_id: str | None = None
 

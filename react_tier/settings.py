@@ -1,7 +1,8 @@
 """Typed configuration of the ReAct agent (env prefix ``SUIQA_REACT_``, nested fields with ``__``).
 
 Example: ``SUIQA_REACT_AGENT_LLM__BASE_URL=https://dashscope.aliyuncs.com/compatible-mode/v1``,
-``SUIQA_REACT_MAX_STEPS=3``, or a YAML file passed to :meth:`AgentSettings.load`.
+``SUIQA_REACT_MAX_STEPS=3``, or a YAML file passed to :meth:`AgentSettings.load`. The knowledge base nested here
+keeps its own prefix (``SUIQA_KB_``); see suiqa/settings.py for the precedence.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from react_tier.knowledge.settings import KnowledgeSettings
+from react_tier.request import RequestLimits
 from suiqa.settings import TierSettings
 
 DEFAULT_TOOLS = ["ask_sui_expert", "search_knowledge", "lookup_poem"]
@@ -32,6 +35,10 @@ class LLMEndpointSettings(BaseModel):
     max_tokens: int = Field(512, gt=0, description="Completion token cap per call.")
     temperature: float = Field(0.3, ge=0, le=2, description="Sampling temperature.")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="Extra request fields (e.g. top_k).")
+    continuous_usage_stats: bool = Field(
+        True, description="Ask for token counts on every streamed chunk (vLLM's stream_options."
+                          "continuous_usage_stats), so the answer's max_tokens is counted in the model's tokens; "
+                          "off for endpoints that refuse it (then each chunk counts as one token).")
 
     @field_validator("base_url")
     @classmethod
@@ -83,8 +90,8 @@ class AgentSettings(TierSettings):
     final_answer_reserve_s: float = Field(
         8.0, ge=0, description="Part of the deadline kept for the forced best-effort Final Answer call.")
     max_observation_chars: int = Field(1200, ge=50, description="Observations are cut to this length.")
-    max_question_chars: int = Field(2000, gt=0, description="Longer questions are rejected.")
-    max_history_messages: int = Field(6, ge=0, description="Most recent prior chat messages given to the agent.")
+    limits: RequestLimits = Field(default_factory=RequestLimits,
+                                  description="Input limits, checked by the agent and by the ingress.")
     draft_first: bool = Field(True, description="Ask the domain model once before the loop; its draft is input.")
     always_search_first: bool = Field(
         False, description="Run search_knowledge(question) as a forced first step before the model's first turn.")
@@ -94,9 +101,9 @@ class AgentSettings(TierSettings):
                                              description="Operator tools ('module:Class' + kwargs).")
     tool_timeout_s: float = Field(20.0, gt=0, description="Per tool call; a timeout becomes an Observation.")
     search_k: int = Field(4, ge=1, le=20, description="Default passages per search_knowledge call.")
-    knowledge: dict[str, Any] = Field(
-        default_factory=dict,
-        description="Overrides for react_tier.knowledge.KnowledgeSettings (its own env/YAML still apply).")
+    knowledge: KnowledgeSettings = Field(
+        default_factory=KnowledgeSettings,
+        description="The knowledge base (a nested tier: its env vars are SUIQA_KB_*).")
 
     @field_validator("tools")
     @classmethod

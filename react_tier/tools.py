@@ -126,9 +126,13 @@ def build_tools(settings: AgentSettings) -> dict[str, Tool]:
     return tools
 
 
+CITATION_TEXT_CHARS = 600  # enough to show the passage behind a citation; the index keeps the whole text
+
+
 def _cite(item: Any, source: str | None = None) -> Citation:
+    text = getattr(item, "text", None) or getattr(item, "content", None) or None
     return Citation(id=str(item.id), source=source or getattr(item, "source", "") or "",
-                    title=getattr(item, "title", "") or "")
+                    title=getattr(item, "title", "") or "", text=text[:CITATION_TEXT_CHARS] if text else None)
 
 
 @register_tool
@@ -184,7 +188,13 @@ class LookupPoemTool(Tool):
         kb = await ctx.knowledge()
         poems = await asyncio.to_thread(lambda: kb.lookup_poem(args.get("text"), title=args.get("title"),
                                                                author=args.get("author"), k=3))
-        if not poems:
+        # a named group of poems (组诗) answers "how many / which ones" from its record, not from one poem's text
+        group = kb.poem_group(args["title"]) if args.get("title") and hasattr(kb, "poem_group") else None
+        if not poems and group is None:
             return ToolResult("没有找到相关诗歌。")
-        lines = [f"[{p.id}] 《{p.title}》 {p.dynasty or ''}·{p.author}：{p.content}" for p in poems]
-        return ToolResult("\n".join(lines), [_cite(p, source="poem") for p in poems])
+        lines = [f"[{p.id}] 《{p.title}》 {p.facts_line()}：{p.content}" for p in poems]
+        sources = [_cite(p, source="poem") for p in poems]
+        if group is not None:
+            lines.insert(0, f"[{group.id}] {group.text()}")
+            sources.insert(0, _cite(kb.get(group.id)))
+        return ToolResult("\n".join(lines), sources)

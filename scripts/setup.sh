@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-EXTRAS=${EXTRAS:-cpu,bench,finetune,dev}
+EXTRAS=${EXTRAS:-cpu,bench,finetune,dev,web}
 STAMP="$VENV/.suiqa-setup"
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)-$EXTRAS
 

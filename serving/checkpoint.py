@@ -3,8 +3,8 @@
 Why: vLLM 0.26's native ``InternLM2ForCausalLM`` fails at engine start-up on the GPU (``forward() missing 1
 required positional argument: 'intermediate_tensors'``, benchmarks/results/h200/report.md), while the Llama layout
 of the same weights serves (and is what every H200 figure measured). The conversion only re-slices tensors
-(``finetune.convert.internlm2_dir_to_llama``; bit-exact round trip, tests/unit/test_finetune_convert.py): ~3.5 GB
-written for the 1.8B model, seconds on a GPU host. Its output is cached under
+(the tensor maths of ``suiqa.models.internlm2_layout``, which ``finetune.convert`` uses too; bit-exact round trip,
+tests/unit/test_serving_checkpoint.py): 3.5 GB written for the 1.8B model in 2.0 s on the H200 host. Its output is cached under
 ``$SUIQA_HOME/models/.converted/<name>-<key>-llama`` where ``key`` hashes the source folder's path and the size and
 modification time of its config and weight files, so a retrained checkpoint is converted again and an unchanged
 one never is. The folder is written under a temporary name and renamed when complete, so a crash or two servers
@@ -28,6 +28,8 @@ from suiqa.paths import models_dir
 
 log = logging.getLogger(__name__)
 MARKER = ".suiqa-converted.json"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
+                   "generation_config.json")
 
 
 class CheckpointLayoutError(SuiqaError):
@@ -76,17 +78,15 @@ def llama_layout_for_gpu(src: Path, policy: str = "convert", cache_root: Path | 
             f"{src} is an InternLM2-layout checkpoint, which vLLM 0.26 cannot serve on the GPU; convert it once "
             f"(bit-exact) with `{convert_command(src, cache_root)}` and point the model at the output, or set "
             "internlm2_layout: convert")
-    from finetune.convert import internlm2_dir_to_llama
-
     started = time.perf_counter()
     tmp = dst.with_name(f"{dst.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     log.warning("InternLM2 checkpoint %s: converting once to the Llama layout (vLLM 0.26's InternLM2 fails on the "
                 "GPU) into %s", src, dst)
     try:
-        internlm2_dir_to_llama(src, tmp)
+        _write_llama_layout(src, tmp)
         (tmp / MARKER).write_text(json.dumps({"source": str(src.resolve()), "key": source_key(src),
-                                              "converter": "finetune.convert.internlm2_dir_to_llama",
+                                              "converter": "suiqa.models.internlm2_layout.internlm2_to_llama",
                                               "seconds": round(time.perf_counter() - started, 1)}))
         try:
             tmp.rename(dst)
@@ -97,3 +97,25 @@ def llama_layout_for_gpu(src: Path, policy: str = "convert", cache_root: Path | 
         shutil.rmtree(tmp, ignore_errors=True)
     log.warning("InternLM2 checkpoint converted in %.1f s: %s", time.perf_counter() - started, dst)
     return dst
+
+
+def _write_llama_layout(src: Path, dst: Path) -> None:
+    """The Llama-layout checkpoint of the InternLM2 one in ``src`` (tensors re-sliced, never recomputed)."""
+    from safetensors.torch import load_file, save_file
+
+    from suiqa.models.internlm2_layout import AttentionShape, internlm2_config_to_llama, internlm2_to_llama
+
+    config = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    state = {}
+    for f in sorted(src.glob("*.safetensors")):
+        if not f.name.startswith("adapter_"):
+            state.update(load_file(str(f)))
+    if not state:
+        raise CheckpointLayoutError(f"{src} has no *.safetensors weights")
+    llama = internlm2_to_llama(state, AttentionShape.from_config(config))
+    dst.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in llama.items()}, str(dst / "model.safetensors"), metadata={"format": "pt"})
+    (dst / "config.json").write_text(json.dumps(internlm2_config_to_llama(config), indent=2), encoding="utf-8")
+    for name in TOKENIZER_FILES:  # verbatim: a re-save by transformers 5 would break transformers 4.x readers
+        if (src / name).is_file():
+            shutil.copyfile(src / name, dst / name)

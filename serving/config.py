@@ -68,7 +68,8 @@ class ServingProfile(TierSettings):
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment for the server process.")
     allow_hub_download: bool = Field(False, description="Allow a hub model id instead of a local folder.")
     startup_timeout_s: float = Field(300, gt=0, description="Time allowed until /health answers 200.")
-    python: str = Field(sys.executable, description="Interpreter that has vLLM installed.")
+    python: str = Field(sys.executable, description="Interpreter that has vLLM installed.",
+                        json_schema_extra={"doc_default": "sys.executable"})
 
     @model_validator(mode="after")
     def _lora_needs_flag(self) -> ServingProfile:
@@ -164,4 +165,4 @@ def load_profile(name_or_path: str | Path, role: Role | None = None, **overrides
     path = profile_path(name_or_path)
     if role is None:
         role = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("role", "domain")
-    return ServingProfile.load(path, _env_prefix=f"SUIQA_{role.upper()}_", **overrides)
+    return ServingProfile.load(path, env_prefix=f"SUIQA_{role.upper()}_", **overrides)

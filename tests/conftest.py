@@ -4,7 +4,11 @@ integration tests (domain = tiny InternLM2, agent = tiny Qwen2). Tests get them 
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,3 +78,37 @@ def domain_server(llm_servers):
 @pytest.fixture(scope="session")
 def agent_server(llm_servers):
     return llm_servers["agent"]
+
+
+STACK_CLI = [sys.executable, "-m", "stackctl.cli"]
+
+
+def _stack_ports() -> dict[str, str]:
+    return {"SUIQA_DOMAIN_PORT": str(free_port()), "SUIQA_API_PORT": str(free_port()),
+            "SUIQA_STACK_RAY_PORT": str(free_port()), "SUIQA_STACK_RAY_METRICS_EXPORT_PORT": str(free_port())}
+
+
+def stack_processes(env: dict[str, str]) -> list[str]:
+    """Processes that belong to this stack: vLLM on our domain port, or any Ray daemon on our GCS port."""
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
+    marks = (f"--port {env['SUIQA_DOMAIN_PORT']}", f"--port={env['SUIQA_STACK_RAY_PORT']}",
+             f":{env['SUIQA_STACK_RAY_PORT']}", "ray::ServeController", "ray::ServeReplica", "ray::ProxyActor")
+    return [line for line in out if any(m in line for m in marks) and "ps -eo" not in line]
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """ONE `suiqa up --profile cpu-tiny-shared` for every test that needs the whole stack (~45 s to start);
+    `suiqa down` at the end must leave no process behind. Yields (urls, env)."""
+    env = {**os.environ, **_stack_ports()}
+    up = subprocess.run([*STACK_CLI, "up", "--profile", "cpu-tiny-shared", "--json"], env=env, cwd=REPO,
+                        capture_output=True, text=True, timeout=600)
+    if up.returncode != 0:
+        subprocess.run([*STACK_CLI, "down"], env=env, cwd=REPO, timeout=180)
+        pytest.fail(f"suiqa up failed:\n{up.stderr[-3000:]}")
+    urls = json.loads(up.stdout.strip().splitlines()[-1])
+    yield urls, env
+    down = subprocess.run([*STACK_CLI, "down"], env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert down.returncode == 0, down.stderr
+    time.sleep(2)
+    assert stack_processes(env) == [], "suiqa down left processes behind"

@@ -48,6 +48,8 @@ class ScriptedOpenAI:
         self.hanging = threading.Event()
         app = Starlette(routes=[Route("/v1/models", self._models, methods=["GET"]),
                                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                                Route("/tokenize", self._tokenize, methods=["POST"]),
+                                Route("/detokenize", self._detokenize, methods=["POST"]),
                                 Route("/search", self._search, methods=["GET"])])
         self.search_results: list[dict] = []  # what GET /search answers (SearXNG JSON), for web-search tools
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
@@ -86,6 +88,14 @@ class ScriptedOpenAI:
 
     async def _models(self, request: Request) -> Response:
         return JSONResponse({"object": "list", "data": [{"id": m, "object": "model"} for m in ("agent", "domain")]})
+
+    async def _tokenize(self, request: Request) -> Response:
+        """vLLM's /tokenize, with one token per character (as the completion counts here)."""
+        tokens = [ord(c) for c in (await request.json())["prompt"]]
+        return JSONResponse({"count": len(tokens), "tokens": tokens, "max_model_len": 4096})
+
+    async def _detokenize(self, request: Request) -> Response:
+        return JSONResponse({"prompt": "".join(chr(t) for t in (await request.json())["tokens"])})
 
     async def _search(self, request: Request) -> Response:
         self.requests.append({"search": dict(request.query_params)})
@@ -127,17 +137,23 @@ class ScriptedOpenAI:
             return JSONResponse({**base, "object": "chat.completion", "usage": usage, "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
 
-        def chunk(delta: dict, finish: str | None = None, with_usage: bool = False) -> str:
+        continuous = bool((body.get("stream_options") or {}).get("continuous_usage_stats"))
+
+        def chunk(delta: dict, finish: str | None = None, with_usage: bool = False, sent: int = 0) -> str:
             payload = {**base, "object": "chat.completion.chunk",
                        "choices": [] if with_usage else [{"index": 0, "delta": delta, "finish_reason": finish}]}
             if with_usage:
                 payload["usage"] = usage
+            elif continuous:  # like vLLM: cumulative counts on every chunk (one token per character here)
+                payload["usage"] = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": sent,
+                                    "total_tokens": reply.prompt_tokens + sent}
             return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
         async def events():
             yield chunk({"role": "assistant", "content": ""})
             for i in range(0, len(text), reply.chunk_chars):
-                yield chunk({"content": text[i:i + reply.chunk_chars]})
+                piece = text[i:i + reply.chunk_chars]
+                yield chunk({"content": piece}, sent=i + len(piece))
             yield chunk({}, "stop")
             if (body.get("stream_options") or {}).get("include_usage"):
                 yield chunk({}, with_usage=True)

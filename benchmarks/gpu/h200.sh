@@ -63,7 +63,7 @@ engine-c)
     ;;
 online)
     SUIQA_DOMAIN_MODEL=$M/domain-llama SUIQA_AGENT_MODEL=$M/agent-qwen2 \
-        timeout 400 python3 -m suiqa.cli up --profile gpu-bench 2>&1 | grep -v "passage/s" | tail -12
+        timeout 400 python3 -m stackctl.cli up --profile gpu-bench 2>&1 | grep -v "passage/s" | tail -12
     curl -s localhost:8000/metrics | grep -E "^vllm:(cache_config_info|num_gpu_blocks)" | head -3
     timeout 330 python3 -m benchmarks.runner --host http://127.0.0.1:8000 --model internlm2-chat-sui --api completions \
         --prompts /tmp/prompts256.txt --max-tokens 256 --users 1,8,32,128,256,512 --duration 15s --processes 6 \
@@ -79,7 +79,7 @@ pipeline)
     done
     curl -s localhost:8090/metrics | grep -E "^ray_sui_(finish_reasons_total|agent_steps_(sum|count)|request_e2e_seconds_(sum|count))" \
         > "$R/online/ray-sui-metrics.txt"; head -20 "$R/online/ray-sui-metrics.txt"
-    python3 -m suiqa.cli down
+    python3 -m stackctl.cli down
     ;;
 *) echo "unknown phase $phase"; exit 2 ;;
 esac

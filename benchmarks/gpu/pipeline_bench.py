@@ -15,6 +15,10 @@ the gpu-bench api config sends ``ignore_eos`` and fixed ``max_tokens`` on every 
 prefix-cache counters around each step, optionally runs vLLM's client for the agreement check and samples the Ray
 workers (benchmarks/gpu/sampler) plus every process's CPU% during one step, and stops Ray. A Ray restart is ~20 s,
 a vLLM restart ~90 s, which is why the variants share the vLLM servers.
+
+The stack profile (``stackctl/profiles/<name>.yaml`` or a path) is read as data: benchmarks sit below stackctl in
+the import graph (tests/unit/test_layering.py), so the few steps of `suiqa up` needed here (serving profiles,
+ApiSettings with the endpoints, a loopback Ray head, ``serve.run``) are done with the layers below.
 """
 
 from __future__ import annotations
@@ -57,30 +61,116 @@ def _deep_merge(base: dict, extra: dict) -> dict:
     return merged
 
 
-def _stack_and_profiles(args):
-    from deployments.stack import load_stack, serving_profiles
+STACK_DIR = REPO / "stackctl" / "profiles"
 
+
+def load_stack(name_or_path: str) -> dict:
+    """The stack profile's fields (a YAML mapping), with `suiqa up`'s defaults for the ones it leaves out."""
+    import yaml
+
+    from suiqa.settings import resolve_profile
+
+    data = yaml.safe_load(resolve_profile(name_or_path, STACK_DIR, "stack").read_text(encoding="utf-8")) or {}
+    return {"name": "custom", "domain_profile": "cpu-tiny", "agent_profile": "cpu-tiny-agent", "domain_overrides": {},
+            "agent_overrides": {}, "ray_port": 6390, "ray_num_cpus": 4, "ray_metrics_export_port": 8090,
+            "api_config": None, **data}
+
+
+def serving_profiles(stack: dict) -> dict:
+    from serving.config import load_profile
+
+    domain = load_profile(stack["domain_profile"], role="domain", **stack["domain_overrides"])
+    if stack["agent_profile"] is None:  # one server plays both roles
+        agent_name = load_profile("cpu-tiny-agent", role="agent").api_model_name
+        return {"domain": domain.model_copy(update={"served_model_name": [*domain.served_model_name, agent_name]})}
+    return {"domain": domain, "agent": load_profile(stack["agent_profile"], role="agent", **stack["agent_overrides"])}
+
+
+def api_settings(stack: dict, profiles: dict):
+    from deployments.config import PROFILES_DIR, ApiSettings
+    from suiqa.settings import resolve_profile
+
+    domain, agent = profiles["domain"], profiles.get("agent")
+    endpoints = {"domain_llm": {"base_url": domain.base_url + "/v1", "model": domain.api_model_name},
+                 "agent_llm": {"base_url": (agent or domain).base_url + "/v1",
+                               "model": agent.api_model_name if agent else domain.served_model_name[-1]}}
+    api_yaml = resolve_profile(stack["api_config"], PROFILES_DIR, "API") if stack["api_config"] else None
+    return ApiSettings.load(api_yaml, agent=endpoints, profile=stack["name"], tiny_models=False)
+
+
+def _ray_env() -> dict:
+    from suiqa.ray_local import RAY_LOCAL_ENV
+
+    env = {**os.environ, **RAY_LOCAL_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def start_ray(stack: dict) -> str:
+    cmd = ["ray", "start", "--head", "--node-ip-address=127.0.0.1", f"--port={stack['ray_port']}",
+           f"--num-cpus={stack['ray_num_cpus']}", f"--metrics-export-port={stack['ray_metrics_export_port']}",
+           "--include-dashboard=false", "--disable-usage-stats"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_ray_env(), timeout=120, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"`ray start` failed: {(out.stderr or out.stdout).strip()[-300:]}")
+    return f"127.0.0.1:{stack['ray_port']}"
+
+
+def deploy_app(address: str, settings) -> None:
+    import logging
+
+    import ray
+    from ray import serve
+
+    from deployments.app import build_app
+    from suiqa.paths import run_dir
+    from suiqa.ray_local import RAY_LOCAL_ENV
+
+    os.environ.update(RAY_LOCAL_ENV)
+    ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "SUIQA_HOME": str(run_dir().parent)}})
+    try:
+        serve.start(http_options={"host": settings.host, "port": settings.port})
+        serve.run(build_app(settings), name=settings.app_name, route_prefix=settings.route_prefix, blocking=False)
+    finally:
+        ray.shutdown()
+
+
+def wait_ready(url: str, timeout_s: float) -> None:
+    deadline, last = time.monotonic() + timeout_s, "no answer"
+    while time.monotonic() < deadline:
+        try:
+            resp = httpx.get(url, timeout=5)
+            if resp.status_code == 200:
+                return
+            last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
+        time.sleep(1)
+    raise SystemExit(f"{url} not ready after {timeout_s:.0f} s (last: {last})")
+
+
+def _stack_and_profiles(args):
     stack = load_stack(args.stack)
     state = Path(os.environ.get("SUIQA_HOME", "/tmp/suiqa")) / "pipeline_bench.json"
     if state.is_file():  # the overrides llm-up used, so every variant talks to the same servers
         saved = json.loads(state.read_text())
-        stack = stack.model_copy(update={"domain_overrides": saved["domain"], "agent_overrides": saved["agent"]})
+        stack.update(domain_overrides=saved["domain"], agent_overrides=saved["agent"])
     return stack, serving_profiles(stack), state
 
 
 def llm_up(args) -> int:
-    from deployments.stack import load_stack, serving_profiles
     from serving.launcher import VLLMServer
 
     busy = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader"],
                           capture_output=True, text=True, check=False).stdout.strip()
     if busy:  # a leftover server would take the GPU memory the new ones ask for (and answer their /health)
         raise SystemExit(f"the GPU is in use by {busy!r}: stop those processes first")
-
     stack = load_stack(args.stack)
-    domain = {**stack.domain_overrides, "model": args.domain_model, **_parse_assign(args.domain)}
-    agent = {**stack.agent_overrides, "model": args.agent_model, **_parse_assign(args.agent)}
-    stack = stack.model_copy(update={"domain_overrides": domain, "agent_overrides": agent})
+    domain = {**stack["domain_overrides"], "model": args.domain_model, **_parse_assign(args.domain)}
+    agent = {**stack["agent_overrides"], "model": args.agent_model, **_parse_assign(args.agent)}
+    stack.update(domain_overrides=domain, agent_overrides=agent)
     state = Path(os.environ.get("SUIQA_HOME", "/tmp/suiqa")) / "pipeline_bench.json"
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({"domain": domain, "agent": agent}))
@@ -93,10 +183,18 @@ def llm_up(args) -> int:
 
 
 def llm_down(args) -> int:
-    from deployments.stack import down
+    """Stop Ray and the vLLM servers llm-up started (their process groups, from the launcher's state files)."""
+    from serving.launcher import stop_process_group
+    from suiqa.paths import run_dir
 
     subprocess.run(["ray", "stop", "--force"], capture_output=True, check=False)
-    print("stopped", down())
+    stopped = []
+    for path in sorted(run_dir().glob("vllm-*.json")):
+        info = json.loads(path.read_text())
+        stop_process_group(info["pgid"])
+        path.unlink(missing_ok=True)
+        stopped.append(f"vllm {info['role']}")
+    print("stopped", ["ray", *stopped])
     return 0
 
 
@@ -148,7 +246,6 @@ def variant(args) -> int:
     from benchmarks.runner import LoadSpec, parse_duration, parse_users, run_step, step_line
     from benchmarks.stats import SLO, new_summary
     from deployments.config import ApiSettings
-    from deployments.stack import api_settings, deploy_app, start_ray, wait_ready
 
     stack, profiles, _ = _stack_and_profiles(args)
     settings = api_settings(stack, profiles)

@@ -2,8 +2,10 @@
 
     from react_tier.knowledge import KnowledgeBase
     kb = KnowledgeBase.load()                 # builds the cached index on first use
-    kb.search("隋文帝是哪一年去世的", k=5)     # -> [Passage], best first
-    kb.lookup_poem("空梁落燕泥")              # -> [Poem]
+    kb.search("隋文帝是哪一年去世的", k=5)     # -> [Passage], best first (a multi-fact question is decomposed)
+    kb.search_many(["杨素被封为什么国公", "杨素的谥号"], k=5)  # several queries, fused, a quota each
+    kb.lookup_poem("空梁落燕泥")              # -> [Poem] (with dynasty, collection, group, group_size)
+    kb.poem_group("读曲歌").count             # -> 89: structured poem facts (组诗)
 
 Import-light: the heavy parts (jieba, bm25s, OpenCC) load on KnowledgeBase.load().
 """

@@ -6,6 +6,8 @@ matched longest first; a matched span is not matched again by a shorter key insi
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 ALIASES: dict[str, tuple[str, ...]] = {
     # rulers and their families
     "隋文帝": ("高祖", "文帝", "杨坚", "讳坚"),
@@ -178,6 +180,11 @@ _KEYS = sorted(ALIASES, key=len, reverse=True)
 
 def expand(query: str) -> list[str]:
     """The classical forms of every alias key in ``query`` (longest keys first, no overlapping matches)."""
+    return list(_expand(query))
+
+
+@lru_cache(maxsize=8192)
+def _expand(query: str) -> tuple[str, ...]:
     taken = [False] * len(query)
     forms: list[str] = []
     for key in _KEYS:
@@ -189,4 +196,4 @@ def expand(query: str) -> list[str]:
                     taken[i] = True
                 forms.extend(f for f in ALIASES[key] if f not in forms)
             start = query.find(key, end)
-    return forms
+    return tuple(forms)

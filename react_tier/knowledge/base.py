@@ -1,7 +1,13 @@
 """KnowledgeBase: load (building first if needed) and search the Sui knowledge base.
 
 Retrieval = two BM25 rankings (jieba words; character unigrams+bigrams) over the same passages, each query
-expanded with the classical forms from the alias table, fused by weighted reciprocal rank; then a diversity
+expanded with the classical forms from the hand-written alias table and, for the modern words the table does not
+map, from the lexicon learned from the parallel corpus (weighted by its score), fused by weighted reciprocal rank.
+A question that asks several things is split into sub-queries (:mod:`.decompose`) and searched with
+:meth:`KnowledgeBase.search_many`: the rankings of the whole question and of each part are fused (RRF) and each
+query keeps ``subquery_quota`` places for its best passages. A question that names a poem group and asks how many
+/ which poems puts the group's record (:mod:`.poem_groups`) first, and a 《title》 puts the poems of that title
+first. Then a diversity
 step demotes a window that overlaps one ranked above it (consecutive windows of a juan share half their text)
 until it sits ``overlap_min_distance`` places below that one, so the top k is not the same text twice in a row
 while a near-duplicate that is still strong stays in the top k instead of dropping behind everything else.
@@ -13,21 +19,30 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from react_tier.knowledge import aliases
+from react_tier.knowledge.decompose import decompose
 from react_tier.knowledge.index import build_index, cache_key, char_tokens, jieba_extra_words
+from react_tier.knowledge.lexicon import Lexicon
 from react_tier.knowledge.models import KnowledgeQueryError, Passage, Poem
+from react_tier.knowledge.poem_groups import PoemGroup, group_name, split_title
 from react_tier.knowledge.poems import PoemIndex
 from react_tier.knowledge.settings import KnowledgeSettings
-from react_tier.knowledge.text import WordTokenizer, clean_query
+from react_tier.knowledge.text import WordTokenizer, clean_query, compact
 
 log = logging.getLogger(__name__)
 HISTORY_SOURCES = frozenset({"suishu", "zztj"})
 _build_lock = threading.Lock()
+# a question about a poem group's size or members (几首 / 多少首 / 哪几首 / 哪些 / 组诗 / 一共 ...)
+GROUP_QUESTION = re.compile(r"[几多少]+首|哪几首|哪些|组诗|一共|总共|共有|共[几多]|收录|分别|包括")
+TITLE_IN_BRACKETS = re.compile(r"《([^《》]{1,40})》")
+MAX_TITLED = 5  # poems put first for one 《title》 (a group title names up to 89)
 
 
 def resolve_dirs(settings: KnowledgeSettings) -> tuple[Path, Path]:
@@ -36,6 +51,17 @@ def resolve_dirs(settings: KnowledgeSettings) -> tuple[Path, Path]:
     data_dir = Path(settings.data_dir) if settings.data_dir else paths.data_dir()
     cache_dir = Path(settings.cache_dir) if settings.cache_dir else paths.state_dir() / "kb"
     return data_dir, cache_dir
+
+
+@dataclass(frozen=True)
+class QueryTokens:
+    words: list[str]
+    chars: list[str]
+    extra_words: list[tuple[str, float]]  # (classical form, weight) from the alias table and the lexicon
+    extra_chars: list[tuple[str, float]]
+
+    def __iter__(self):
+        return iter((self.words, self.chars, self.extra_words, self.extra_chars))
 
 
 class KnowledgeBase:
@@ -57,6 +83,24 @@ class KnowledgeBase:
         self._word = bm25s.BM25.load(str(index_dir / "word"), show_progress=False)
         self._char = bm25s.BM25.load(str(index_dir / "char"), show_progress=False)
         self._tokenizer = WordTokenizer(jieba_extra_words())
+        self.lexicon = Lexicon.load(index_dir / "lexicon.json")
+        self._search_texts: dict[int, str] = {}  # position -> compact search form, filled on first use
+        with (index_dir / "poem_groups.jsonl").open(encoding="utf-8") as fh:
+            self._groups = [PoemGroup(**{**g, "members": tuple(map(tuple, g["members"]))})
+                            for g in map(json.loads, fh)]
+        # group name / base title (simplified) -> positions of the groups' passages; longest names first
+        by_name: dict[str, list[int]] = {}
+        for group in self._groups:
+            for name in {clean_query(group.name, 1000), clean_query(group.title, 1000)}:
+                by_name.setdefault(name, []).append(self._position[group.id])
+        self._group_names = sorted(by_name.items(), key=lambda item: -len(item[0]))
+        # poem title (and base title of a group member) in compact search form -> passage positions
+        self._titles: dict[str, list[int]] = {}
+        for poem in self._poems.poems:
+            full = compact(clean_query(poem.title, 1000))
+            base = compact(clean_query(split_title(poem.title)[0], 1000))
+            for key in dict.fromkeys((full, base, compact(group_name(base)))):
+                self._titles.setdefault(key, []).append(self._position[poem.id])
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -105,34 +149,184 @@ class KnowledgeBase:
             raise KnowledgeQueryError(f"k must be an integer from 1 to {self.settings.max_k}, got {k!r}")
         return k
 
-    def query_tokens(self, query: str) -> tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]]:
-        """((words, chars) of the query itself, (words, chars) added by the alias table); no duplicates."""
+    def query_tokens(self, query: str) -> QueryTokens:
+        """The query's own words and characters, plus the weighted classical forms the alias table (weight
+        ``alias_weight``) and the learned lexicon (``lexicon_weight`` x its score) add; no duplicates."""
         words = list(dict.fromkeys(self._tokenizer.query_words(query)))
         # characters of the kept words only: the question's function words (是, 哪, 了) are noise
         chars = list(dict.fromkeys(t for w in words for t in char_tokens(w)))
-        alias_words: list[str] = []
-        alias_chars: list[str] = []
+        extra: dict[str, float] = {}
         if self.settings.use_aliases:
             for form in aliases.expand(query):
-                if form not in words and form not in alias_words:
-                    alias_words.append(form)
-                alias_chars.extend(t for t in char_tokens(form) if t not in chars and t not in alias_chars)
-        return (words, chars), (alias_words, alias_chars)
+                extra[form] = max(extra.get(form, 0.0), self.settings.alias_weight)
+        if self.settings.use_lexicon and self.settings.lexicon_weight > 0:
+            mapped = [w for w in words if aliases.expand(w)]
+            for form, score in self.lexicon.expand(words, skip=mapped):
+                extra.setdefault(form, self.settings.lexicon_weight * score)
+        extra_words = [(f, w) for f, w in extra.items() if f not in words]
+        extra_chars: dict[str, float] = {}
+        for form, weight in extra.items():
+            for t in char_tokens(form):
+                if t not in chars:
+                    extra_chars[t] = max(extra_chars.get(t, 0.0), weight)
+        return QueryTokens(words, chars, extra_words, list(extra_chars.items()))
 
-    def _ranking(self, retriever, tokens: list[str], alias_tokens: list[str]) -> np.ndarray:
-        """Document positions by BM25 score (query tokens + alias_weight x alias tokens), best first."""
+    def _ranking(self, retriever, tokens: list[str], extra: list[tuple[str, float]]) -> np.ndarray:
+        """Document positions by BM25 score (query tokens + weight x each expansion token), best first."""
         scores = None
-        for toks, weight in ((tokens, 1.0), (alias_tokens, self.settings.alias_weight)):
-            ids = retriever.get_tokens_ids(toks)
-            if ids and weight > 0:
-                part = retriever.get_scores_from_ids(ids)
-                scores = part * weight if scores is None else scores + part * weight
+        ids = retriever.get_tokens_ids(tokens)
+        if ids:
+            scores = retriever.get_scores_from_ids(ids)
+        vocab = retriever.vocab_dict
+        weighted = [(vocab[t], w) for t, w in extra if t in vocab and w > 0]
+        if weighted:
+            data, indices, indptr = (retriever.scores[k] for k in ("data", "indices", "indptr"))
+            if scores is None:
+                scores = np.zeros(retriever.scores["num_docs"], dtype=np.float32)
+            for token_id, weight in weighted:  # a token's postings: documents are unique within them
+                lo, hi = indptr[token_id], indptr[token_id + 1]
+                scores[indices[lo:hi]] += weight * data[lo:hi]
         if scores is None:
             return np.empty(0, dtype=np.int64)
         depth = min(self.settings.fusion_depth, len(scores))
         top = np.argpartition(-scores, depth - 1)[:depth]
         top = top[scores[top] > 0]
         return top[np.argsort(-scores[top], kind="stable")]
+
+    def _structured_ranking(self, query: str) -> list[int]:
+        """Records a question names exactly: the poem-group passages of a counting / list question (组诗 named
+        in it; a name under three characters only inside 《》), or else the poems whose title, or group
+        title, is a 《title》 of the question (exact title first)."""
+        if not self.settings.use_poem_groups:
+            return []
+        titles = [compact(t) for t in TITLE_IN_BRACKETS.findall(query)]
+        found: list[int] = []
+        if GROUP_QUESTION.search(query):
+            for name, positions in self._group_names:
+                if len(name) < 2 or name not in query:
+                    continue
+                if len(name) < 3 and not any(name == group_name(t) or name == t for t in titles):
+                    continue
+                found.extend(p for p in positions if p not in found)
+        if not found:  # a counting question is answered by its group; otherwise the poems of the 《title》
+            for title in titles:
+                found.extend(p for p in self._titles.get(title, ())[:MAX_TITLED] if p not in found)
+        return found
+
+    def _fused(self, query: str) -> dict[int, float]:
+        """Reciprocal-rank fusion of the word and character rankings (and the poem-group route) of one query."""
+        (words, chars, extra_words, extra_chars) = self.query_tokens(query)
+        fused: dict[int, float] = {}
+        rrf_k = self.settings.rrf_k
+        rankings = [(self._ranking(self._word, words, extra_words).tolist(), 1.0),
+                    (self._ranking(self._char, chars, extra_chars).tolist(), self.settings.bigram_weight)]
+        structured = self._structured_ranking(query)
+        if structured:  # outweighs the two text rankings together: the records that hold the answer
+            rankings.append((structured, 1.0 + self.settings.bigram_weight + 0.01))
+        for ranking, weight in rankings:
+            for rank, position in enumerate(ranking):
+                fused[position] = fused.get(position, 0.0) + weight / (rrf_k + rank + 1)
+        if self.settings.coverage_weight > 0 and fused:
+            self._reward_coverage(query, fused)
+        return fused
+
+    def _concepts(self, query: str) -> list[tuple[str, ...]]:
+        """The query's content words, each with the classical forms that stand for it (alias table, lexicon)."""
+        concepts = []
+        for word in dict.fromkeys(self._tokenizer.content_words(query)):
+            forms = [word]
+            if self.settings.use_aliases:
+                forms += aliases.expand(word)
+            if self.settings.use_lexicon and not aliases.expand(word):
+                forms += [f for f, _ in self.lexicon.expand([word])]
+            concepts.append(tuple(dict.fromkeys(forms)))
+        return concepts
+
+    def _search_text(self, position: int) -> str:
+        text = self._search_texts.get(position)
+        if text is None:
+            record = self._records[position]
+            text = self._search_texts[position] = compact(clean_query(f"{record['title']} {record['text']}",
+                                                                      10**7))
+        return text
+
+    def _reward_coverage(self, query: str, fused: dict[int, float]) -> None:
+        """Coordination-level matching: among the best ``coverage_depth`` passages, one that holds more of the
+        question's concepts (a word or any of its classical forms) gains up to ``coverage_weight`` x its score,
+        so the window where 韩擒虎 and 卒 and 时年 meet beats the windows that only name him many times."""
+        concepts = self._concepts(query)
+        if len(concepts) < 2:
+            return
+        top = sorted(fused, key=lambda p: (-fused[p], p))[:self.settings.coverage_depth]
+        for position in top:
+            text = self._search_text(position)
+            covered = sum(any(form in text for form in forms) for forms in concepts)
+            fused[position] *= 1.0 + self.settings.coverage_weight * covered / len(concepts)
+
+    def subqueries(self, query: str) -> list[str]:
+        """The parts of a question that asks several things ([] if it asks one); see :mod:`.decompose`."""
+        return decompose(clean_query(query, self.settings.max_query_chars), self._tokenizer.plain_words)
+
+    def search(self, query: str, k: int = 5) -> list[Passage]:
+        """Passages best first (score = fused reciprocal rank, capped at the score of the passage above, so it
+        never increases down the list). A question that asks several things is searched as itself plus its
+        parts (:meth:`search_many`). Raises KnowledgeQueryError for a bad query."""
+        k = self._check_k(k)
+        cleaned = clean_query(query, self.settings.max_query_chars)
+        parts = decompose(cleaned, self._tokenizer.plain_words) if self.settings.decompose else []
+        if parts:
+            weight = self.settings.subquery_weight
+            return self.search_many([cleaned, *parts], k, weights=[1.0] + [weight] * len(parts))
+        fused = self._fused(cleaned)
+        return self._finish(sorted(fused, key=lambda p: (-fused[p], p)), fused, k)
+
+    def search_many(self, queries: list[str], k: int = 5, quota: int | None = None,
+                    weights: list[float] | None = None) -> list[Passage]:
+        """Search several queries (e.g. one per fact) and return ONE list: each query's ranking is fused with the
+        others by reciprocal rank, and each query first gets ``quota`` places (default ``subquery_quota``) for
+        its best passages not already placed (nor overlapping one placed), so no fact is crowded out of the top
+        k by another; the rest of the k places go by the fused score. Order: the reserved passages by fused
+        score, then the rest. ``weights``: each query's weight in the fusion (default 1 each)."""
+        k = self._check_k(k)
+        if not isinstance(queries, list | tuple) or not queries:
+            raise KnowledgeQueryError("search_many needs a non-empty list of queries")
+        quota = self.settings.subquery_quota if quota is None else quota
+        weights = list(weights) if weights is not None else [1.0] * len(queries)
+        if len(weights) != len(queries):
+            raise KnowledgeQueryError("search_many: one weight per query")
+        weighted: dict[str, float] = {}
+        for q, weight in zip(queries, weights, strict=True):
+            cleaned = clean_query(q, self.settings.max_query_chars)
+            weighted[cleaned] = max(weighted.get(cleaned, 0.0), float(weight))
+        per_query = []
+        for q in weighted:
+            fused_q = self._fused(q)
+            per_query.append(sorted(fused_q, key=lambda p: (-fused_q[p], p)))
+        rrf_k = self.settings.rrf_k
+        fused: dict[int, float] = {}
+        for ranking, weight in zip(per_query, weighted.values(), strict=True):
+            for rank, position in enumerate(ranking):
+                fused[position] = fused.get(position, 0.0) + weight / (rrf_k + rank + 1)
+        reserved: list[int] = []
+        for ranking in per_query:
+            taken = 0
+            for position in ranking:
+                if taken >= quota or len(reserved) >= k:
+                    break
+                if position not in reserved and not any(n in reserved for n in self._overlapping_neighbours(position)):
+                    reserved.append(position)
+                    taken += 1
+        rest = [p for p in sorted(fused, key=lambda p: (-fused[p], p)) if p not in reserved]
+        # the reserved passages first (by fused score), so the top 5 of a k=10 search is the k=5 search
+        ordered = sorted(reserved, key=lambda p: (-fused[p], p)) + self._diversified(rest, k - len(reserved))
+        return self._finish(ordered, fused, k, diversify=False)
+
+    def _finish(self, ranked: list[int], fused: dict[int, float], k: int, diversify: bool = True
+                ) -> list[Passage]:
+        best = self._diversified(ranked, k) if diversify else ranked[:k]
+        # a demoted window keeps its place: its score is capped at the one above it, so scores never increase
+        scores = list(itertools.accumulate((fused[p] for p in best), min))
+        return [self._passage(p, score) for p, score in zip(best, scores, strict=True)]
 
     def _overlapping_neighbours(self, position: int) -> tuple[int, ...]:
         """The windows that share text with this one: its neighbours in the same juan."""
@@ -159,23 +353,6 @@ class KnowledgeBase:
             chosen.append(position)
         return chosen
 
-    def search(self, query: str, k: int = 5) -> list[Passage]:
-        """Passages best first (score = fused reciprocal rank, capped at the score of the passage above, so it
-        never increases down the list). Raises KnowledgeQueryError for a bad query."""
-        k = self._check_k(k)
-        cleaned = clean_query(query, self.settings.max_query_chars)
-        (words, chars), (alias_words, alias_chars) = self.query_tokens(cleaned)
-        fused: dict[int, float] = {}
-        rrf_k = self.settings.rrf_k
-        for ranking, weight in ((self._ranking(self._word, words, alias_words), 1.0),
-                                (self._ranking(self._char, chars, alias_chars), self.settings.bigram_weight)):
-            for rank, position in enumerate(ranking.tolist()):
-                fused[position] = fused.get(position, 0.0) + weight / (rrf_k + rank + 1)
-        best = self._diversified(sorted(fused, key=lambda p: (-fused[p], p)), k)
-        # a demoted window keeps its place: its score is capped at the one above it, so scores never increase
-        scores = list(itertools.accumulate((fused[p] for p in best), min))
-        return [self._passage(p, score) for p, score in zip(best, scores, strict=True)]
-
     # ------------------------------------------------------------------ poems
     def lookup_poem(self, text: str | None = None, *, title: str | None = None, author: str | None = None,
                     k: int = 5) -> list[Poem]:
@@ -187,3 +364,18 @@ class KnowledgeBase:
         if not given:
             raise KnowledgeQueryError("lookup_poem needs a line of verse, a title or an author")
         return self._poems.lookup(given.get("text"), given.get("title"), given.get("author"), k)
+
+    def poem_group(self, title: str, author: str | None = None) -> PoemGroup | None:
+        """The poem group (组诗) named ``title`` (its name 读曲歌 or base title 读曲歌八十九首, 《》 optional),
+        by ``author`` if given (his name as in the poem files, or a ruler's title 隋炀帝); None if there is none.
+        Its ``count`` answers "how many poems make up 《X》"; ``members`` lists them."""
+        from react_tier.knowledge.poems import AUTHOR_ALIASES
+
+        name = clean_query(title, self.settings.max_query_chars).strip("《》 ")
+        wanted = AUTHOR_ALIASES.get(author, author) if author else None
+        anonymous = "无名氏"
+        for group in self._groups:
+            same_title = name in (clean_query(group.name, 1000), clean_query(group.title, 1000))
+            if same_title and (wanted is None or (group.author or anonymous) == clean_query(wanted or anonymous, 1000)):
+                return group
+        return None

@@ -1,4 +1,4 @@
-"""`suiqa kb build | search | poem | get` (the JSON formats are fixed: other tools parse them)."""
+"""`suiqa kb build | search | poem | group | get` (the JSON formats are fixed: other tools parse them)."""
 
 from __future__ import annotations
 
@@ -65,6 +65,22 @@ def poem(text: str | None = typer.Argument(None, help="A line (or lines) of vers
         return
     for p in poems:
         typer.echo(f"{p.id}  《{p.title}》 {p.author or '无名氏'}\n{p.content}\n")
+
+
+@app.command()
+def group(title: str, author: str | None = typer.Option(None, "--author"),
+          as_json: bool = typer.Option(False, "--json", help="JSON object of the group (count, members, ...)."),
+          data_dir: Path | None = DataDir, cache_dir: Path | None = CacheDir) -> None:
+    """A poem group (组诗): how many poems make it up and which they are."""
+    from suiqa.errors import SuiqaError
+
+    found = _load(data_dir, cache_dir).poem_group(title, author)
+    if found is None:
+        raise SuiqaError(f"no poem group named {title!r}" + (f" by {author}" if author else ""))
+    if as_json:
+        typer.echo(json.dumps(found.to_dict(), ensure_ascii=False, indent=1))
+        return
+    typer.echo(found.text())
 
 
 @app.command()

@@ -6,6 +6,7 @@ Passage ids (stable for the same data and window settings):
   ``window_stride_chars``; the modern translations of the sentences it covers follow it (after 【译文】).
 - ``bio:<name>``: a 全唐诗 author biography (traditional text kept; indexed in simplified).
 - ``poem:<record id>``: a poem, e.g. ``poem:sui#38`` (data2/隋.json), ``poem:隋末唐初#5``.
+- ``poemgroup:<base title>``: a poem group (组诗) with its count and members (:mod:`.poem_groups`).
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from react_tier.knowledge.models import Poem
+from react_tier.knowledge.poem_groups import PoemGroup
 from react_tier.knowledge.text import compact, search_form, split_sentences, to_simplified
 
 # Data files, relative to the data dir. Their hashes key the cache.
@@ -34,6 +36,9 @@ DATA_FILES = (SUISHU_CLASSICAL, SUISHU_BILINGUAL, ZZTJ_CLASSICAL, ZZTJ_BILINGUAL
               POEMS_DATA2_SUI, POEMS_DATA2_NANBEICHAO, POEMS_SUI, POEMS_SUI_TANG)
 
 MODERN_MARK = "【译文】"
+# the collection a poem record comes from, as the agent may name it
+COLLECTIONS = {POEMS_DATA2_SUI: "隋诗（data2/隋.json）", POEMS_SUI: "隋诗（Werneror 隋.csv）",
+               POEMS_SUI_TANG: "隋末唐初诗（Werneror 隋末唐初.csv）", POEMS_DATA2_NANBEICHAO: "南北朝诗（data2/南北朝.json）"}
 
 
 @dataclass
@@ -179,20 +184,24 @@ def load_poems(data_dir: Path, extra_authors: tuple[str, ...]) -> list[Poem]:
         if key in index_by_key:
             i = index_by_key[key]
             if not poems[i].author and author:  # Werneror names the anonymous poems 无名氏
-                old = poems[i]
-                poems[i] = Poem(old.id, old.title, author, old.content, old.dynasty)
+                poems[i] = replace(poems[i], author=author)
             return
         index_by_key[key] = len(poems)
         poems.append(Poem(id=f"poem:{record['id']}", title=record["title"].strip(), author=author,
-                          content=record["content"].strip(), dynasty=record.get("dynasty") or dynasty))
+                          content=record["content"].strip(), dynasty=record.get("dynasty") or dynasty,
+                          collection=collection))
 
+    collection = COLLECTIONS[POEMS_DATA2_SUI]
     for record in json.loads((data_dir / POEMS_DATA2_SUI).read_text(encoding="utf-8")):
         add(record, "隋")
+    collection = COLLECTIONS[POEMS_SUI]
     for record in _read_jsonl(data_dir / POEMS_SUI):
         add(record, "隋")
+    collection = COLLECTIONS[POEMS_SUI_TANG]
     for record in _read_jsonl(data_dir / POEMS_SUI_TANG):
         add(record, "隋末唐初")
     wanted = set(extra_authors)
+    collection = COLLECTIONS[POEMS_DATA2_NANBEICHAO]
     for record in json.loads((data_dir / POEMS_DATA2_NANBEICHAO).read_text(encoding="utf-8")):
         if record.get("author") in wanted:
             add(record, "南北朝")
@@ -205,3 +214,10 @@ def poem_documents(poems: list[Poem]) -> Iterator[Document]:
         text = f"《{poem.title}》 {poem.dynasty}·{author}\n{poem.content}"
         yield Document(id=poem.id, source="poem", title=f"{poem.title}（{author}）", text=text,
                        search_pieces=(search_form(text),))
+
+
+def poem_group_documents(groups: list[PoemGroup]) -> Iterator[Document]:
+    for group in groups:
+        text = group.text()
+        yield Document(id=group.id, source="poemgroup", title=f"{group.title}（组诗，{group.author or '无名氏'}）",
+                       text=text, search_pieces=(search_form(text),))

@@ -1,9 +1,12 @@
-"""Recall of the knowledge base on a development question set (tests/data/kb_dev_questions.jsonl).
+"""Recall of the knowledge base on question sets (tests/data/kb_dev_questions.jsonl, kb_heldout_questions.jsonl).
 
-A question lists the passages that answer it as ``{"source": <id or id prefix>, "evidence": <text>}``:
-a hit is a returned passage whose id equals ``source`` or starts with ``source + ":"`` (a whole juan, e.g.
+A question lists the facts that answer it; each fact is a list of alternative passages
+``{"source": <id or id prefix>, "evidence": <text>}`` (legacy rows: ``expected`` = one fact). An alternative
+matches a returned passage whose id equals ``source`` or starts with ``source + ":"`` (a whole juan, e.g.
 ``suishu:卷2``) and whose text contains ``evidence`` (punctuation-blind). Evidence keeps the expectation
-independent of the window size, which changes the window numbers.
+independent of the window size, which changes the window numbers. A question is a hit at k when EVERY fact has a
+matching passage in the top k (a two-fact question with one fact found is a miss), so its "rank" is the place of
+the last fact to be found.
 """
 
 from __future__ import annotations
@@ -20,7 +23,13 @@ from react_tier.knowledge.text import compact
 class DevQuestion:
     id: str
     question: str
-    expected: list[dict]
+    facts: list[list[dict]]
+    shape: str = "legacy"
+
+    @property
+    def expected(self) -> list[dict]:
+        """All alternatives of all facts (the legacy one-fact view)."""
+        return [alt for fact in self.facts for alt in fact]
 
 
 @dataclass
@@ -29,15 +38,27 @@ class RecallReport:
     hits_at: dict[int, int]
     misses_at_5: list[str] = field(default_factory=list)
     first_hit_rank: dict[str, int | None] = field(default_factory=dict)
+    shapes: dict[str, str] = field(default_factory=dict)
 
-    def recall(self, k: int) -> float:
-        return self.hits_at[k] / self.questions if self.questions else 0.0
+    def recall(self, k: int, shape: str | None = None) -> float:
+        if shape is None:
+            return self.hits_at[k] / self.questions if self.questions else 0.0
+        ranks = [r for q, r in self.first_hit_rank.items() if self.shapes.get(q) == shape]
+        return sum(r is not None and r < k for r in ranks) / len(ranks) if ranks else 0.0
+
+    def by_shape(self, ks: tuple[int, ...] = (1, 5, 10)) -> dict[str, dict]:
+        out = {}
+        for shape in sorted(set(self.shapes.values())):
+            n = sum(1 for s in self.shapes.values() if s == shape)
+            out[shape] = {"questions": n, **{f"at_{k}": round(self.recall(k, shape), 4) for k in ks}}
+        return out
 
 
 def load_questions(path: Path) -> list[DevQuestion]:
     text = path.read_text(encoding="utf-8")
     rows = json.loads(text) if path.suffix == ".json" else [json.loads(x) for x in text.splitlines() if x.strip()]
-    return [DevQuestion(r["id"], r["question"], r["expected"]) for r in rows]
+    return [DevQuestion(r["id"], r["question"], r.get("facts") or [r["expected"]], r.get("shape", "legacy"))
+            for r in rows]
 
 
 def is_hit(passage: Passage, expected: dict) -> bool:
@@ -48,13 +69,26 @@ def is_hit(passage: Passage, expected: dict) -> bool:
     return evidence is None or compact(evidence) in compact(passage.text)
 
 
-def evaluate(kb, questions: list[DevQuestion], ks: tuple[int, ...] = (1, 5)) -> RecallReport:
+def covering_rank(results: list[Passage], facts: list[list[dict]]) -> int | None:
+    """The 0-based place by which every fact has a matching passage, or None if some fact has none."""
+    worst = 0
+    for fact in facts:
+        rank = next((i for i, p in enumerate(results) if any(is_hit(p, alt) for alt in fact)), None)
+        if rank is None:
+            return None
+        worst = max(worst, rank)
+    return worst
+
+
+def evaluate(kb, questions: list[DevQuestion], ks: tuple[int, ...] = (1, 5), search=None) -> RecallReport:
+    """Recall@k of ``search(question, k)`` (default ``kb.search``) over ``questions``."""
     depth = max(ks)
+    search = search or kb.search
     report = RecallReport(questions=len(questions), hits_at={k: 0 for k in ks})
     for q in questions:
-        results = kb.search(q.question, k=depth)
-        rank = next((i for i, p in enumerate(results) if any(is_hit(p, e) for e in q.expected)), None)
+        rank = covering_rank(search(q.question, depth), q.facts)
         report.first_hit_rank[q.id] = rank
+        report.shapes[q.id] = q.shape
         for k in ks:
             if rank is not None and rank < k:
                 report.hits_at[k] += 1

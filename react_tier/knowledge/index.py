@@ -1,5 +1,6 @@
 """Building, caching and loading the index: two BM25 indexes (jieba words, character uni+bigrams) over the
-passages, plus the passages and poems themselves.
+passages, the passages, poems and poem groups themselves, and the modern->classical lexicon learned from the
+parallel corpus (:mod:`.lexicon`).
 
 The cache lives in ``<cache_dir>/<key>/`` where the key hashes the data files, the settings that shape the
 index and INDEX_FORMAT; a build writes into a temporary folder and renames it into place, so concurrent
@@ -28,13 +29,16 @@ from react_tier.knowledge.corpus import (
     history_documents,
     load_poems,
     poem_documents,
+    poem_group_documents,
 )
+from react_tier.knowledge.lexicon import Lexicon
 from react_tier.knowledge.models import Poem
+from react_tier.knowledge.poem_groups import PoemGroup, build_groups
 from react_tier.knowledge.settings import KnowledgeSettings
 from react_tier.knowledge.text import WordTokenizer, char_bigrams
 from suiqa.errors import SuiqaError
 
-INDEX_FORMAT = 9  # bump when the builder or the tokenisation changes
+INDEX_FORMAT = 10  # bump when the builder or the tokenisation changes
 INDEX_SHAPING_FIELDS = ("window_chars", "window_stride_chars", "extra_poem_authors")
 
 
@@ -71,19 +75,33 @@ def cache_key(settings: KnowledgeSettings, data_dir: Path) -> tuple[str, dict[st
     return hashlib.sha256(material.encode()).hexdigest()[:16], hashes
 
 
-def collect_documents(settings: KnowledgeSettings, data_dir: Path) -> tuple[list[Document], list[Poem]]:
+def bilingual_pairs(data_dir: Path) -> list[tuple[str, str]]:
+    """(modern, classical) line pairs of 隋书 and 资治通鉴·隋纪 (the lexicon's training data), in file order."""
+    pairs = []
+    for name in (SUISHU_BILINGUAL, ZZTJ_BILINGUAL):
+        with (data_dir / name).open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    row = json.loads(line)
+                    pairs.append((row["modern"], row["classical"]))
+    return pairs
+
+
+def collect_documents(settings: KnowledgeSettings, data_dir: Path
+                      ) -> tuple[list[Document], list[Poem], list[PoemGroup]]:
     docs: list[Document] = []
     for classical, bilingual, source in ((SUISHU_CLASSICAL, SUISHU_BILINGUAL, "suishu"),
                                          (ZZTJ_CLASSICAL, ZZTJ_BILINGUAL, "zztj")):
         docs.extend(history_documents(data_dir, classical, bilingual, source,
                                       settings.window_chars, settings.window_stride_chars))
     docs.extend(biography_documents(data_dir))
-    poems = load_poems(data_dir, tuple(settings.extra_poem_authors))
+    poems, groups = build_groups(load_poems(data_dir, tuple(settings.extra_poem_authors)))
     docs.extend(poem_documents(poems))
+    docs.extend(poem_group_documents(groups))
     ids = [d.id for d in docs]
     if len(set(ids)) != len(ids):
         raise SuiqaError("knowledge base build produced duplicate passage ids (data files changed shape?)")
-    return docs, poems
+    return docs, poems, groups
 
 
 def build_index(settings: KnowledgeSettings, data_dir: Path, target: Path, hashes: dict[str, str],
@@ -93,7 +111,7 @@ def build_index(settings: KnowledgeSettings, data_dir: Path, target: Path, hashe
     from tqdm import tqdm
 
     started = time.perf_counter()
-    docs, poems = collect_documents(settings, data_dir)
+    docs, poems, groups = collect_documents(settings, data_dir)
     tokenizer = WordTokenizer(jieba_extra_words())
     word_corpus, char_corpus = [], []
     memo: dict[str, tuple[list[str], list[str]]] = {}
@@ -124,7 +142,13 @@ def build_index(settings: KnowledgeSettings, data_dir: Path, target: Path, hashe
         with (tmp / "poems.jsonl").open("w", encoding="utf-8") as fh:
             for poem in poems:
                 fh.write(json.dumps(asdict(poem), ensure_ascii=False) + "\n")
+        lexicon = Lexicon.learn(bilingual_pairs(data_dir), tokenizer)
+        lexicon.save(tmp / "lexicon.json")
+        with (tmp / "poem_groups.jsonl").open("w", encoding="utf-8") as fh:
+            for group in groups:
+                fh.write(json.dumps(asdict(group), ensure_ascii=False) + "\n")
         manifest = {"format": INDEX_FORMAT, "data_files": hashes, "passages": len(docs), "poems": len(poems),
+                    "poem_groups": len(groups), "lexicon": lexicon.meta,
                     "settings": {f: getattr(settings, f) for f in INDEX_SHAPING_FIELDS},
                     "build_seconds": round(time.perf_counter() - started, 2)}
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1, default=list))

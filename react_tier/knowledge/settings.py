@@ -45,6 +45,29 @@ class KnowledgeSettings(TierSettings):
         description="With skip_overlapping: how many places apart two overlapping windows must be in the results "
                     "(1 = adjacent allowed, i.e. no demotion; >= k = an overlapping window only fills what is left).")
     use_aliases: bool = Field(True, description="Expand modern names/titles/verbs to their classical forms.")
+    use_lexicon: bool = Field(
+        True, description="Expand a query's modern words with the classical forms of the lexicon learned from the "
+                          "parallel corpus (words the alias table maps are left to the table).")
+    lexicon_weight: float = Field(
+        1.0, ge=0.0, le=5.0,
+        description="BM25 weight of a learned expansion = lexicon_weight x its lexicon score (0..1).")
+    decompose: bool = Field(
+        True, description="Split a question that asks several things into sub-queries, searched together with "
+                          "the whole question (search_many) so each fact gets its own places in the top k.")
+    subquery_weight: float = Field(
+        1.0, ge=0.0, le=10.0,
+        description="Weight of each sub-query's ranking in the fusion with the whole question's (1.0).")
+    subquery_quota: int = Field(
+        1, ge=0, le=10,
+        description="search_many: places in the top k reserved for each query's best passages (0 = plain fusion).")
+    coverage_weight: float = Field(
+        0.0, ge=0.0, le=10.0,
+        description="Coordination-level re-rank: a top passage holding all of the question's concepts (a word or "
+                    "one of its classical forms) gains this factor x its fused score; 0 = off.")
+    coverage_depth: int = Field(30, ge=1, le=1000, description="How many top passages the coverage re-rank sees.")
+    use_poem_groups: bool = Field(
+        True, description="Structured poem route: a question that names a poem group (组诗) and asks how many / "
+                          "which poems ranks the group's record first; a 《title》 ranks the poems of that title first.")
     max_query_chars: int = Field(1000, ge=10, le=100_000,
                                  description="Longer queries are rejected with KnowledgeQueryError.")
     max_k: int = Field(100, ge=1, le=10_000, description="Largest k that search/lookup_poem accept.")

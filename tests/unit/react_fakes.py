@@ -4,31 +4,13 @@ and tools for registry/timeout tests."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
+from react_tier.knowledge.models import Passage, Poem
 from react_tier.tools import Tool, ToolResult
 
-
-@dataclass(frozen=True)
-class FakePassage:
-    id: str
-    source: str
-    title: str
-    text: str
-    score: float = 1.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class FakePoem:
-    id: str
-    title: str
-    author: str
-    content: str
-    dynasty: str = "隋"
+# the knowledge base's own record types, so tools format fakes exactly as they format real hits
+FakePassage, FakePoem = Passage, Poem
 
 
 PASSAGES = [
@@ -36,7 +18,7 @@ PASSAGES = [
     FakePassage("tongjian:180:2", "zizhi_tongjian", "资治通鉴·隋纪", "炀帝幸江都，龙舟相接二百余里。"),
     FakePassage("bio:yang_su", "biographies", "杨素传", "杨素，字处道，弘农华阴人。"),
 ]
-POEMS = [FakePoem("poem:1", "春江花月夜", "杨广", "暮江平不动，春花满正开。")]
+POEMS = [FakePoem("poem:1", "春江花月夜", "杨广", "暮江平不动，春花满正开。", dynasty="隋")]
 
 
 class FakeKnowledgeBase:

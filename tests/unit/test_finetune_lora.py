@@ -100,7 +100,7 @@ def test_cli_reports_bad_paths_on_one_line(tmp_path):
         [
             sys.executable,
             "-m",
-            "suiqa.cli",
+            "stackctl.cli",
             "finetune",
             "lora",
             "--base",

@@ -6,7 +6,6 @@ import json
 
 import pytest
 import typer
-from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from react_tier.cli import register
@@ -14,6 +13,7 @@ from react_tier.errors import AgentInputError
 from react_tier.settings import AgentSettings
 from react_tier.tools import SearchKnowledgeTool, ToolContext, ToolInputError, build_tools
 from react_tier.web_search import WebSearchTool
+from suiqa.settings import SettingsError
 from tests.scripted_openai import ScriptedOpenAI
 
 
@@ -38,16 +38,17 @@ def test_settings_env_yaml_and_overrides(monkeypatch, tmp_path):
     assert settings.draft_first is False
 
 
-@pytest.mark.parametrize("overrides", [
-    {"max_steps": 0},
-    {"agent_llm": {"base_url": "ftp://x", "model": "m"}},
-    {"tools": ["search_knowledge", "search_knowledge"]},
-    {"extra_tools": [{"path": "not a path"}]},
-    {"unknown_field": 1},
+@pytest.mark.parametrize("overrides, where", [
+    ({"max_steps": 0}, "max_steps: Input should be greater"),
+    ({"agent_llm": {"base_url": "ftp://x", "model": "m"}}, "agent_llm.base_url"),
+    ({"tools": ["search_knowledge", "search_knowledge"]}, "tools"),
+    ({"extra_tools": [{"path": "not a path"}]}, "extra_tools.0.path"),
+    ({"unknown_field": 1}, "unknown_field: Extra inputs"),
 ])
-def test_bad_settings_are_rejected(overrides):
-    with pytest.raises(ValidationError):
+def test_bad_settings_are_rejected_in_one_line(overrides, where):
+    with pytest.raises(SettingsError, match=f"^invalid AgentSettings: .*{where}") as err:
         AgentSettings.load(**overrides)
+    assert "\n" not in str(err.value)
 
 
 def test_hosted_endpoint_path_is_kept():

@@ -7,8 +7,10 @@ import json
 import time
 
 import pytest
+from pydantic import ValidationError
 
 from react_tier import AgentHooks, AgentInputError, AgentSettings, ReActAgent, UpstreamError
+from react_tier.request import AgentRequest, RequestLimits
 from react_tier.results import AgentResult, AnswerDelta, Done, StepFinished, StepStarted
 from tests.scripted_openai import Reply, ScriptedOpenAI
 from tests.support import free_port
@@ -69,13 +71,15 @@ async def test_two_step_answer_with_citations(scripted):
     scripted.script("domain", "隋炀帝开凿了大运河。")
     scripted.script("agent", SEARCH, ANSWER)
     agent, hooks = make_agent(scripted)
-    result = await agent.run("大运河是谁开凿的？", request_id="r1")
+    result = await agent.run(AgentRequest(question="大运河是谁开凿的？", request_id="r1"))
     await agent.aclose()
 
     assert result.finish_reason == "stop" and result.request_id == "r1"
     assert result.answer == "隋炀帝于大业元年开通济渠 [suishu:3:1]，参见 [made:up]。"
     assert [c.id for c in result.citations] == ["suishu:3:1"]          # invented [made:up] is dropped
     assert result.citations[0].source == "book_of_sui"
+    assert result.citations[0].text == "大业元年，发河南诸郡男女百余万，开通济渠。"  # the passage, for display
+    assert result.grounding.claims == 1 and result.grounding.unknown_ids == ["made:up"]
     assert result.draft == "隋炀帝开凿了大运河。"
     first = result.steps[0]
     assert first.tool == "search_knowledge" and first.tool_input == {"query": "大业 开通济渠"}
@@ -157,7 +161,7 @@ async def test_step_cap_and_failed_forced_call_fall_back_to_draft_and_evidence(s
     await agent.aclose()
 
     assert result.finish_reason == "degraded"
-    assert result.answer.startswith("草稿：隋炀帝。") and "[suishu:3:1]" in result.answer
+    assert result.answer.startswith("参考资料：\n[suishu:3:1]") and result.answer.endswith("草稿：隋炀帝。")
     assert "suishu:3:1" in [c.id for c in result.citations]
 
 
@@ -287,27 +291,42 @@ async def test_always_search_first_is_a_visible_forced_step(scripted):
     assert "Observation: [suishu:3:1]" in scripted.requests_for("agent")[0]["messages"][-1]["content"]
 
 
-@pytest.mark.parametrize("question, history, message", [
-    ("", None, "empty"),
-    ("x" * 3000, None, "longer than"),
-    ("ok", [{"role": "system", "content": "x"}], "history"),
-    ("ok", "not a list", "history"),
+@pytest.mark.parametrize("request_fields, message", [
+    ({"question": ""}, "empty"),
+    ({"question": "  "}, "empty"),
+    ({"question": "x" * 2001}, "2001 characters; the limit is 2000"),
+    ({"question": "ok", "history": [{"role": "user", "content": "x" * 16001}]}, "history exceeds 16000"),
+    ({"question": "ok", "instructions": "x" * 4001}, "instructions exceed 4000"),
+    ({"question": "ok", "max_steps": 21}, "above this tier's limit 20"),
 ])
-async def test_bad_input_is_a_clear_error(scripted, question, history, message):
+async def test_bad_input_is_a_clear_error(scripted, request_fields, message):
     agent, _ = make_agent(scripted)
     with pytest.raises(AgentInputError, match=message):
-        await agent.run(question, history=history)
+        await agent.run(AgentRequest(**request_fields))
     await agent.aclose()
     assert scripted.requests == []
+
+
+def test_question_at_the_limit_is_accepted():
+    limits = RequestLimits()
+    assert AgentRequest(question="x" * 2000).checked(limits).question == "x" * 2000
+    assert AgentRequest(question="ok", history=[{"role": "user", "content": "x" * 16000}]).checked(limits)
+
+
+@pytest.mark.parametrize("history", [[{"role": "system", "content": "x"}], "not a list",
+                                     [{"role": "tool", "content": "x"}]])
+def test_history_of_the_wrong_type_is_refused_by_the_type(history):
+    with pytest.raises(ValidationError, match="history"):
+        AgentRequest(question="ok", history=history)
 
 
 async def test_history_is_passed_on(scripted):
     scripted.script("domain", "草稿")
     scripted.script("agent", ANSWER)
-    agent, _ = make_agent(scripted, max_history_messages=2)
+    agent, _ = make_agent(scripted, limits={"max_history_messages": 2})
     history = [{"role": "user", "content": "旧问题0"}, {"role": "user", "content": "旧问题1"},
                {"role": "assistant", "content": "旧回答1"}]
-    await agent.run("测试", history=history)
+    await agent.run(AgentRequest(question="测试", history=history))
     await agent.aclose()
     contents = [m["content"] for m in scripted.requests_for("agent")[0]["messages"]]
     assert "旧问题1" in contents and "旧回答1" in contents and "旧问题0" not in contents
@@ -341,3 +360,110 @@ async def test_a_broken_hook_does_not_break_the_run(scripted):
     result = await agent.run("测试")
     await agent.aclose()
     assert result.finish_reason == "stop" and len(result.steps) == 2
+
+
+async def test_max_tokens_cuts_the_answer_and_closes_the_upstream(scripted):
+    """The scripted server counts one token per character and sends cumulative counts on every chunk (as vLLM
+    does with continuous_usage_stats): the answer stops at the cap, in whole chunks, and is marked truncated."""
+    scripted.script("domain", "草稿")
+    scripted.script("agent", ANSWER)
+    agent, _ = make_agent(scripted)
+    events = [e async for e in agent.stream(AgentRequest(question="测试", generation={"max_tokens": 7}))]
+    await agent.aclose()
+    result = events[-1].result
+    streamed = "".join(e.text for e in events if isinstance(e, AnswerDelta))
+    assert result.truncated and result.answer == streamed
+    assert 0 < result.answer_tokens <= 7 and len(result.answer) <= 7
+    assert result.answer == "隋炀帝于大业元"[:len(result.answer)]
+    body = scripted.requests_for("agent")[0]
+    assert body["stream_options"] == {"include_usage": True, "continuous_usage_stats": True}
+
+
+async def test_answer_within_the_cap_is_not_truncated(scripted):
+    scripted.script("domain", "草稿")
+    scripted.script("agent", ANSWER)
+    agent, _ = make_agent(scripted)
+    result = await agent.run(AgentRequest(question="测试", generation={"max_tokens": 500}))
+    await agent.aclose()
+    assert not result.truncated and result.answer.startswith("隋炀帝于大业元年开通济渠")
+    # counted in whole chunks: the chunk that carries the label's end and the answer's start counts (never less)
+    assert len(result.answer) <= result.answer_tokens <= len(result.answer) + 2
+
+
+async def test_stop_string_cuts_the_answer_but_not_the_tool_protocol(scripted):
+    scripted.script("domain", "草稿")
+    scripted.script("agent", SEARCH, ANSWER)
+    agent, _ = make_agent(scripted)
+    events = [e async for e in agent.stream(AgentRequest(question="测试", generation={"stop": ["大业", "参见"]}))]
+    await agent.aclose()
+    result = events[-1].result
+    assert result.answer == "隋炀帝于" and not result.truncated and result.finish_reason == "stop"
+    assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == "隋炀帝于"
+    assert result.steps[0].tool == "search_knowledge"  # "大业" in the Action Input did not stop the turn
+    for body in scripted.requests_for("agent"):
+        assert "大业" not in body["stop"]
+
+
+async def test_sampling_and_instructions_reach_the_agent_model(scripted):
+    scripted.script("domain", "草稿")
+    scripted.script("agent", ANSWER)
+    agent, _ = make_agent(scripted)
+    await agent.run(AgentRequest(question="测试", instructions="用一句话回答。", generation={
+        "temperature": 0.0, "top_p": 0.5, "seed": 7, "extra": {"top_k": 3}}))
+    await agent.aclose()
+    body = scripted.requests_for("agent")[0]
+    assert (body["temperature"], body["top_p"], body["seed"], body["top_k"]) == (0.0, 0.5, 7, 3)
+    assert body["messages"][0]["content"].startswith("你是隋朝")  # the static system prompt is unchanged
+    assert "用一句话回答。" in body["messages"][-1]["content"]
+    assert "用一句话回答。" in scripted.requests_for("domain")[0]["messages"][0]["content"]
+
+
+async def test_max_steps_per_request(scripted):
+    scripted.script("domain", "草稿")
+    scripted.script("agent", SEARCH, ANSWER)  # the second reply answers the forced final call
+    agent, _ = make_agent(scripted, max_steps=5)
+    result = await agent.run(AgentRequest(question="测试", max_steps=1))
+    await agent.aclose()
+    assert result.finish_reason == "max_steps" and len([s for s in result.steps if s.tool]) == 1
+
+
+async def test_degraded_answer_is_cut_at_max_tokens_with_the_tiers_tokenizer(scripted):
+    scripted.script("domain", "草稿答案很长很长")
+    scripted.script("agent", Reply(status=400))
+    agent, _ = make_agent(scripted)
+    result = await agent.run(AgentRequest(question="测试", generation={"max_tokens": 4, "stop": ["很"]}))
+    await agent.aclose()
+    assert result.finish_reason == "degraded" and result.answer == "草稿答案" and result.answer_tokens == 4
+    assert not result.truncated  # the stop string cut it first, to exactly the cap
+    agent, _ = make_agent(scripted)
+    scripted.script("domain", "草稿答案很长很长")
+    scripted.script("agent", Reply(status=400))
+    result = await agent.run(AgentRequest(question="测试", generation={"max_tokens": 3}))
+    await agent.aclose()
+    assert result.answer == "草稿答" and result.truncated and result.answer_tokens == 3
+
+
+async def test_an_answer_that_cites_nothing_lists_its_evidence_visibly(scripted):
+    scripted.script("domain", "草稿")
+    scripted.script("agent", SEARCH, "Final Answer: 是隋炀帝开的。")
+    agent, _ = make_agent(scripted, max_steps=1)
+    events = [e async for e in agent.stream("大运河是谁开凿的？")]
+    await agent.aclose()
+    result = events[-1].result
+    assert result.answer.startswith("是隋炀帝开的。\n\n参考资料：[suishu:3:1]《隋书·炀帝纪》")
+    assert "suishu:3:1" in [c.id for c in result.citations]
+    assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == result.answer
+    # one token per character here; the answer's first chunk also carries the label's end (counted: never less)
+    assert len(result.answer) <= result.answer_tokens <= len(result.answer) + 2
+
+
+async def test_the_evidence_note_respects_max_tokens_and_stop(scripted):
+    for generation, expected in (({"max_tokens": 12}, "是隋炀帝开的。\n\n参"), ({"stop": ["参考"]}, "是隋炀帝开的。")):
+        scripted.script("domain", "草稿")
+        scripted.script("agent", SEARCH, "Final Answer: 是隋炀帝开的。")
+        agent, _ = make_agent(scripted, max_steps=1)
+        result = await agent.run(AgentRequest(question="大运河是谁开凿的？", generation=generation))
+        await agent.aclose()
+        assert result.answer == expected, generation
+        assert result.answer_tokens <= generation.get("max_tokens", 99)
+        assert result.truncated == ("max_tokens" in generation)

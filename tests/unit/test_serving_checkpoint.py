@@ -8,7 +8,7 @@ import logging
 import pytest
 import torch
 
-from finetune.convert import llama_dir_to_internlm2, load_state
+from finetune.convert import internlm2_dir_to_llama, llama_dir_to_internlm2, load_state
 from serving.checkpoint import MARKER, converted_dir, llama_layout_for_gpu, model_type
 from serving.config import load_profile
 from serving.launcher import VLLMLaunchError, VLLMServer
@@ -35,6 +35,9 @@ def test_gpu_profile_converts_internlm2_once_bit_exact(tiny_models, tmp_path, mo
     back = llama_dir_to_internlm2(converted_dir(src), tmp_path / "back")
     original, restored = load_state(src), load_state(back)
     assert original.keys() == restored.keys() and all(torch.equal(original[k], restored[k]) for k in original)
+    # and identical to what `suiqa finetune convert --to llama` writes
+    served_state, ref = load_state(converted_dir(src)), load_state(internlm2_dir_to_llama(src, tmp_path / "ref"))
+    assert served_state.keys() == ref.keys() and all(torch.equal(served_state[k], ref[k]) for k in ref)
     # a second start reuses the cache (no second conversion)
     caplog.clear()
     stamp = (converted_dir(src) / "model.safetensors").stat().st_mtime_ns

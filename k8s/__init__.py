@@ -1,0 +1,1 @@
+"""Kubernetes manifests of the Sui QA stack (kustomize) and their generator (`python -m k8s.generate`)."""

@@ -1,0 +1,235 @@
+"""`suiqa up` / `suiqa down`: the whole local stack — domain vLLM, agent vLLM, knowledge-base index, a local Ray
+head and the Serve application — started in order, checked for readiness, and stopped without leftovers.
+
+Everything started is recorded under ``$SUIQA_HOME/run`` (pids, process groups, URLs), so `suiqa down` works from
+another shell and after a failed `up`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from serving.config import ServingProfile, load_profile
+from serving.launcher import VLLMServer, port_in_use, stop_process_group
+from suiqa.errors import SuiqaError
+from suiqa.paths import REPO_ROOT, logs_dir, models_dir, run_dir
+from suiqa.ray_local import RAY_LOCAL_ENV
+from suiqa.settings import TierSettings, resolve_profile
+
+log = logging.getLogger(__name__)
+PROFILES_DIR = Path(__file__).with_name("profiles")
+
+
+class StackSettings(TierSettings):
+    """Which servers `suiqa up` starts, and which pipeline-API profile it deploys."""
+
+    model_config = SettingsConfigDict(env_prefix="SUIQA_STACK_", extra="forbid", env_nested_delimiter="__")
+
+    name: str = "custom"
+    build_tiny_models: bool = Field(True, description="Build the offline tiny models first (idempotent).")
+    domain_profile: str = Field("cpu-tiny", description="Serving profile of the domain tier.")
+    agent_profile: str | None = Field("cpu-tiny-agent", description="None = the domain process serves both roles.")
+    domain_overrides: dict[str, Any] = Field(default_factory=dict)
+    agent_overrides: dict[str, Any] = Field(default_factory=dict)
+    ray_port: int = Field(6390, description="GCS port of the local Ray head.")
+    ray_num_cpus: int = Field(4, ge=1, description="Logical CPUs Ray schedules replicas on (not a hard limit).")
+    ray_metrics_export_port: int = Field(8090, description="Prometheus endpoint of Ray (incl. the sui_ series).")
+    ready_timeout_s: float = Field(300, gt=0)
+    api_config: str | None = Field(None, description="ApiSettings profile: a name in deployments/profiles or a YAML "
+                                   "path; SUIQA_API_* / SUIQA_REACT_* / SUIQA_KB_* env vars override it.")
+
+
+def load_stack(name_or_path: str, **overrides: Any) -> StackSettings:
+    path = resolve_profile(name_or_path, PROFILES_DIR, "stack")
+    return StackSettings.load(path, **overrides)
+
+
+def serving_profiles(stack: StackSettings) -> dict[str, ServingProfile]:
+    domain = load_profile(stack.domain_profile, role="domain", **stack.domain_overrides)
+    if stack.agent_profile is None:
+        agent_name = load_profile("cpu-tiny-agent", role="agent").api_model_name
+        domain = domain.model_copy(update={"served_model_name": [*domain.served_model_name, agent_name]})
+        return {"domain": domain}
+    return {"domain": domain, "agent": load_profile(stack.agent_profile, role="agent", **stack.agent_overrides)}
+
+
+def api_settings(stack: StackSettings, profiles: dict[str, ServingProfile]):
+    """ApiSettings from the stack's API profile and the environment, with the agent's LLM endpoints pointing at
+    the vLLM servers this stack starts (computed values: the highest layer, like CLI flags)."""
+    from deployments.config import PROFILES_DIR as API_PROFILES
+    from deployments.config import ApiSettings
+
+    domain = profiles["domain"]
+    agent = profiles.get("agent")
+    agent_url = (agent or domain).base_url + "/v1"
+    agent_model = agent.api_model_name if agent else domain.served_model_name[-1]
+    api_yaml = resolve_profile(stack.api_config, API_PROFILES, "API") if stack.api_config else None
+    endpoints = {"domain_llm": {"base_url": domain.base_url + "/v1", "model": domain.api_model_name},
+                 "agent_llm": {"base_url": agent_url, "model": agent_model}}
+    return ApiSettings.load(api_yaml, agent=endpoints, profile=stack.name, tiny_models=stack.build_tiny_models)
+
+
+def _state_path() -> Path:
+    return run_dir() / "stack.json"
+
+
+def _ray_env() -> dict[str, str]:
+    env = {**os.environ, **RAY_LOCAL_ENV}
+    # Ray workers (the Serve replicas) inherit the head's environment: make the project importable there even
+    # where it is not pip-installed (a plain checkout, the GPU machine).
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
+def _ray_bin() -> str:
+    beside_python = Path(sys.executable).with_name("ray")
+    return str(beside_python) if beside_python.exists() else shutil.which("ray") or "ray"
+
+
+def start_ray(stack: StackSettings) -> str:
+    if port_in_use("127.0.0.1", stack.ray_port):
+        raise SuiqaError(f"port {stack.ray_port} is in use: is a Ray head already running? (`suiqa down` stops ours)")
+    cmd = [_ray_bin(), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={stack.ray_port}",
+           f"--num-cpus={stack.ray_num_cpus}",
+           f"--metrics-export-port={stack.ray_metrics_export_port}", "--include-dashboard=false",
+           "--disable-usage-stats"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_ray_env(), timeout=120)
+    (logs_dir() / "ray-start.log").write_text(out.stdout + out.stderr)
+    if out.returncode != 0:
+        tail = (out.stderr or out.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise SuiqaError(f"`ray start` failed: {tail[0]} (log: {logs_dir() / 'ray-start.log'})")
+    return f"127.0.0.1:{stack.ray_port}"
+
+
+def deploy_app(address: str, settings) -> None:
+    import ray
+    from ray import serve
+
+    from deployments.app import build_app
+
+    os.environ.update(RAY_LOCAL_ENV)
+    runtime_env = {"env_vars": {"OMP_NUM_THREADS": "1", "SUIQA_HOME": str(run_dir().parent)}}
+    for attempt in range(3):  # a loaded 2-core machine can be slow to accept the first driver connection
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, runtime_env=runtime_env)
+            break
+        except ConnectionError as exc:
+            if attempt == 2:
+                raise SuiqaError(f"cannot connect to the Ray head at {address}: {exc}") from None
+            time.sleep(3)
+    try:
+        serve.start(http_options={"host": settings.host, "port": settings.port})
+        serve.run(build_app(settings), name=settings.app_name, route_prefix=settings.route_prefix, blocking=False)
+    except RuntimeError as exc:  # Serve gave up on a deployment (e.g. a replica constructor kept failing)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SuiqaError(f"Ray Serve could not start {settings.app_name!r}: {first} "
+                         f"(replica logs: /tmp/ray/session_latest/logs/serve/)") from None
+    finally:
+        ray.shutdown()
+
+
+def wait_ready(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            resp = httpx.get(url, timeout=5)
+            if resp.status_code == 200:
+                return
+            last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
+        time.sleep(1)
+    raise SuiqaError(f"{url} not ready after {timeout_s:.0f} s (last: {last})")
+
+
+@contextmanager
+def _phase(name: str):
+    started = time.perf_counter()
+    yield
+    log.info("%s: %.1f s", name, time.perf_counter() - started)
+
+
+def up(stack: StackSettings) -> dict[str, str]:
+    """Start everything, overlapping the slow parts (vLLM start-up) with the rest; on any failure, stop it all."""
+    if _state_path().exists():
+        raise SuiqaError("a stack is already up (run `suiqa down` first)")
+    profiles = serving_profiles(stack)
+    settings = api_settings(stack, profiles)
+    if port_in_use(settings.host, settings.port):
+        raise SuiqaError(f"API port {settings.port} is already in use")
+    if stack.build_tiny_models:
+        from suiqa.models.builder import build_models
+
+        with _phase("tiny models"):
+            build_models(models_dir())
+    _state_path().write_text(json.dumps({"profile": stack.name, "ray": False}))
+    try:
+        servers = []
+        for profile in profiles.values():
+            servers.append(VLLMServer(profile).start())
+            if profile.device == "gpu":  # vLLM's memory profiling assumes no other process allocates meanwhile:
+                servers[-1].wait_ready()  # processes sharing a GPU start one after the other
+        with _phase("ray head"):
+            address = start_ray(stack)
+        _state_path().write_text(json.dumps({"profile": stack.name, "ray": True}))
+        from react_tier.knowledge import KnowledgeBase
+
+        with _phase("knowledge base"):  # build or verify the index once, so agent replicas find it cached
+            KnowledgeBase.load(settings.agent.knowledge, progress=True)
+        with _phase("serve app deployed"):
+            deploy_app(address, settings)
+        with _phase("vLLM ready"):
+            for server in servers:
+                server.wait_ready()
+        api_url = f"http://127.0.0.1:{settings.port}"
+        with _phase("pipeline /ready"):
+            wait_ready(f"{api_url}/ready", stack.ready_timeout_s)
+    except BaseException:
+        down()
+        raise
+    urls = {"api": f"{api_url}/v1", "model": settings.served_model_name,
+            "metrics_ray": f"http://127.0.0.1:{stack.ray_metrics_export_port}/metrics",
+            **{f"vllm_{role}": p.base_url + "/v1" for role, p in profiles.items()}}
+    _state_path().write_text(json.dumps({"profile": stack.name, "ray": True, "urls": urls}))
+    return urls
+
+
+def status() -> dict[str, Any] | None:
+    path = _state_path()
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def down() -> list[str]:
+    """Stop whatever `up` started (Ray + Serve, vLLM process groups). Returns what was stopped."""
+    stopped = []
+    webui = run_dir() / "webui.json"  # `suiqa webui` (webui/cli.py) records its process group here
+    if webui.exists():
+        stop_process_group(json.loads(webui.read_text())["pgid"], grace_s=10)
+        webui.unlink(missing_ok=True)
+        stopped.append("webui")
+    state = status()
+    if state and state.get("ray"):
+        subprocess.run([_ray_bin(), "stop", "--force"], capture_output=True, env=_ray_env(), timeout=120)
+        stopped.append("ray")
+    for path in sorted(run_dir().glob("vllm-*.json")):
+        info = json.loads(path.read_text())
+        stop_process_group(info["pgid"])
+        path.unlink(missing_ok=True)
+        stopped.append(f"vllm {info['role']}")
+    _state_path().unlink(missing_ok=True)
+    return stopped

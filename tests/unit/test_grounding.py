@@ -1,0 +1,81 @@
+"""The answer-level grounding checker (react_tier/grounding.py) on supported, unsupported and uncited sentences.
+The passages are real knowledge-base texts (隋书 卷二 with its translation, a poem record)."""
+
+from __future__ import annotations
+
+import pytest
+
+from react_tier.grounding import GroundingReport, check_grounding
+
+WENDI_DEATH = ("甲辰，上以疾甚，卧于仁寿宫，与百僚辞诀，并握手歔欷。丁未，崩于大宝殿，时年六十四。\n"
+               "【译文】十三日，高祖病重，卧床于仁寿宫，同百官辞别，并握手叹息。十六日，高祖在大宝殿逝世，时年六十四岁。")
+POEM = "《昔昔盐》 隋·薛道衡\n垂柳覆金堤，蘼芜叶复齐。水溢芙蓉沼，花飞桃李蹊。暗牖悬蛛网，空梁落燕泥。"
+CITED = {"suishu:卷2:40": WENDI_DEATH, "poem:sui#61": POEM}
+
+
+def test_a_faithful_cited_answer_is_fully_grounded():
+    report = check_grounding("隋文帝在仁寿宫病重，十六日在大宝殿逝世，时年六十四岁。[suishu:卷2:40]\n"
+                             "“空梁落燕泥”出自薛道衡的《昔昔盐》。[poem:sui#61]", CITED)
+    assert isinstance(report, GroundingReport)
+    assert report.claims == 2 and report.score == 1.0 and report.flagged == []
+    assert all(s.support >= 0.6 for s in report.sentences)
+
+
+def test_an_invented_sentence_is_flagged_unsupported_even_when_it_cites():
+    report = check_grounding("隋文帝在大宝殿逝世，时年六十四岁[suishu:卷2:40]。"
+                             "他临终前把皇位传给了秦王杨俊，并下令修建长城。[suishu:卷2:40]", CITED)
+    assert report.claims == 2 and report.score == 0.5
+    [flagged] = report.flagged
+    assert flagged.reason == "unsupported" and "杨俊" in flagged.text and flagged.support < 0.3
+
+
+def test_a_sentence_without_any_citation_is_flagged_uncited():
+    report = check_grounding("隋文帝在大宝殿逝世，时年六十四岁。", CITED)
+    assert report.score == 0.0 and [s.reason for s in report.flagged] == ["uncited"]
+
+
+def test_a_citation_the_agent_never_observed_does_not_count():
+    report = check_grounding("隋文帝在大宝殿逝世，时年六十四岁。[zztj:卷180:3]", CITED)
+    assert report.score == 0.0 and report.flagged[0].reason == "unknown-citation"
+    assert report.unknown_ids == ("zztj:卷180:3",)
+
+
+def test_a_trailing_citation_covers_the_sentences_before_it_in_its_paragraph():
+    report = check_grounding("高祖病重，卧床于仁寿宫。在大宝殿逝世，时年六十四岁。[suishu:卷2:40]\n"
+                             "垂柳覆金堤，蘼芜叶复齐。", CITED)
+    assert [s.citations for s in report.sentences] == [("suishu:卷2:40",)] * 2 + [()]
+    assert report.claims == 3 and [s.reason for s in report.flagged] == ["uncited"]  # other paragraph
+    assert report.score == pytest.approx(2 / 3)
+
+
+def test_traditional_characters_and_other_brackets_are_normalised():
+    report = check_grounding("隋文帝在大寶殿逝世，時年六十四歲。【suishu:卷2:40】", CITED)
+    assert report.score == 1.0, report.to_dict()
+
+
+def test_the_cited_passage_must_hold_the_claim_not_another_one():
+    # true, but the cited passage (the poem) does not say it
+    report = check_grounding("隋文帝在大宝殿逝世，时年六十四岁。[poem:sui#61]", CITED)
+    assert report.score == 0.0 and report.flagged[0].reason == "unsupported"
+
+
+def test_no_claims_means_nothing_to_flag():
+    for answer in ("", "是的。", "[poem:sui#61]", "\n\n"):
+        report = check_grounding(answer, CITED)
+        assert report.claims == 0 and report.score == 1.0 and report.flagged == []
+    assert check_grounding("不知道。", {}).claims == 0
+
+
+def test_report_serialises_and_bad_input_is_a_type_error():
+    data = check_grounding("他把皇位传给了秦王杨俊。[suishu:卷2:40]", CITED).to_dict()
+    assert data["score"] == 0.0 and data["flagged"][0]["reason"] == "unsupported"
+    assert set(data) == {"score", "claims", "flagged", "unknown_ids"}
+    with pytest.raises(TypeError):
+        check_grounding(None, CITED)  # type: ignore[arg-type]
+
+
+def test_several_ids_in_one_bracket_are_all_citations():
+    report = check_grounding("隋文帝在大宝殿逝世，时年六十四岁；“空梁落燕泥”出自《昔昔盐》。[suishu:卷2:40, poem:sui#61]", CITED)
+    assert report.sentences[0].citations == ("suishu:卷2:40", "poem:sui#61") and report.score == 1.0
+    report = check_grounding("隋文帝在大宝殿逝世。[suishu:卷2:40、zztj:卷180:3]", CITED)
+    assert report.score == 1.0 and report.unknown_ids == ("zztj:卷180:3",)  # one known id supports it
