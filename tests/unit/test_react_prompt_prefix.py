@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from react_tier.prompt import question_message, system_prompt
-from react_tier.tools import build_tools
 from react_tier.settings import AgentSettings
+from react_tier.tools import build_tools
 from tests.scripted_openai import ScriptedOpenAI
 from tests.unit.test_react_loop import ANSWER, SEARCH, make_agent
 
