@@ -261,9 +261,9 @@ def variant(args) -> int:
         os.environ["SUIQA_SAMPLE_DIR"] = str(sample_dir)
         os.environ["PYTHONPATH"] = os.pathsep.join([str(SAMPLER), os.environ.get("PYTHONPATH", "")])
     subprocess.run(["ray", "stop", "--force"], capture_output=True, check=False)
-    from react_tier.knowledge import KnowledgeBase, KnowledgeSettings
+    from react_tier.knowledge import KnowledgeBase
 
-    KnowledgeBase.load(KnowledgeSettings.load(**settings.agent.knowledge))  # built once, replicas find it cached
+    KnowledgeBase.load(settings.agent.knowledge)  # built once, so the replicas find it cached
     t = time.monotonic()
     address = start_ray(stack)
     deploy_app(address, settings)
