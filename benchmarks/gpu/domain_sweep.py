@@ -29,8 +29,11 @@ def gpu_free(timeout_s: float = 60.0) -> None:
     """Wait until no process holds GPU memory (the last server's engine core has exited)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid", "--format=csv,noheader"], check=False,
-                             capture_output=True, text=True).stdout.strip()
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid", "--format=csv,noheader"], check=False,
+                                 capture_output=True, text=True).stdout.strip()
+        except FileNotFoundError:
+            return
         if not out:
             return
         time.sleep(1)

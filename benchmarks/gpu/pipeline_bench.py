@@ -163,8 +163,11 @@ def _stack_and_profiles(args):
 def llm_up(args) -> int:
     from serving.launcher import VLLMServer
 
-    busy = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader"],
-                          capture_output=True, text=True, check=False).stdout.strip()
+    try:
+        busy = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader"],
+                              capture_output=True, text=True, check=False).stdout.strip()
+    except FileNotFoundError:  # no NVIDIA driver: a CPU stack
+        busy = ""
     if busy:  # a leftover server would take the GPU memory the new ones ask for (and answer their /health)
         raise SystemExit(f"the GPU is in use by {busy!r}: stop those processes first")
     stack = load_stack(args.stack)
