@@ -16,7 +16,12 @@ Configuration (environment; the benchmark runner sets them):
   BENCH_IGNORE_EOS   1 sends vLLM's ignore_eos so every answer has max_tokens tokens (default 1)
   BENCH_TEMPERATURE  sampling temperature (default 0)
   BENCH_SEED         seed of the prompt / length sampling (default 0)
-  BENCH_RECORDS      write one JSON line per request here at test stop (default: not written)
+  BENCH_UNIQUE       1 starts every prompt with a random 8-hex tag, so no two requests share a prefix and vLLM's
+                     prefix cache never skips a prefill (what `vllm bench serve --dataset-name random` sends)
+  BENCH_RECORDS      append one JSON line per request here as it finishes (default: not written); with
+                     ``--processes`` each worker process writes PATH.<pid>. Written as they finish, not at test
+                     stop, so a worker that the master loses under load (missed heartbeats) still leaves its
+                     records: the campaign's "512 users recorded nothing" step lost them all at stop.
   BENCH_META         write {"t_start", "t_stop", "users", ...} here at test stop
 
 Only Locust (gevent, geventhttpclient) and the standard library are needed: this file runs on the GPU machine.
@@ -52,9 +57,11 @@ PROMPTS = load_prompts(os.environ.get("BENCH_PROMPTS") or str(DEFAULT_PROMPTS))
 MAX_TOKENS = parse_max_tokens(os.environ.get("BENCH_MAX_TOKENS", "128"))
 IGNORE_EOS = os.environ.get("BENCH_IGNORE_EOS", "1") == "1"
 TEMPERATURE = float(os.environ.get("BENCH_TEMPERATURE", "0"))
+UNIQUE = os.environ.get("BENCH_UNIQUE", "0") == "1"
 RNG = random.Random(int(os.environ.get("BENCH_SEED", "0")))
 RECORDS: list = []
 META: dict = {"t_start": None, "t_stop": None}
+_RECORDS_FILE = None
 
 
 def _fire(environment, name: str, value: float | None, context: dict) -> None:
@@ -77,7 +84,10 @@ class OpenAIStreamUser(FastHttpUser):
     @task
     def stream_completion(self) -> None:
         max_tokens = sample_max_tokens(MAX_TOKENS, RNG)
-        body = request_body(API, self.model, RNG.choice(PROMPTS), max_tokens, IGNORE_EOS, TEMPERATURE)
+        prompt = RNG.choice(PROMPTS)
+        if UNIQUE:
+            prompt = f"{random.getrandbits(32):08x} {prompt}"
+        body = request_body(API, self.model, prompt, max_tokens, IGNORE_EOS, TEMPERATURE)
         path = api_path(API)
         start_wall = time.time()
         sent_at = time.perf_counter()
@@ -103,6 +113,7 @@ class OpenAIStreamUser(FastHttpUser):
             else:
                 resp.success()
         RECORDS.append(record)
+        _write_record(self.environment, record)
         if record.ok:
             ctx = {}
             _fire(self.environment, "TTFT", record.ttft_ms, ctx)
@@ -122,6 +133,19 @@ def _read_sse(resp, meter: StreamMeter) -> None:
         meter.feed(line.decode("utf-8", errors="replace"), time.perf_counter())
 
 
+def _write_record(environment, record) -> None:
+    """Append one request to this process's records file (line-buffered: a killed worker loses at most one)."""
+    global _RECORDS_FILE
+    path = os.environ.get("BENCH_RECORDS")
+    if not path:
+        return
+    if _RECORDS_FILE is None:
+        is_worker = isinstance(environment.runner, WorkerRunner)
+        _RECORDS_FILE = open(f"{path}.{os.getpid()}" if is_worker else path, "a", encoding="utf-8",  # noqa: SIM115
+                             buffering=1)
+    _RECORDS_FILE.write(record.to_json() + "\n")
+
+
 @events.test_start.add_listener
 def _on_test_start(environment, **_kwargs) -> None:
     META["t_start"] = time.time()
@@ -134,12 +158,11 @@ def _on_test_stop(environment, **_kwargs) -> None:
     META.update(users=getattr(opts, "num_users", None), host=environment.host, api=API,
                 model=OpenAIStreamUser.model, max_tokens=list(MAX_TOKENS), ignore_eos=IGNORE_EOS,
                 requests=len(RECORDS))
-    # With `locust --processes N` every worker process holds its own records: each writes PATH.<pid>; the
+    # With `locust --processes N` every worker process writes its own records (PATH.<pid>, as they finish); the
     # master (which sends no requests) writes the meta file. benchmarks.runner reads PATH and PATH.* together.
     is_worker = isinstance(environment.runner, WorkerRunner)
-    if path := os.environ.get("BENCH_RECORDS"):
-        with open(f"{path}.{os.getpid()}" if is_worker else path, "w", encoding="utf-8") as fh:
-            fh.writelines(rec.to_json() + "\n" for rec in RECORDS)
+    if _RECORDS_FILE is not None:
+        _RECORDS_FILE.flush()
     if (path := os.environ.get("BENCH_META")) and not is_worker:
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(META, fh)

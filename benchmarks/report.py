@@ -31,6 +31,11 @@ def online_table(summaries: list[dict]) -> list[str]:
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for s in summaries:
         for st in s["steps"]:
+            if st.get("status") == "FAILED":  # a step that recorded no successful request: say so, with why
+                why = "; ".join(f"{k} x{v}" for k, v in (st.get("errors") or {}).items()) or "no request recorded"
+                lines.append(f"| {s['name']} | {st['users']} | **FAILED** | {why[:200]} (Locust log tail in "
+                             f"summary.json) | | | | | {st['failures']}/{st['requests']} |")
+                continue
             tri = {m: " / ".join(_fmt(_pct(st, m, p)) for p in ("p50", "p95", "p99")) for m, _ in LATENCY_PLOTS}
             lines.append(f"| {s['name']} | {st['users']} | {_fmt(st['req_s'], 2)} | {_fmt(st['output_tok_s'])} | "
                          f"{_fmt(st['goodput_req_s'], 2)} ({_fmt(100 * st['slo_attainment'], 0)}%) | "

@@ -5,6 +5,12 @@
 
 (``suiqa bench run`` wraps this with targets and server start-up.) Needs only Locust, numpy, matplotlib and the
 standard library, so the same command runs on the GPU machine.
+
+Scaling: one gevent process parses a few thousand SSE chunks/s, so ``--processes auto`` (the default) runs one Locust
+worker per :data:`USERS_PER_PROCESS` users (capped at half the cores; 1,024 users -> 8 workers on 16 cores): the
+H200 campaign's 2-process client capped the pipeline at 3.2 runs/s and recorded nothing at 64 users, while vLLM's
+own client got 11.5 runs/s there. A step that recorded no successful request is a FAILED step (``status``), kept
+in summary.json with the tail of its Locust log, never a blank row.
 """
 
 from __future__ import annotations
@@ -26,6 +32,13 @@ from benchmarks.stats import SLO, new_summary, read_records, summarize_step
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
+USERS_PER_PROCESS = 128
+
+
+def auto_processes(users: int, cpus: int | None = None) -> int:
+    """Locust worker processes for ``users`` concurrent users: one per 128 users, at most half the cores."""
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, min(-(-users // USERS_PER_PROCESS), cpus // 2))
 
 
 class BenchError(Exception):
@@ -65,15 +78,16 @@ class LoadSpec:
     temperature: float = 0.0
     prompts: str | None = None
     seed: int = 0
+    unique_prompts: bool = False  # a random tag first in every prompt: no prefix-cache hits between requests
     stop_timeout_s: float = 120.0
-    processes: int = 1  # Locust worker processes (one gevent process tops out at a few thousand SSE chunks/s)
+    processes: int | None = None  # Locust workers; None = auto_processes(users) for each step
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update({"BENCH_MODEL": self.model, "BENCH_API": self.api, "BENCH_MAX_TOKENS": self.max_tokens,
                     "BENCH_IGNORE_EOS": "1" if self.ignore_eos else "0", "BENCH_TEMPERATURE": str(self.temperature),
-                    "BENCH_SEED": str(self.seed)})
+                    "BENCH_SEED": str(self.seed), "BENCH_UNIQUE": "1" if self.unique_prompts else "0"})
         if self.prompts:
             env["BENCH_PROMPTS"] = str(self.prompts)
         env.setdefault("PYTHONPATH", str(REPO_ROOT))
@@ -82,7 +96,8 @@ class LoadSpec:
 
     def as_config(self) -> dict:
         return {"api": self.api, "model": self.model, "max_tokens": self.max_tokens, "ignore_eos": self.ignore_eos,
-                "temperature": self.temperature, "prompts": self.prompts or "benchmarks/data/sui_questions.txt"}
+                "temperature": self.temperature, "prompts": self.prompts or "benchmarks/data/sui_questions.txt",
+                "unique_prompts": self.unique_prompts}
 
 
 def check_endpoint(spec: LoadSpec, timeout_s: float = 120.0) -> None:
@@ -115,25 +130,34 @@ def run_step(spec: LoadSpec, users: int, duration_s: float, work_dir: Path, slo:
     cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary",
            "-u", str(users), "-r", str(users), "-t", f"{duration_s:g}s", "--host", spec.host,
            "--stop-timeout", f"{spec.stop_timeout_s:g}", "--exit-code-on-error", "0", "--loglevel", "WARNING"]
-    if spec.processes > 1:
-        cmd += ["--processes", str(spec.processes)]
+    processes = spec.processes or auto_processes(users)
+    if processes > 1:
+        cmd += ["--processes", str(processes)]
     log_path = log_path or work_dir / f"locust-u{users}.log"
     with log_path.open("w", encoding="utf-8") as log:
         log.write("$ " + shlex.join(cmd) + "\n")
         log.flush()
         proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, check=False,
                               timeout=duration_s + spec.stop_timeout_s + 120)
-    if proc.returncode != 0 or not meta_path.is_file():
+    import json
+
+    records = [rec for part in sorted(work_dir.glob(f"{records_path.name}*")) for rec in read_records(part)]
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if not meta and not records:
         tail = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
         raise BenchError(f"locust exited with code {proc.returncode} at {users} users: "
                          f"{' | '.join(tail)[:300]} (log: {log_path})")
-    import json
-
-    meta = json.loads(meta_path.read_text())
-    records = [rec for part in sorted(work_dir.glob(f"{records_path.name}*")) for rec in read_records(part)]
-    step = summarize_step(records, users, meta["t_start"], duration_s, slo)
-    step["wall_s"] = round(meta["t_stop"] - meta["t_start"], 2)
-    if not records:  # keep the evidence: a step with no request is otherwise indistinguishable from an idle one
+    # Records are written as requests finish, so a master that died before writing its meta file still leaves
+    # a usable step; its window then starts at the first request.
+    t_start = meta.get("t_start") or min(r["start"] for r in records)
+    step = summarize_step(records, users, t_start, duration_s, slo)
+    step["processes"] = processes
+    if meta.get("t_stop"):
+        step["wall_s"] = round(meta["t_stop"] - meta["t_start"], 2)
+    step["status"] = "ok" if step["requests"] > step["failures"] else "FAILED"
+    if proc.returncode != 0 or not meta:
+        step["locust_exit"] = proc.returncode
+    if step["status"] == "FAILED" or proc.returncode != 0:  # keep the evidence, never a blank row
         step["locust_log_tail"] = log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:]
     return step
 
@@ -162,6 +186,10 @@ def step_line(step: dict) -> str:
         d = step.get(metric)
         return f"{d[q]:.1f}" if d else "-"
 
+    if step.get("status") == "FAILED":
+        tail = " | ".join((step.get("locust_log_tail") or [])[-3:])[:300]
+        return (f"users={step['users']:>4}  FAILED: {step['requests']} requests, {step['failures']} failed "
+                f"{step.get('errors') or ''}  log: {tail}")
     return (f"users={step['users']:>4}  req/s={step['req_s']:8.2f}  out tok/s={step['output_tok_s']:9.1f}  "
             f"TTFT p50/p99={p('ttft_ms', 'p50')}/{p('ttft_ms', 'p99')} ms  "
             f"TPOT p50/p99={p('tpot_ms', 'p50')}/{p('tpot_ms', 'p99')} ms  "
@@ -183,8 +211,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slo-ttft-ms", type=float, default=1000.0)
     ap.add_argument("--slo-tpot-ms", type=float, default=100.0)
     ap.add_argument("--stop-timeout", type=float, default=120.0)
+    ap.add_argument("--unique-prompts", action="store_true",
+                    help="start every prompt with a random tag (no prefix-cache hits, like vllm bench serve random)")
     ap.add_argument("--keep-records", action="store_true", help="keep per-request JSONL under <out>/raw")
-    ap.add_argument("--processes", type=int, default=1, help="Locust worker processes (high concurrency)")
+    ap.add_argument("--processes", default="auto",
+                    help="Locust worker processes: N, or auto = one per 128 users, at most half the cores")
     args = ap.parse_args(argv)
     try:
         parse_max_tokens(args.max_tokens)
@@ -192,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out) if args.out else REPO_ROOT / "benchmarks" / "results" / name
         spec = LoadSpec(host=args.host.rstrip("/"), model=args.model, api=args.api, max_tokens=args.max_tokens,
                         ignore_eos=not args.no_ignore_eos, prompts=args.prompts, stop_timeout_s=args.stop_timeout,
-                        processes=args.processes)
+                        processes=None if args.processes == "auto" else int(args.processes),
+                        unique_prompts=args.unique_prompts)
         run_sweep(name, spec, parse_users(args.users), parse_duration(args.duration), out,
                   SLO(args.slo_ttft_ms, args.slo_tpot_ms), keep_records=args.keep_records,
                   progress=lambda st: print(step_line(st), flush=True))

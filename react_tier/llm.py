@@ -4,6 +4,17 @@ The official ``openai`` AsyncOpenAI client does the HTTP; its own retries are of
 tenacity is the only retry layer and every attempt is reported once to the hooks. Timeouts are not retried:
 the run has a deadline, and a request that timed out once usually times out again.
 Cancelling the awaiting task closes the HTTP response, so vLLM sees the disconnect and aborts the generation.
+
+Connection pool: each client keeps one ``httpx.AsyncClient`` for all the runs of its process, with up to
+:data:`POOL_SIZE` kept-alive connections. The openai default keeps only 100 alive, so a Serve replica with more
+concurrent calls than that closed and reopened a TCP connection (and vLLM accepted a new one) for most calls.
+
+Program-aware priority (``extra_body: {priority: program}``): vLLM started with ``--scheduling-policy priority``
+runs lower ``priority`` values first. An agent run is a program of several calls; with ``program`` each call is
+sent with ``priority = -(assistant turns already in its messages)``, so a run's later calls overtake the first
+calls of runs that started later (Autellix, arXiv 2502.13965, schedules by attained service the same way) and
+started runs finish instead of every run slowing down together at saturation. An integer ``priority`` is passed
+through unchanged; vLLM servers without the priority policy reject a non-zero priority with HTTP 400.
 """
 
 from __future__ import annotations
@@ -13,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import openai
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
@@ -20,6 +32,8 @@ from react_tier.errors import UpstreamError
 from react_tier.results import Usage
 from react_tier.settings import LLMEndpointSettings
 
+POOL_SIZE = 1024  # kept-alive upstream connections per client (>= the in-flight calls of one replica)
+PROGRAM_PRIORITY = "program"
 LLMCallHook = Callable[[str, float, "dict[str, int] | None", "str | None"], Awaitable[None]]
 
 
@@ -72,13 +86,19 @@ def to_upstream_error(tier: str, exc: BaseException) -> UpstreamError:
     return UpstreamError(f"{tier} LLM gave a bad response: {type(exc).__name__}: {exc}", 502)
 
 
+def program_priority(messages: list[dict]) -> int:
+    """vLLM priority of a call (lower runs first): minus the number of assistant turns the run already made."""
+    return -sum(1 for m in messages if m.get("role") == "assistant")
+
+
 class LLMClient:
     def __init__(self, tier: str, settings: LLMEndpointSettings, on_call: LLMCallHook | None = None) -> None:
         self.tier = tier
         self.settings = settings
         self.on_call = on_call
+        limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE, keepalive_expiry=30)
         self.client = openai.AsyncOpenAI(base_url=settings.base_url, api_key=settings.api_key.get_secret_value(),
-                                         max_retries=0)
+                                         max_retries=0, http_client=openai.DefaultAsyncHttpxClient(limits=limits))
 
     def _timeout(self, budget_s: float | None) -> openai.Timeout:
         read = self.settings.timeout_s if budget_s is None else max(0.05, min(self.settings.timeout_s, budget_s))
@@ -113,6 +133,8 @@ class LLMClient:
         sampling = dict(sampling or {})
         extra = {**self.settings.extra_body, **sampling.pop("extra_body", {})}
         body.update(sampling)
+        if extra.get("priority") == PROGRAM_PRIORITY:
+            extra["priority"] = program_priority(messages)
         if extra:
             body["extra_body"] = extra
         return body

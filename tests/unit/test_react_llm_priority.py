@@ -1,0 +1,55 @@
+"""LLMClient: program-aware vLLM priorities (later calls of a run first), pass-through extra_body, pool size."""
+
+from __future__ import annotations
+
+import pytest
+
+from react_tier.llm import POOL_SIZE, LLMClient, program_priority
+from react_tier.settings import LLMEndpointSettings
+from tests.scripted_openai import ScriptedOpenAI
+from tests.unit.test_react_loop import ANSWER, SEARCH, make_agent
+
+
+@pytest.fixture(scope="module")
+def server():
+    with ScriptedOpenAI() as scripted:
+        yield scripted
+
+
+def test_program_priority_counts_assistant_turns():
+    assert program_priority([{"role": "system", "content": "s"}, {"role": "user", "content": "q"}]) == 0
+    turns = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}, {"role": "user", "content": "o"},
+             {"role": "assistant", "content": "b"}]
+    assert program_priority(turns) == -2
+
+
+async def test_later_calls_of_a_run_are_sent_with_higher_priority(server):
+    server.reset()
+    server.script("domain", "隋炀帝开凿了大运河。")
+    server.script("agent", SEARCH, SEARCH, ANSWER)
+    agent, _ = make_agent(server, domain_llm={"base_url": server.base_url, "model": "domain", "timeout_s": 5,
+                                              "extra_body": {"priority": "program", "ignore_eos": True}},
+                          agent_llm={"base_url": server.base_url, "model": "agent", "timeout_s": 5,
+                                     "extra_body": {"priority": "program"}})
+    result = await agent.run("大业元年开了哪条运河？")
+    await agent.aclose()
+    assert result.finish_reason == "stop"
+    assert [r["priority"] for r in server.requests_for("agent")] == [0, -1, -2]  # lower = earlier in vLLM
+    (draft,) = server.requests_for("domain")
+    assert draft["priority"] == 0 and draft["ignore_eos"] is True  # other extra_body fields pass through
+
+
+async def test_integer_priority_passes_through_and_none_by_default(server):
+    server.reset()
+    server.script("agent", ANSWER, ANSWER)
+    for extra, expected in (({"priority": 5}, 5), ({}, None)):
+        client = LLMClient("agent", LLMEndpointSettings(base_url=server.base_url, model="agent", extra_body=extra))
+        await client.complete([{"role": "user", "content": "q"}])
+        await client.aclose()
+        assert server.requests_for("agent")[-1].get("priority") == expected
+
+
+def test_connection_pool_keeps_pool_size_connections_alive():
+    client = LLMClient("agent", LLMEndpointSettings(base_url="http://127.0.0.1:9/v1", model="m"))
+    pool = client.client._client._transport._pool
+    assert pool._max_keepalive_connections == POOL_SIZE == pool._max_connections
