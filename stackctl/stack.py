@@ -122,7 +122,8 @@ def deploy_app(address: str, settings) -> None:
     from deployments.app import build_app
 
     os.environ.update(RAY_LOCAL_ENV)
-    runtime_env = {"env_vars": {"OMP_NUM_THREADS": "1", "SUIQA_HOME": str(run_dir().parent)}}
+    # JAX_PLATFORMS: bm25s imports jax when installed, and jax would claim GPU memory beside vLLM (seen on the H200)
+    runtime_env = {"env_vars": {"OMP_NUM_THREADS": "1", "JAX_PLATFORMS": "cpu", "SUIQA_HOME": str(run_dir().parent)}}
     for attempt in range(3):  # a loaded 2-core machine can be slow to accept the first driver connection
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, runtime_env=runtime_env)

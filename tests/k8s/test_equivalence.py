@@ -56,8 +56,12 @@ def test_vllm_argv_equals_print_command(overlay, tier):
     container = next(c for c in _deployment(overlay, service_name(tier.role))["spec"]["template"]["spec"]["containers"]
                      if c["name"] == "vllm")
     assert " ".join(container["command"] + container["args"]) == printed
-    assert container["command"] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
     args = container["args"]
+    if overlay == "gpu":  # `vllm serve MODEL --api-server-count N` (several API-server processes)
+        assert container["command"] == ["python3", "-m", "vllm.entrypoints.cli.main"] and args[0] == "serve"
+        assert int(args[args.index("--api-server-count") + 1]) >= 1
+    else:  # vllm-cpu: one API-server process, started as a module
+        assert container["command"] == ["python3", "-m", "vllm.entrypoints.openai.api_server"]
     assert args[args.index("--shutdown-timeout") + 1] == str(SHUTDOWN_TIMEOUT_S)
     assert args[args.index("--host") + 1] == "0.0.0.0"
     port = int(args[args.index("--port") + 1])

@@ -206,7 +206,7 @@ def test_rayservice_shape(overlay):
 def test_model_prep_job_writes_the_folders_the_tiers_serve(overlay):
     job = _docs(overlay, "Job")[0]
     command = job["spec"]["template"]["spec"]["containers"][0]["command"]
-    served = {c["args"][c["args"].index("--model") + 1]
+    served = {c["args"][c["args"].index("--model") + 1] if "--model" in c["args"] else c["args"][1]  # vllm serve M
               for d in _docs(overlay, "Deployment") for c in d["spec"]["template"]["spec"]["containers"]}
     if "convert" in command:   # gpu: the converted domain model; the agent model is uploaded as is
         assert command[command.index("convert") + 2] in served and command[-2:] == ["--to", "llama"]
