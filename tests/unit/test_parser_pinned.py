@@ -6,7 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from react_tier.parser import ReActParseError, clean_output, final_answer_prefix, parse_action_input, parse_turn
+from react_tier.parser import (
+    ReActParseError,
+    clean_output,
+    final_answer_prefix,
+    parse_action_input,
+    parse_turn,
+)
 
 TOOLS = ["search_knowledge", "lookup_poem"]
 
