@@ -37,6 +37,7 @@ class Reply:
     hang: bool = False
     prompt_tokens: int = 11
     chunk_chars: int = 3
+    usage: bool = True  # False: a non-streamed answer without the usage field
 
 
 class ScriptedOpenAI:
@@ -44,6 +45,7 @@ class ScriptedOpenAI:
         self.port = free_port()
         self.scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self.requests: list[dict] = []
+        self.tokenizer_requests: list[tuple[str, dict]] = []  # (path, body) of /tokenize and /detokenize
         self.disconnects = 0
         self.hanging = threading.Event()
         app = Starlette(routes=[Route("/v1/models", self._models, methods=["GET"]),
@@ -69,6 +71,7 @@ class ScriptedOpenAI:
     def reset(self) -> None:
         self.scripts.clear()
         self.requests.clear()
+        self.tokenizer_requests.clear()
         self.search_results = []
         self.disconnects = 0
         self.hanging.clear()
@@ -91,11 +94,15 @@ class ScriptedOpenAI:
 
     async def _tokenize(self, request: Request) -> Response:
         """vLLM's /tokenize, with one token per character (as the completion counts here)."""
-        tokens = [ord(c) for c in (await request.json())["prompt"]]
+        body = await request.json()
+        self.tokenizer_requests.append(("/tokenize", body))
+        tokens = [ord(c) for c in body["prompt"]]
         return JSONResponse({"count": len(tokens), "tokens": tokens, "max_model_len": 4096})
 
     async def _detokenize(self, request: Request) -> Response:
-        return JSONResponse({"prompt": "".join(chr(t) for t in (await request.json())["tokens"])})
+        body = await request.json()
+        self.tokenizer_requests.append(("/detokenize", body))
+        return JSONResponse({"prompt": "".join(chr(t) for t in body["tokens"])})
 
     async def _search(self, request: Request) -> Response:
         self.requests.append({"search": dict(request.query_params)})
@@ -134,8 +141,9 @@ class ScriptedOpenAI:
                  "total_tokens": reply.prompt_tokens + len(text)}
         base = {"id": "chatcmpl-scripted", "created": int(time.time()), "model": body.get("model")}
         if not body.get("stream"):
-            return JSONResponse({**base, "object": "chat.completion", "usage": usage, "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
+            return JSONResponse({**base, "object": "chat.completion", **({"usage": usage} if reply.usage else {}),
+                                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                              "finish_reason": "stop"}]})
 
         continuous = bool((body.get("stream_options") or {}).get("continuous_usage_stats"))
 

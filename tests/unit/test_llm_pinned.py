@@ -47,6 +47,7 @@ def test_completion_token_marks():
     assert [done.cut_at_tokens(0, cap) for cap in (0, 1, 2, 3, 4, 9)] == [0, 2, 2, 4, 5, 5]
     assert done.cut_at_tokens(2, 2) == 4 and done.cut_at_tokens(3, 1) == 3
     assert Completion("").tokens_from(0) == 0 and Completion("ab").cut_at_tokens(0, 5) == 0
+    assert done.tokens_from(0, 9) == 4 and done.tokens_from(2, 9) == 3  # past the last mark: all its tokens
 
 
 @pytest.mark.parametrize("exc, retried", [
@@ -130,6 +131,31 @@ async def test_stream_marks_where_the_tokens_end(scripted, continuous):
     body = scripted.requests_for("agent")[0]
     assert body["stream"] is True and body["stream_options"] == (
         {"include_usage": True, "continuous_usage_stats": True} if continuous else {"include_usage": True})
+
+
+async def test_complete_sends_stop_cap_and_sampling_within_the_budget(scripted):
+    scripted.script("agent", Reply("甲乙。丙"), Reply("", usage=False), Reply("迟", delay_s=3))
+    client = LLMClient("agent", settings(scripted.base_url, max_retries=0))
+    cut = await client.complete([{"role": "user", "content": "q"}], stop=["。"], max_tokens=7,
+                                sampling={"seed": 3})
+    empty = await client.complete([{"role": "user", "content": "q"}])
+    with pytest.raises(openai.APITimeoutError):
+        await client.complete([{"role": "user", "content": "q"}], budget_s=0.3)
+    await client.aclose()
+    assert cut.text == "甲乙" and (empty.text, empty.prompt_tokens, empty.completion_tokens) == ("", 0, 0)
+    body = scripted.requests_for("agent")[0]
+    assert (body["stop"], body["max_tokens"], body["seed"]) == (["。"], 7, 3)
+
+
+async def test_truncate_to_tokens_asks_the_tiers_tokenizer(scripted):
+    client = LLMClient("agent", settings(scripted.base_url))
+    assert await client.truncate_to_tokens("隋文帝杨坚", 2) == ("隋文", 2)
+    assert await client.truncate_to_tokens("隋文帝", 3) == ("隋文帝", 3)  # exactly the cap: no detokenize
+    await client.aclose()
+    assert scripted.tokenizer_requests == [
+        ("/tokenize", {"model": "agent", "prompt": "隋文帝杨坚", "add_special_tokens": False}),
+        ("/detokenize", {"model": "agent", "tokens": [ord("隋"), ord("文")]}),
+        ("/tokenize", {"model": "agent", "prompt": "隋文帝", "add_special_tokens": False})]
 
 
 async def test_truncate_to_tokens_with_the_tiers_tokenizer_and_without(scripted):
