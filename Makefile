@@ -41,7 +41,8 @@ mutation: setup   ## mutate the core modules, run the fast unit tests on each mu
 
 mutation-sample: setup  ## CI's fixed sample of mutants ($(MUTATION_OUT)/sample.txt): fails if one survives (~5 min)
 	@rm -rf mutants && mkdir -p var
-	-@timeout 1200 $(MUTMUT) run --max-children 2 $$(grep -v '^#' $(MUTATION_OUT)/sample.txt) > var/mutation-sample.log 2>&1 || true
+	-@set -f; timeout 1200 $(MUTMUT) run --max-children 2 $$(grep -v '^#' $(MUTATION_OUT)/sample.txt) \
+	    > var/mutation-sample.log 2>&1 || true
 	@$(PY) -m tests.mutation.report --sample
 
 lint: setup
