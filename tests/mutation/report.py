@@ -102,7 +102,8 @@ def write_report(modules: dict, notes: dict[str, str], command: str) -> None:
 
 def check_sample(results: dict[str, dict[str, str]], notes: dict[str, str]) -> int:
     """Every sample pattern matches mutants, and each is killed (or a listed equivalent)."""
-    patterns = [p for p in SAMPLE.read_text().split() if p and not p.startswith("#")]
+    lines = (line.strip() for line in SAMPLE.read_text(encoding="utf-8").splitlines())
+    patterns = [line for line in lines if line and not line.startswith("#")]
     statuses = {name: status for module in results.values() for name, status in module.items()}
     bad = []
     for pattern in patterns:
