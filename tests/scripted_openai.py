@@ -46,6 +46,8 @@ class ScriptedOpenAI:
         self.scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self.requests: list[dict] = []
         self.tokenizer_requests: list[tuple[str, dict]] = []  # (path, body) of /tokenize and /detokenize
+        self.token_chars = 1  # characters per token of /tokenize (the streamed completions count one per character)
+        self._vocab: dict[str, int] = {}
         self.disconnects = 0
         self.hanging = threading.Event()
         app = Starlette(routes=[Route("/v1/models", self._models, methods=["GET"]),
@@ -72,6 +74,7 @@ class ScriptedOpenAI:
         self.scripts.clear()
         self.requests.clear()
         self.tokenizer_requests.clear()
+        self.token_chars = 1
         self.search_results = []
         self.disconnects = 0
         self.hanging.clear()
@@ -93,16 +96,18 @@ class ScriptedOpenAI:
         return JSONResponse({"object": "list", "data": [{"id": m, "object": "model"} for m in ("agent", "domain")]})
 
     async def _tokenize(self, request: Request) -> Response:
-        """vLLM's /tokenize, with one token per character (as the completion counts here)."""
+        """vLLM's /tokenize: one token per ``token_chars`` characters (1 by default, as the completions count)."""
         body = await request.json()
         self.tokenizer_requests.append(("/tokenize", body))
-        tokens = [ord(c) for c in body["prompt"]]
+        text, n = body["prompt"], self.token_chars
+        tokens = [self._vocab.setdefault(text[i:i + n], len(self._vocab)) for i in range(0, len(text), n)]
         return JSONResponse({"count": len(tokens), "tokens": tokens, "max_model_len": 4096})
 
     async def _detokenize(self, request: Request) -> Response:
         body = await request.json()
         self.tokenizer_requests.append(("/detokenize", body))
-        return JSONResponse({"prompt": "".join(chr(t) for t in body["tokens"])})
+        pieces = {token: piece for piece, token in self._vocab.items()}
+        return JSONResponse({"prompt": "".join(pieces[t] for t in body["tokens"])})
 
     async def _search(self, request: Request) -> Response:
         self.requests.append({"search": dict(request.query_params)})

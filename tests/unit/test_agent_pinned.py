@@ -232,3 +232,14 @@ async def test_the_knowledge_base_is_loaded_once_on_first_use(monkeypatch):
     assert first is second and isinstance(first, FakeKnowledgeBase) and await agent.load_knowledge() is first
     assert loads == [agent.settings.knowledge]
     await agent.aclose()
+
+
+async def test_the_degraded_answer_lists_each_piece_of_evidence_on_its_own_line(scripted):
+    scripted.script("domain", "草稿。")
+    scripted.script("agent", SEARCH, 'Thought: 再查\nAction: search_knowledge\nAction Input: {"query": "龙舟", "k": 1}',
+                    Reply(status=400))
+    agent = _agent(scripted, max_observation_chars=10_000)
+    result = await agent.run("谁开通济渠？")
+    await agent.aclose()
+    first, second = (step.observation for step in result.steps[:2])
+    assert result.answer == f"草稿。\n\n参考资料：\n{first}\n{second}"

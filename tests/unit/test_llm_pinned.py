@@ -152,10 +152,20 @@ async def test_truncate_to_tokens_asks_the_tiers_tokenizer(scripted):
     assert await client.truncate_to_tokens("隋文帝杨坚", 2) == ("隋文", 2)
     assert await client.truncate_to_tokens("隋文帝", 3) == ("隋文帝", 3)  # exactly the cap: no detokenize
     await client.aclose()
+    first_two = [t for path, body in scripted.tokenizer_requests if path == "/detokenize" for t in body["tokens"]]
     assert scripted.tokenizer_requests == [
         ("/tokenize", {"model": "agent", "prompt": "隋文帝杨坚", "add_special_tokens": False}),
-        ("/detokenize", {"model": "agent", "tokens": [ord("隋"), ord("文")]}),
+        ("/detokenize", {"model": "agent", "tokens": first_two}),
         ("/tokenize", {"model": "agent", "prompt": "隋文帝", "add_special_tokens": False})]
+    assert len(first_two) == 2
+
+
+async def test_truncation_is_in_the_tiers_tokens_not_characters(scripted):
+    scripted.token_chars = 2  # a tokenizer whose tokens are two characters long
+    client = LLMClient("agent", settings(scripted.base_url))
+    assert await client.truncate_to_tokens("隋文帝杨坚", 2) == ("隋文帝杨", 2)
+    assert await client.truncate_to_tokens("隋文帝", 2) == ("隋文帝", 2)
+    await client.aclose()
 
 
 async def test_truncate_to_tokens_with_the_tiers_tokenizer_and_without(scripted):

@@ -39,6 +39,7 @@ class Outer(TierSettings):
     plain: Plain = Field(default_factory=Plain)
     inner: Inner = Field(default_factory=Inner)
     optional: Inner | None = None
+    maybe: Plain | None = Field(None, description="off by default")
     key: SecretStr = SecretStr("s")
     shown: str = Field("x", json_schema_extra={"doc_default": "`computed`"})
 
@@ -53,8 +54,10 @@ def _clean(monkeypatch):
 def test_resolve_profile_by_name_path_or_a_clear_error(tmp_path):
     (tmp_path / "a.yaml").write_text("x: 1")
     (tmp_path / "b.yaml").write_text("x: 2")
+    (tmp_path / "c.yml").write_text("x: 3")
     assert resolve_profile("a", tmp_path, "stack") == tmp_path / "a.yaml"
     assert resolve_profile(tmp_path / "b.yaml", tmp_path, "stack") == tmp_path / "b.yaml"
+    assert resolve_profile(tmp_path / "c.yml", tmp_path, "stack") == tmp_path / "c.yml"  # a path, not a name
     with pytest.raises(SuiqaError) as info:
         resolve_profile("c", tmp_path, "stack")
     assert str(info.value) == "unknown stack profile 'c'; known profiles: a, b"
@@ -108,7 +111,7 @@ def test_invalid_values_are_one_line_naming_each_field():
         load_settings(Outer, {"port": 0}, {"plain": {"size": "x"}})
     message = str(info.value)
     assert message.startswith("invalid Outer: ") and "\n" not in message
-    assert "port: Input should be greater than 0" in message and "plain.size: " in message
+    assert "port: Input should be greater than 0; plain.size: " in message
     assert [e["loc"] for e in info.value.errors] == [("port",), ("plain", "size")]
 
 
@@ -118,8 +121,8 @@ def test_direct_construction_reads_no_environment(_clean):
 
 
 def test_to_yaml_round_trips(tmp_path):
-    text = Outer.load(port=83).to_yaml()
-    assert text.startswith("port: 83\n")
+    text = Outer.load(port=83, inner={"name": "隋"}).to_yaml()
+    assert text.startswith("port: 83\n") and "name: 隋" in text  # field order kept, readable Chinese
     (tmp_path / "again.yaml").write_text(text)
     assert Outer.load(tmp_path / "again.yaml").port == 83
 
@@ -130,6 +133,9 @@ def test_settings_rows():
         "port": ("SUIQA_TOUTER_PORT", "80", "The port."),
         "plain.size": ("SUIQA_TOUTER_PLAIN__SIZE", "2", ""),
         "plain.tags": ("SUIQA_TOUTER_PLAIN__TAGS", "[]", "a \\| b"),
+        "maybe": ("SUIQA_TOUTER_MAYBE", "None", "off by default"),
+        "maybe.size": ("SUIQA_TOUTER_MAYBE__SIZE", "2", ""),
+        "maybe.tags": ("SUIQA_TOUTER_MAYBE__TAGS", "[]", "a \\| b"),
         "key": ("SUIQA_TOUTER_KEY", "(secret)", ""),
         "shown": ("SUIQA_TOUTER_SHOWN", "`computed`", ""),
     }
