@@ -38,6 +38,7 @@ class Reply:
     prompt_tokens: int = 11
     chunk_chars: int = 3
     usage: bool = True  # False: a non-streamed answer without the usage field
+    finish_reason: str = "stop"  # "length": as if the server's max_tokens cut the text
 
 
 class ScriptedOpenAI:
@@ -148,7 +149,7 @@ class ScriptedOpenAI:
         if not body.get("stream"):
             return JSONResponse({**base, "object": "chat.completion", **({"usage": usage} if reply.usage else {}),
                                  "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                              "finish_reason": "stop"}]})
+                                              "finish_reason": reply.finish_reason}]})
 
         continuous = bool((body.get("stream_options") or {}).get("continuous_usage_stats"))
 
@@ -167,7 +168,7 @@ class ScriptedOpenAI:
             for i in range(0, len(text), reply.chunk_chars):
                 piece = text[i:i + reply.chunk_chars]
                 yield chunk({"content": piece}, sent=i + len(piece))
-            yield chunk({}, "stop")
+            yield chunk({}, reply.finish_reason)
             if (body.get("stream_options") or {}).get("include_usage"):
                 yield chunk({}, with_usage=True)
             yield "data: [DONE]\n\n"

@@ -243,3 +243,11 @@ async def test_the_degraded_answer_lists_each_piece_of_evidence_on_its_own_line(
     await agent.aclose()
     first, second = (step.observation for step in result.steps[:2])
     assert result.answer == f"草稿。\n\n参考资料：\n{first}\n{second}"
+
+
+async def test_a_forced_answer_cut_by_the_tiers_own_cap_is_truncated(scripted):
+    scripted.script("agent", SEARCH, Reply("隋炀帝下令", finish_reason="length"))
+    agent = _agent(scripted, draft_first=False, max_steps=1)
+    result = await agent.run("谁开通济渠？")
+    await agent.aclose()
+    assert (result.answer, result.truncated, result.finish_reason) == ("隋炀帝下令", True, "max_steps")

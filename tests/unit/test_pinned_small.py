@@ -110,6 +110,7 @@ def test_word_tokenizer_exact_words():
     plain, extra = WordTokenizer(), WordTokenizer(("杨师道",))
     # no HMM: unknown names stay single characters instead of invented words (杨师, 唐尚)
     assert plain.words("杨师道入唐尚桂阳公主") == ["杨", "师", "道", "入", "唐", "尚", "桂阳", "公主"]
+    assert plain.query_words("杨师道入唐尚桂阳公主") == ["杨", "师", "道", "入", "唐", "尚", "桂阳", "公主"]
     assert extra.words("杨师道入唐") == ["师道", "杨师道", "入", "唐"]
     assert plain._sub_words("中华人民共和国") == ["中华", "华人", "人民", "共和", "共和国"]
     assert plain._sub_words("大运河") == ["大运", "运河"] and plain._sub_words("运河") == []
