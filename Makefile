@@ -4,7 +4,8 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: setup demo demo-web test test-fast test-xtuner xtuner-env models clean lint bench-cpu bench-overhead
+.PHONY: setup demo demo-web test test-fast test-xtuner xtuner-env models clean lint bench-cpu bench-overhead \
+        mutation mutation-sample
 
 setup:            ## .venv with the CPU profile + the Debian packages the tests use (idempotent; seconds when done)
 	@bash scripts/setup.sh
@@ -33,11 +34,28 @@ bench-cpu: setup  ## CPU benchmark suite: domain vLLM vs the seed's HF one-at-a-
 bench-overhead: setup  ## agent-tier orchestration overhead vs a trivial Serve echo, 1 vs 2 replicas
 	@$(VENV)/bin/suiqa bench overhead --users 1,8,32 --duration 15s
 
+# Mutation testing (mutmut, config in pyproject's [tool.mutmut]; report in benchmarks/results/mutation/). Niced and
+# bounded: the machine is shared. A fresh mutants/ each time, so a report never mixes old and new results.
+MUTMUT := nice -n 19 $(VENV)/bin/mutmut
+MUTATION_OUT := benchmarks/results/mutation
+
+mutation: setup   ## mutate the core modules, run the fast unit tests on each mutant (slow: 1-2 h on 2 cores)
+	@rm -rf mutants
+	@mkdir -p var
+	-@timeout 10800 $(MUTMUT) run --max-children 2 > var/mutation.log 2>&1 || true
+	@$(PY) -m tests.mutation.report --command "make mutation"
+
+mutation-sample: setup  ## CI's fixed sample of mutants ($(MUTATION_OUT)/sample.txt): fails if one survives (~5 min)
+	@rm -rf mutants && mkdir -p var
+	-@set -f; timeout 1200 $(MUTMUT) run --max-children 2 $$(grep -v '^#' $(MUTATION_OUT)/sample.txt) \
+	    > var/mutation-sample.log 2>&1 || true
+	@$(PY) -m tests.mutation.report --sample
+
 lint: setup
 	@$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf var .pytest_cache
+	rm -rf var .pytest_cache mutants
 
 xtuner-env:       ## .venv-xtuner: XTuner 0.1.23 in its own venv (transformers 4.48); ~2 min first time, idempotent
 	@bash scripts/xtuner_env.sh

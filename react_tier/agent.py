@@ -398,8 +398,11 @@ class _AnswerShaper:
         if not self.ended and not final and self.holdback:  # the tail may be the start of a stop string
             visible = visible[:max(len(self.shown), len(visible) - self.holdback)]
         start = max(completion.text.find(answer[:8]), 0) if answer else 0
-        tokens = completion.tokens_from(start, start + len(visible)) if completion.marks else \
-            completion.completion_tokens
+        if not visible:  # nothing shown (e.g. a stop string at the very start): no answer tokens
+            tokens = 0
+        else:
+            tokens = completion.tokens_from(start, start + len(visible)) if completion.marks else \
+                completion.completion_tokens
         if self.cap is not None and tokens > self.cap:
             visible = visible[:max(0, completion.cut_at_tokens(start, self.cap) - start)]
             tokens = completion.tokens_from(start, start + len(visible)) if visible else 0

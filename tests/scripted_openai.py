@@ -37,6 +37,8 @@ class Reply:
     hang: bool = False
     prompt_tokens: int = 11
     chunk_chars: int = 3
+    usage: bool = True  # False: a non-streamed answer without the usage field
+    finish_reason: str = "stop"  # "length": as if the server's max_tokens cut the text
 
 
 class ScriptedOpenAI:
@@ -44,6 +46,9 @@ class ScriptedOpenAI:
         self.port = free_port()
         self.scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self.requests: list[dict] = []
+        self.tokenizer_requests: list[tuple[str, dict]] = []  # (path, body) of /tokenize and /detokenize
+        self.token_chars = 1  # characters per token of /tokenize (the streamed completions count one per character)
+        self._vocab: dict[str, int] = {}
         self.disconnects = 0
         self.hanging = threading.Event()
         app = Starlette(routes=[Route("/v1/models", self._models, methods=["GET"]),
@@ -69,6 +74,8 @@ class ScriptedOpenAI:
     def reset(self) -> None:
         self.scripts.clear()
         self.requests.clear()
+        self.tokenizer_requests.clear()
+        self.token_chars = 1
         self.search_results = []
         self.disconnects = 0
         self.hanging.clear()
@@ -90,12 +97,18 @@ class ScriptedOpenAI:
         return JSONResponse({"object": "list", "data": [{"id": m, "object": "model"} for m in ("agent", "domain")]})
 
     async def _tokenize(self, request: Request) -> Response:
-        """vLLM's /tokenize, with one token per character (as the completion counts here)."""
-        tokens = [ord(c) for c in (await request.json())["prompt"]]
+        """vLLM's /tokenize: one token per ``token_chars`` characters (1 by default, as the completions count)."""
+        body = await request.json()
+        self.tokenizer_requests.append(("/tokenize", body))
+        text, n = body["prompt"], self.token_chars
+        tokens = [self._vocab.setdefault(text[i:i + n], len(self._vocab)) for i in range(0, len(text), n)]
         return JSONResponse({"count": len(tokens), "tokens": tokens, "max_model_len": 4096})
 
     async def _detokenize(self, request: Request) -> Response:
-        return JSONResponse({"prompt": "".join(chr(t) for t in (await request.json())["tokens"])})
+        body = await request.json()
+        self.tokenizer_requests.append(("/detokenize", body))
+        pieces = {token: piece for piece, token in self._vocab.items()}
+        return JSONResponse({"prompt": "".join(pieces[t] for t in body["tokens"])})
 
     async def _search(self, request: Request) -> Response:
         self.requests.append({"search": dict(request.query_params)})
@@ -130,15 +143,16 @@ class ScriptedOpenAI:
         stops = body.get("stop") or []
         for stop in [stops] if isinstance(stops, str) else stops:
             text = text.split(stop)[0]
-        finish = "stop"
+        finish = reply.finish_reason
         if body.get("max_tokens") and len(text) > body["max_tokens"]:  # like vLLM: cut at the cap, "length"
             text, finish = text[:body["max_tokens"]], "length"
         usage = {"prompt_tokens": reply.prompt_tokens, "completion_tokens": len(text),
                  "total_tokens": reply.prompt_tokens + len(text)}
         base = {"id": "chatcmpl-scripted", "created": int(time.time()), "model": body.get("model")}
         if not body.get("stream"):
-            return JSONResponse({**base, "object": "chat.completion", "usage": usage, "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}]})
+            return JSONResponse({**base, "object": "chat.completion", **({"usage": usage} if reply.usage else {}),
+                                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                              "finish_reason": finish}]})
 
         continuous = bool((body.get("stream_options") or {}).get("continuous_usage_stats"))
 

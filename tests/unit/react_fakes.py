@@ -1,42 +1,73 @@
-"""Test doubles for the agent's unit tests: a tiny in-memory knowledge base with the KnowledgeBase protocol,
-and tools for registry/timeout tests."""
+"""Test doubles for the agent's unit tests: a tiny in-memory knowledge base that keeps the real KnowledgeBase's
+contract, and tools for registry/timeout tests.
+
+FakeKnowledgeBase hands out the real record types (:class:`Passage`, :class:`Poem`) with real ids, sources and
+titles copied from the real index (``suishu:卷N:W``, ``zztj:卷N:W``, ``bio:<name>``, ``poem:sui#N``; each text
+is an excerpt of the real record) and refuses what the real one refuses: it runs the real ``clean_query`` and the
+same ``k`` check, so an empty, over-long or junk query, a bad ``k`` or a poem lookup without text/title/author is
+a :class:`KnowledgeQueryError`. tests/unit/test_kb_contract.py runs the same cases against this double and the
+real index built from data/, so the citation code meets real ids in unit tests.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any, ClassVar
 
-from react_tier.knowledge.models import Passage, Poem
+from react_tier.knowledge.models import KnowledgeQueryError, Passage, Poem
+from react_tier.knowledge.settings import KnowledgeSettings
+from react_tier.knowledge.text import clean_query
 from react_tier.tools import Tool, ToolResult
 
-# the knowledge base's own record types, so tools format fakes exactly as they format real hits
-FakePassage, FakePoem = Passage, Poem
-
+LIMITS = KnowledgeSettings()  # the real defaults: max_k, max_query_chars
 
 PASSAGES = [
-    FakePassage("suishu:3:1", "book_of_sui", "隋书·炀帝纪", "大业元年，发河南诸郡男女百余万，开通济渠。"),
-    FakePassage("tongjian:180:2", "zizhi_tongjian", "资治通鉴·隋纪", "炀帝幸江都，龙舟相接二百余里。"),
-    FakePassage("bio:yang_su", "biographies", "杨素传", "杨素，字处道，弘农华阴人。"),
+    Passage("suishu:卷3:18", "suishu", "隋书·帝纪卷三 炀帝上",
+            "徙天下富商大贾数万家于东京。辛亥，发河南诸郡男女百余万，开通济渠，自西苑引谷、洛水达于河，自板渚引河通于淮。"),
+    Passage("zztj:卷180:47", "zztj", "资治通鉴·隋纪四 大业元年（乙丑，公元六零五年）",
+            "自长安至江都，置离宫四十馀所。庚申，遣黄门侍郎王弘等往江南造龙舟及杂船数万艘。"),
+    Passage("bio:杨师道", "bio", "楊師道（全唐诗作者小传）",
+            "楊師道，字景猷，華陰人，隋宗室也，清警有才思。"),
 ]
-POEMS = [FakePoem("poem:1", "春江花月夜", "杨广", "暮江平不动，春花满正开。", dynasty="隋")]
+POEMS = [Poem("poem:sui#780", "春江花月夜二首 其一", "杨广", "暮江平不动，春花满正开。流波将月去，潮水带星来。", "隋"),
+         Poem("poem:sui#61", "昔昔盐", "薛道衡", "垂柳覆金堤，蘼芜叶复齐。水溢芙蓉沼，花飞桃李蹊。", "隋")]
+
+
+def _check(k: object) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= LIMITS.max_k:
+        raise KnowledgeQueryError(f"k must be an integer from 1 to {LIMITS.max_k}, got {k!r}")
+    return k
+
+
+def _clean(value: object) -> str:
+    return clean_query(value, LIMITS.max_query_chars)  # the real validator (and simplified form)
 
 
 class FakeKnowledgeBase:
+    """Passages sharing characters with the query, most shared first; scores fall down the list."""
+
     def __init__(self) -> None:
         self.queries: list[tuple[str, int]] = []
 
-    def search(self, query: str, k: int = 5) -> list[FakePassage]:
+    def search(self, query: str, k: int = 5) -> list[Passage]:
         self.queries.append((query, k))
-        if not query.strip():
-            raise ValueError("empty query")
-        hits = [p for p in PASSAGES if set(query) & set(p.text + p.title)]
-        return hits[:k]
+        k, query = _check(k), _clean(query)
+        shared = {p.id: len(set(query) & set(p.text + p.title)) for p in PASSAGES}
+        hits = sorted((p for p in PASSAGES if shared[p.id]), key=lambda p: -shared[p.id])[:k]
+        return [Passage(p.id, p.source, p.title, p.text, score=1.0 / (rank + 1)) for rank, p in enumerate(hits)]
 
-    def lookup_poem(self, text=None, *, title=None, author=None, k=5) -> list[FakePoem]:
+    def lookup_poem(self, text: str | None = None, *, title: str | None = None, author: str | None = None,
+                    k: int = 5) -> list[Poem]:
+        k = _check(k)
+        given = {name: _clean(value) for name, value in (("text", text), ("title", title), ("author", author))
+                 if value is not None}
+        if not given:
+            raise KnowledgeQueryError("lookup_poem needs a line of verse, a title or an author")
+        text, title, author = given.get("text"), given.get("title"), given.get("author")
         return [p for p in POEMS if (author and author in p.author) or (title and title in p.title)
                 or (text and text[:2] in p.content)][:k]
 
-    def get(self, passage_id: str) -> FakePassage | None:
+    def get(self, passage_id: str) -> Passage | None:
         return next((p for p in PASSAGES if p.id == passage_id), None)
 
 

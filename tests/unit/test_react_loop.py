@@ -17,7 +17,7 @@ from tests.support import free_port
 from tests.unit.react_fakes import FakeKnowledgeBase
 
 SEARCH = 'Thought: 需要查资料\nAction: search_knowledge\nAction Input: {"query": "大业 开通济渠"}'
-ANSWER = "Thought: 我现在知道最终答案了\nFinal Answer: 隋炀帝于大业元年开通济渠 [suishu:3:1]，参见 [made:up]。"
+ANSWER = "Thought: 我现在知道最终答案了\nFinal Answer: 隋炀帝于大业元年开通济渠 [suishu:卷3:18]，参见 [made:up]。"
 
 
 class Recorder(AgentHooks):
@@ -75,15 +75,15 @@ async def test_two_step_answer_with_citations(scripted):
     await agent.aclose()
 
     assert result.finish_reason == "stop" and result.request_id == "r1"
-    assert result.answer == "隋炀帝于大业元年开通济渠 [suishu:3:1]，参见 [made:up]。"
-    assert [c.id for c in result.citations] == ["suishu:3:1"]          # invented [made:up] is dropped
-    assert result.citations[0].source == "book_of_sui"
-    assert result.citations[0].text == "大业元年，发河南诸郡男女百余万，开通济渠。"  # the passage, for display
+    assert result.answer == "隋炀帝于大业元年开通济渠 [suishu:卷3:18]，参见 [made:up]。"
+    assert [c.id for c in result.citations] == ["suishu:卷3:18"]          # invented [made:up] is dropped
+    assert result.citations[0].source == "suishu"
+    assert result.citations[0].text.startswith("徙天下富商大贾数万家于东京。")  # the passage, for display
     assert result.grounding.claims == 1 and result.grounding.unknown_ids == ["made:up"]
     assert result.draft == "隋炀帝开凿了大运河。"
     first = result.steps[0]
     assert first.tool == "search_knowledge" and first.tool_input == {"query": "大业 开通济渠"}
-    assert "[suishu:3:1]" in first.observation and first.error is None
+    assert "[suishu:卷3:18]" in first.observation and first.error is None
     assert result.usage["agent"].calls == 2 and result.usage["domain"].calls == 1
     assert result.usage["agent"].prompt_tokens == 22
 
@@ -91,7 +91,7 @@ async def test_two_step_answer_with_citations(scripted):
     assert all("Observation:" in r["stop"] and r["stream"] for r in agent_requests)
     assert "领域模型初稿" in agent_requests[0]["messages"][-1]["content"]
     assert "隋炀帝开凿了大运河。" in agent_requests[0]["messages"][-1]["content"]
-    assert agent_requests[1]["messages"][-1]["content"].startswith("Observation: [suishu:3:1]")
+    assert agent_requests[1]["messages"][-1]["content"].startswith("Observation: [suishu:卷3:18]")
     assert hooks.calls[0] == ("run_start", "r1") and hooks.calls[-1] == ("run_end", "stop")
     assert ("tool", "search_knowledge", True) in hooks.calls
     json.dumps(result.model_dump())  # JSON-serialisable
@@ -142,13 +142,13 @@ async def test_repeated_parse_errors_give_up_with_a_forced_answer(scripted):
 
 async def test_step_cap_gives_best_effort_answer_from_evidence(scripted):
     scripted.script("domain", "草稿")
-    scripted.script("agent", SEARCH, SEARCH, "Thought: 够了\nFinal Answer: 据 [suishu:3:1]，是隋炀帝。")
+    scripted.script("agent", SEARCH, SEARCH, "Thought: 够了\nFinal Answer: 据 [suishu:卷3:18]，是隋炀帝。")
     agent, _ = make_agent(scripted, max_steps=2)
     result = await agent.run("大运河是谁开凿的？")
     await agent.aclose()
 
-    assert result.finish_reason == "max_steps" and result.answer == "据 [suishu:3:1]，是隋炀帝。"
-    assert len(result.steps) == 2 and [c.id for c in result.citations] == ["suishu:3:1"]
+    assert result.finish_reason == "max_steps" and result.answer == "据 [suishu:卷3:18]，是隋炀帝。"
+    assert len(result.steps) == 2 and [c.id for c in result.citations] == ["suishu:卷3:18"]
     forced = scripted.requests_for("agent")[-1]["messages"][-1]["content"]
     assert "已达到步数上限" in forced and "不要再调用工具" in forced
 
@@ -161,8 +161,8 @@ async def test_step_cap_and_failed_forced_call_fall_back_to_draft_and_evidence(s
     await agent.aclose()
 
     assert result.finish_reason == "degraded"
-    assert result.answer.startswith("参考资料：\n[suishu:3:1]") and result.answer.endswith("草稿：隋炀帝。")
-    assert "suishu:3:1" in [c.id for c in result.citations]
+    assert result.answer.startswith("参考资料：\n[suishu:卷3:18]") and result.answer.endswith("草稿：隋炀帝。")
+    assert "suishu:卷3:18" in [c.id for c in result.citations]
 
 
 async def test_tool_timeout_becomes_an_observation(scripted):
@@ -192,9 +192,9 @@ async def test_tool_errors_and_bad_inputs_become_observations(scripted):
 
     steps = result.steps
     assert steps[0].error.startswith("input:") and "至少需要" in steps[0].observation
-    assert steps[1].tool_input == {"query": "通济渠"} and "[suishu:3:1]" in steps[1].observation
+    assert steps[1].tool_input == {"query": "通济渠"} and "[suishu:卷3:18]" in steps[1].observation
     assert "JSON" in steps[2].observation
-    assert "[poem:1]" in steps[3].observation and result.finish_reason == "stop"
+    assert "[poem:sui#780]" in steps[3].observation and result.finish_reason == "stop"
 
 
 async def test_upstream_500_is_retried(scripted):
@@ -286,9 +286,9 @@ async def test_always_search_first_is_a_visible_forced_step(scripted):
     await agent.aclose()
     forced = result.steps[0]
     assert forced.forced and forced.tool == "search_knowledge" and forced.tool_input == {"query": "通济渠是哪一年开的？"}
-    assert "[suishu:3:1]" in forced.observation
-    assert result.steps[1].index == 1 and [c.id for c in result.citations] == ["suishu:3:1"]
-    assert "Observation: [suishu:3:1]" in scripted.requests_for("agent")[0]["messages"][-1]["content"]
+    assert "[suishu:卷3:18]" in forced.observation
+    assert result.steps[1].index == 1 and [c.id for c in result.citations] == ["suishu:卷3:18"]
+    assert "Observation: [suishu:卷3:18]" in scripted.requests_for("agent")[0]["messages"][-1]["content"]
 
 
 @pytest.mark.parametrize("request_fields, message", [
@@ -450,8 +450,8 @@ async def test_an_answer_that_cites_nothing_lists_its_evidence_visibly(scripted)
     events = [e async for e in agent.stream("大运河是谁开凿的？")]
     await agent.aclose()
     result = events[-1].result
-    assert result.answer.startswith("是隋炀帝开的。\n\n参考资料：[suishu:3:1]《隋书·炀帝纪》")
-    assert "suishu:3:1" in [c.id for c in result.citations]
+    assert result.answer.startswith("是隋炀帝开的。\n\n参考资料：[suishu:卷3:18]《隋书·帝纪卷三 炀帝上》")
+    assert "suishu:卷3:18" in [c.id for c in result.citations]
     assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == result.answer
     # one token per character here; the answer's first chunk also carries the label's end (counted: never less)
     assert len(result.answer) <= result.answer_tokens <= len(result.answer) + 2
@@ -475,4 +475,4 @@ async def test_an_answer_cut_by_the_tiers_own_cap_still_lists_its_evidence(scrip
     agent, _ = make_agent(scripted, max_steps=1, agent_llm=endpoint(scripted.base_url, "agent", max_tokens=100))
     result = await agent.run("大运河是谁开凿的？")
     await agent.aclose()
-    assert result.truncated and "参考资料：[suishu:3:1]" in result.answer  # not the client's cap: the note fits
+    assert result.truncated and "参考资料：[suishu:卷3:18]" in result.answer  # not the client's cap: the note fits

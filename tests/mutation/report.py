@@ -1,0 +1,137 @@
+"""Mutation-testing report from mutmut's results (mutants/**/*.meta) -> benchmarks/results/mutation/.
+
+    python -m tests.mutation.report                # report.md + summary.json for every core module
+    python -m tests.mutation.report --sample       # check CI's fixed sample: exit 1 if a sample mutant survived
+
+Score per module = killed / (killed + survived), where "killed" includes timeouts (the mutant made the tests hang
+until mutmut's CPU limit: a failure a user would see) and "survived" includes mutants no fast unit test reaches
+(mutmut's "no tests"). Survivors listed in survivors.yaml with ``equivalent: <why>`` (the mutant cannot change
+behaviour) leave the denominator; every other survivor stays in it and is listed with its diff.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import fnmatch
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+OUT = REPO / "benchmarks" / "results" / "mutation"
+SAMPLE = OUT / "sample.txt"
+SURVIVORS = OUT / "survivors.yaml"
+TARGET = 0.80
+
+
+def _status(code: int | None) -> str:
+    from mutmut.stats import status_by_exit_code
+
+    return status_by_exit_code[code]
+
+
+def load_results() -> dict[str, dict[str, str]]:
+    """{module path: {mutant name: status}} for every core module mutmut has mutated."""
+    results: dict[str, dict[str, str]] = {}
+    for meta in sorted((REPO / "mutants").rglob("*.py.meta")):
+        module = str(meta.relative_to(REPO / "mutants"))[: -len(".meta")]
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        results[module] = {name: _status(code) for name, code in codes.items()}
+    return results
+
+
+def mutant_diff(name: str) -> str:
+    out = subprocess.run([sys.executable, "-m", "mutmut", "show", name], cwd=REPO, capture_output=True,
+                         text=True, timeout=60, check=False).stdout
+    lines = [line for line in out.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    return "\n".join(lines) or out.strip()
+
+
+def summarise(results: dict[str, dict[str, str]], notes: dict[str, str]) -> dict:
+    modules = {}
+    for module, statuses in results.items():
+        counts = Counter(statuses.values())
+        equivalent = [n for n, s in statuses.items() if s in ("survived", "no tests") and
+                      str(notes.get(n, "")).startswith("equivalent")]
+        killed = counts["killed"] + counts["timeout"] + counts["caught by type check"]
+        survived = counts["survived"] + counts["no tests"] + counts["suspicious"] + counts["segfault"] \
+            - len(equivalent)
+        modules[module] = {
+            "mutants": len(statuses), "killed": killed, "timeout": counts["timeout"], "survived": survived,
+            "equivalent": len(equivalent), "not_checked": counts["not checked"] + counts["skipped"],
+            "score": round(killed / (killed + survived), 3) if killed + survived else None,
+            "survivors": sorted(n for n, s in statuses.items()
+                                if s in ("survived", "no tests", "suspicious", "segfault") and n not in equivalent),
+            "equivalents": sorted(equivalent),
+        }
+    return modules
+
+
+def write_report(modules: dict, notes: dict[str, str], command: str) -> None:
+    import mutmut
+
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "summary.json").write_text(json.dumps({"date": now, "command": command, "mutmut": mutmut.__version__,
+                                                  "modules": modules}, indent=1, ensure_ascii=False) + "\n")
+    rows = ["| module | mutants | killed (timeouts) | survived | equivalent | not checked | score |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for module, m in modules.items():
+        score = "n/a" if m["score"] is None else f"{m['score']:.0%}"
+        flag = "" if m["score"] is None or m["score"] >= TARGET else " ✗"
+        rows.append(f"| {module} | {m['mutants']} | {m['killed']} ({m['timeout']}) | {m['survived']} | "
+                    f"{m['equivalent']} | {m['not_checked']} | {score}{flag} |")
+    parts = [(f"# Mutation testing report\n\nDate: {now}. mutmut {mutmut.__version__}. Command: `{command}` "
+             "(config: pyproject.toml `[tool.mutmut]`).\n\nScore = killed / (killed + survived); timeouts count as "
+             "killed, mutants no fast unit test reaches count as survived, equivalents (listed below with the "
+             "reason) are left out. Target: ≥ 80% per module.\n"), *rows, ""]
+    for module, m in modules.items():
+        if not (m["survivors"] or m["equivalents"]):
+            continue
+        parts.append(f"\n## {module}\n")
+        for name in m["equivalents"] + m["survivors"]:
+            reason = notes.get(name, "unexplained: no test pins this yet")
+            parts.append(f"- `{name}` — {reason}\n\n```diff\n{mutant_diff(name)}\n```")
+    (OUT / "report.md").write_text("\n".join(parts) + "\n", encoding="utf-8")
+
+
+def check_sample(results: dict[str, dict[str, str]], notes: dict[str, str]) -> int:
+    """Every sample pattern matches mutants, and each is killed (or a listed equivalent)."""
+    lines = (line.strip() for line in SAMPLE.read_text(encoding="utf-8").splitlines())
+    patterns = [line for line in lines if line and not line.startswith("#")]
+    statuses = {name: status for module in results.values() for name, status in module.items()}
+    bad = []
+    for pattern in patterns:
+        matched = {n: s for n, s in statuses.items() if fnmatch.fnmatchcase(n, pattern)}
+        if not matched:
+            bad.append(f"{pattern}: no such mutant (the code changed: update {SAMPLE.name})")
+        bad += [f"{n}: {s}" for n, s in matched.items() if s not in ("killed", "timeout")
+                and not str(notes.get(n, "")).startswith("equivalent")]
+    print(f"{len(patterns)} sample patterns, {len(bad)} problems")
+    print("\n".join(bad))
+    return 1 if bad else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sample", action="store_true", help="check the fixed CI sample only")
+    parser.add_argument("--command", default="make mutation")
+    args = parser.parse_args()
+    results = load_results()
+    notes = (yaml.safe_load(SURVIVORS.read_text(encoding="utf-8")) if SURVIVORS.is_file() else None) or {}
+    if args.sample:
+        return check_sample(results, notes)
+    modules = summarise(results, notes)
+    write_report(modules, notes, args.command)
+    low = [m for m, s in modules.items() if s["score"] is not None and s["score"] < TARGET]
+    print(json.dumps({m: s["score"] for m, s in modules.items()}, indent=1))
+    return 1 if low else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

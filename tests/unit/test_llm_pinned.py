@@ -1,0 +1,180 @@
+"""react_tier/llm.py pinned where mutation testing found it unpinned: token accounting of streamed text (marks),
+which failures are retried and which status each becomes, per-call timeouts, the request body, usage and hooks,
+/tokenize truncation and its fallback. The HTTP side runs against the scripted OpenAI server."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from react_tier.errors import UpstreamError
+from react_tier.llm import Completion, LLMClient, _retryable, to_upstream_error
+from react_tier.results import Usage
+from react_tier.settings import LLMEndpointSettings
+from tests.scripted_openai import Reply, ScriptedOpenAI
+from tests.support import free_port
+
+REQ = httpx.Request("POST", "http://x/v1/chat/completions")
+
+
+def _status(code: int) -> openai.APIStatusError:
+    return openai.APIStatusError(f"HTTP {code}", response=httpx.Response(code, request=REQ), body=None)
+
+
+def settings(url: str = "http://127.0.0.1:9/v1", **kw) -> LLMEndpointSettings:
+    return LLMEndpointSettings(**{"base_url": url, "model": "agent", "timeout_s": 5, "connect_timeout_s": 2,
+                                  "retry_backoff_s": 0.01, "max_retries": 1, "max_tokens": 64,
+                                  "temperature": 0.3, **kw})
+
+
+@pytest.fixture(scope="module")
+def server():
+    with ScriptedOpenAI() as scripted:
+        yield scripted
+
+
+@pytest.fixture
+def scripted(server):
+    server.reset()
+    return server
+
+
+def test_completion_token_marks():
+    done = Completion("甲乙丙丁戊", marks=[(2, 1), (4, 3), (5, 4)])
+    assert [done.tokens_from(0), done.tokens_from(2), done.tokens_from(3), done.tokens_from(0, 2),
+            done.tokens_from(0, 3), done.tokens_from(4, 5)] == [4, 3, 3, 1, 3, 1]
+    assert [done.cut_at_tokens(0, cap) for cap in (0, 1, 2, 3, 4, 9)] == [0, 2, 2, 4, 5, 5]
+    assert done.cut_at_tokens(2, 2) == 4 and done.cut_at_tokens(3, 1) == 3
+    assert Completion("").tokens_from(0) == 0 and Completion("ab").cut_at_tokens(0, 5) == 0
+    assert done.tokens_from(0, 9) == 4 and done.tokens_from(2, 9) == 3  # past the last mark: all its tokens
+
+
+@pytest.mark.parametrize("exc, retried", [
+    (openai.APITimeoutError(request=REQ), False), (openai.APIConnectionError(request=REQ), True),
+    (_status(500), True), (_status(503), True), (_status(499), False), (_status(400), False),
+    (ValueError("x"), False)])
+def test_only_connection_errors_and_5xx_are_retried(exc, retried):
+    assert _retryable(exc) is retried
+
+
+@pytest.mark.parametrize("exc, status, message", [
+    (openai.APITimeoutError(request=REQ), 504, "agent LLM timed out"),
+    (TimeoutError(), 504, "agent LLM timed out"),
+    (openai.APIConnectionError(request=REQ), 503, "agent LLM unreachable: Connection error."),
+    (_status(503), 503, "agent LLM unavailable (HTTP 503)"),
+    (_status(500), 502, "agent LLM gave a bad response: APIStatusError: HTTP 500"),
+    (ValueError("odd"), 502, "agent LLM gave a bad response: ValueError: odd"),
+])
+def test_each_failure_becomes_an_upstream_error_with_its_status(exc, status, message):
+    err = to_upstream_error("agent", exc)
+    assert (err.status_code, str(err)) == (status, message)
+    already = UpstreamError("kept", 504)
+    assert to_upstream_error("agent", already) is already
+
+
+def test_per_call_timeouts_follow_the_budget():
+    client = LLMClient("agent", settings())
+    cases = {None: (5, 2), 10.0: (5, 2), 3.0: (3.0, 2), 1.0: (1.0, 1.0), 0.0: (0.05, 0.05)}
+    for budget, (read, connect) in cases.items():
+        timeout = client._timeout(budget)
+        assert (timeout.read, timeout.connect) == (read, connect), budget
+
+
+def test_request_body():
+    client = LLMClient("agent", settings(extra_body={"top_k": 5, "min_p": 0.1}))
+    messages = [{"role": "user", "content": "q"}]
+    assert client._request(messages, None, None) == {
+        "model": "agent", "messages": messages, "temperature": 0.3, "max_tokens": 64,
+        "extra_body": {"top_k": 5, "min_p": 0.1}}
+    body = client._request(messages, ["\nObservation:"], 9, {"temperature": 0.9, "seed": 1,
+                                                              "extra_body": {"top_k": 2}})
+    assert body == {"model": "agent", "messages": messages, "temperature": 0.9, "max_tokens": 9, "seed": 1,
+                    "stop": ["\nObservation:"], "extra_body": {"top_k": 2, "min_p": 0.1}}
+    assert "extra_body" not in LLMClient("agent", settings())._request(messages, [], None)
+    assert "stop" not in LLMClient("agent", settings())._request(messages, [], None)
+
+
+async def test_complete_accounts_usage_and_reports_the_call(scripted):
+    calls = []
+
+    async def hook(*args):
+        calls.append(args)
+
+    scripted.script("agent", Reply("甲乙丙", prompt_tokens=7), Reply(status=500), Reply("丁", prompt_tokens=2))
+    client = LLMClient("agent", settings(scripted.base_url), hook)
+    usage: dict[str, Usage] = {}
+    first = await client.complete([{"role": "user", "content": "q"}], usage=usage)
+    second = await client.complete([{"role": "user", "content": "q"}], usage=usage)  # one 500, then retried
+    await client.aclose()
+    assert (first.text, first.prompt_tokens, first.completion_tokens, first.finish_reason) == ("甲乙丙", 7, 3, "stop")
+    assert second.text == "丁"
+    assert usage["agent"].model_dump() == {"prompt_tokens": 9, "completion_tokens": 4, "calls": 2}
+    assert [(c[0], c[2], c[3]) for c in calls] == [
+        ("agent", {"prompt_tokens": 7, "completion_tokens": 3}, None), ("agent", None, "InternalServerError"),
+        ("agent", {"prompt_tokens": 2, "completion_tokens": 1}, None)]
+    assert all(c[1] >= 0 for c in calls)
+
+
+@pytest.mark.parametrize("continuous", [True, False])
+async def test_stream_marks_where_the_tokens_end(scripted, continuous):
+    scripted.script("agent", Reply("甲乙丙丁戊", prompt_tokens=4, chunk_chars=2))
+    client = LLMClient("agent", settings(scripted.base_url, continuous_usage_stats=continuous))
+    final, usage = Completion(""), {}
+    deltas = [d async for d in client.stream([{"role": "user", "content": "q"}], final=final, usage=usage)]
+    await client.aclose()
+    assert deltas == ["甲乙", "丙丁", "戊"] and final.text == "甲乙丙丁戊" and final.finish_reason == "stop"
+    # the scripted server counts one token per character (vLLM's continuous stats); else one per chunk
+    assert final.marks == ([(2, 2), (4, 4), (5, 5)] if continuous else [(2, 1), (4, 2), (5, 3)])
+    assert (final.prompt_tokens, final.completion_tokens) == (4, 5)
+    assert usage["agent"].model_dump() == {"prompt_tokens": 4, "completion_tokens": 5, "calls": 1}
+    body = scripted.requests_for("agent")[0]
+    assert body["stream"] is True and body["stream_options"] == (
+        {"include_usage": True, "continuous_usage_stats": True} if continuous else {"include_usage": True})
+
+
+async def test_complete_sends_stop_cap_and_sampling_within_the_budget(scripted):
+    scripted.script("agent", Reply("甲乙。丙"), Reply("", usage=False), Reply("迟", delay_s=3))
+    client = LLMClient("agent", settings(scripted.base_url, max_retries=0))
+    cut = await client.complete([{"role": "user", "content": "q"}], stop=["。"], max_tokens=7,
+                                sampling={"seed": 3})
+    empty = await client.complete([{"role": "user", "content": "q"}])
+    with pytest.raises(openai.APITimeoutError):
+        await client.complete([{"role": "user", "content": "q"}], budget_s=0.3)
+    await client.aclose()
+    assert cut.text == "甲乙" and (empty.text, empty.prompt_tokens, empty.completion_tokens) == ("", 0, 0)
+    body = scripted.requests_for("agent")[0]
+    assert (body["stop"], body["max_tokens"], body["seed"]) == (["。"], 7, 3)
+
+
+async def test_truncate_to_tokens_asks_the_tiers_tokenizer(scripted):
+    client = LLMClient("agent", settings(scripted.base_url))
+    assert await client.truncate_to_tokens("隋文帝杨坚", 2) == ("隋文", 2)
+    assert await client.truncate_to_tokens("隋文帝", 3) == ("隋文帝", 3)  # exactly the cap: no detokenize
+    await client.aclose()
+    first_two = [t for path, body in scripted.tokenizer_requests if path == "/detokenize" for t in body["tokens"]]
+    assert scripted.tokenizer_requests == [
+        ("/tokenize", {"model": "agent", "prompt": "隋文帝杨坚", "add_special_tokens": False}),
+        ("/detokenize", {"model": "agent", "tokens": first_two}),
+        ("/tokenize", {"model": "agent", "prompt": "隋文帝", "add_special_tokens": False})]
+    assert len(first_two) == 2
+
+
+async def test_truncation_is_in_the_tiers_tokens_not_characters(scripted):
+    scripted.token_chars = 2  # a tokenizer whose tokens are two characters long
+    client = LLMClient("agent", settings(scripted.base_url))
+    assert await client.truncate_to_tokens("隋文帝杨坚", 2) == ("隋文帝杨", 2)
+    assert await client.truncate_to_tokens("隋文帝", 2) == ("隋文帝", 2)
+    await client.aclose()
+
+
+async def test_truncate_to_tokens_with_the_tiers_tokenizer_and_without(scripted):
+    client = LLMClient("agent", settings(scripted.base_url))
+    assert await client.truncate_to_tokens("隋文帝", 5) == ("隋文帝", 3)
+    assert await client.truncate_to_tokens("隋文帝杨坚", 2) == ("隋文", 2)
+    down = LLMClient("agent", settings(f"http://127.0.0.1:{free_port()}/v1"))
+    assert await down.truncate_to_tokens("隋文帝杨坚", 3, timeout_s=0.5) == ("隋文帝", 3)
+    assert await down.truncate_to_tokens("隋", 3, timeout_s=0.5) == ("隋", 1)
+    assert await client.ready() is True and await down.ready(timeout_s=0.5) is False
+    await client.aclose()
+    await down.aclose()
