@@ -18,7 +18,7 @@ from deployments.config import ApiSettings
 from deployments.metrics import PipelineMetrics, PrometheusAgentHooks, exposition
 from deployments.serving_chat import OpenAIServingChat
 from react_tier import UpstreamError
-from react_tier.results import AgentResult, AnswerDelta, Done
+from react_tier.results import AgentResult, AnswerDelta
 from suiqa.logs import configure_json_logging
 from tests.unit.agent_fakes import RESULT, ContractAgent
 
