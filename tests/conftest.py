@@ -85,7 +85,8 @@ STACK_CLI = [sys.executable, "-m", "stackctl.cli"]
 
 def _stack_ports() -> dict[str, str]:
     return {"SUIQA_DOMAIN_PORT": str(free_port()), "SUIQA_API_PORT": str(free_port()),
-            "SUIQA_STACK_RAY_PORT": str(free_port()), "SUIQA_STACK_RAY_METRICS_EXPORT_PORT": str(free_port())}
+            "SUIQA_STACK_RAY_PORT": str(free_port()), "SUIQA_STACK_RAY_METRICS_EXPORT_PORT": str(free_port()),
+            "SUIQA_API_METRICS_PORT": str(free_port()), "SUIQA_STACK_PROMETHEUS_PORT": str(free_port())}
 
 
 def stack_processes(env: dict[str, str]) -> list[str]:
