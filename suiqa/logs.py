@@ -62,8 +62,8 @@ class JsonFormatter(logging.Formatter):
             "event": record.getMessage(),
             "request_id": getattr(record, "request_id", None) or REQUEST_ID.get(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and key not in body:
+        for key, value in vars(record).items():  # (private attributes, e.g. Ray's _ray_timestamp_ns, stay out)
+            if key not in _STANDARD and key not in body and not key.startswith("_"):
                 body[key] = value
         if record.exc_info:
             body["exc"] = self.formatException(record.exc_info).replace("\n", " | ")
