@@ -158,6 +158,8 @@ def create_app(chat: OpenAIServingChat | None, echo_request_id: bool = True) -> 
         message = {400: f"the request body is not valid JSON ({exc.detail})",
                    404: f"no route {request.method} {request.url.path}",
                    405: f"method {request.method} not allowed on {request.url.path}"}.get(exc.status_code)
+        if exc.status_code == 400:
+            reject("invalid_json")
         response = _error(exc.status_code, message or str(exc.detail))
         if exc.headers:
             response.headers.update(exc.headers)

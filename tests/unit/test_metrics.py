@@ -51,6 +51,7 @@ def test_every_response_is_counted_once_by_status_and_stream():
     assert client.post(URL, json=BODY).status_code == 200
     assert client.post(URL, json={**BODY, "stream": True}).status_code == 200
     assert client.post(URL, content=b"{not json", headers={"content-type": "application/json"}).status_code == 400
+    assert client.post(URL, content=b"\xff{", headers={"content-type": "application/json"}).status_code == 400
     assert client.post(URL, json={**BODY, "n": 2}).status_code == 400                       # validation
     assert client.post(URL, json={**BODY, "model": "gpt-4"}).status_code == 404              # unknown model
     assert client.post(URL, json=BODY, headers={"X-Request-Id": "bad id!"}).status_code == 400
@@ -59,11 +60,11 @@ def test_every_response_is_counted_once_by_status_and_stream():
     assert client.get("/v1/models").status_code == 200
     for probe in ("/health", "/ready", "/health"):  # probes are not traffic
         client.get(probe)
-    assert requests_by(metrics) == {("200", "false"): 2, ("200", "true"): 1, ("400", "false"): 3,
+    assert requests_by(metrics) == {("200", "false"): 2, ("200", "true"): 1, ("400", "false"): 4,
                                     ("404", "false"): 2, ("405", "false"): 1}
     rejected = {dict(labels)["reason"]: v for (name, labels), v in samples(metrics).items()
                 if name == "sui_rejected_total"}
-    assert rejected == {"invalid_json": 1, "invalid_request": 1, "invalid_request_id": 1, "not_found": 2,
+    assert rejected == {"invalid_json": 2, "invalid_request": 1, "invalid_request_id": 1, "not_found": 2,
                         "method_not_allowed": 1}
     s = samples(metrics)
     assert s[("sui_request_e2e_seconds_count", (("stream", "false"),))] == 1
