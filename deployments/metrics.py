@@ -69,7 +69,8 @@ TOOL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 KB_BUCKETS = (0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 # steps per run: max_steps 5 by default, at most limits.max_steps_override (20) per request
 STEP_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20)
-# grounding score in [0, 1] (share of the answer's claims supported by cited evidence)
+# grounding score in [0, 1] (react_tier.grounding: supported claim sentences / claim sentences; 0.5 = its flag
+# threshold)
 GROUNDING_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
 REJECT_REASONS = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
@@ -115,8 +116,9 @@ class PipelineMetrics:
         self.kb_search = Histogram("sui_kb_search_seconds", "Knowledge-base search latency (successful "
                                    "search_knowledge and lookup_poem calls), ms buckets.", buckets=KB_BUCKETS,
                                    registry=r)
-        self.grounding = Histogram("sui_grounding_score", "Share (0-1) of an answer's claims supported by the "
-                                   "evidence it cites, per checked answer.", buckets=GROUNDING_BUCKETS, registry=r)
+        self.grounding = Histogram("sui_grounding_score", "Grounding score of each answer (react_tier.grounding: "
+                                   "cited and supported claim sentences / claim sentences, 0-1).",
+                                   buckets=GROUNDING_BUCKETS, registry=r)
         self.requests = Counter("sui_requests_total", "Responses of the ingress by HTTP status (499: the client "
                                 "left first; an error inside a started stream counts with its status) and stream.",
                                 ("status", "stream"), registry=r)
@@ -180,6 +182,8 @@ class PrometheusAgentHooks(AgentHooks):
         self.m.steps.observe(len(result.steps))
         reason = "length" if result.truncated and result.finish_reason == "stop" else result.finish_reason
         self.m.finish_reasons.labels(reason).inc()
+        if result.grounding is not None:
+            self.m.observe_grounding(result.grounding.score)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -149,7 +149,8 @@ async def test_agent_hooks_fill_the_agent_series():
     await hooks.on_tool_end("ask_sui_expert", 0.8, False)
     await hooks.on_parse_error("no Action", "???")
     await hooks.on_run_end(RESULT.model_copy(update={"truncated": True}), 2.0)
-    await hooks.on_run_end(AgentResult(answer="x", finish_reason="degraded", truncated=True), 2.0)
+    await hooks.on_run_end(AgentResult(answer="x", finish_reason="degraded", truncated=True,
+                                       grounding={"score": 0.25}), 2.0)
     metrics.observe_grounding(1.4)
     s = samples(metrics)
     assert s[("sui_upstream_tokens_total", (("kind", "prompt"), ("tier", "domain")))] == 10
@@ -160,7 +161,7 @@ async def test_agent_hooks_fill_the_agent_series():
     assert s[("sui_finish_reasons_total", (("finish_reason", "length"),))] == 1
     assert s[("sui_finish_reasons_total", (("finish_reason", "degraded"),))] == 1
     assert s[("sui_agent_steps_sum", ())] == 1
-    assert s[("sui_grounding_score_sum", ())] == 1.0
+    assert s[("sui_grounding_score_sum", ())] == 1.75 and s[("sui_grounding_score_count", ())] == 3  # 0.5 + 0.25 + 1
 
 
 def test_every_log_line_of_a_request_carries_its_id():
