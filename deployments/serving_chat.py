@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -141,7 +142,8 @@ class OpenAIServingChat:
                                                     usage=usage_of(result))
                         yield f"data: {usage.model_dump_json(exclude_none=True)}\n\n"
         except asyncio.CancelledError:  # client went away: closing the agent's stream cancels its upstream calls
-            await events.aclose()
+            with contextlib.suppress(RuntimeError):  # (already closing itself: "generator is already running")
+                await events.aclose()
             raise
         except Exception as exc:  # noqa: BLE001 - the status line is sent: report in-band, OpenAI-style
             await events.aclose()
@@ -171,15 +173,21 @@ def _received_at() -> float:
 
 
 async def _with_deadline(events: AsyncIterator[dict], deadline: float) -> AsyncIterator[dict]:
+    """``events`` until ``deadline`` (TimeoutError after it). ``asyncio.timeout``, not ``wait_for``: the next event
+    is awaited in this task, so a cancellation (the client left; anyio's cancel scope delivers it repeatedly)
+    reaches the agent's stream directly instead of interrupting wait_for's clean-up of a child task and leaving the
+    stream running (seen under Serve: "aclose(): asynchronous generator is already running", counted as a 500)."""
     iterator = events.__aiter__()
     while True:
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
             raise TimeoutError
         try:
-            yield await asyncio.wait_for(iterator.__anext__(), timeout=remaining)
+            async with asyncio.timeout(remaining):
+                item = await iterator.__anext__()
         except StopAsyncIteration:
             return
+        yield item
 
 
 __all__ = ["ApiError", "OpenAIServingChat", "classify_exception", "completion_id"]
