@@ -86,8 +86,14 @@ def test_prometheus_scrapes_every_tier_and_evaluates_the_rules(stack, traffic):
         if missing:
             time.sleep(3)
     assert not missing, f"Prometheus returned nothing for {missing}"
-    rate = {r["metric"]["status"]: float(r["value"][1]) for r in _query(prometheus, "sui:requests:rate5m")}
-    assert rate.get("200", 0) > 0
+    # the series existed before this request: its rate (a recording rule over two scrapes) becomes positive
+    assert httpx.get(f"{urls['api']}/nothing-here", timeout=30).status_code == 404
+    deadline = time.monotonic() + 60
+    while not _query(prometheus, 'sui:requests:rate5m{status="404"} > 0'):
+        assert time.monotonic() < deadline, (_query(prometheus, 'sui_requests_total{status="404"}[2m]'),
+                                             _pipeline_samples(urls["metrics_pipeline"]),
+                                             _query(prometheus, 'up{job="sui-pipeline"}[2m]'))
+        time.sleep(3)
     targets = httpx.get(f"{prometheus}/api/v1/targets", timeout=10).json()["data"]["activeTargets"]
     assert {t["labels"]["job"] for t in targets if t["health"] == "up"} == \
         {"sui-pipeline", "vllm-domain", "vllm-agent", "ray"}
@@ -119,3 +125,30 @@ def test_one_request_id_through_ingress_agent_and_vllm(stack, traffic):
     # no other request's lines leaked into this id, and probes are not logged
     assert all(x.get("path") not in ("/health", "/ready", "/metrics")
                for x in read_json_lines(urls["logs_pipeline"]) if x["event"] == "request")
+
+
+def test_a_client_that_times_out_is_counted_as_499(stack, traffic):
+    """The client gives up before the answer (a read time-out): Serve's proxy cancels the replica's request, and
+    the ingress counts it once as 499, streamed or not."""
+    urls, _ = stack
+
+    def abandoned() -> dict[str, float]:
+        s = _pipeline_samples(urls["metrics_pipeline"])
+        return {dict(k)["stream"]: v for (name, k), v in s.items()
+                if name == "sui_requests_total" and dict(k)["status"] == "499"}
+
+    before = abandoned()
+    for stream in (False, True):
+        with pytest.raises(httpx.ReadTimeout), \
+                httpx.stream("POST", f"{urls['api']}/chat/completions", timeout=httpx.Timeout(30, read=0.3),
+                             json={"model": urls["model"], "stream": stream,
+                                   "messages": [{"role": "user", "content": QUESTION}]}) as resp:
+            for _ in resp.iter_lines():  # a stream sends its role chunk at once, then waits for the answer
+                pass
+    deadline = time.monotonic() + 60
+    while True:
+        after = abandoned()
+        if all(after.get(k, 0) >= before.get(k, 0) + 1 for k in ("false", "true")) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert after.get("false", 0) == before.get("false", 0) + 1 and after.get("true", 0) == before.get("true", 0) + 1
