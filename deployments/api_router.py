@@ -7,7 +7,11 @@ global, no Ray needed to test a route.
 Request ids: a client's ``X-Request-Id`` (1-64 characters of letters, digits, ``-``, ``_``, ``.``) is used as is;
 any other value is a 400; without one, an id is generated. Under Ray Serve the proxy generates it (when absent) and
 echoes it on every response itself, so the Serve replica builds the app with ``echo_request_id=False``: one header,
-one value (two, which could differ, were seen before).
+one value (two, which could differ, were seen before). The id is bound to the request's context
+(:data:`suiqa.logs.REQUEST_ID`): every log line of the request and the X-Request-Id of its vLLM calls carry it.
+
+Counting and the access log: :class:`deployments.metrics.RequestMetricsMiddleware`, outermost, so that the
+request-id 400s, validation 400s, 404/405 and disconnects are counted like any other response.
 """
 
 from __future__ import annotations
@@ -21,8 +25,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from deployments.metrics import RequestMetricsMiddleware, reject
 from deployments.protocol import ChatCompletionRequest, ModelCard, ModelList, ModelMeta, error_body
 from deployments.serving_chat import ApiError, OpenAIServingChat, classify_exception
+from suiqa.logs import request_context
 
 router = APIRouter()
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -46,9 +52,11 @@ class RequestIdMiddleware:
         if given is not None and not _VALID_REQUEST_ID.match(given):
             response = _error(400, f"{REQUEST_ID_HEADER} must be 1-64 characters of letters, digits, '-', '_', '.'",
                               param=REQUEST_ID_HEADER)
+            reject("invalid_request_id")
             await response(scope, receive, self._with_id(send, request_id))
             return
-        await self.app(scope, receive, self._with_id(send, request_id))
+        with request_context(request_id):
+            await self.app(scope, receive, self._with_id(send, request_id))
 
     def _with_id(self, send: Send, request_id: str) -> Send:
         if not self.echo:
@@ -85,7 +93,6 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request):
         response = await chat.create(body, request_id)
     except Exception as exc:  # noqa: BLE001 - every failure leaves as an OpenAI-format error
         err = classify_exception(exc)
-        chat.count_response(err.status)
         return _error(err.status, err.message, err.param)
     return JSONResponse(response.model_dump(exclude_none=True))
 
@@ -125,6 +132,7 @@ def create_app(chat: OpenAIServingChat | None, echo_request_id: bool = True) -> 
     app.state.chat = chat
     app.include_router(router)
     app.add_middleware(RequestIdMiddleware, echo=echo_request_id)
+    app.add_middleware(RequestMetricsMiddleware, metrics=getattr(chat, "metrics", None))  # outermost: counts all
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -137,6 +145,7 @@ def create_app(chat: OpenAIServingChat | None, echo_request_id: bool = True) -> 
             message = f"unsupported parameter {where!r}"
         elif first.get("type") == "json_invalid":
             message, where = "the request body is not valid JSON", ""
+            reject("invalid_json")
         return _error(400, f"{where}: {message}" if where else message, param=param)
 
     @app.exception_handler(ApiError)
@@ -149,6 +158,8 @@ def create_app(chat: OpenAIServingChat | None, echo_request_id: bool = True) -> 
         message = {400: f"the request body is not valid JSON ({exc.detail})",
                    404: f"no route {request.method} {request.url.path}",
                    405: f"method {request.method} not allowed on {request.url.path}"}.get(exc.status_code)
+        if exc.status_code == 400:
+            reject("invalid_json")
         response = _error(exc.status_code, message or str(exc.detail))
         if exc.headers:
             response.headers.update(exc.headers)

@@ -6,6 +6,10 @@ Why one deployment and not ingress -> handle -> agent: an agent run is I/O-bound
 the replica that parses HTTP can run it too; a second hop cost ~+20 ms p50 per request on a 2-core machine
 (benchmarks/results/overhead) and a Serve round trip per streamed event. Autoscaling on ongoing requests scales
 HTTP handling and agent runs together.
+
+Observability per replica: JSON log lines (ingress and agent, each with the request id) appended to
+``$SUIQA_HOME/logs/pipeline.jsonl``; the ``sui_*`` metrics in prometheus-client's multiprocess directory, one
+replica per node serving them on ``metrics_port`` (deployments/metrics.py says why).
 """
 
 from __future__ import annotations
@@ -18,18 +22,27 @@ from ray.serve import Application
 
 from deployments.config import ApiSettings
 
+PIPELINE_LOGGERS = ("deployments", "react_tier")  # the ingress and the agent (Serve's own logger is separate)
+
 
 @serve.deployment(name="SuiReAct")
 @serve.ingress()  # the app is built per replica, around this replica's handler (__serve_build_asgi_app__)
 class SuiReActDeployment:
     def __init__(self, api_settings: dict[str, Any]):
-        from deployments.metrics import ApiMetrics, PrometheusAgentHooks
+        from deployments import metrics
         from deployments.serving_chat import OpenAIServingChat
         from react_tier import ReActAgent
+        from suiqa.logs import configure_json_logging
+        from suiqa.paths import logs_dir, run_dir
 
         settings = ApiSettings.model_validate(api_settings)
-        self.agent = ReActAgent.from_settings(settings.agent, hooks=[PrometheusAgentHooks()])
-        self.chat = OpenAIServingChat(settings, self.agent, ApiMetrics())
+        configure_json_logging(PIPELINE_LOGGERS, path=logs_dir() / "pipeline.jsonl")
+        # the stack sets the directory (and wipes it on `suiqa up`); elsewhere a default under $SUIQA_HOME
+        metrics.use_multiprocess(metrics.multiprocess_dir() or run_dir() / "pipeline-metrics")
+        self.metrics = metrics.PipelineMetrics()
+        self.exporter = metrics.NodeMetricsExporter(settings.host, settings.metrics_port).start()
+        self.agent = ReActAgent.from_settings(settings.agent, hooks=[metrics.PrometheusAgentHooks(self.metrics)])
+        self.chat = OpenAIServingChat(settings, self.agent, self.metrics)
         # Load the knowledge base now (off the event loop) rather than on this replica's first request.
         self._warm_up = asyncio.get_running_loop().create_task(self.agent.load_knowledge())
 
@@ -42,6 +55,9 @@ class SuiReActDeployment:
         """Serve's replica health check: the replica's event loop answers (upstream health is /ready's job)."""
 
     async def __del__(self):
+        exporter = getattr(self, "exporter", None)
+        if exporter is not None:
+            exporter.close()
         agent = getattr(self, "agent", None)  # absent when the constructor failed
         if agent is not None:
             await agent.aclose()

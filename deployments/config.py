@@ -64,6 +64,9 @@ class AgentDeploymentSettings(BaseModel):
             "health_check_period_s": self.health_check_period_s,
             "health_check_timeout_s": self.health_check_timeout_s,
             "ray_actor_options": {"num_cpus": self.num_cpus},
+            # Serve's own lines as JSON (with its request id); its access log is off: the ingress writes one JSON
+            # `request` line per response itself, without the /health, /ready and /metrics probes
+            "logging_config": {"encoding": "JSON", "enable_access_log": False},
         }
         if self.autoscaling is not None:
             options["autoscaling_config"] = self.autoscaling.to_ray()
@@ -85,6 +88,8 @@ class ApiSettings(TierSettings):
     request_timeout_s: float = Field(120, gt=0, description="Whole-request limit at the ingress (-> 504).")
     profile: str | None = Field(None, description="Stack profile name, shown in /v1/models (set by `suiqa up`).")
     tiny_models: bool = Field(False, description="The stack runs the random tiny models (said in /v1/models).")
+    metrics_port: int = Field(8091, ge=0, le=65535, description="Per-node endpoint of the pipeline's sui_* metrics "
+                              "(one replica per node serves them all; 0 = off). Host: `host`.")
     agent_deployment: AgentDeploymentSettings = Field(default_factory=AgentDeploymentSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings,
                                  description="The react_tier configuration (a nested tier: SUIQA_REACT_* env vars; "

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -13,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from deployments.config import ApiSettings
+from deployments.metrics import current_request, reject
 from deployments.protocol import (
     ChatCompletionChoice,
     ChatCompletionChunk,
@@ -55,6 +57,7 @@ def classify_exception(exc: BaseException) -> ApiError:
     if isinstance(exc, UpstreamError):
         return ApiError(exc.status_code, str(exc).splitlines()[0] if str(exc) else "upstream LLM tier failed")
     if isinstance(exc, BackPressureError):
+        reject("queue_full")
         return ApiError(503, "the agent tier is at capacity (queue full); retry later")
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return ApiError(504, "the request exceeded the pipeline's time limit")
@@ -77,16 +80,19 @@ class OpenAIServingChat:
             raise ApiError(404, f"model {request.model!r} does not exist; this API serves "
                                 f"{self.settings.served_model_name!r}", "model")
         try:
-            return self.agent.check(request.to_agent_request(request_id))
+            checked = self.agent.check(request.to_agent_request(request_id))
         except AgentInputError as exc:
             raise ApiError(400, str(exc), exc.param or "messages") from None
         except ValidationError as exc:
             first = exc.errors()[0]
             raise ApiError(400, first["msg"], ".".join(str(p) for p in first["loc"]) or None) from None
+        log.info("request_accepted", extra={"stream": bool(request.stream), "messages": len(request.messages),
+                                            "max_steps": checked.max_steps, "user": request.user})
+        return checked
 
     async def create(self, request: ChatCompletionRequest, request_id: str) -> ChatCompletionResponse:
         agent_request = self.prepare(request, request_id)
-        started = time.perf_counter()
+        started = _received_at()
         result = await asyncio.wait_for(self.agent.run(agent_request), timeout=self.settings.request_timeout_s)
         self._observe(started, ttft=time.perf_counter() - started, stream=False)
         return ChatCompletionResponse(
@@ -99,11 +105,14 @@ class OpenAIServingChat:
         """SSE lines. Everything that can refuse the request runs here, before the first byte: a refusal is a 4xx
         status, never a 200 followed by an error."""
         agent_request = self.prepare(request, request_id)
+        record = current_request()
+        if record is not None:
+            record.stream = True
         return self._stream(request, request_id, agent_request)
 
     async def _stream(self, request: ChatCompletionRequest, request_id: str,
                       agent_request: AgentRequest) -> AsyncIterator[str]:
-        started = time.perf_counter()
+        started = _received_at()
         first_token_at: float | None = None
         chunk_id, created = f"chatcmpl-{request_id}", int(time.time())
 
@@ -133,12 +142,15 @@ class OpenAIServingChat:
                                                     usage=usage_of(result))
                         yield f"data: {usage.model_dump_json(exclude_none=True)}\n\n"
         except asyncio.CancelledError:  # client went away: closing the agent's stream cancels its upstream calls
-            await events.aclose()
+            with contextlib.suppress(RuntimeError):  # (already closing itself: "generator is already running")
+                await events.aclose()
             raise
         except Exception as exc:  # noqa: BLE001 - the status line is sent: report in-band, OpenAI-style
             await events.aclose()
             err = classify_exception(exc)
-            self.count_response(err.status)
+            record = current_request()
+            if record is not None:
+                record.error_status = err.status  # counted with the status the client reads in the stream
             yield f"data: {json.dumps(error_body(err.status, err.message), ensure_ascii=False)}\n\n"
             yield "data: [DONE]\n\n"
             return
@@ -146,28 +158,36 @@ class OpenAIServingChat:
         yield "data: [DONE]\n\n"
 
     def _observe(self, started: float, ttft: float, stream: bool) -> None:
+        """Latency of a successful completion (the response itself is counted by the ingress middleware)."""
         if self.metrics is None:
             return
-        tags = {"stream": str(stream).lower()}
-        self.metrics.e2e.observe(time.perf_counter() - started, tags=tags)
-        self.metrics.ttft.observe(ttft, tags=tags)
-        self.count_response(200)
+        label = "true" if stream else "false"
+        self.metrics.e2e.labels(label).observe(time.perf_counter() - started)
+        self.metrics.ttft.labels(label).observe(ttft)
 
-    def count_response(self, status: int) -> None:
-        if self.metrics is not None:
-            self.metrics.requests.inc(tags={"status": str(status)})
+
+def _received_at() -> float:
+    """When the ingress received the request (perf_counter), else now."""
+    record = current_request()
+    return record.started if record is not None else time.perf_counter()
 
 
 async def _with_deadline(events: AsyncIterator[dict], deadline: float) -> AsyncIterator[dict]:
+    """``events`` until ``deadline`` (TimeoutError after it). ``asyncio.timeout``, not ``wait_for``: the next event
+    is awaited in this task, so a cancellation (the client left; anyio's cancel scope delivers it repeatedly)
+    reaches the agent's stream directly instead of interrupting wait_for's clean-up of a child task and leaving the
+    stream running (seen under Serve: "aclose(): asynchronous generator is already running", counted as a 500)."""
     iterator = events.__aiter__()
     while True:
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
             raise TimeoutError
         try:
-            yield await asyncio.wait_for(iterator.__anext__(), timeout=remaining)
+            async with asyncio.timeout(remaining):
+                item = await iterator.__anext__()
         except StopAsyncIteration:
             return
+        yield item
 
 
 __all__ = ["ApiError", "OpenAIServingChat", "classify_exception", "completion_id"]

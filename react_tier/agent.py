@@ -56,6 +56,7 @@ from react_tier.results import (
 )
 from react_tier.settings import AgentSettings
 from react_tier.tools import DOMAIN_SYSTEM_PROMPT, Tool, ToolContext, ToolInputError, build_tools
+from suiqa.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
 _REF_RE = re.compile(r"[\[【]([^\[\]【】\n]{1,200})[\]】]")
@@ -164,6 +165,10 @@ class _Run:
         return (until or self.loop_deadline) - time.monotonic()
 
     async def execute(self, emit) -> None:
+        # this task's context: its log lines and upstream calls (X-Request-Id) carry the request's id
+        REQUEST_ID.set(self.request_id or REQUEST_ID.get())
+        log.info("run_start", extra={"question_chars": len(self.question), "history_turns": len(self.history),
+                                     "max_steps": self.max_steps})
         await self.hooks.emit("on_run_start", self.question, self.request_id)
         finish, answer = "stop", None
         try:
@@ -187,6 +192,11 @@ class _Run:
                              finish_reason=finish, draft=self.draft, request_id=self.request_id,
                              truncated=self.shaper.truncated, answer_tokens=self.shaper.tokens,
                              grounding=Grounding.model_validate(report.to_dict()))
+        log.info("run_end", extra={"finish_reason": finish, "steps": len(self.steps), "truncated": result.truncated,
+                                   "answer_tokens": result.answer_tokens, "citations": len(result.citations),
+                                   "grounding": round(report.score, 3),
+                                   "latency_ms": round((time.monotonic() - self.started) * 1000, 1),
+                                   "usage": {tier: u.model_dump() for tier, u in self.usage.items()}})
         await self.hooks.emit("on_run_end", result, time.monotonic() - self.started)
         emit(Done(result=result))
 
@@ -365,6 +375,9 @@ class _Run:
         return text if len(text) <= limit else text[: limit - 1] + "…"
 
     async def _finish_step(self, step: Step, emit) -> None:
+        log.log(logging.WARNING if step.error else logging.INFO, "step",
+                extra={"step": step.index, "tool": step.tool, "forced": step.forced,
+                       "latency_ms": round(step.latency_s * 1000, 1), "error": step.error})
         self.steps.append(step)
         await self.hooks.emit("on_step", step)
         emit(StepFinished(step=step))

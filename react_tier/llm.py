@@ -15,10 +15,19 @@ sent with ``priority = -(assistant turns already in its messages)``, so a run's 
 calls of runs that started later (Autellix, arXiv 2502.13965, schedules by attained service the same way) and
 started runs finish instead of every run slowing down together at saturation. An integer ``priority`` is passed
 through unchanged; vLLM servers without the priority policy reject a non-zero priority with HTTP 400.
+
+Request ids: every HTTP attempt carries ``X-Request-Id: <request id>.<tier initial><n>`` (the pipeline request's id
+from :data:`suiqa.logs.REQUEST_ID`, plus a per-client call number). vLLM takes the header as its request id (its
+response id is ``chatcmpl-<header>``; ``--enable-request-id-headers`` echoes it), so one request can be followed into
+both tiers. Each call gets its own id because vLLM aborts by the external id: a stream closed at the answer's token
+cap must not abort the next call of the same request. Each attempt is one log line (event ``llm_call``: tier, call
+id, latency, status, vLLM's response id).
 """
 
 from __future__ import annotations
 
+import itertools
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,6 +40,9 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from react_tier.errors import UpstreamError
 from react_tier.results import Usage
 from react_tier.settings import LLMEndpointSettings
+from suiqa.logs import current_request_id
+
+log = logging.getLogger(__name__)
 
 POOL_SIZE = 1024  # kept-alive upstream connections per client (>= the in-flight calls of one replica)
 PROGRAM_PRIORITY = "program"
@@ -73,6 +85,19 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
 
 
+def _status_of(exc: BaseException | None) -> int | str:
+    """HTTP status of an attempt for the logs: 200, the upstream's error status, or what went wrong."""
+    if exc is None:
+        return 200
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code
+    if isinstance(exc, (openai.APITimeoutError, TimeoutError)):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection_error"
+    return type(exc).__name__
+
+
 def to_upstream_error(tier: str, exc: BaseException) -> UpstreamError:
     """Map a client exception to the API status the caller should return."""
     if isinstance(exc, UpstreamError):
@@ -99,6 +124,12 @@ class LLMClient:
         limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE, keepalive_expiry=30)
         self.client = openai.AsyncOpenAI(base_url=settings.base_url, api_key=settings.api_key.get_secret_value(),
                                          max_retries=0, http_client=openai.DefaultAsyncHttpxClient(limits=limits))
+        self._calls = itertools.count(1)
+
+    def _call_id(self) -> str | None:
+        """The X-Request-Id of one upstream attempt (None outside a request: vLLM then makes its own)."""
+        request_id = current_request_id()
+        return f"{request_id}.{self.tier[:1]}{next(self._calls)}" if request_id else None
 
     def _timeout(self, budget_s: float | None) -> openai.Timeout:
         read = self.settings.timeout_s if budget_s is None else max(0.05, min(self.settings.timeout_s, budget_s))
@@ -111,10 +142,21 @@ class LLMClient:
             usage.completion_tokens += result.completion_tokens
             usage.calls += 1
 
-    async def _report(self, started: float, usage: dict[str, int] | None, error: BaseException | None) -> None:
+    def _log(self, latency_s: float, usage: dict[str, int] | None, error: BaseException | None,
+             trace: dict[str, Any], status: int | str | None = None) -> None:
+        log.log(logging.WARNING if error else logging.INFO, "llm_call",
+                extra={"tier": self.tier, "call_id": trace.get("call_id"), "upstream_id": trace.get("upstream_id"),
+                       "latency_ms": round(latency_s * 1000, 1), "status": status or _status_of(error),
+                       "error": f"{type(error).__name__}: {error}"[:300] if error else None,
+                       "prompt_tokens": (usage or {}).get("prompt_tokens"),
+                       "completion_tokens": (usage or {}).get("completion_tokens")})
+
+    async def _report(self, started: float, usage: dict[str, int] | None, error: BaseException | None,
+                      trace: dict[str, Any] | None = None) -> None:
+        latency_s = time.monotonic() - started
+        self._log(latency_s, usage, error, trace or {})
         if self.on_call is not None:
-            await self.on_call(self.tier, time.monotonic() - started, usage,
-                               type(error).__name__ if error else None)
+            await self.on_call(self.tier, latency_s, usage, type(error).__name__ if error else None)
 
     def _retrying(self) -> AsyncRetrying:
         s = self.settings
@@ -139,27 +181,32 @@ class LLMClient:
             body["extra_body"] = extra
         return body
 
-    async def _attempt(self, body: dict, budget_s: float | None):
+    async def _attempt(self, body: dict, budget_s: float | None, trace: dict[str, Any]):
+        """One HTTP attempt; ``trace`` gets its ``call_id`` (the X-Request-Id sent)."""
         started = time.monotonic()
+        trace["call_id"] = call_id = self._call_id()
+        headers = {"X-Request-Id": call_id} if call_id else None
         try:
-            return await self.client.chat.completions.create(**body, timeout=self._timeout(budget_s))
+            return await self.client.chat.completions.create(**body, timeout=self._timeout(budget_s),
+                                                             extra_headers=headers)
         except Exception as exc:
-            await self._report(started, None, exc)
+            await self._report(started, None, exc, trace)
             raise
 
     async def complete(self, messages: list[dict], *, stop: list[str] | None = None, max_tokens: int | None = None,
                        budget_s: float | None = None, usage: dict[str, Usage] | None = None,
                        sampling: dict[str, Any] | None = None) -> Completion:
         """One non-streamed chat completion (with retries)."""
-        started = time.monotonic()
+        started, trace = time.monotonic(), {}
         response = await self._retrying()(self._attempt, self._request(messages, stop, max_tokens, sampling),
-                                          budget_s)
+                                          budget_s, trace)
+        trace["upstream_id"] = response.id
         choice, counts = response.choices[0], response.usage
         result = Completion(choice.message.content or "", counts.prompt_tokens if counts else 0,
                             counts.completion_tokens if counts else 0, choice.finish_reason)
         self._account(usage, result)
         await self._report(started, {"prompt_tokens": result.prompt_tokens,
-                                     "completion_tokens": result.completion_tokens}, None)
+                                     "completion_tokens": result.completion_tokens}, None, trace)
         return result
 
     async def stream(self, messages: list[dict], *, stop: list[str] | None = None, max_tokens: int | None = None,
@@ -176,12 +223,13 @@ class LLMClient:
         if self.settings.continuous_usage_stats:
             options["continuous_usage_stats"] = True
         body = {**self._request(messages, stop, max_tokens, sampling), "stream": True, "stream_options": options}
-        started = time.monotonic()
-        stream = await self._retrying()(self._attempt, body, budget_s)
+        started, trace = time.monotonic(), {}
+        stream = await self._retrying()(self._attempt, body, budget_s, trace)
         chunks = 0
         try:
             async with stream:  # closes the HTTP response on cancellation, error or early exit
                 async for chunk in stream:
+                    trace.setdefault("upstream_id", chunk.id)
                     if chunk.usage:
                         final.prompt_tokens = chunk.usage.prompt_tokens
                         final.completion_tokens = chunk.usage.completion_tokens
@@ -195,12 +243,17 @@ class LLMClient:
                                                 if self.settings.continuous_usage_stats and chunk.usage
                                                 else chunks))
                             yield delta
+        except GeneratorExit:  # the caller stopped reading (e.g. the answer reached its cap): logged, then closed
+            self._log(time.monotonic() - started, {"prompt_tokens": final.prompt_tokens,
+                                                    "completion_tokens": final.completion_tokens}, None, trace,
+                      status="closed_by_caller")
+            raise
         except Exception as exc:
-            await self._report(started, None, exc)
+            await self._report(started, None, exc, trace)
             raise
         self._account(usage, final)
         await self._report(started, {"prompt_tokens": final.prompt_tokens,
-                                     "completion_tokens": final.completion_tokens}, None)
+                                     "completion_tokens": final.completion_tokens}, None, trace)
 
     async def truncate_to_tokens(self, text: str, cap: int, timeout_s: float = 2.0) -> tuple[str, int]:
         """(``text`` cut to ``cap`` tokens of this tier's tokenizer, its token count), with vLLM's /tokenize and

@@ -64,6 +64,8 @@ class ServingProfile(TierSettings):
         "convert", description="GPU only, when `model` is an InternLM2-layout folder (vLLM 0.26's native "
         "InternLM2 fails on the GPU): 'convert' = once to the Llama layout, cached under $SUIQA_HOME/models/"
         ".converted; 'refuse' = stop with the exact convert command.")
+    request_id_headers: bool = Field(True, description="--enable-request-id-headers: echo the X-Request-Id the "
+                                     "pipeline sends (vLLM takes it as its request id either way).")
     extra_args: list[str] = Field(default_factory=list, description="Passed verbatim to the vLLM server.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment for the server process.")
     allow_hub_download: bool = Field(False, description="Allow a hub model id instead of a local folder.")
@@ -131,6 +133,8 @@ class ServingProfile(TierSettings):
                 cmd.append(f"--enable-{flag}" if value else f"--no-enable-{flag}")
         if self.trust_remote_code:
             cmd.append("--trust-remote-code")
+        if self.request_id_headers:
+            cmd.append("--enable-request-id-headers")
         if self.enable_lora:
             cmd += ["--enable-lora", "--max-lora-rank", str(self.max_lora_rank)]
             if self.lora_modules:

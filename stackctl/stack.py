@@ -3,6 +3,14 @@ head and the Serve application — started in order, checked for readiness, and 
 
 Everything started is recorded under ``$SUIQA_HOME/run`` (pids, process groups, URLs), so `suiqa down` works from
 another shell and after a failed `up`.
+
+Observability: the replicas write their ``sui_*`` metrics to ``$SUIQA_HOME/run/pipeline-metrics``
+(``PROMETHEUS_MULTIPROC_DIR``, wiped by `up` and `down` so counters start at 0 with the stack) and one of them
+serves them on ``ApiSettings.metrics_port``; their JSON log lines go to ``$SUIQA_HOME/logs/pipeline.jsonl``.
+``--with-prometheus`` also starts Debian's Prometheus (monitoring/prometheus_server.py) scraping the domain vLLM, the
+agent vLLM, Ray's metrics export and the pipeline endpoint, with monitoring/prometheus/rules.yml loaded. With one
+vLLM process for both roles (cpu-tiny-shared) that process is scraped under both jobs, vllm-domain and vllm-agent:
+the rules and the dashboard select a tier by job, and the process does serve both.
 """
 
 from __future__ import annotations
@@ -46,10 +54,14 @@ class StackSettings(TierSettings):
     agent_overrides: dict[str, Any] = Field(default_factory=dict)
     ray_port: int = Field(6390, description="GCS port of the local Ray head.")
     ray_num_cpus: int = Field(4, ge=1, description="Logical CPUs Ray schedules replicas on (not a hard limit).")
-    ray_metrics_export_port: int = Field(8090, description="Prometheus endpoint of Ray (incl. the sui_ series).")
+    ray_metrics_export_port: int = Field(8090, description="Prometheus endpoint of Ray (its ray_serve_* series; the "
+                                         "pipeline's sui_* are on ApiSettings.metrics_port).")
     ready_timeout_s: float = Field(300, gt=0)
     api_config: str | None = Field(None, description="ApiSettings profile: a name in deployments/profiles or a YAML "
                                    "path; SUIQA_API_* / SUIQA_REACT_* / SUIQA_KB_* env vars override it.")
+    prometheus: bool = Field(False, description="Also start a local Prometheus (Debian's /usr/bin/prometheus) "
+                             "scraping every tier, with monitoring/prometheus/rules.yml (`suiqa up --with-prometheus`).")
+    prometheus_port: int = Field(9090, ge=1, le=65535, description="Port of the local Prometheus.")
 
 
 def load_stack(name_or_path: str, **overrides: Any) -> StackSettings:
@@ -84,6 +96,52 @@ def api_settings(stack: StackSettings, profiles: dict[str, ServingProfile]):
 
 def _state_path() -> Path:
     return run_dir() / "stack.json"
+
+
+def pipeline_metrics_dir() -> Path:
+    """The replicas' prometheus-client multiprocess directory (one node: one directory)."""
+    return run_dir() / "pipeline-metrics"
+
+
+def _reset_metrics_dir() -> Path:
+    path = pipeline_metrics_dir()
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def scrape_targets(stack: StackSettings, profiles: dict[str, ServingProfile], settings) -> dict[str, list[str]]:
+    """Prometheus job -> host:port. One vLLM process serving both roles is scraped under both tier jobs."""
+    def hostport(url: str) -> str:
+        return url.removeprefix("http://").removeprefix("https://").rstrip("/")
+
+    domain = profiles["domain"]
+    agent = profiles.get("agent", domain)
+    return {"sui-pipeline": [f"127.0.0.1:{settings.metrics_port}"],
+            "vllm-domain": [hostport(domain.base_url)], "vllm-agent": [hostport(agent.base_url)],
+            "ray": [f"127.0.0.1:{stack.ray_metrics_export_port}"]}
+
+
+def start_prometheus(stack: StackSettings, targets: dict[str, list[str]]) -> dict[str, Any]:
+    """Debian's Prometheus on ``stack.prometheus_port`` with the generated scrape config; returns its run state."""
+    from monitoring.prometheus_server import PrometheusServer
+
+    server = PrometheusServer(run_dir() / "prometheus", stack.prometheus_port, targets, host="127.0.0.1")
+    server.start()
+    state = {"pid": server.process.pid, "pgid": server.process.pid, "url": server.url,
+             "config": str(server.config_file)}
+    (run_dir() / "prometheus.json").write_text(json.dumps(state))
+    server.wait_ready()
+    return state
+
+
+def stop_prometheus() -> bool:
+    path = run_dir() / "prometheus.json"
+    if not path.exists():
+        return False
+    stop_process_group(json.loads(path.read_text())["pgid"], grace_s=10)
+    path.unlink(missing_ok=True)
+    return True
 
 
 def _ray_env() -> dict[str, str]:
@@ -123,7 +181,8 @@ def deploy_app(address: str, settings) -> None:
 
     os.environ.update(RAY_LOCAL_ENV)
     # JAX_PLATFORMS: bm25s imports jax when installed, and jax would claim GPU memory beside vLLM (seen on the H200)
-    runtime_env = {"env_vars": {"OMP_NUM_THREADS": "1", "JAX_PLATFORMS": "cpu", "SUIQA_HOME": str(run_dir().parent)}}
+    runtime_env = {"env_vars": {"OMP_NUM_THREADS": "1", "JAX_PLATFORMS": "cpu", "SUIQA_HOME": str(run_dir().parent),
+                                "PROMETHEUS_MULTIPROC_DIR": str(pipeline_metrics_dir())}}
     for attempt in range(3):  # a loaded 2-core machine can be slow to accept the first driver connection
         try:
             ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, runtime_env=runtime_env)
@@ -173,12 +232,17 @@ def up(stack: StackSettings) -> dict[str, str]:
     settings = api_settings(stack, profiles)
     if port_in_use(settings.host, settings.port):
         raise SuiqaError(f"API port {settings.port} is already in use")
+    if settings.metrics_port and port_in_use(settings.host, settings.metrics_port):
+        raise SuiqaError(f"pipeline metrics port {settings.metrics_port} is already in use")
+    if stack.prometheus and port_in_use("127.0.0.1", stack.prometheus_port):
+        raise SuiqaError(f"Prometheus port {stack.prometheus_port} is already in use")
     if stack.build_tiny_models:
         from suiqa.models.builder import build_models
 
         with _phase("tiny models"):
             build_models(models_dir())
     _state_path().write_text(json.dumps({"profile": stack.name, "ray": False}))
+    _reset_metrics_dir()
     try:
         servers = []
         for profile in profiles.values():
@@ -200,12 +264,20 @@ def up(stack: StackSettings) -> dict[str, str]:
         api_url = f"http://127.0.0.1:{settings.port}"
         with _phase("pipeline /ready"):
             wait_ready(f"{api_url}/ready", stack.ready_timeout_s)
+        prometheus = None
+        if stack.prometheus:
+            with _phase("prometheus ready"):
+                prometheus = start_prometheus(stack, scrape_targets(stack, profiles, settings))
     except BaseException:
         down()
         raise
     urls = {"api": f"{api_url}/v1", "model": settings.served_model_name,
             "metrics_ray": f"http://127.0.0.1:{stack.ray_metrics_export_port}/metrics",
-            **{f"vllm_{role}": p.base_url + "/v1" for role, p in profiles.items()}}
+            **({"metrics_pipeline": f"http://127.0.0.1:{settings.metrics_port}/metrics"}
+               if settings.metrics_port else {}),
+            **{f"vllm_{role}": p.base_url + "/v1" for role, p in profiles.items()},
+            **({"prometheus": prometheus["url"]} if prometheus else {}),
+            "logs_pipeline": str(logs_dir() / "pipeline.jsonl")}
     _state_path().write_text(json.dumps({"profile": stack.name, "ray": True, "urls": urls}))
     return urls
 
@@ -223,6 +295,8 @@ def down() -> list[str]:
         stop_process_group(json.loads(webui.read_text())["pgid"], grace_s=10)
         webui.unlink(missing_ok=True)
         stopped.append("webui")
+    if stop_prometheus():
+        stopped.append("prometheus")
     state = status()
     if state and state.get("ray"):
         subprocess.run([_ray_bin(), "stop", "--force"], capture_output=True, env=_ray_env(), timeout=120)
@@ -233,4 +307,5 @@ def down() -> list[str]:
         path.unlink(missing_ok=True)
         stopped.append(f"vllm {info['role']}")
     _state_path().unlink(missing_ok=True)
+    shutil.rmtree(pipeline_metrics_dir(), ignore_errors=True)
     return stopped

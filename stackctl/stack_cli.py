@@ -9,12 +9,15 @@ import typer
 
 
 def up(profile: str = typer.Option("cpu-tiny", help="Stack profile (stackctl/profiles) or YAML path."),
+       with_prometheus: bool | None = typer.Option(
+           None, "--with-prometheus/--without-prometheus",
+           help="Also start a local Prometheus (Debian's package) scraping every tier, rules loaded."),
        json_out: bool = typer.Option(False, "--json")) -> None:
     """Start domain vLLM, agent vLLM, the knowledge base and the Ray Serve app; wait until /ready."""
     from stackctl.stack import load_stack
     from stackctl.stack import up as stack_up
 
-    urls = stack_up(load_stack(profile))
+    urls = stack_up(load_stack(profile, prometheus=with_prometheus))
     if json_out:
         typer.echo(json.dumps(urls))
         return

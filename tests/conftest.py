@@ -85,24 +85,27 @@ STACK_CLI = [sys.executable, "-m", "stackctl.cli"]
 
 def _stack_ports() -> dict[str, str]:
     return {"SUIQA_DOMAIN_PORT": str(free_port()), "SUIQA_API_PORT": str(free_port()),
-            "SUIQA_STACK_RAY_PORT": str(free_port()), "SUIQA_STACK_RAY_METRICS_EXPORT_PORT": str(free_port())}
+            "SUIQA_STACK_RAY_PORT": str(free_port()), "SUIQA_STACK_RAY_METRICS_EXPORT_PORT": str(free_port()),
+            "SUIQA_API_METRICS_PORT": str(free_port()), "SUIQA_STACK_PROMETHEUS_PORT": str(free_port())}
 
 
 def stack_processes(env: dict[str, str]) -> list[str]:
     """Processes that belong to this stack: vLLM on our domain port, or any Ray daemon on our GCS port."""
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
     marks = (f"--port {env['SUIQA_DOMAIN_PORT']}", f"--port={env['SUIQA_STACK_RAY_PORT']}",
+             f"--web.listen-address=127.0.0.1:{env['SUIQA_STACK_PROMETHEUS_PORT']}",
              f":{env['SUIQA_STACK_RAY_PORT']}", "ray::ServeController", "ray::ServeReplica", "ray::ProxyActor")
     return [line for line in out if any(m in line for m in marks) and "ps -eo" not in line]
 
 
 @pytest.fixture(scope="session")
 def stack():
-    """ONE `suiqa up --profile cpu-tiny-shared` for every test that needs the whole stack (~45 s to start);
-    `suiqa down` at the end must leave no process behind. Yields (urls, env)."""
+    """ONE `suiqa up --profile cpu-tiny-shared --with-prometheus` for every test that needs the whole stack (~45 s
+    to start; Prometheus is Debian's package, ~1 s more); `suiqa down` at the end must leave no process behind.
+    Yields (urls, env)."""
     env = {**os.environ, **_stack_ports()}
-    up = subprocess.run([*STACK_CLI, "up", "--profile", "cpu-tiny-shared", "--json"], env=env, cwd=REPO,
-                        capture_output=True, text=True, timeout=600)
+    up = subprocess.run([*STACK_CLI, "up", "--profile", "cpu-tiny-shared", "--with-prometheus", "--json"], env=env,
+                        cwd=REPO, capture_output=True, text=True, timeout=600)
     if up.returncode != 0:
         subprocess.run([*STACK_CLI, "down"], env=env, cwd=REPO, timeout=180)
         pytest.fail(f"suiqa up failed:\n{up.stderr[-3000:]}")

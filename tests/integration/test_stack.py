@@ -5,7 +5,6 @@ tests/conftest.py, which every stack test shares)."""
 from __future__ import annotations
 
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -108,10 +107,7 @@ def test_metrics_show_sui_and_vllm_series(stack, client):
     assert "vllm:num_requests_running" in vllm_metrics
     wanted = ["sui_request_e2e_seconds", "sui_request_ttft_seconds", "sui_agent_steps", "sui_tool_latency_seconds",
               "sui_finish_reasons_total", "sui_llm_call_seconds"]
-    deadline = time.monotonic() + 60  # Ray exports application metrics every few seconds
-    missing = wanted
-    while missing and time.monotonic() < deadline:
-        text = httpx.get(urls["metrics_ray"], timeout=10).text
-        missing = [name for name in wanted if name not in text]
-        time.sleep(2)
-    assert not missing, f"missing series on Ray's metrics endpoint: {missing}"
+    text = httpx.get(urls["metrics_pipeline"], timeout=10).text  # prometheus-client: written at once, no delay
+    missing = [name for name in wanted if name not in text]
+    assert not missing, f"missing series on the pipeline's metrics endpoint: {missing}"
+    assert "ray_sui_" not in httpx.get(urls["metrics_ray"], timeout=10).text  # one source per series
