@@ -1,0 +1,46 @@
+"""Issue #19's hand-made regressions, each applied alone to a CLEAN CHECKOUT (it edits files in place and
+restores them): the unit tests must fail on every one. Run from the repository root:
+    python -m tests.mutation.issue19_regressions
+"""
+import pathlib
+import subprocess
+import sys
+import time
+
+CASES = [
+    ("question-length off-by-one", "react_tier/request.py", "if len(question) > limits.max_question_chars:", "if len(question) >= limits.max_question_chars:"),
+    ("question from the first message", "deployments/protocol.py", "question=self.messages[-1].text()", "question=self.messages[0].text()"),
+    ("history-length check deleted", "react_tier/request.py", "if sum(len(turn.content) for turn in self.history) > limits.max_history_chars:", "if False:"),
+    ("request id not passed to the agent", "deployments/serving_chat.py", "self.agent.check(request.to_agent_request(request_id))", "self.agent.check(request.to_agent_request())"),
+    ("history not passed to the agent", "deployments/protocol.py", "return AgentRequest(question=self.messages[-1].text(), history=turns,", "return AgentRequest(question=self.messages[-1].text(), history=[],"),
+    ("extra lines kept in an Action name", "react_tier/parser.py", "action = action.splitlines()[0].strip() if action else action", "action = action"),
+    ("citations fall back to every observed id", "react_tier/agent.py", "return list(cited.values())", "return list(cited.values()) or list(self.observed.values())"),
+    ("citations not read from Thoughts", "react_tier/agent.py", "for text in [answer, *(step.thought for step in self.steps if not step.forced)]:", "for text in [answer]:"),
+    ("alias expansion matches shorter keys inside longer ones", "react_tier/knowledge/aliases.py", "if not any(taken[start:end]):", "if True:"),
+    ("API errors sent with HTTP 200", "deployments/api_router.py", "return JSONResponse(error_body(status, message, param), status_code=status)", "return JSONResponse(error_body(status, message, param), status_code=200)"),
+    ("validation errors returned as 422", "deployments/api_router.py", "return _error(400, f\"{where}: {message}\" if where else message, param=param)", "return _error(422, f\"{where}: {message}\" if where else message, param=param)"),
+    ("a full queue returned as 500", "deployments/serving_chat.py", "return ApiError(503, \"the agent tier is at capacity (queue full); retry later\")", "return ApiError(500, \"the agent tier is at capacity (queue full); retry later\")"),
+]
+TESTS = ["tests/unit/test_request_pinned.py", "tests/unit/test_agent_contract.py", "tests/unit/test_api_routes.py",
+         "tests/unit/test_routes_pinned.py", "tests/unit/test_api_protocol.py", "tests/unit/test_parser_pinned.py",
+         "tests/unit/test_react_parser.py", "tests/unit/test_agent_citations.py", "tests/unit/test_pinned_small.py",
+         "tests/unit/test_knowledge.py", "tests/unit/test_react_loop.py"]
+rows = []
+for name, path, old, new in CASES:
+    p = pathlib.Path(path); src = p.read_text(encoding="utf-8")
+    assert src.count(old) == 1, (name, src.count(old))
+    p.write_text(src.replace(old, new), encoding="utf-8")
+    try:
+        t = time.monotonic()
+        out = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m",
+                              "not integration and not slow", *TESTS], capture_output=True, text=True, timeout=600,
+                             check=False)
+        failed = [line for line in out.stdout.splitlines() if line.startswith("FAILED")]
+        rows.append((name, path, out.returncode != 0, failed[0].split(" - ")[0][7:] if failed else "-", round(time.monotonic() - t)))
+    finally:
+        p.write_text(src, encoding="utf-8")
+    print(rows[-1], flush=True)
+print("| regression (issue #19) | file | caught | first failing test |")
+print("|---|---|---|---|")
+for name, path, caught, test, _ in rows:
+    print(f"| {name} | {path} | {'yes' if caught else 'NO'} | {test} |")
