@@ -68,23 +68,6 @@ def scrape_config(targets: dict[str, list[str]], *, scrape_interval: str = "5s",
     }
 
 
-def stack_targets(urls: dict[str, str]) -> dict[str, list[str]]:
-    """Scrape targets of a running local stack from the URLs `suiqa up` records (``suiqa status``).
-
-    ``api`` -> ``sui-pipeline`` (the ingress's ``/metrics``), ``metrics_ray`` -> ``ray``, ``vllm_domain`` /
-    ``vllm_agent`` -> ``vllm-domain`` / ``vllm-agent`` (the shared-process profile has only ``vllm_domain``).
-    """
-    from urllib.parse import urlsplit
-
-    jobs = {"api": "sui-pipeline", "vllm_domain": "vllm-domain", "vllm_agent": "vllm-agent", "metrics_ray": "ray"}
-    targets: dict[str, list[str]] = {}
-    for key, job in jobs.items():
-        if key in urls:
-            parts = urlsplit(urls[key])
-            targets[job] = [f"{parts.hostname}:{parts.port}"]
-    return targets
-
-
 def _port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -12,6 +12,7 @@ import re
 
 import pytest
 
+from react_tier.request import AgentRequest
 from react_tier import AgentSettings, ReActAgent
 from react_tier.results import AgentResult, AnswerDelta, Done, StepFinished, StepStarted
 
@@ -38,7 +39,7 @@ async def test_agent_with_tiny_models_and_real_knowledge(domain_server, agent_se
     agent = ReActAgent.from_settings(settings, knowledge_base=knowledge_base)
     try:
         assert await agent.check_upstreams() == {"domain": True, "agent": True}
-        events = [event async for event in agent.stream(QUESTION, request_id="it-1")]
+        events = [event async for event in agent.stream(AgentRequest(question=QUESTION, request_id="it-1"))]
     finally:
         await agent.aclose()
 

@@ -21,7 +21,6 @@ from monitoring.prometheus_server import (
     PrometheusError,
     PrometheusServer,
     scrape_config,
-    stack_targets,
 )
 
 TESTS_DIR = RULES_FILE.parent / "tests"
@@ -166,15 +165,6 @@ def test_missing_binary_is_one_line_error(tmp_path):
     with pytest.raises(PrometheusError) as info:
         server.start()
     assert "not found" in str(info.value) and "\n" not in str(info.value) and server.process is None
-
-
-def test_stack_targets_from_suiqa_up_urls():
-    urls = {"api": "http://127.0.0.1:8080/v1", "model": "sui-react", "metrics_ray": "http://127.0.0.1:8090/metrics",
-            "vllm_domain": "http://127.0.0.1:8000/v1", "vllm_agent": "http://127.0.0.1:8001/v1"}
-    assert stack_targets(urls) == {"sui-pipeline": ["127.0.0.1:8080"], "vllm-domain": ["127.0.0.1:8000"],
-                                   "vllm-agent": ["127.0.0.1:8001"], "ray": ["127.0.0.1:8090"]}
-    shared = {k: v for k, v in urls.items() if k != "vllm_agent"}  # cpu-tiny-shared: one vLLM process
-    assert "vllm-agent" not in stack_targets(shared)
 
 
 def test_system_deps_script_reports_present_tools():
