@@ -21,6 +21,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from deployments.admission import Gate, GuardMiddleware
+from deployments.auth import KeyRing
 from deployments.protocol import ChatCompletionRequest, ModelCard, ModelList, ModelMeta, error_body
 from deployments.serving_chat import ApiError, OpenAIServingChat, classify_exception
 
@@ -70,8 +72,12 @@ def _chat(request: Request) -> OpenAIServingChat:
     return chat
 
 
+RETRY_AFTER_S = 2  # on a 429/503 that did not come from the guard (which uses admission.retry_after_s)
+
+
 def _error(status: int, message: str, param: str | None = None) -> JSONResponse:
-    return JSONResponse(error_body(status, message, param), status_code=status)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status in (429, 503) else None
+    return JSONResponse(error_body(status, message, param), status_code=status, headers=headers)
 
 
 @router.post("/v1/chat/completions")
@@ -105,9 +111,12 @@ async def health() -> dict:
 
 @router.get("/ready")
 async def ready(request: Request):
-    """Readiness: both upstream LLM tiers answer."""
+    """Readiness: not draining, and each upstream LLM tier serves the model the stack needs (cached briefly)."""
+    gate = getattr(request.app.state, "gate", None)
+    if gate is not None and gate.draining:
+        return JSONResponse({"status": "draining"}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
     try:
-        upstreams = await _chat(request).agent.check_upstreams()
+        upstreams = await _chat(request).check_upstreams()
     except ApiError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -118,12 +127,16 @@ async def ready(request: Request):
                         status_code=200 if ok else 503)
 
 
-def create_app(chat: OpenAIServingChat | None, echo_request_id: bool = True) -> FastAPI:
+def create_app(chat: OpenAIServingChat | None, echo_request_id: bool = True, keys: KeyRing | None = None) -> FastAPI:
     """The API around ``chat`` (None: every route but /health answers 503 "starting up"). ``echo_request_id``:
-    set X-Request-Id on responses (off under Ray Serve, whose proxy does it)."""
+    set X-Request-Id on responses (off under Ray Serve, whose proxy does it). ``keys``: the API keys (None or
+    empty: an open API; deployments.app refuses that unless the settings allow it)."""
     app = FastAPI(title="Sui QA pipeline API", version="0.2.0")
     app.state.chat = chat
     app.include_router(router)
+    if chat is not None:
+        app.state.gate = Gate(chat.settings, keys or KeyRing([]))
+        app.add_middleware(GuardMiddleware, gate=app.state.gate)  # inner: its refusals get the request id
     app.add_middleware(RequestIdMiddleware, echo=echo_request_id)
 
     @app.exception_handler(RequestValidationError)

@@ -27,7 +27,10 @@ class SuiReActDeployment:
         from deployments.serving_chat import OpenAIServingChat
         from react_tier import ReActAgent
 
+        from deployments.auth import KeyRing
+
         settings = ApiSettings.model_validate(api_settings)
+        self.keys = require_keys(settings, KeyRing.from_settings(settings))
         self.agent = ReActAgent.from_settings(settings.agent, hooks=[PrometheusAgentHooks()])
         self.chat = OpenAIServingChat(settings, self.agent, ApiMetrics())
         # Load the knowledge base now (off the event loop) rather than on this replica's first request.
@@ -36,18 +39,35 @@ class SuiReActDeployment:
     def __serve_build_asgi_app__(self):
         from deployments.api_router import create_app
 
-        return create_app(self.chat, echo_request_id=False)  # Ray's proxy echoes X-Request-Id itself
+        self.app = create_app(self.chat, echo_request_id=False, keys=self.keys)  # Ray's proxy echoes X-Request-Id
+        return self.app
 
     async def check_health(self) -> None:
         """Serve's replica health check: the replica's event loop answers (upstream health is /ready's job)."""
 
     async def __del__(self):
+        gate = getattr(getattr(getattr(self, "app", None), "state", None), "gate", None)
+        if gate is not None:  # Serve has waited for in-flight requests (graceful_shutdown_timeout_s)
+            gate.drain()
         agent = getattr(self, "agent", None)  # absent when the constructor failed
         if agent is not None:
             await agent.aclose()
 
 
+def require_keys(settings: ApiSettings, keys):
+    """The keys, or a one-line error when the profile requires keys and none are configured."""
+    from suiqa.errors import SuiqaError
+
+    if settings.require_api_keys and not keys:
+        raise SuiqaError("this API profile requires API keys: set SUIQA_API_API_KEYS='id:key,...' or "
+                         "SUIQA_API_API_KEYS_FILE=/path/to/secret (or require_api_keys: false for an open demo)")
+    return keys
+
+
 def build_app(settings: ApiSettings) -> Application:
+    from deployments.auth import KeyRing
+
+    require_keys(settings, KeyRing.from_settings(settings))  # fail here, not in every replica's constructor
     options = settings.agent_deployment.deployment_options()
     # python mode keeps secrets as SecretStr (pickled by Ray) instead of masking them
     return SuiReActDeployment.options(**options).bind(settings.model_dump())
