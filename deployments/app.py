@@ -23,11 +23,10 @@ from deployments.config import ApiSettings
 @serve.ingress()  # the app is built per replica, around this replica's handler (__serve_build_asgi_app__)
 class SuiReActDeployment:
     def __init__(self, api_settings: dict[str, Any]):
+        from deployments.auth import KeyRing
         from deployments.metrics import ApiMetrics, PrometheusAgentHooks
         from deployments.serving_chat import OpenAIServingChat
         from react_tier import ReActAgent
-
-        from deployments.auth import KeyRing
 
         settings = ApiSettings.model_validate(api_settings)
         self.keys = require_keys(settings, KeyRing.from_settings(settings))

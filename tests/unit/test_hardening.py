@@ -41,7 +41,7 @@ def auth(key: str = KEY) -> dict[str, str]:
 
 def test_parse_keys_ids_bare_keys_comments_and_errors():
     keys = parse_keys("# ops keys\nalice:sk-aaaaaaaaaaaaaaaa, sk-bbbbbbbbbbbbbbbb\n\n")
-    assert [k.id for k in keys][0] == "alice" and keys[1].id.startswith("key-") and len(keys[1].id) == 12
+    assert keys[0].id == "alice" and keys[1].id.startswith("key-") and len(keys[1].id) == 12
     assert "sk-a" not in repr(keys)  # the key is not in the repr (nor in logs that print it)
     with pytest.raises(SuiqaError, match="16 characters"):
         parse_keys("alice:short")
