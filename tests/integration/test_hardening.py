@@ -96,3 +96,35 @@ async def test_overload_sheds_at_once_admitted_succeed_health_stays_fast(stack):
           f"/health max {max(health_times) * 1000:.0f} ms over {len(health_times)} probes")
     assert shed_s[-1] < 0.1
     assert max(health_times) < 0.1
+
+
+def test_served_openapi_holds_under_schemathesis(stack):
+    """~300 generated requests against the document the running stack serves: no 5xx, every status code,
+    content type and body as documented."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    urls, _ = stack
+    schema = schemathesis.openapi.from_url(urls["api"].removesuffix("/v1") + "/openapi.json", timeout=30)
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    budget = {"/v1/chat/completions": 150}
+    ran = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=budget.get(operation.path, 50), deadline=None,
+                  suppress_health_check=list(HealthCheck), database=None)
+        def run(case):
+            nonlocal ran
+            ran += 1
+            case.call_and_validate(checks=checks, timeout=120)
+
+        run()
+    assert ran >= 200
