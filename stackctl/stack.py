@@ -188,8 +188,8 @@ def up(stack: StackSettings) -> dict[str, str]:
         with _phase("tiny models"):
             build_models(models_dir())
     # each tier's effective settings (no secrets), so `suiqa restart ROLE` brings it back exactly like this
-    servers = {role: p.model_dump(mode="json", exclude={"api_key"}) for role, p in profiles.items()}
-    _state_path().write_text(json.dumps({"profile": stack.name, "ray": False, "servers": servers}))
+    tiers = {role: p.model_dump(mode="json", exclude={"api_key"}) for role, p in profiles.items()}
+    _state_path().write_text(json.dumps({"profile": stack.name, "ray": False, "servers": tiers}))
     try:
         servers = []
         for profile in profiles.values():
@@ -198,7 +198,7 @@ def up(stack: StackSettings) -> dict[str, str]:
                 servers[-1].wait_ready()  # processes sharing a GPU start one after the other
         with _phase("ray head"):
             address = start_ray(stack)
-        _state_path().write_text(json.dumps({"profile": stack.name, "ray": True, "servers": servers}))
+        _state_path().write_text(json.dumps({"profile": stack.name, "ray": True, "servers": tiers}))
         from react_tier.knowledge import KnowledgeBase
 
         with _phase("knowledge base"):  # build or verify the index once, so agent replicas find it cached
@@ -218,7 +218,7 @@ def up(stack: StackSettings) -> dict[str, str]:
             "auth": f"API keys ({len(keys.keys)})" if keys else "OPEN (demo profile: no API keys)",
             "metrics_ray": f"http://127.0.0.1:{stack.ray_metrics_export_port}/metrics",
             **{f"vllm_{role}": p.base_url + "/v1" for role, p in profiles.items()}}
-    _state_path().write_text(json.dumps({"profile": stack.name, "ray": True, "urls": urls, "servers": servers}))
+    _state_path().write_text(json.dumps({"profile": stack.name, "ray": True, "urls": urls, "servers": tiers}))
     return urls
 
 
