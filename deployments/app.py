@@ -38,14 +38,14 @@ class SuiReActDeployment:
     def __serve_build_asgi_app__(self):
         from deployments.api_router import create_app
 
-        self.app = create_app(self.chat, echo_request_id=False, keys=self.keys)  # Ray's proxy echoes X-Request-Id
-        return self.app
+        self._asgi = create_app(self.chat, echo_request_id=False, keys=self.keys)  # the proxy echoes X-Request-Id
+        return self._asgi
 
     async def check_health(self) -> None:
         """Serve's replica health check: the replica's event loop answers (upstream health is /ready's job)."""
 
     async def __del__(self):
-        gate = getattr(getattr(getattr(self, "app", None), "state", None), "gate", None)
+        gate = getattr(getattr(getattr(self, "_asgi", None), "state", None), "gate", None)
         if gate is not None:  # Serve has waited for in-flight requests (graceful_shutdown_timeout_s)
             gate.drain()
         agent = getattr(self, "agent", None)  # absent when the constructor failed
