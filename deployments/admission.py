@@ -139,7 +139,7 @@ class GuardMiddleware:
         except _BodyTooLarge:
             await refuse(413, f"the request body exceeds {gate.max_body} bytes")
             return
-        refusal = gate.limiter.acquire(key_id)
+        refusal = gate.limiter.acquire(key_id) if gate.keys else None  # an open API has no keys to limit
         if refusal is not None:
             await refuse(429, refusal.reason, refusal.retry_after_s)
             return
@@ -154,7 +154,8 @@ class GuardMiddleware:
             finally:
                 gate.admission.leave()
         finally:
-            gate.limiter.release(key_id)
+            if gate.keys:
+                gate.limiter.release(key_id)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> Receive:
         """The whole body, read before anything parses it (refused unread when Content-Length is too large);

@@ -245,3 +245,8 @@ def test_drain_refuses_new_requests_and_is_not_ready():
 def test_admission_must_leave_room_for_health():
     with pytest.raises(ValueError, match="at least 2 below"):
         ApiSettings.load(admission={"max_in_flight": 20, "max_queue": 12})  # 32 = max_ongoing_requests
+
+
+def test_an_open_api_has_no_per_key_limits_only_admission():
+    client = TestClient(app_for(keys=None, admission={"per_key_rpm": 1, "per_key_burst": 1}))
+    assert [client.post(URL, json=BODY).status_code for _ in range(3)] == [200, 200, 200]
