@@ -250,3 +250,17 @@ def test_admission_must_leave_room_for_health():
 def test_an_open_api_has_no_per_key_limits_only_admission():
     client = TestClient(app_for(keys=None, admission={"per_key_rpm": 1, "per_key_burst": 1}))
     assert [client.post(URL, json=BODY).status_code for _ in range(3)] == [200, 200, 200]
+
+
+def test_agent_tier_down_is_503_with_retry_after_and_backpressure_is_429():
+    from ray.serve.exceptions import BackPressureError
+
+    from deployments.serving_chat import classify_exception
+    from react_tier.breaker import CircuitOpenError
+
+    agent = ContractAgent(fail=CircuitOpenError("agent", 4.0), fail_after=0)
+    resp = TestClient(app_for(agent, keys=None)).post(URL, json=BODY)
+    assert resp.status_code == 503 and resp.headers["retry-after"] == "2"
+    assert "circuit open" in resp.json()["error"]["message"]
+    err = classify_exception(BackPressureError(num_queued_requests=10, max_queued_requests=10))
+    assert err.status == 429
