@@ -186,7 +186,7 @@ async def test_admission_bounds_in_flight_and_queue_and_sheds_at_once():
     started = time.perf_counter()
     with pytest.raises(Shed) as shed:
         await admission.enter()
-    assert time.perf_counter() - started < 0.01 and shed.value.retry_after_s == 3
+    assert time.perf_counter() - started < 0.05 and shed.value.retry_after_s == 3  # no wait at all
     admission.leave()
     await waiter  # the queued request got the freed slot
     assert admission.in_flight == 2 and admission.waiting == 0
@@ -220,14 +220,14 @@ async def test_overload_sheds_the_excess_fast_while_admitted_requests_and_health
         tasks = [asyncio.ensure_future(timed(client.post(URL, json=BODY))) for _ in range(10)]
         await asyncio.sleep(0.2)
         health, health_s = await timed(client.get("/health"))
-        assert health.status_code == 200 and health_s < 0.1
+        assert health.status_code == 200 and health_s < 0.25  # 100 ms on the real stack; slack for a busy CI box
         agent.release.set()
         results = await asyncio.gather(*tasks)
     codes = sorted(r.status_code for r, _ in results)
     assert codes == [200] * 4 + [429] * 6
     for resp, elapsed in results:
         if resp.status_code == 429:
-            assert elapsed < 0.1 and resp.headers["retry-after"] == "2"
+            assert elapsed < 0.25 and resp.headers["retry-after"] == "2"
 
 
 # --- drain --------------------------------------------------------------------------------------------------------
