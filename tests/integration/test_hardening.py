@@ -40,7 +40,7 @@ def non_loopback_listeners(pids: set[int]) -> list[str]:
 
 
 def test_no_ray_vllm_or_api_port_listens_beyond_loopback(stack):
-    urls, env = stack
+    _, env = stack
     pids = _stack_pids(env)
     names = {psutil.Process(p).name() for p in pids if psutil.pid_exists(p)}
     assert any("raylet" in n or "gcs" in n for n in names) and len(pids) >= 5, names  # the check sees the stack

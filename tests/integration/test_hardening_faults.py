@@ -58,7 +58,7 @@ def auth(key: str = API_KEY) -> dict:
 
 
 def test_auth_on_the_api_and_the_vllm_tier_and_no_key_in_logs(keyed_stack):
-    urls, env, home = keyed_stack
+    urls, _, home = keyed_stack
     assert urls["auth"].startswith("API keys")
     chat = f"{urls['api']}/chat/completions"
     assert httpx.post(chat, json=body(urls), timeout=60).status_code == 401
@@ -140,7 +140,7 @@ def test_domain_killed_under_load_then_restarted_with_the_cli(keyed_stack):
 def test_drain_finishes_in_flight_streams_and_refuses_new_requests(keyed_stack):
     """Deleting the app (what a scale-down or a redeploy does to a replica): streams already running complete
     with [DONE]; new requests are refused at once (never a hang)."""
-    urls, env, home = keyed_stack
+    urls, env, _ = keyed_stack
     chat = f"{urls['api']}/chat/completions"
     outcomes: list[str] = []
     first_bytes = threading.Barrier(4, timeout=60)
@@ -155,20 +155,29 @@ def test_drain_finishes_in_flight_streams_and_refuses_new_requests(keyed_stack):
             outcomes.append("done" if resp.status_code == 200 and "[DONE]" in text and '"error"' not in text
                             else f"{resp.status_code}: {text[-200:]}")
 
+    # a driver connected ahead of time (ray.init takes seconds): it deletes the app the moment it is told to
+    script = ("import ray, sys; from ray import serve; ray.init(address=sys.argv[1], log_to_driver=False); "
+              "print('connected', flush=True); sys.stdin.readline(); serve.delete('sui-react', _blocking=False); "
+              "print('deleted', flush=True)")
+    driver = subprocess.Popen([sys.executable, "-c", script, f"127.0.0.1:{env['SUIQA_STACK_RAY_PORT']}"], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert driver.stdout.readline().strip() == "connected"
     threads = [threading.Thread(target=stream) for _ in range(3)]
     for t in threads:
         t.start()
     first_bytes.wait()
-    script = ("import ray, sys; from ray import serve; ray.init(address=sys.argv[1], log_to_driver=False); "
-              "serve.delete('sui-react', _blocking=False)")
-    subprocess.run([sys.executable, "-c", script, f"127.0.0.1:{env['SUIQA_STACK_RAY_PORT']}"], env=env,
-                   timeout=120, check=True)
+    driver.stdin.write("go\n")
+    driver.stdin.flush()
+    assert driver.stdout.readline().strip() == "deleted"
+    in_flight_at_delete = sum(t.is_alive() for t in threads)
+    driver.wait(60)
     time.sleep(1)
     started = time.perf_counter()
     refused = httpx.post(chat, json=body(urls), headers=auth(), timeout=30)
     refused_s = time.perf_counter() - started
     for t in threads:
         t.join(120)
-    print(f"in-flight streams: {outcomes}; new request: {refused.status_code} in {refused_s * 1000:.0f} ms")
-    assert outcomes == ["done"] * 3
+    print(f"in-flight at delete: {in_flight_at_delete}; streams: {outcomes}; new request: "
+          f"{refused.status_code} in {refused_s * 1000:.0f} ms")
+    assert outcomes == ["done"] * 3 and in_flight_at_delete >= 1
     assert refused.status_code in (404, 503) and refused_s < 5
