@@ -19,7 +19,10 @@ QUESTION = "隋炀帝开凿大运河是为了什么？"
 
 
 def _stack_pids(env: dict[str, str]) -> set[int]:
-    pids = {int(line.split()[0]) for line in stack_processes(env)}
+    """Every Ray and vLLM process (the tests hold the stack lock: this is the only stack on the machine)."""
+    from benchmarks.soak.run import stack_processes as all_stack_processes
+
+    pids = {int(line.split()[0]) for line in stack_processes(env)} | set(all_stack_processes())
     for pid in list(pids):
         try:
             pids |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
@@ -113,7 +116,7 @@ def test_served_openapi_holds_under_schemathesis(stack):
     urls, _ = stack
     schema = schemathesis.openapi.from_url(urls["api"].removesuffix("/v1") + "/openapi.json", timeout=30)
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-    budget = {"/v1/chat/completions": 150}
+    budget = {"/v1/chat/completions": 250}
     ran = 0
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -127,4 +130,4 @@ def test_served_openapi_holds_under_schemathesis(stack):
             case.call_and_validate(checks=checks, timeout=120)
 
         run()
-    assert ran >= 200
+    assert ran >= 250  # hypothesis stops early on routes without parameters (/health: one case)

@@ -244,7 +244,8 @@ def test_drain_refuses_new_requests_and_is_not_ready():
 
 def test_admission_must_leave_room_for_health():
     with pytest.raises(ValueError, match="at least 2 below"):
-        ApiSettings.load(admission={"max_in_flight": 20, "max_queue": 12})  # 32 = max_ongoing_requests
+        ApiSettings.load(admission={"max_in_flight": 20, "max_queue": 12},
+                         agent_deployment={"max_ongoing_requests": 32})
 
 
 def test_an_open_api_has_no_per_key_limits_only_admission():
