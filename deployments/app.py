@@ -53,18 +53,8 @@ class SuiReActDeployment:
             await agent.aclose()
 
 
-def require_keys(settings: ApiSettings, keys):
-    """The keys, or a one-line error when the profile requires keys and none are configured."""
-    from suiqa.errors import SuiqaError
-
-    if settings.require_api_keys and not keys:
-        raise SuiqaError("this API profile requires API keys: set SUIQA_API_API_KEYS='id:key,...' or "
-                         "SUIQA_API_API_KEYS_FILE=/path/to/secret (or require_api_keys: false for an open demo)")
-    return keys
-
-
 def build_app(settings: ApiSettings) -> Application:
-    from deployments.auth import KeyRing
+    from deployments.auth import KeyRing, require_keys
 
     require_keys(settings, KeyRing.from_settings(settings))  # fail here, not in every replica's constructor
     options = settings.agent_deployment.deployment_options()

@@ -83,6 +83,14 @@ class KeyRing:
         return found
 
 
+def require_keys(settings, keys: KeyRing) -> KeyRing:
+    """``keys``, or a one-line error when the profile requires keys and none are configured."""
+    if settings.require_api_keys and not keys:
+        raise SuiqaError("this API profile requires API keys: set SUIQA_API_API_KEYS='id:key,...' or "
+                         "SUIQA_API_API_KEYS_FILE=/path/to/secret (or require_api_keys: false for an open demo)")
+    return keys
+
+
 def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
     """The token of ``Authorization: Bearer <token>`` (scheme case-insensitive), else None."""
     for name, value in headers:

@@ -119,12 +119,12 @@ def start_ray(stack: StackSettings) -> str:
 
 
 def deploy_app(address: str, settings) -> None:
+    os.environ.update(RAY_LOCAL_ENV)  # before Ray is imported: it reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER at import
     import ray
     from ray import serve
 
     from deployments.app import build_app
 
-    os.environ.update(RAY_LOCAL_ENV)
     runtime_env = {"env_vars": {"OMP_NUM_THREADS": "1", "SUIQA_HOME": str(run_dir().parent)}}
     for attempt in range(3):  # a loaded 2-core machine can be slow to accept the first driver connection
         try:
@@ -175,8 +175,7 @@ def up(stack: StackSettings) -> dict[str, str]:
     settings = api_settings(stack, profiles)
     if port_in_use(settings.host, settings.port):
         raise SuiqaError(f"API port {settings.port} is already in use")
-    from deployments.app import require_keys
-    from deployments.auth import KeyRing
+    from deployments.auth import KeyRing, require_keys  # no Ray import before RAY_LOCAL_ENV is set (deploy_app)
 
     keys = require_keys(settings, KeyRing.from_settings(settings))  # before anything starts: one-line error
     if not keys:

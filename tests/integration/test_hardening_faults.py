@@ -159,7 +159,10 @@ def test_drain_finishes_in_flight_streams_and_refuses_new_requests(keyed_stack):
     script = ("import ray, sys; from ray import serve; ray.init(address=sys.argv[1], log_to_driver=False); "
               "print('connected', flush=True); sys.stdin.readline(); serve.delete('sui-react', _blocking=False); "
               "print('deleted', flush=True)")
-    driver = subprocess.Popen([sys.executable, "-c", script, f"127.0.0.1:{env['SUIQA_STACK_RAY_PORT']}"], env=env,
+    from suiqa.ray_local import RAY_LOCAL_ENV
+
+    driver = subprocess.Popen([sys.executable, "-c", script, f"127.0.0.1:{env['SUIQA_STACK_RAY_PORT']}"],
+                              env={**env, **RAY_LOCAL_ENV},
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert driver.stdout.readline().strip() == "connected"
     threads = [threading.Thread(target=stream) for _ in range(3)]

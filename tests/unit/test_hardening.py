@@ -14,8 +14,7 @@ from fastapi.testclient import TestClient
 
 from deployments.admission import Admission, Shed
 from deployments.api_router import create_app
-from deployments.app import require_keys
-from deployments.auth import KeyLimiter, KeyRing, TokenBucket, bearer_token, parse_keys
+from deployments.auth import KeyLimiter, KeyRing, TokenBucket, bearer_token, parse_keys, require_keys
 from deployments.config import ApiSettings
 from deployments.serving_chat import OpenAIServingChat
 from suiqa.errors import SuiqaError
