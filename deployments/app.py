@@ -23,7 +23,7 @@ from deployments.config import ApiSettings
 @serve.ingress()  # the app is built per replica, around this replica's handler (__serve_build_asgi_app__)
 class SuiReActDeployment:
     def __init__(self, api_settings: dict[str, Any]):
-        from deployments.auth import KeyRing
+        from deployments.auth import KeyRing, require_keys
         from deployments.metrics import ApiMetrics, PrometheusAgentHooks
         from deployments.serving_chat import OpenAIServingChat
         from react_tier import ReActAgent
