@@ -129,9 +129,12 @@ def test_domain_killed_under_load_then_restarted_with_the_cli(keyed_stack):
     after = httpx.post(chat, json=body(urls), headers=auth(), timeout=120)
     print(f"during the outage: {sorted((s, f) for s, f, _ in during)}; max latency "
           f"{max(t for *_, t in during):.1f} s; restart + ready after {restarted_s:.0f} s")
-    assert after.status_code == 200 and after.json()["sui"]["finish_reason"] != "degraded"
+    sui = after.json()["sui"]  # the tiny random models may still end 'degraded' (unparsable output): the proof
+    assert after.status_code == 200 and sui["draft"]  # that both tiers answer again is the draft and agent tokens
+    assert sui["usage"]["agent"]["completion_tokens"] > 0
     assert all(s in (200, 503) for s, _, _ in during), during
     assert any(f == "degraded" or s == 503 for s, f, _ in during)
+    assert all(t < 62 for *_, t in during)
     assert max(t for *_, t in during) < 62  # the agent's 60 s deadline: no hang
     state = json.loads((home / "run" / "stack.json").read_text())
     assert state["servers"]["domain"]["served_model_name"] and (home / "run" / "vllm-domain.json").exists()
@@ -151,9 +154,10 @@ def test_drain_finishes_in_flight_streams_and_refuses_new_requests(keyed_stack):
             lines = resp.iter_lines()
             next(lines)
             first_bytes.wait()
-            text = "".join(lines)
-            outcomes.append("done" if resp.status_code == 200 and "[DONE]" in text and '"error"' not in text
-                            else f"{resp.status_code}: {text[-200:]}")
+            data = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+            errors = [d for d in data if d != "[DONE]" and "error" in json.loads(d)]
+            outcomes.append("done" if resp.status_code == 200 and data[-1:] == ["[DONE]"] and not errors
+                            else f"{resp.status_code}: {errors[:1] or data[-1:]}")
 
     # a driver connected ahead of time (ray.init takes seconds): it deletes the app the moment it is told to
     script = ("import ray, sys; from ray import serve; ray.init(address=sys.argv[1], log_to_driver=False); "
