@@ -102,6 +102,8 @@ def test_domain_killed_under_load_then_restarted_with_the_cli(keyed_stack):
                     resp = http.post(chat, json=body(urls))
                     finish = resp.json().get("sui", {}).get("finish_reason", "") if resp.status_code == 200 else ""
                     results.append((resp.status_code, finish, time.perf_counter() - started))
+                    if resp.status_code in (429, 503):  # a polite client: degraded answers come fast, the key's
+                        time.sleep(int(resp.headers["retry-after"]))  # rate limit (120/min) answers 429
                 except httpx.HTTPError as exc:
                     results.append((0, type(exc).__name__, time.perf_counter() - started))
 
@@ -132,7 +134,7 @@ def test_domain_killed_under_load_then_restarted_with_the_cli(keyed_stack):
     sui = after.json()["sui"]  # the tiny random models may still end 'degraded' (unparsable output): the proof
     assert after.status_code == 200 and sui["draft"]  # that both tiers answer again is the draft and agent tokens
     assert sui["usage"]["agent"]["completion_tokens"] > 0
-    assert all(s in (200, 503) for s, _, _ in during), during
+    assert all(s in (200, 429, 503) for s, _, _ in during), during
     assert any(f == "degraded" or s == 503 for s, f, _ in during)
     assert all(t < 62 for *_, t in during)
     assert max(t for *_, t in during) < 62  # the agent's 60 s deadline: no hang
