@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import csv
 import json
+import re
 import statistics
 import time
 from collections import Counter, defaultdict
@@ -33,21 +34,33 @@ QUESTIONS = ["隋朝是哪一年建立的？", "隋炀帝开凿大运河的目�
              "隋朝为什么灭亡？", "杨素是谁？"]
 
 
+WRAPPERS = ("flock", "bash", "sh", "timeout", "grep")  # shells whose command line merely mentions the stack
+
+
+def label(cmd: str) -> str:
+    """A stable short name: vLLM's API server with its port, Ray actors without the method they run now."""
+    name = cmd.split()[0].rsplit("/", 1)[-1]
+    if "vllm.entrypoints" in cmd:
+        args = cmd.split()
+        port = args[args.index("--port") + 1] if "--port" in args[:-1] else "?"
+        return f"vllm-api-server:{port}"
+    if cmd.startswith(("ray::", "VLLM::")):
+        return re.sub(r"^(ray::[^.\s]+)\..*$", r"\1", cmd.split()[0])
+    return name
+
+
 def stack_processes() -> dict[int, str]:
-    """pid -> short name of every process that belongs to a local stack (vLLM, Ray)."""
+    """pid -> short name of every process that belongs to a local stack (vLLM, Ray). Run under the stack lock:
+    another session's stack would be counted too (exclude it with --exclude-pids when re-summarising)."""
     found = {}
     for proc in psutil.process_iter(["pid", "name", "cmdline"]):
         try:
             cmd = " ".join(proc.info["cmdline"] or []) or proc.info["name"] or ""
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        if any(m in cmd for m in MARKS) and "benchmarks.soak" not in cmd:
-            name = cmd.split()[0].rsplit("/", 1)[-1]
-            if "vllm.entrypoints" in cmd:
-                name = "vllm-api-server:" + next((a for a in cmd.split() if a.isdigit() and len(a) >= 4), "?")
-            elif cmd.startswith(("ray::", "VLLM::")):
-                name = cmd.split()[0]
-            found[proc.info["pid"]] = name
+        first = cmd.split()[0].rsplit("/", 1)[-1] if cmd.split() else ""
+        if any(m in cmd for m in MARKS) and "benchmarks.soak" not in cmd and first not in WRAPPERS:
+            found[proc.info["pid"]] = label(cmd)
     return found
 
 
@@ -80,14 +93,15 @@ async def client_loop(i: int, http: httpx.AsyncClient, until: float, started: fl
             if stream:
                 async with http.stream("POST", "/v1/chat/completions", json=body) as resp:
                     row["status"] = resp.status_code
-                    text = "".join([line async for line in resp.aiter_lines()])
+                    data = [line.removeprefix("data: ") async for line in resp.aiter_lines()
+                            if line.startswith("data: ")]
                     if resp.status_code == 200:
-                        if '"error"' in text:
+                        events = [json.loads(d) for d in data if d != "[DONE]"]
+                        if any("error" in e for e in events):  # OpenAI-style in-band error event
                             row["error"] = "in-band error"
-                        elif "[DONE]" not in text:
+                        elif data[-1:] != ["[DONE]"]:
                             row["error"] = "stream cut"
-                        marker = '"finish_reason":"'
-                        row["finish"] = text.split(marker)[-1].split('"')[0] if marker in text else ""
+                        row["finish"] = next((e["sui"]["finish_reason"] for e in reversed(events) if "sui" in e), "")
                     else:
                         row["error"] = f"HTTP {resp.status_code}"
             else:
@@ -205,6 +219,22 @@ async def soak(args: argparse.Namespace) -> dict:
     return summary
 
 
+def resummarize(args: argparse.Namespace) -> dict:
+    out = Path(args.out)
+    excluded = {int(p) for p in args.exclude_pids.split(",") if p.strip()}
+    with (out / "records.csv").open(encoding="utf-8") as fh:
+        records = [{**r, "t": float(r["t"]), "status": int(r["status"]), "latency_s": float(r["latency_s"]),
+                    "stream": r["stream"] == "True"} for r in csv.DictReader(fh)]
+    with (out / "rss.csv").open(encoding="utf-8") as fh:
+        rss = [{**r, "t": float(r["t"]), "pid": int(r["pid"]), "rss_mb": float(r["rss_mb"]),
+                "name": label(r["name"])} for r in csv.DictReader(fh) if int(r["pid"]) not in excluded]
+    summary = summarize(records, rss, args)
+    summary["excluded_pids"] = sorted(excluded)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    plot(records, rss, out)
+    return summary
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8080")
@@ -216,11 +246,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout-s", type=float, default=130)
     parser.add_argument("--sample-s", type=float, default=5)
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results" / "soak" / "cpu"))
+    parser.add_argument("--from-csv", action="store_true",
+                        help="Do not load the API: rebuild summary.json and soak.png from OUT's CSVs.")
+    parser.add_argument("--exclude-pids", default="", help="With --from-csv: comma-separated pids to leave out.")
     args = parser.parse_args(argv)
     import os
 
     args.api_key = args.api_key or os.environ.get("SUIQA_SOAK_API_KEY")
-    summary = asyncio.run(soak(args))
+    summary = resummarize(args) if args.from_csv else asyncio.run(soak(args))
     brief = {k: summary[k] for k in ("requests", "ok", "errors_by_type", "status_counts", "latency_s",
                                      "rss_total_mb")}
     print(json.dumps(brief, indent=2, ensure_ascii=False))
