@@ -96,6 +96,9 @@ def run_overhead(users: list[int], duration_s: float, replicas: list[int], varia
     unknown = set(variants) - set(APPS)
     if unknown:
         raise BenchError(f"unknown variant(s) {sorted(unknown)}; choose from {sorted(APPS)}")
+    from suiqa.ray_local import RAY_LOCAL_ENV
+
+    os.environ.update(RAY_LOCAL_ENV)  # before Ray is imported: it reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER at import
     import ray
     from ray import serve
 
@@ -115,9 +118,6 @@ def run_overhead(users: list[int], duration_s: float, replicas: list[int], varia
     notes: list[str] = []
     try:
         wait_healthy(instant_url, instant, 60)
-        from suiqa.ray_local import RAY_LOCAL_ENV
-
-        os.environ.update(RAY_LOCAL_ENV)
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
         serve.start(http_options={"host": "127.0.0.1", "port": serve_port})
         base_url = f"http://127.0.0.1:{serve_port}"

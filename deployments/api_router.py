@@ -22,15 +22,47 @@ import uuid
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from deployments.admission import Gate, GuardMiddleware
+from deployments.auth import KeyRing
 from deployments.metrics import RequestMetricsMiddleware, reject
-from deployments.protocol import ChatCompletionRequest, ModelCard, ModelList, ModelMeta, error_body
+from deployments.protocol import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    ErrorResponse,
+    ModelCard,
+    ModelList,
+    ModelMeta,
+    error_body,
+)
 from deployments.serving_chat import ApiError, OpenAIServingChat, classify_exception
 from suiqa.logs import request_context
 
 router = APIRouter()
+_ERROR_DOCS = {
+    400: "Invalid request (parameter named in `error.param`); never 422",
+    401: "Missing or wrong API key",
+    404: "Unknown model",
+    413: "Request body larger than `admission.max_body_bytes`",
+    429: "Per-key limit or admission limit reached (Retry-After)",
+    502: "An upstream LLM tier answered badly",
+    503: "Starting up, draining, or the LLM tiers are down (Retry-After)",
+    504: "The request exceeded the pipeline's time limit",
+}
+
+
+def _errors(*codes: int) -> dict:
+    return {code: {"model": ErrorResponse, "description": _ERROR_DOCS[code]} for code in codes}
+
+
+class ReadyStatus(BaseModel):
+    status: str
+    upstreams: dict[str, bool] | None = None
+    error: str | None = None
+
 REQUEST_ID_HEADER = "X-Request-Id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -78,11 +110,18 @@ def _chat(request: Request) -> OpenAIServingChat:
     return chat
 
 
+RETRY_AFTER_S = 2  # on a 429/503 that did not come from the guard (which uses admission.retry_after_s)
+
+
 def _error(status: int, message: str, param: str | None = None) -> JSONResponse:
-    return JSONResponse(error_body(status, message, param), status_code=status)
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status in (429, 503) else None
+    return JSONResponse(error_body(status, message, param), status_code=status, headers=headers)
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", response_model=None, responses={
+    200: {"model": ChatCompletionResponse, "description": "The answer (JSON), or SSE chunks when `stream` is true",
+          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+    **_errors(400, 401, 404, 413, 429, 502, 503, 504)})
 async def create_chat_completion(body: ChatCompletionRequest, request: Request):
     chat = _chat(request)
     request_id = request.state.request_id
@@ -97,7 +136,7 @@ async def create_chat_completion(body: ChatCompletionRequest, request: Request):
     return JSONResponse(response.model_dump(exclude_none=True))
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", responses=_errors(401, 503))
 async def list_models(request: Request) -> ModelList:
     settings = _chat(request).settings
     return ModelList(data=[ModelCard(id=settings.served_model_name,
@@ -110,11 +149,15 @@ async def health() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/ready")
+@router.get("/ready", response_model=ReadyStatus,
+            responses={503: {"model": ReadyStatus, "description": "Not ready (draining, or an upstream is down)"}})
 async def ready(request: Request):
-    """Readiness: both upstream LLM tiers answer."""
+    """Readiness: not draining, and each upstream LLM tier serves the model the stack needs (cached briefly)."""
+    gate = getattr(request.app.state, "gate", None)
+    if gate is not None and gate.draining:
+        return JSONResponse({"status": "draining"}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
     try:
-        upstreams = await _chat(request).agent.check_upstreams()
+        upstreams = await _chat(request).check_upstreams()
     except ApiError:
         raise
     except Exception as exc:  # noqa: BLE001
@@ -125,14 +168,41 @@ async def ready(request: Request):
                         status_code=200 if ok else 503)
 
 
-def create_app(chat: OpenAIServingChat | None, echo_request_id: bool = True) -> FastAPI:
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document with what the API really returns: no 422 (a refused body is a 400), Bearer auth on
+    /v1 when keys are configured."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        schemas = schema.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
+        gate = getattr(app.state, "gate", None)
+        if gate is not None and gate.keys:
+            schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        for path, item in schema["paths"].items():
+            for operation in item.values():
+                operation.get("responses", {}).pop("422", None)
+                if path.startswith("/v1/") and gate is not None and gate.keys:
+                    operation["security"] = [{"bearer": []}]
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def create_app(chat: OpenAIServingChat | None, echo_request_id: bool = True, keys: KeyRing | None = None) -> FastAPI:
     """The API around ``chat`` (None: every route but /health answers 503 "starting up"). ``echo_request_id``:
-    set X-Request-Id on responses (off under Ray Serve, whose proxy does it)."""
+    set X-Request-Id on responses (off under Ray Serve, whose proxy does it). ``keys``: the API keys (None or
+    empty: an open API; deployments.app refuses that unless the settings allow it)."""
     app = FastAPI(title="Sui QA pipeline API", version="0.2.0")
     app.state.chat = chat
     app.include_router(router)
+    if chat is not None:
+        app.state.gate = Gate(chat.settings, keys or KeyRing([]))
+        app.add_middleware(GuardMiddleware, gate=app.state.gate)  # inner: its refusals get the request id
     app.add_middleware(RequestIdMiddleware, echo=echo_request_id)
     app.add_middleware(RequestMetricsMiddleware, metrics=getattr(chat, "metrics", None))  # outermost: counts all
+    app.openapi = lambda: _openapi(app)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -30,12 +30,14 @@ PIPELINE_LOGGERS = ("deployments", "react_tier")  # the ingress and the agent (S
 class SuiReActDeployment:
     def __init__(self, api_settings: dict[str, Any]):
         from deployments import metrics
+        from deployments.auth import KeyRing, require_keys
         from deployments.serving_chat import OpenAIServingChat
         from react_tier import ReActAgent
         from suiqa.logs import configure_json_logging
         from suiqa.paths import logs_dir, run_dir
 
         settings = ApiSettings.model_validate(api_settings)
+        self.keys = require_keys(settings, KeyRing.from_settings(settings))
         configure_json_logging(PIPELINE_LOGGERS, path=logs_dir() / "pipeline.jsonl")
         # the stack sets the directory (and wipes it on `suiqa up`); elsewhere a default under $SUIQA_HOME
         metrics.use_multiprocess(metrics.multiprocess_dir() or run_dir() / "pipeline-metrics")
@@ -49,12 +51,16 @@ class SuiReActDeployment:
     def __serve_build_asgi_app__(self):
         from deployments.api_router import create_app
 
-        return create_app(self.chat, echo_request_id=False)  # Ray's proxy echoes X-Request-Id itself
+        self._asgi = create_app(self.chat, echo_request_id=False, keys=self.keys)  # the proxy echoes X-Request-Id
+        return self._asgi
 
     async def check_health(self) -> None:
         """Serve's replica health check: the replica's event loop answers (upstream health is /ready's job)."""
 
     async def __del__(self):
+        gate = getattr(getattr(getattr(self, "_asgi", None), "state", None), "gate", None)
+        if gate is not None:  # Serve has waited for in-flight requests (graceful_shutdown_timeout_s)
+            gate.drain()
         exporter = getattr(self, "exporter", None)
         if exporter is not None:
             exporter.close()
@@ -64,6 +70,9 @@ class SuiReActDeployment:
 
 
 def build_app(settings: ApiSettings) -> Application:
+    from deployments.auth import KeyRing, require_keys
+
+    require_keys(settings, KeyRing.from_settings(settings))  # fail here, not in every replica's constructor
     options = settings.agent_deployment.deployment_options()
     # python mode keeps secrets as SecretStr (pickled by Ray) instead of masking them
     return SuiReActDeployment.options(**options).bind(settings.model_dump())

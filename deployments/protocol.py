@@ -349,6 +349,7 @@ class ErrorResponse(BaseModel):
 
 ERROR_TYPES = {
     400: "invalid_request_error",
+    401: "invalid_api_key",
     404: "not_found_error",
     413: "invalid_request_error",
     422: "invalid_request_error",

@@ -8,7 +8,7 @@ import yaml
 
 from deployments.config import ApiSettings
 
-SECRET_FIELDS = {"agent": {"domain_llm": {"api_key"}, "agent_llm": {"api_key"}}}
+SECRET_FIELDS = {"api_keys": True, "agent": {"domain_llm": {"api_key"}, "agent_llm": {"api_key"}}}
 
 
 def serve_config(settings: ApiSettings) -> dict[str, Any]:
@@ -22,7 +22,8 @@ def serve_config(settings: ApiSettings) -> dict[str, Any]:
             "name": settings.app_name,
             "route_prefix": settings.route_prefix,
             "import_path": "deployments.app:app_builder",
-            # secrets stay out of the file: api keys come from the replicas' environment (SUIQA_REACT_*__API_KEY)
+            # secrets stay out of the file: keys come from the replicas' environment (SUIQA_API_API_KEYS[_FILE],
+            # SUIQA_REACT_*__API_KEY)
             "args": settings.model_dump(mode="json", exclude=SECRET_FIELDS),
             "deployments": [{"name": "SuiReAct", **agent_options}],
         }],

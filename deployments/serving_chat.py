@@ -58,7 +58,7 @@ def classify_exception(exc: BaseException) -> ApiError:
         return ApiError(exc.status_code, str(exc).splitlines()[0] if str(exc) else "upstream LLM tier failed")
     if isinstance(exc, BackPressureError):
         reject("queue_full")
-        return ApiError(503, "the agent tier is at capacity (queue full); retry later")
+        return ApiError(429, "the agent tier is at capacity (queue full); retry later")
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return ApiError(504, "the request exceeded the pipeline's time limit")
     log.exception("unexpected error in the pipeline", exc_info=exc)
@@ -73,6 +73,16 @@ class OpenAIServingChat:
         self.settings = settings
         self.agent = agent  # react_tier.ReActAgent, or a test double built on the same AgentRequest contract
         self.metrics = metrics
+        self._ready: tuple[float, dict[str, bool]] | None = None
+        self._ready_lock = asyncio.Lock()
+
+    async def check_upstreams(self, ttl_s: float = 3.0) -> dict[str, bool]:
+        """The agent's upstream check, cached ``ttl_s`` (probes every second must not become LLM load); one
+        check at a time, concurrent callers share its answer."""
+        async with self._ready_lock:
+            if self._ready is None or time.monotonic() - self._ready[0] > ttl_s:
+                self._ready = (time.monotonic(), await self.agent.check_upstreams())
+            return dict(self._ready[1])
 
     def prepare(self, request: ChatCompletionRequest, request_id: str) -> AgentRequest:
         """The agent request, checked by the agent's own validator; ApiError (4xx) for what is refused."""

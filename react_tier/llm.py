@@ -1,4 +1,5 @@
-"""OpenAI-compatible chat client for one tier: per-call timeouts, jittered retries on connection errors/5xx.
+"""OpenAI-compatible chat client for one tier: per-call timeouts, jittered retries on connection errors/5xx, a
+circuit breaker (react_tier/breaker.py) in front of every attempt.
 
 The official ``openai`` AsyncOpenAI client does the HTTP; its own retries are off (``max_retries=0``) so that
 tenacity is the only retry layer and every attempt is reported once to the hooks. Timeouts are not retried:
@@ -37,6 +38,7 @@ import httpx
 import openai
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from react_tier.breaker import CircuitBreaker
 from react_tier.errors import UpstreamError
 from react_tier.results import Usage
 from react_tier.settings import LLMEndpointSettings
@@ -98,6 +100,14 @@ def _status_of(exc: BaseException | None) -> int | str:
     return type(exc).__name__
 
 
+def _upstream_fault(exc: BaseException) -> bool:
+    """A failure that says the tier is unwell (counts for the breaker); a 4xx is the request's own fault."""
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code >= 500
+    return isinstance(exc, (openai.APIConnectionError, TimeoutError, ConnectionError)) or \
+        type(exc).__module__.startswith("httpx")
+
+
 def to_upstream_error(tier: str, exc: BaseException) -> UpstreamError:
     """Map a client exception to the API status the caller should return."""
     if isinstance(exc, UpstreamError):
@@ -125,15 +135,24 @@ class LLMClient:
         self.client = openai.AsyncOpenAI(base_url=settings.base_url, api_key=settings.api_key.get_secret_value(),
                                          max_retries=0, http_client=openai.DefaultAsyncHttpxClient(limits=limits))
         self._calls = itertools.count(1)
+        self.breaker = CircuitBreaker(tier, settings.breaker_failures, settings.breaker_reset_s)
 
     def _call_id(self) -> str | None:
         """The X-Request-Id of one upstream attempt (None outside a request: vLLM then makes its own)."""
         request_id = current_request_id()
         return f"{request_id}.{self.tier[:1]}{next(self._calls)}" if request_id else None
 
-    def _timeout(self, budget_s: float | None) -> openai.Timeout:
-        read = self.settings.timeout_s if budget_s is None else max(0.05, min(self.settings.timeout_s, budget_s))
-        return openai.Timeout(read, connect=min(self.settings.connect_timeout_s, read))
+    def _timeout(self, budget_s: float | None, stream: bool = False) -> openai.Timeout:
+        """Whole call ≤ timeout_s (and the run's budget); a stream's chunks ≤ stream_idle_timeout_s apart."""
+        whole = self.settings.timeout_s if budget_s is None else max(0.05, min(self.settings.timeout_s, budget_s))
+        read = min(whole, self.settings.stream_idle_timeout_s) if stream else whole
+        return openai.Timeout(whole, read=read, connect=min(self.settings.connect_timeout_s, whole))
+
+    def _judge(self, exc: BaseException) -> None:
+        if _upstream_fault(exc):
+            self.breaker.failure()
+        else:
+            self.breaker.release()
 
     def _account(self, sink: dict[str, Usage] | None, result: Completion) -> None:
         if sink is not None:
@@ -183,15 +202,22 @@ class LLMClient:
 
     async def _attempt(self, body: dict, budget_s: float | None, trace: dict[str, Any]):
         """One HTTP attempt; ``trace`` gets its ``call_id`` (the X-Request-Id sent)."""
+        self.breaker.before()  # CircuitOpenError (an UpstreamError, not retried) while the tier is known down
         started = time.monotonic()
         trace["call_id"] = call_id = self._call_id()
         headers = {"X-Request-Id": call_id} if call_id else None
         try:
-            return await self.client.chat.completions.create(**body, timeout=self._timeout(budget_s),
-                                                             extra_headers=headers)
+            response = await self.client.chat.completions.create(
+                **body, timeout=self._timeout(budget_s, stream=bool(body.get("stream"))), extra_headers=headers)
         except Exception as exc:
+            self._judge(exc)
             await self._report(started, None, exc, trace)
             raise
+        except BaseException:  # cancelled: says nothing about the tier
+            self.breaker.release()
+            raise
+        self.breaker.success()  # answered (a stream: its headers came)
+        return response
 
     async def complete(self, messages: list[dict], *, stop: list[str] | None = None, max_tokens: int | None = None,
                        budget_s: float | None = None, usage: dict[str, Usage] | None = None,
@@ -249,6 +275,7 @@ class LLMClient:
                       status="closed_by_caller")
             raise
         except Exception as exc:
+            self._judge(exc)  # a stream that broke midway: the tier may be going down
             await self._report(started, None, exc, trace)
             raise
         self._account(usage, final)
@@ -276,10 +303,16 @@ class LLMClient:
         except Exception:  # noqa: BLE001 - the upstream may be the thing that is down
             return text[:cap], len(text[:cap])
 
-    async def ready(self, timeout_s: float = 3.0) -> bool:
-        """True when ``GET /v1/models`` answers."""
+    async def ready(self, timeout_s: float = 2.0) -> bool:
+        """True when the tier serves this client's model name (``GET /v1/models`` lists it) and answers a 1-token
+        completion within ``timeout_s``: a server that is up with other names, or up but stuck, is not ready."""
         try:
-            await self.client.models.list(timeout=timeout_s)
+            models = await self.client.models.list(timeout=timeout_s)
+            if self.settings.model not in {m.id for m in models.data}:
+                return False
+            await self.client.chat.completions.create(
+                model=self.settings.model, messages=[{"role": "user", "content": "ping"}], max_tokens=1,
+                temperature=0, timeout=timeout_s)
             return True
         except Exception:  # noqa: BLE001 - readiness is a yes/no question
             return False

@@ -29,9 +29,14 @@ class LLMEndpointSettings(BaseModel):
     model: str = Field(..., description="Model name sent in each request (vLLM's --served-model-name).")
     api_key: SecretStr = Field(SecretStr("EMPTY"), description="Bearer token ('EMPTY' for a local vLLM).")
     timeout_s: float = Field(30.0, gt=0, description="Per-call read timeout (also capped by the run deadline).")
-    connect_timeout_s: float = Field(5.0, gt=0, description="TCP connect timeout per call.")
+    connect_timeout_s: float = Field(1.0, gt=0, description="TCP connect timeout per call (a dead upstream is "
+                                     "refused or unanswered: with the retries it is known within ~2 s).")
+    stream_idle_timeout_s: float = Field(10.0, gt=0, description="Streamed calls: longest wait for the next chunk "
+                                         "(a hung upstream is detected by this, not by timeout_s).")
     max_retries: int = Field(2, ge=0, le=10, description="Retries on connection errors and 5xx only (jittered).")
-    retry_backoff_s: float = Field(0.5, ge=0, description="Base of the jittered exponential retry backoff.")
+    retry_backoff_s: float = Field(0.2, ge=0, description="Base of the jittered exponential retry backoff.")
+    breaker_failures: int = Field(3, ge=1, description="Consecutive upstream faults that open the circuit breaker.")
+    breaker_reset_s: float = Field(5.0, gt=0, description="Open breaker: fail fast this long, then probe once.")
     max_tokens: int = Field(512, gt=0, description="Completion token cap per call.")
     temperature: float = Field(0.3, ge=0, le=2, description="Sampling temperature.")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="Extra request fields (e.g. top_k).")

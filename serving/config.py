@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from suiqa.paths import models_dir
 from suiqa.settings import TierSettings, resolve_profile
@@ -69,6 +69,12 @@ class ServingProfile(TierSettings):
     extra_args: list[str] = Field(default_factory=list, description="Passed verbatim to the vLLM server.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment for the server process.")
     allow_hub_download: bool = Field(False, description="Allow a hub model id instead of a local folder.")
+    api_key: SecretStr | None = Field(
+        None, description="Bearer key the server requires on /v1 (env SUIQA_<ROLE>_API_KEY); handed to vLLM as "
+                          "VLLM_API_KEY, not --api-key, so it is not in `ps` nor in the log's command line.")
+    shutdown_timeout_s: int | None = Field(
+        10, ge=0, description="vLLM --shutdown-timeout: on SIGTERM, seconds in-flight requests may finish "
+                              "(None = leave the flag out, for a vLLM without it).")
     startup_timeout_s: float = Field(300, gt=0, description="Time allowed until /health answers 200.")
     python: str = Field(sys.executable, description="Interpreter that has vLLM installed.",
                         json_schema_extra={"doc_default": "sys.executable"})
@@ -117,6 +123,7 @@ class ServingProfile(TierSettings):
             "--quantization": self.quantization,
             "--chat-template": self.chat_template,
             "--scheduling-policy": self.scheduling_policy,
+            "--shutdown-timeout": self.shutdown_timeout_s,
         }
         for flag, value in optional.items():
             if value is not None:
@@ -151,6 +158,8 @@ class ServingProfile(TierSettings):
             env["VLLM_CPU_KVCACHE_SPACE"] = str(self.cpu_kvcache_space_gib)
             env.setdefault("VLLM_TARGET_DEVICE", "cpu")
         env.update(self.env)
+        if self.api_key is not None:
+            env["VLLM_API_KEY"] = self.api_key.get_secret_value()
         return env
 
 

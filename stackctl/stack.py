@@ -91,6 +91,9 @@ def api_settings(stack: StackSettings, profiles: dict[str, ServingProfile]):
     api_yaml = resolve_profile(stack.api_config, API_PROFILES, "API") if stack.api_config else None
     endpoints = {"domain_llm": {"base_url": domain.base_url + "/v1", "model": domain.api_model_name},
                  "agent_llm": {"base_url": agent_url, "model": agent_model}}
+    for name, profile in (("domain_llm", domain), ("agent_llm", agent or domain)):
+        if profile.api_key is not None:  # the tier requires a key: the agent sends the same secret
+            endpoints[name]["api_key"] = profile.api_key
     return ApiSettings.load(api_yaml, agent=endpoints, profile=stack.name, tiny_models=stack.build_tiny_models)
 
 
@@ -174,12 +177,12 @@ def start_ray(stack: StackSettings) -> str:
 
 
 def deploy_app(address: str, settings) -> None:
+    os.environ.update(RAY_LOCAL_ENV)  # before Ray is imported: it reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER at import
     import ray
     from ray import serve
 
     from deployments.app import build_app
 
-    os.environ.update(RAY_LOCAL_ENV)
     # JAX_PLATFORMS: bm25s imports jax when installed, and jax would claim GPU memory beside vLLM (seen on the H200)
     runtime_env = {"env_vars": {"OMP_NUM_THREADS": "1", "JAX_PLATFORMS": "cpu", "SUIQA_HOME": str(run_dir().parent),
                                 "PROMETHEUS_MULTIPROC_DIR": str(pipeline_metrics_dir())}}
@@ -236,12 +239,20 @@ def up(stack: StackSettings) -> dict[str, str]:
         raise SuiqaError(f"pipeline metrics port {settings.metrics_port} is already in use")
     if stack.prometheus and port_in_use("127.0.0.1", stack.prometheus_port):
         raise SuiqaError(f"Prometheus port {stack.prometheus_port} is already in use")
+    from deployments.auth import KeyRing, require_keys  # no Ray import before RAY_LOCAL_ENV is set (deploy_app)
+
+    keys = require_keys(settings, KeyRing.from_settings(settings))  # before anything starts: one-line error
+    if not keys:
+        log.warning("the pipeline API is OPEN: profile %r requires no API key (demo only; never expose it)",
+                    stack.name)
     if stack.build_tiny_models:
         from suiqa.models.builder import build_models
 
         with _phase("tiny models"):
             build_models(models_dir())
-    _state_path().write_text(json.dumps({"profile": stack.name, "ray": False}))
+    # each tier's effective settings (no secrets), so `suiqa restart ROLE` brings it back exactly like this
+    tiers = {role: p.model_dump(mode="json", exclude={"api_key"}) for role, p in profiles.items()}
+    _state_path().write_text(json.dumps({"profile": stack.name, "ray": False, "servers": tiers}))
     _reset_metrics_dir()
     try:
         servers = []
@@ -251,7 +262,7 @@ def up(stack: StackSettings) -> dict[str, str]:
                 servers[-1].wait_ready()  # processes sharing a GPU start one after the other
         with _phase("ray head"):
             address = start_ray(stack)
-        _state_path().write_text(json.dumps({"profile": stack.name, "ray": True}))
+        _state_path().write_text(json.dumps({"profile": stack.name, "ray": True, "servers": tiers}))
         from react_tier.knowledge import KnowledgeBase
 
         with _phase("knowledge base"):  # build or verify the index once, so agent replicas find it cached
@@ -272,19 +283,42 @@ def up(stack: StackSettings) -> dict[str, str]:
         down()
         raise
     urls = {"api": f"{api_url}/v1", "model": settings.served_model_name,
+            "auth": f"API keys ({len(keys.keys)})" if keys else "OPEN (demo profile: no API keys)",
             "metrics_ray": f"http://127.0.0.1:{stack.ray_metrics_export_port}/metrics",
             **({"metrics_pipeline": f"http://127.0.0.1:{settings.metrics_port}/metrics"}
                if settings.metrics_port else {}),
             **{f"vllm_{role}": p.base_url + "/v1" for role, p in profiles.items()},
             **({"prometheus": prometheus["url"]} if prometheus else {}),
             "logs_pipeline": str(logs_dir() / "pipeline.jsonl")}
-    _state_path().write_text(json.dumps({"profile": stack.name, "ray": True, "urls": urls}))
+    _state_path().write_text(json.dumps({"profile": stack.name, "ray": True, "urls": urls, "servers": tiers}))
     return urls
 
 
 def status() -> dict[str, Any] | None:
     path = _state_path()
     return json.loads(path.read_text()) if path.exists() else None
+
+
+def restart(role: str) -> str:
+    """Stop one vLLM tier of the running stack and start it again with the settings the stack started it with
+    (from the run state: same served names, port, context length; its key from SUIQA_<ROLE>_API_KEY), wait until
+    it answers. Ray Serve keeps running; its /ready is false until the tier is back. Returns the tier's URL."""
+    state = status()
+    if not state:
+        raise SuiqaError("no stack is up (`suiqa up` first)")
+    servers = state.get("servers") or {}
+    if role not in servers:
+        hint = " (this stack's domain process serves both roles: restart domain)" if servers else ""
+        raise SuiqaError(f"the running stack has no separate {role} tier{hint}")
+    api_key = os.environ.get(f"SUIQA_{role.upper()}_API_KEY")
+    profile = ServingProfile.model_validate({**servers[role], "api_key": api_key})
+    info = run_dir() / f"vllm-{role}.json"
+    if info.exists():
+        stop_process_group(json.loads(info.read_text())["pgid"])
+        info.unlink(missing_ok=True)
+    server = VLLMServer(profile).start()  # writes vllm-<role>.json again: `suiqa down` stops it
+    server.wait_ready()
+    return profile.base_url
 
 
 def down() -> list[str]:

@@ -1,4 +1,4 @@
-"""`suiqa up | down | status | serve-config`: the whole local stack."""
+"""`suiqa up | down | status | restart | serve-config`: the whole local stack."""
 
 from __future__ import annotations
 
@@ -33,6 +33,15 @@ def down() -> None:
     typer.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 
+def restart(role: str = typer.Argument(..., help="domain | agent")) -> None:
+    """Restart one vLLM tier of the running stack with the stack's own settings for it (Ray Serve keeps running)."""
+    from stackctl.stack import restart as stack_restart
+
+    if role not in ("domain", "agent"):
+        raise typer.BadParameter("domain or agent")
+    typer.echo(f"{role} tier ready at {stack_restart(role)}")
+
+
 def status() -> None:
     """Print the running stack's URLs."""
     from stackctl.stack import status as stack_status
@@ -61,4 +70,5 @@ def register(app: typer.Typer) -> None:
     app.command("up")(up)
     app.command("down")(down)
     app.command("status")(status)
+    app.command("restart")(restart)
     app.command("serve-config")(serve_config)

@@ -1,7 +1,15 @@
 """Environment for a Ray cluster that this project starts on one machine (the local stack, the benchmarks).
 
-The local head binds to 127.0.0.1 (``--node-ip-address=127.0.0.1``). Ray 2.60's token auth keeps one token per user
-(~/.ray), which concurrent local clusters (tests, benchmarks) overwrite; it is off for these loopback clusters.
+Loopback only, measured with `ss -ltnp` (tests/integration/test_hardening.py checks it on every run): Ray 2.60
+replaces ``--node-ip-address=127.0.0.1`` by the machine's routable address (``resolve_ip_for_localhost``), and its
+gRPC servers (GCS, raylet, workers) then listen on every interface, the client server and dashboard agent on that
+address, the metrics port on 0.0.0.0. ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is Ray's switch for a single-machine
+cluster (its default on macOS/Windows): the node IP stays 127.0.0.1 and every Ray port binds to it. A multi-node
+cluster (Kubernetes) does not use this environment.
+
+Ray 2.60's token auth keeps one token per user (~/.ray), which concurrent local clusters (tests, benchmarks)
+overwrite; it is off for these loopback-only clusters.
 """
 
-RAY_LOCAL_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0"}
+RAY_LOCAL_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0",
+                 "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}

@@ -44,10 +44,13 @@ async def test_citations_come_from_the_answer_then_the_thoughts_in_order(scripte
     assert result.citations[0].title == "隋书·帝纪卷三 炀帝上" and "开通济渠" in result.citations[0].text
 
 
-async def test_an_answer_that_cites_nothing_has_no_citations(scripted):
+async def test_an_answer_that_cites_nothing_lists_its_evidence_visibly(scripted):
     result = await _run(scripted, "Thought: 够了\nFinal Answer: 隋炀帝开通济渠。")
-    assert result.finish_reason == "stop" and result.citations == []
-    assert "[bio:杨师道]" in result.steps[0].observation  # observed, yet not cited: no fallback
+    assert result.finish_reason == "stop"
+    assert result.answer.startswith("隋炀帝开通济渠。\n\n参考资料：[suishu:卷3:18]《隋书·帝纪卷三 炀帝上》；")
+    # the citations are exactly the evidence the answer now shows, nothing silent
+    assert [c.id for c in result.citations] == ["suishu:卷3:18", "zztj:卷180:47", "bio:杨师道"]
+    assert all(f"[{c.id}]" in result.answer for c in result.citations)
 
 
 async def test_a_thought_alone_can_cite(scripted):

@@ -85,14 +85,14 @@ async def test_tool_failures_become_exact_observations(scripted):
     assert (result.steps[0].observation, result.steps[0].error) == (f"参数错误：{refused}", f"input: {refused}")
 
 
-async def test_the_degraded_answer_is_the_draft_then_the_evidence(scripted):
+async def test_the_degraded_answer_is_the_evidence_then_the_draft(scripted):
     scripted.script("domain", "草稿。")
     scripted.script("agent", SEARCH, Reply(status=400), Reply(status=400))
     agent, _ = make_agent(scripted, max_observation_chars=10_000)
     result = await agent.run("谁开通济渠？")
     await agent.aclose()
     assert result.finish_reason == "degraded"
-    assert result.answer == f"草稿。\n\n参考资料：\n{result.steps[0].observation}"
+    assert result.answer == f"参考资料：\n{result.steps[0].observation}\n\n领域模型初稿（未经核实）：\n草稿。"
     assert [c.id for c in result.citations] == ["suishu:卷3:18"]
 
 
@@ -135,8 +135,9 @@ async def test_the_forced_final_call_continues_the_conversation(scripted):
     agent = _agent(scripted, draft_first=False, max_steps=1)
     result = await agent.run(AgentRequest(question="谁开通济渠？", generation={"seed": 5}))
     await agent.aclose()
-    assert (result.finish_reason, result.answer) == ("max_steps", "隋炀帝下令开凿。")
-    assert result.answer_tokens == len("隋炀帝下令开凿。")  # the forced call's own tokens (one per character)
+    note = "\n\n参考资料：[suishu:卷3:18]《隋书·帝纪卷三 炀帝上》"  # it cited nothing: its evidence, visibly
+    assert (result.finish_reason, result.answer) == ("max_steps", "隋炀帝下令开凿。" + note)
+    assert result.answer_tokens == len(result.answer)  # the forced call's tokens + the note's (one per character)
     assert result.usage["agent"].calls == 2
     loop, forced = scripted.requests_for("agent")
     assert forced["messages"][:-1] == [*loop["messages"], forced["messages"][-3], forced["messages"][-2]]
@@ -151,7 +152,8 @@ async def test_a_forced_final_with_labels_but_no_answer_falls_back(scripted):
     agent = _agent(scripted, max_steps=1)
     result = await agent.run("谁开通济渠？")
     await agent.aclose()
-    assert result.finish_reason == "degraded" and result.answer.startswith("草稿。\n\n参考资料：\n[suishu:卷3:18]")
+    assert result.finish_reason == "degraded" and result.answer.startswith("参考资料：\n[suishu:卷3:18]")
+    assert result.answer.endswith("\n\n领域模型初稿（未经核实）：\n草稿。")
 
 
 async def test_a_failed_forced_final_is_logged_with_the_request_id(scripted, caplog):
@@ -242,7 +244,7 @@ async def test_the_degraded_answer_lists_each_piece_of_evidence_on_its_own_line(
     result = await agent.run("谁开通济渠？")
     await agent.aclose()
     first, second = (step.observation for step in result.steps[:2])
-    assert result.answer == f"草稿。\n\n参考资料：\n{first}\n{second}"
+    assert result.answer == f"参考资料：\n{first}\n{second}\n\n领域模型初稿（未经核实）：\n草稿。"
 
 
 async def test_a_forced_answer_cut_by_the_tiers_own_cap_is_truncated(scripted):
@@ -250,4 +252,6 @@ async def test_a_forced_answer_cut_by_the_tiers_own_cap_is_truncated(scripted):
     agent = _agent(scripted, draft_first=False, max_steps=1)
     result = await agent.run("谁开通济渠？")
     await agent.aclose()
-    assert (result.answer, result.truncated, result.finish_reason) == ("隋炀帝下令", True, "max_steps")
+    # the tier's cap (not the client's) cut it: still truncated, and its evidence is listed after it
+    assert (result.answer, result.truncated, result.finish_reason) == (
+        "隋炀帝下令\n\n参考资料：[suishu:卷3:18]《隋书·帝纪卷三 炀帝上》", True, "max_steps")

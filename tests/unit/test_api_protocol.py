@@ -150,6 +150,7 @@ def test_app_builder_binds_the_deployment_from_serve_config_args(monkeypatch):
     args = serve_config(ApiSettings.load(port=8181, request_timeout_s=30))["applications"][0]["args"]
     monkeypatch.setenv("SUIQA_API_REQUEST_TIMEOUT_S", "45")
     monkeypatch.setenv("SUIQA_REACT_DEADLINE_S", "7")
+    monkeypatch.setenv("SUIQA_API_API_KEYS", "ci:sk-test-0123456789abcdef")  # the default profile requires keys
     app = app_builder(args)
     assert isinstance(app, Application) and app._bound_deployment.name == "SuiReAct"
     bound = app._bound_deployment.init_args[0]  # the ApiSettings the replicas are constructed with

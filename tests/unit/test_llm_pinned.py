@@ -175,6 +175,7 @@ async def test_truncate_to_tokens_with_the_tiers_tokenizer_and_without(scripted)
     down = LLMClient("agent", settings(f"http://127.0.0.1:{free_port()}/v1"))
     assert await down.truncate_to_tokens("隋文帝杨坚", 3, timeout_s=0.5) == ("隋文帝", 3)
     assert await down.truncate_to_tokens("隋", 3, timeout_s=0.5) == ("隋", 1)
+    scripted.script("agent", "pong")  # readiness: the tier lists the model and answers a 1-token completion
     assert await client.ready() is True and await down.ready(timeout_s=0.5) is False
     await client.aclose()
     await down.aclose()

@@ -81,19 +81,21 @@ def test_the_vllm_command_line_with_every_option(clean_env, tmp_path):
         kv_cache_dtype="fp8", quantization="awq", chat_template="t.jinja", tensor_parallel_size=2,
         enable_prefix_caching=False, enable_chunked_prefill=True, trust_remote_code=True, enable_lora=True,
         max_lora_rank=8, lora_modules={"sui": "/a"}, extra_args=["--seed", "1"])
-    assert profile.command() == [
-        "py", "-m", "vllm.entrypoints.openai.api_server", "--model", str(tmp_path / "m"), "--host", "0.0.0.0",
+    assert profile.command() == [  # GPU: `vllm serve MODEL` (so --api-server-count can apply)
+        "py", "-m", "vllm.entrypoints.cli.main", "serve", str(tmp_path / "m"), "--host", "0.0.0.0",
         "--port", "8100", "--dtype", "bfloat16", "--max-model-len", "2048", "--served-model-name", "a", "b",
         "--max-num-seqs", "8", "--max-num-batched-tokens", "4096", "--kv-cache-dtype", "fp8",
-        "--quantization", "awq", "--chat-template", "t.jinja", "--gpu-memory-utilization", "0.85",
-        "--tensor-parallel-size", "2", "--no-enable-prefix-caching", "--enable-chunked-prefill",
-        "--trust-remote-code", "--enable-lora", "--max-lora-rank", "8", "--lora-modules", "sui=/a", "--seed", "1"]
+        "--quantization", "awq", "--chat-template", "t.jinja", "--shutdown-timeout", "10",
+        "--gpu-memory-utilization", "0.85", "--tensor-parallel-size", "2", "--no-enable-prefix-caching",
+        "--enable-chunked-prefill", "--trust-remote-code", "--enable-request-id-headers", "--enable-lora",
+        "--max-lora-rank", "8", "--lora-modules", "sui=/a", "--seed", "1"]
     single = profile.model_copy(update={"tensor_parallel_size": 1, "lora_modules": {}})
     assert "--tensor-parallel-size" not in single.command() and "--lora-modules" not in single.command()
     assert single.command()[-5:] == ["--enable-lora", "--max-lora-rank", "8", "--seed", "1"]
     bare = ServingProfile(model="m", python="py")
     assert bare.command() == ["py", "-m", "vllm.entrypoints.openai.api_server", "--model", "m", "--host",
-                              "127.0.0.1", "--port", "8000", "--dtype", "auto", "--max-model-len", "4096"]
+                              "127.0.0.1", "--port", "8000", "--dtype", "auto", "--max-model-len", "4096",
+                              "--shutdown-timeout", "10", "--enable-request-id-headers"]
 
 
 def test_a_profile_without_a_role_reads_the_domain_prefix(clean_env, tmp_path):

@@ -231,9 +231,19 @@ async def test_no_upstream_at_all_raises_upstream_error(scripted):
 
 
 async def test_check_upstreams(scripted):
+    """Ready = the tier lists the model name AND answers a 1-token completion."""
     agent, _ = make_agent(scripted)
+    scripted.script("domain", "好")
+    scripted.script("agent", "好")
     assert await agent.check_upstreams() == {"domain": True, "agent": True}
+    assert [r["max_tokens"] for r in scripted.requests] == [1, 1]
+    scripted.script("domain", Reply(status=500))  # up, lists the name, but cannot generate
+    assert (await agent.check_upstreams())["domain"] is False
     await agent.aclose()
+    renamed, _ = make_agent(scripted, agent_llm=endpoint(scripted.base_url, "qwen-agent"))
+    scripted.script("domain", "好")
+    assert await renamed.check_upstreams() == {"domain": True, "agent": False}  # served under other names
+    await renamed.aclose()
 
 
 @pytest.mark.parametrize("use_stream", [False, True])

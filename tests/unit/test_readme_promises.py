@@ -20,8 +20,13 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding=
 def _api_table() -> dict[str, str]:
     """{first cell: second cell} of README's parameter table in "The pipeline API"."""
     section = README.split("## The pipeline API", 1)[1]
-    rows = [line for line in section.splitlines() if line.startswith("| ")]
-    table = rows[rows.index(next(r for r in rows if r.startswith("| parameter"))) + 1:]
+    lines = section.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| parameter"))
+    table = []
+    for line in lines[start + 1:]:  # the rows up to the end of this table (other tables follow in the section)
+        if not line.startswith("| "):
+            break
+        table.append(line)
     return {r.split(" | ")[0][2:]: r.split(" | ")[1] for r in table if not r.startswith("| ---")}
 
 

@@ -1,6 +1,6 @@
 """The API layer's behaviour pinned where mutation testing found it unpinned: the request-id middleware as raw ASGI
 (no state in the scope, a response start without headers, lifespan passing through, echo on by default), the
-error classification of every failure the agent tier can raise (full queue 503, timeout 504, upstream 502/503/504,
+error classification of every failure the agent tier can raise (full queue 429, timeout 504, upstream 502/503/504,
 anything else 500), the stream path handing the agent the same request as the JSON path, content parts, and the
 OpenAI error types."""
 
@@ -91,7 +91,7 @@ def test_starting_up_message_is_exact():
 
 
 @pytest.mark.parametrize("exc, status, message, param", [
-    (BackPressureError(num_queued_requests=5, max_queued_requests=5), 503,
+    (BackPressureError(num_queued_requests=5, max_queued_requests=5), 429,
      "the agent tier is at capacity (queue full); retry later", None),
     (TimeoutError(), 504, "the request exceeded the pipeline's time limit", None),
     (UpstreamError("agent LLM gave a bad response\ndetail", 502), 502, "agent LLM gave a bad response", None),
@@ -108,7 +108,7 @@ def test_every_failure_is_classified(exc, status, message, param):
 
 
 @pytest.mark.parametrize("fail, status", [
-    (BackPressureError(num_queued_requests=1, max_queued_requests=1), 503),  # a full queue is never a 500
+    (BackPressureError(num_queued_requests=1, max_queued_requests=1), 429),  # a full queue: 429, never a 500
     (TimeoutError(), 504), (UpstreamError("agent LLM timed out", 504), 504), (RuntimeError("x"), 500)])
 def test_route_statuses_for_agent_failures(fail, status):
     resp = client_for(ContractAgent(fail=fail)).post(URL, json={"model": "sui-react", "messages": CONVERSATION})

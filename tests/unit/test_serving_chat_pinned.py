@@ -15,30 +15,20 @@ import time
 import pytest
 
 from deployments.config import ApiSettings
+from deployments.metrics import PipelineMetrics
 from deployments.protocol import ChatCompletionRequest
 from deployments.serving_chat import ApiError, OpenAIServingChat
 from react_tier import AgentInputError, UpstreamError
 from tests.unit.agent_fakes import ContractAgent
 
 
-class Recorder:
-    """The ApiMetrics interface (e2e, ttft histograms; requests counter), recording each call."""
+def Recorder() -> PipelineMetrics:
+    """The real pipeline metrics on a private registry (what the replica uses, minus the multiprocess dir)."""
+    return PipelineMetrics()
 
-    class _Series:
-        def __init__(self, log: list, name: str) -> None:
-            self.log, self.name, self.values = log, name, []
 
-        def observe(self, value: float, tags: dict) -> None:
-            assert 0 <= value < 30, value  # seconds of this request, not a clock reading
-            self.values.append(value)
-            self.log.append((self.name, dict(tags)))
-
-        def inc(self, value: float = 1.0, tags: dict | None = None) -> None:
-            self.log.append((self.name, dict(tags or {})))
-
-    def __init__(self) -> None:
-        self.log: list[tuple[str, dict]] = []
-        self.e2e, self.ttft, self.requests = (self._Series(self.log, n) for n in ("e2e", "ttft", "requests"))
+def _count(metrics: PipelineMetrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
 class SlowAgent(ContractAgent):
@@ -65,25 +55,19 @@ async def _lines(chat: OpenAIServingChat, **kw) -> list[str]:
 async def test_metrics_of_a_json_response():
     metrics = Recorder()
     await OpenAIServingChat(ApiSettings(), ContractAgent(), metrics).create(_request(), "rid")
-    assert metrics.log == [("e2e", {"stream": "false"}), ("ttft", {"stream": "false"}), ("requests", {"status": "200"})]
+    assert _count(metrics, "sui_request_e2e_seconds_count", stream="false") == 1
+    assert _count(metrics, "sui_request_ttft_seconds_count", stream="false") == 1
+    assert _count(metrics, "sui_request_e2e_seconds_count", stream="true") == 0
 
 
 async def test_metrics_of_a_stream_and_of_a_failed_stream():
     metrics = Recorder()
     await _lines(OpenAIServingChat(ApiSettings(), ContractAgent(), metrics))
-    assert metrics.log == [("e2e", {"stream": "true"}), ("ttft", {"stream": "true"}), ("requests", {"status": "200"})]
+    assert _count(metrics, "sui_request_e2e_seconds_count", stream="true") == 1
     metrics = Recorder()
     agent = ContractAgent(fail=UpstreamError("agent LLM unreachable", status_code=503), fail_after=1)
     await _lines(OpenAIServingChat(ApiSettings(), agent, metrics))
-    assert metrics.log == [("requests", {"status": "503"})]
-
-
-async def test_count_response_and_no_metrics():
-    metrics = Recorder()
-    chat = OpenAIServingChat(ApiSettings(), ContractAgent(), metrics)
-    chat.count_response(429)
-    assert metrics.log == [("requests", {"status": "429"})]
-    OpenAIServingChat(ApiSettings(), ContractAgent()).count_response(500)  # no metrics: nothing to record
+    assert _count(metrics, "sui_request_e2e_seconds_count", stream="true") == 0  # latency of successes only
 
 
 async def test_the_json_path_has_a_whole_request_time_limit():
@@ -107,7 +91,8 @@ async def test_a_stream_within_its_time_limit_completes():
     metrics = Recorder()
     lines = await _lines(OpenAIServingChat(ApiSettings.load(request_timeout_s=2.5), SlowAgent(0.3), metrics))
     assert lines[-1] == "data: [DONE]\n\n" and not any('"error"' in line for line in lines)
-    (e2e,), (ttft,) = metrics.e2e.values, metrics.ttft.values
+    e2e = _count(metrics, "sui_request_e2e_seconds_sum", stream="true")
+    ttft = _count(metrics, "sui_request_ttft_seconds_sum", stream="true")
     assert 0.6 <= ttft <= e2e - 0.5  # the first answer delta comes after two events, the end three events later
 
 

@@ -99,6 +99,7 @@ def test_serving_profile(monkeypatch):
 
 
 def test_serve_deploy_yaml_args_lose_to_the_environment(api_yaml, monkeypatch):
+    monkeypatch.setenv("SUIQA_API_API_KEYS", "ci:sk-test-0123456789abcdef")  # the default profile requires keys
     args = serve_config(ApiSettings.load(api_yaml))["applications"][0]["args"]
     bound = app_builder(args)._bound_deployment.init_args[0]
     assert (bound["request_timeout_s"], bound["agent"]["deadline_s"]) == (11, 12)

@@ -1,0 +1,188 @@
+"""The ingress guard: everything that can refuse a request before any work, as one pure-ASGI middleware.
+
+For ``/v1/*`` in this order: draining (503 + Retry-After), API key (401), body size (413, counted while reading,
+before JSON parsing), per-key limits (429 + Retry-After), admission (429 + Retry-After). ``/health`` and
+``/ready`` pass untouched (probes carry no key and must never wait).
+
+Admission (:class:`Admission`): ``max_in_flight`` chat requests run at once per replica, ``max_queue`` more wait
+(up to ``queue_timeout_s``); beyond that the refusal is immediate — measured < 10 ms in the TestClient, so the
+overload test's 100 ms bound is dominated by Ray's proxy. Why in the replica and not only Ray's
+``max_queued_requests``: Ray's queue sits in the proxy and its overflow (BackPressureError) has no Retry-After and
+also holds /health; ours keeps ``max_ongoing_requests`` above in-flight + queue (ApiSettings checks the gap), so
+Serve never queues /health behind agent runs.
+
+Draining (:meth:`Gate.drain`): new chat requests get 503 + Retry-After and /ready answers 503 while in-flight
+streams finish (the replica's graceful shutdown waits for them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from deployments.auth import KeyLimiter, KeyRing, bearer_token
+from deployments.protocol import error_body
+
+log = logging.getLogger(__name__)
+GUARDED_PREFIX = "/v1/"
+OPEN_KEY_ID = "open"  # request.state.api_key_id when the API runs without keys (the demo profile)
+
+
+class Shed(Exception):
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Admission:
+    """A bounded number of runs at once plus a bounded, time-limited wait; single event loop."""
+
+    def __init__(self, max_in_flight: int, max_queue: int, queue_timeout_s: float, retry_after_s: int) -> None:
+        self.max_in_flight, self.max_queue = max_in_flight, max_queue
+        self.queue_timeout_s, self.retry_after_s = queue_timeout_s, retry_after_s
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self.in_flight = 0
+        self.waiting = 0
+        self.shed = 0
+
+    async def enter(self) -> None:
+        if self._slots.locked() or self.waiting:
+            if self.waiting >= self.max_queue:
+                self.shed += 1
+                raise Shed(f"the API is at capacity ({self.max_in_flight} running, {self.waiting} waiting); "
+                           "retry later", self.retry_after_s)
+            self.waiting += 1
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self.queue_timeout_s)
+            except TimeoutError:
+                self.shed += 1
+                raise Shed(f"no capacity within {self.queue_timeout_s:g} s; retry later", self.retry_after_s) from None
+            finally:
+                self.waiting -= 1
+        else:
+            await self._slots.acquire()
+        self.in_flight += 1
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        self._slots.release()
+
+
+async def send_error(send: Send, status: int, message: str, *, param: str | None = None,
+                     headers: dict[str, str] | None = None) -> None:
+    body = json.dumps(error_body(status, message, param), ensure_ascii=False).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class Gate:
+    """The guard's state, shared by the middleware and the app (``app.state.gate``: /ready, drain, metrics)."""
+
+    def __init__(self, settings, keys: KeyRing) -> None:
+        a = settings.admission
+        self.keys = keys
+        self.max_body = a.max_body_bytes
+        self.retry_after_s = a.retry_after_s
+        self.admission = Admission(a.max_in_flight, a.max_queue, a.queue_timeout_s, a.retry_after_s)
+        self.limiter = KeyLimiter(a.per_key_concurrency, a.per_key_rpm, a.per_key_burst)
+        self.draining = False
+
+    def drain(self) -> None:
+        """Stop admitting: new chat requests get 503, /ready says not ready; in-flight requests continue."""
+        self.draining = True
+
+
+class GuardMiddleware:
+    """The ASGI middleware (see the module docstring). ``gate.keys`` empty = an open API (the demo profile).
+    Install it inside RequestIdMiddleware, so its refusals carry the request id too."""
+
+    def __init__(self, app: ASGIApp, gate: Gate) -> None:
+        self.app, self.gate = app, gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(GUARDED_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        gate = self.gate
+
+        async def refuse(status: int, message: str, retry_after: int | None = None) -> None:
+            headers = {"Retry-After": str(retry_after)} if retry_after else {}
+            if status == 401:
+                headers["WWW-Authenticate"] = "Bearer"
+            await send_error(send, status, message, headers=headers)
+
+        if gate.draining:
+            await refuse(503, "the API is shutting down; retry later", gate.retry_after_s)
+            return
+        if gate.keys:
+            key_id = gate.keys.identify(bearer_token(scope["headers"]))
+            if key_id is None:
+                await refuse(401, "invalid or missing API key (send 'Authorization: Bearer <key>')")
+                return
+        else:
+            key_id = OPEN_KEY_ID
+        scope.setdefault("state", {})["api_key_id"] = key_id
+        if scope["method"] != "POST":  # GET /v1/models: no body, no run
+            await self.app(scope, receive, send)
+            return
+        try:
+            receive = await self._read_body(scope, receive)
+        except _BodyTooLarge:
+            await refuse(413, f"the request body exceeds {gate.max_body} bytes")
+            return
+        refusal = gate.limiter.acquire(key_id) if gate.keys else None  # an open API has no keys to limit
+        if refusal is not None:
+            await refuse(429, refusal.reason, refusal.retry_after_s)
+            return
+        try:
+            try:
+                await gate.admission.enter()
+            except Shed as shed:
+                await refuse(429, str(shed), shed.retry_after_s)
+                return
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                gate.admission.leave()
+        finally:
+            if gate.keys:
+                gate.limiter.release(key_id)
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> Receive:
+        """The whole body, read before anything parses it (refused unread when Content-Length is too large);
+        returns a ``receive`` that replays it, then passes on later messages (disconnects)."""
+        limit = self.gate.max_body
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                raise _BodyTooLarge
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return _replay([message], receive)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _BodyTooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive)
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replayed() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replayed

@@ -1,0 +1,94 @@
+"""Upstream faults: the circuit breaker's states, and LLMClient against a dead port and a hung server (real HTTP
+on 127.0.0.1): a dead tier is known within 2 s, then calls fail fast while the breaker is open; a hung stream is
+cut by the idle timeout, not the whole-call timeout."""
+
+from __future__ import annotations
+
+import time
+
+import openai
+import pytest
+
+from react_tier.breaker import CircuitBreaker, CircuitOpenError
+from react_tier.llm import LLMClient, to_upstream_error
+from react_tier.settings import LLMEndpointSettings
+from tests.scripted_openai import Reply, ScriptedOpenAI
+from tests.support import free_port
+
+MESSAGES = [{"role": "user", "content": "隋朝何时建立？"}]
+
+
+def test_breaker_opens_fails_fast_then_probes_once():
+    now = [0.0]
+    breaker = CircuitBreaker("domain", failures=3, reset_s=5, clock=lambda: now[0])
+    for _ in range(2):
+        breaker.before(), breaker.failure()
+    assert breaker.state == "closed"
+    breaker.before(), breaker.failure()
+    assert breaker.state == "open"
+    with pytest.raises(CircuitOpenError) as err:
+        breaker.before()
+    assert err.value.status_code == 503 and "circuit open" in str(err.value)
+    now[0] = 5.0
+    assert breaker.state == "half-open"
+    breaker.before()  # the one probe
+    with pytest.raises(CircuitOpenError):
+        breaker.before()  # a second caller while the probe runs
+    breaker.failure()  # the probe failed: open again for reset_s
+    assert breaker.state == "open"
+    now[0] = 10.0
+    breaker.before(), breaker.success()
+    assert breaker.state == "closed" and breaker.failures == 0
+
+
+def test_a_success_resets_the_count_and_a_cancelled_probe_frees_the_slot():
+    now = [0.0]
+    breaker = CircuitBreaker("agent", failures=2, reset_s=1, clock=lambda: now[0])
+    breaker.failure(), breaker.success(), breaker.failure()
+    assert breaker.state == "closed"
+    breaker.failure()
+    now[0] = 1.0
+    breaker.before()
+    breaker.release()  # cancelled: says nothing about the tier
+    breaker.before()  # another probe may go
+
+
+async def test_dead_upstream_is_detected_within_2_s_then_fails_fast():
+    client = LLMClient("domain", LLMEndpointSettings(base_url=f"http://127.0.0.1:{free_port()}", model="m"))
+    started = time.perf_counter()
+    with pytest.raises(openai.APIConnectionError) as err:
+        await client.complete(MESSAGES)
+    assert time.perf_counter() - started < 2.0 and to_upstream_error("domain", err.value).status_code == 503
+    assert client.breaker.state == "open"  # 1 attempt + 2 retries = 3 faults
+    started = time.perf_counter()
+    with pytest.raises(CircuitOpenError):
+        await client.complete(MESSAGES)
+    assert time.perf_counter() - started < 0.05
+    await client.aclose()
+
+
+async def test_a_request_error_does_not_open_the_breaker():
+    with ScriptedOpenAI() as server:
+        client = LLMClient("agent", LLMEndpointSettings(base_url=server.base_url, model="agent", breaker_failures=1))
+        server.script("agent", Reply(status=400))
+        with pytest.raises(openai.BadRequestError):
+            await client.complete(MESSAGES)
+        assert client.breaker.state == "closed"
+        server.script("agent", Reply(status=500), Reply(status=500), Reply(status=500))
+        with pytest.raises(CircuitOpenError):  # the first 500 opened it: the retry is not even sent
+            await client.complete(MESSAGES)
+        assert client.breaker.state == "open" and len(server.requests) == 2
+        await client.aclose()
+
+
+async def test_a_hung_stream_is_cut_by_the_idle_timeout():
+    with ScriptedOpenAI() as server:
+        client = LLMClient("agent", LLMEndpointSettings(base_url=server.base_url, model="agent", timeout_s=30,
+                                                        stream_idle_timeout_s=0.5, max_retries=0))
+        server.script("agent", Reply(hang=True))
+        started = time.perf_counter()
+        with pytest.raises(openai.APITimeoutError):
+            async for _ in client.stream(MESSAGES):
+                pass
+        assert time.perf_counter() - started < 2.0
+        await client.aclose()
