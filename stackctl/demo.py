@@ -61,6 +61,12 @@ def main() -> int:
             if obs:
                 print(f"     observation: {obs}")
         print("[demo] citations: " + (", ".join(c["id"] for c in extras.get("citations") or []) or "none"))
+        grounding = extras.get("grounding") or {}
+        flagged = {}
+        for sentence in grounding.get("flagged") or []:
+            flagged[sentence["reason"]] = flagged.get(sentence["reason"], 0) + 1
+        print(f"[demo] grounding: score {grounding.get('score')} over {grounding.get('claims')} claim sentences"
+              f" (flagged: {flagged or 'none'}; the share of claims backed by a passage they cite)")
         print(f"[demo] usage: {usage.prompt_tokens} prompt tokens upstream, {usage.completion_tokens} answer tokens "
               f"(cap {MAX_TOKENS})")
     finally:
