@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections import deque
@@ -27,6 +26,7 @@ import httpx
 import yaml
 
 from suiqa.errors import SuiqaError
+from suiqa.net import port_in_use
 
 MONITORING_DIR = Path(__file__).resolve().parent
 RULES_FILE = MONITORING_DIR / "prometheus" / "rules.yml"
@@ -66,16 +66,6 @@ def scrape_config(targets: dict[str, list[str]], *, scrape_interval: str = "5s",
             for job, hosts in targets.items()
         ],
     }
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 class PrometheusServer:
@@ -121,7 +111,7 @@ class PrometheusServer:
         if binary is None:
             raise PrometheusError(f"Prometheus binary not found: {self.binary} (install Debian's `prometheus` "
                                   f"package: scripts/system_deps.sh)")
-        if not _port_free(self.host, self.port):
+        if port_in_use(self.host, self.port):
             raise PrometheusError(f"Prometheus port {self.port} on {self.host} is already in use")
         self.write_config()
         with self.log_path.open("w", encoding="utf-8") as log_file:

@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from collections import deque
@@ -23,6 +22,7 @@ import httpx
 
 from serving.config import ServingProfile
 from suiqa.errors import SuiqaError
+from suiqa.net import port_in_use
 from suiqa.paths import logs_dir, run_dir
 
 log = logging.getLogger(__name__)
@@ -32,16 +32,6 @@ _ERROR_LINE = re.compile(r"(Error|Exception|error:|RuntimeError|Traceback)")
 
 class VLLMLaunchError(SuiqaError):
     """vLLM could not be started; the message is one line."""
-
-
-def port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def log_tail(path: Path, lines: int = 30) -> list[str]:

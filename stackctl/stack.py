@@ -26,13 +26,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from serving.config import ServingProfile, load_profile
 from serving.launcher import VLLMServer, port_in_use, stop_process_group
 from suiqa.errors import SuiqaError
+from suiqa.net import wait_http_ok
 from suiqa.paths import REPO_ROOT, logs_dir, models_dir, run_dir
 from suiqa.ray_local import RAY_LOCAL_ENV
 from suiqa.settings import TierSettings, resolve_profile
@@ -205,19 +205,7 @@ def deploy_app(address: str, settings) -> None:
         ray.shutdown()
 
 
-def wait_ready(url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            resp = httpx.get(url, timeout=5)
-            if resp.status_code == 200:
-                return
-            last = f"HTTP {resp.status_code}: {resp.text[:200]}"
-        except httpx.HTTPError as exc:
-            last = type(exc).__name__
-        time.sleep(1)
-    raise SuiqaError(f"{url} not ready after {timeout_s:.0f} s (last: {last})")
+wait_ready = wait_http_ok  # the pipeline's /ready, polled until 200
 
 
 @contextmanager
@@ -239,7 +227,10 @@ def up(stack: StackSettings) -> dict[str, str]:
         raise SuiqaError(f"pipeline metrics port {settings.metrics_port} is already in use")
     if stack.prometheus and port_in_use("127.0.0.1", stack.prometheus_port):
         raise SuiqaError(f"Prometheus port {stack.prometheus_port} is already in use")
-    from deployments.auth import KeyRing, require_keys  # no Ray import before RAY_LOCAL_ENV is set (deploy_app)
+    from deployments.auth import (  # no Ray import before RAY_LOCAL_ENV is set (deploy_app)
+        KeyRing,
+        require_keys,
+    )
 
     keys = require_keys(settings, KeyRing.from_settings(settings))  # before anything starts: one-line error
     if not keys:

@@ -35,6 +35,9 @@ from pathlib import Path
 
 import httpx
 
+from suiqa.errors import SuiqaError
+from suiqa.net import wait_http_ok
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLER = Path(__file__).with_name("sampler")
 _METRIC = re.compile(r'^(vllm:prefix_cache_(?:hits|queries)_total)\{[^}]*\}\s+([0-9.eE+]+)$')
@@ -138,17 +141,10 @@ def deploy_app(address: str, settings) -> None:
 
 
 def wait_ready(url: str, timeout_s: float) -> None:
-    deadline, last = time.monotonic() + timeout_s, "no answer"
-    while time.monotonic() < deadline:
-        try:
-            resp = httpx.get(url, timeout=5)
-            if resp.status_code == 200:
-                return
-            last = f"HTTP {resp.status_code}: {resp.text[:200]}"
-        except httpx.HTTPError as exc:
-            last = type(exc).__name__
-        time.sleep(1)
-    raise SystemExit(f"{url} not ready after {timeout_s:.0f} s (last: {last})")
+    try:
+        wait_http_ok(url, timeout_s)
+    except SuiqaError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def _stack_and_profiles(args):

@@ -5,24 +5,9 @@ FakeKnowledgeBase (real ids)."""
 
 from __future__ import annotations
 
-import pytest
-
-from tests.scripted_openai import ScriptedOpenAI
 from tests.unit.test_react_loop import make_agent
 
 SEARCH_ALL = 'Thought: 先查\nAction: search_knowledge\nAction Input: {"query": "隋", "k": 5}'
-
-
-@pytest.fixture(scope="module")
-def server():
-    with ScriptedOpenAI() as scripted:
-        yield scripted
-
-
-@pytest.fixture
-def scripted(server):
-    server.reset()
-    return server
 
 
 async def _run(scripted, final: str, question: str = "隋朝开了哪些运河？"):

@@ -15,24 +15,12 @@ from react_tier.prompt import FORCE_FINAL, FORCE_REASONS, STOP_WORDS, question_m
 from react_tier.request import AgentRequest
 from react_tier.results import AnswerDelta
 from react_tier.tools import DOMAIN_SYSTEM_PROMPT
-from tests.scripted_openai import Reply, ScriptedOpenAI
+from tests.scripted_openai import Reply
 from tests.unit.react_fakes import FakeKnowledgeBase
 from tests.unit.test_react_loop import endpoint, make_agent
 
 SEARCH = 'Thought: 查一下\nAction: search_knowledge\nAction Input: {"query": "开通济渠", "k": 1}'
 FINAL = "Thought: 好\nFinal Answer: 见 [suishu:卷3:18]。"
-
-
-@pytest.fixture(scope="module")
-def server():
-    with ScriptedOpenAI() as scripted:
-        yield scripted
-
-
-@pytest.fixture
-def scripted(server):
-    server.reset()
-    return server
 
 
 async def test_every_message_the_models_receive(scripted):

@@ -28,8 +28,8 @@ def test_restart_without_a_stack_or_without_that_tier(home):
 
 
 def test_restart_uses_the_recorded_settings(home, monkeypatch):
-    import stackctl.stack as stack
     from serving.config import load_profile
+    from stackctl import stack
 
     recorded = load_profile("cpu-tiny", role="domain", port=18123, max_model_len=4096,
                             served_model_name=["internlm2-chat-sui", "qwen-agent"])

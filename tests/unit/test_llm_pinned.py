@@ -12,7 +12,7 @@ from react_tier.errors import UpstreamError
 from react_tier.llm import Completion, LLMClient, _retryable, to_upstream_error
 from react_tier.results import Usage
 from react_tier.settings import LLMEndpointSettings
-from tests.scripted_openai import Reply, ScriptedOpenAI
+from tests.scripted_openai import Reply
 from tests.support import free_port
 
 REQ = httpx.Request("POST", "http://x/v1/chat/completions")
@@ -26,18 +26,6 @@ def settings(url: str = "http://127.0.0.1:9/v1", **kw) -> LLMEndpointSettings:
     return LLMEndpointSettings(**{"base_url": url, "model": "agent", "timeout_s": 5, "connect_timeout_s": 2,
                                   "retry_backoff_s": 0.01, "max_retries": 1, "max_tokens": 64,
                                   "temperature": 0.3, **kw})
-
-
-@pytest.fixture(scope="module")
-def server():
-    with ScriptedOpenAI() as scripted:
-        yield scripted
-
-
-@pytest.fixture
-def scripted(server):
-    server.reset()
-    return server
 
 
 def test_completion_token_marks():

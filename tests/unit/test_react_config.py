@@ -14,13 +14,6 @@ from react_tier.settings import AgentSettings
 from react_tier.tools import SearchKnowledgeTool, ToolContext, ToolInputError, build_tools
 from react_tier.web_search import WebSearchTool
 from suiqa.settings import SettingsError
-from tests.scripted_openai import ScriptedOpenAI
-
-
-@pytest.fixture(scope="module")
-def server():
-    with ScriptedOpenAI() as scripted:
-        yield scripted
 
 
 def test_settings_env_yaml_and_overrides(monkeypatch, tmp_path):

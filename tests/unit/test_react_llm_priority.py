@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from react_tier.llm import POOL_SIZE, LLMClient, program_priority
 from react_tier.settings import LLMEndpointSettings
-from tests.scripted_openai import ScriptedOpenAI
 from tests.unit.test_react_loop import ANSWER, SEARCH, make_agent
-
-
-@pytest.fixture(scope="module")
-def server():
-    with ScriptedOpenAI() as scripted:
-        yield scripted
 
 
 def test_program_priority_counts_assistant_turns():

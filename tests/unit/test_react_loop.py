@@ -43,18 +43,6 @@ class Recorder(AgentHooks):
         self.calls.append(("run_end", result.finish_reason))
 
 
-@pytest.fixture(scope="module")
-def server():
-    with ScriptedOpenAI() as scripted:
-        yield scripted
-
-
-@pytest.fixture
-def scripted(server):
-    server.reset()
-    return server
-
-
 def endpoint(url: str, model: str, **extra) -> dict:
     return {"base_url": url, "model": model, "timeout_s": 5, "retry_backoff_s": 0.01, **extra}
 

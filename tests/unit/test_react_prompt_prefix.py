@@ -4,19 +4,10 @@ vLLM's prefix cache can reuse the static prefix across runs and the whole earlie
 
 from __future__ import annotations
 
-import pytest
-
 from react_tier.prompt import question_message, system_prompt
 from react_tier.settings import AgentSettings
 from react_tier.tools import build_tools
-from tests.scripted_openai import ScriptedOpenAI
 from tests.unit.test_react_loop import ANSWER, SEARCH, make_agent
-
-
-@pytest.fixture(scope="module")
-def server():
-    with ScriptedOpenAI() as scripted:
-        yield scripted
 
 
 async def test_static_prefix_is_shared_across_runs_and_calls_extend_each_other(server):

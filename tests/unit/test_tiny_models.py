@@ -10,7 +10,13 @@ import torch
 from safetensors.torch import load_file
 
 from suiqa.models.builder import BuildSpec, build_models
-from suiqa.models.internlm2_layout import AttentionShape, fuse_qkv, internlm2_to_llama, llama_to_internlm2, split_qkv
+from suiqa.models.internlm2_layout import (
+    AttentionShape,
+    fuse_qkv,
+    internlm2_to_llama,
+    llama_to_internlm2,
+    split_qkv,
+)
 
 
 def _sha(path) -> str:
