@@ -58,6 +58,8 @@ MAX_TOKENS = parse_max_tokens(os.environ.get("BENCH_MAX_TOKENS", "128"))
 IGNORE_EOS = os.environ.get("BENCH_IGNORE_EOS", "1") == "1"
 TEMPERATURE = float(os.environ.get("BENCH_TEMPERATURE", "0"))
 UNIQUE = os.environ.get("BENCH_UNIQUE", "0") == "1"
+# a pipeline API with keys (every non-demo profile): BENCH_API_KEY is sent as the Bearer token
+AUTH = {"Authorization": f"Bearer {os.environ['BENCH_API_KEY']}"} if os.environ.get("BENCH_API_KEY") else {}
 RNG = random.Random(int(os.environ.get("BENCH_SEED", "0")))
 RECORDS: list = []
 META: dict = {"t_start": None, "t_stop": None}
@@ -79,7 +81,7 @@ class OpenAIStreamUser(FastHttpUser):
 
     def on_start(self) -> None:
         if OpenAIStreamUser.model is None:
-            OpenAIStreamUser.model = self.client.get("/v1/models").json()["data"][0]["id"]
+            OpenAIStreamUser.model = self.client.get("/v1/models", headers=AUTH).json()["data"][0]["id"]
 
     @task
     def stream_completion(self) -> None:
@@ -92,7 +94,7 @@ class OpenAIStreamUser(FastHttpUser):
         start_wall = time.time()
         sent_at = time.perf_counter()
         meter = StreamMeter(sent_at, start_wall, max_tokens)
-        headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity"}
+        headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity", **AUTH}
         with self.client.post(path, json=body, headers=headers, stream=True, catch_response=True,
                               name=f"POST {path}") as resp:
             error = None

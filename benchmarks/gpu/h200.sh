@@ -16,6 +16,9 @@ R=benchmarks/results/h200
 M=/tmp/models
 mkdir -p "$R/engine" "$R/online"
 export PYTHONUNBUFFERED=1 SUIQA_HOME=/tmp/suiqa VLLM_NO_USAGE_STATS=1
+# the gpu profiles require API keys: one per run, sent by Locust (BENCH_API_KEY) and `vllm bench` (OPENAI_API_KEY)
+BENCH_KEY=${BENCH_API_KEY:-$(python3 -c "import secrets; print(secrets.token_hex(16))")}
+export SUIQA_API_API_KEYS=${SUIQA_API_API_KEYS:-bench:$BENCH_KEY} BENCH_API_KEY=$BENCH_KEY OPENAI_API_KEY=$BENCH_KEY
 
 engine() {  # name, then engine_bench arguments
     local name=$1; shift

@@ -318,6 +318,12 @@ def _questions_jsonl() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import secrets
+
+    # the GPU API profiles require keys: one per run unless given, sent by Locust (BENCH_API_KEY) and `vllm bench`
+    key = os.environ.setdefault("BENCH_API_KEY", secrets.token_hex(16))
+    os.environ.setdefault("SUIQA_API_API_KEYS", f"bench:{key}")
+    os.environ.setdefault("OPENAI_API_KEY", key)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     up = sub.add_parser("llm-up")
