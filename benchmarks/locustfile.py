@@ -36,8 +36,8 @@ import sys
 import time
 from pathlib import Path
 
-from locust.runners import WorkerRunner
 from locust import FastHttpUser, events, task
+from locust.runners import WorkerRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `benchmarks` importable when run by path
 
