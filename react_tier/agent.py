@@ -410,7 +410,7 @@ class _AnswerShaper:
         visible = self.cut_at_stop(answer)
         if not self.ended and not final and self.holdback:  # the tail may be the start of a stop string
             visible = visible[:max(len(self.shown), len(visible) - self.holdback)]
-        start = max(completion.text.find(answer[:8]), 0) if answer else 0
+        start = _answer_start(completion.text, answer)
         if not visible:  # nothing shown (e.g. a stop string at the very start): no answer tokens
             tokens = 0
         else:
@@ -427,6 +427,16 @@ class _AnswerShaper:
             emit(AnswerDelta(text=visible[len(self.shown):]))
             self.shown = visible
         self.ended = self.ended or final
+
+
+def _answer_start(text: str, answer: str) -> int:
+    """Where ``answer`` begins in the turn's raw text: after the last "Final Answer" label (a Thought may say the
+    same words first), else its first occurrence, else the start."""
+    if not answer:
+        return 0
+    label = text.rfind("Final Answer")
+    found = text.find(answer[:8], label) if label >= 0 else -1
+    return found if found >= 0 else max(text.find(answer[:8]), 0)
 
 
 class _UsageDomain:

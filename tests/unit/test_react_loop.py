@@ -474,3 +474,13 @@ async def test_an_answer_cut_by_the_tiers_own_cap_still_lists_its_evidence(scrip
     result = await agent.run("大运河是谁开凿的？")
     await agent.aclose()
     assert result.truncated and "参考资料：[suishu:卷3:18]" in result.answer  # not the client's cap: the note fits
+
+
+async def test_the_answer_is_counted_from_its_label_not_from_a_thought_that_says_the_same(scripted):
+    scripted.script("domain", "草稿")
+    scripted.script("agent", "Thought: 隋炀帝于大业元年开通济渠，可以回答了。\nFinal Answer: 隋炀帝于大业元年开通济渠。")
+    agent, _ = make_agent(scripted)
+    result = await agent.run(AgentRequest(question="测试", generation={"max_tokens": 500}))
+    await agent.aclose()
+    # one token per character; counted from the answer (whole chunks), not from the Thought's identical words
+    assert len(result.answer) <= result.answer_tokens <= len(result.answer) + 2
