@@ -10,7 +10,7 @@ import time
 
 QUESTION = "隋文帝杨坚是哪一年建立隋朝的？开皇年间有哪些重要的制度？"
 SYSTEM = "你是隋史专家：回答简洁，并注明资料编号。"
-MAX_TOKENS = 96
+MAX_TOKENS = 200  # above the tiny agent tier's own per-call cap (96), so the evidence note fits
 PROFILE = os.environ.get("SUIQA_DEMO_PROFILE", "cpu-tiny-shared")
 
 
