@@ -12,8 +12,8 @@ import re
 
 import pytest
 
-from react_tier.request import AgentRequest
 from react_tier import AgentSettings, ReActAgent
+from react_tier.request import AgentRequest
 from react_tier.results import AgentResult, AnswerDelta, Done, StepFinished, StepStarted
 
 pytestmark = pytest.mark.integration
