@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from suiqa.errors import SuiqaError
+from suiqa.net import wait_http_ok
 
 DOMAIN_PORT = 8200
 HF_BASELINE_PORT = 8201
@@ -43,19 +41,7 @@ def _is_url(text: str) -> bool:
 
 
 def wait_healthy(url: str, proc: subprocess.Popen | None, timeout_s: float, log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log and log.is_file() else []
-            raise SuiqaError(f"server for {url} exited with code {proc.returncode} during start-up: "
-                             f"{' '.join(tail)[:300]} (log: {log})")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SuiqaError(f"server for {url} not healthy after {timeout_s:.0f} s (log: {log})")
+    wait_http_ok(f"{url}/health", timeout_s, 0.5, proc=proc, log=log)
 
 
 @contextmanager

@@ -13,9 +13,7 @@ A missing binary, a busy port, or a server that exits during start-up is a one-l
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import time
 from collections import deque
@@ -26,7 +24,7 @@ import httpx
 import yaml
 
 from suiqa.errors import SuiqaError
-from suiqa.net import port_in_use
+from suiqa.net import port_in_use, stop_process_group
 
 MONITORING_DIR = Path(__file__).resolve().parent
 RULES_FILE = MONITORING_DIR / "prometheus" / "rules.yml"
@@ -152,14 +150,8 @@ class PrometheusServer:
         proc, self.process = self.process, None
         if proc is None or proc.poll() is not None:
             return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
-            pass
+        stop_process_group(proc.pid, grace_s)  # SIGTERM its group, SIGKILL after grace_s
+        proc.wait()
 
     def __enter__(self) -> Self:
         self.start()

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import signal
 import subprocess
 import time
 from collections import deque
@@ -22,7 +20,7 @@ import httpx
 
 from serving.config import ServingProfile
 from suiqa.errors import SuiqaError
-from suiqa.net import port_in_use
+from suiqa.net import port_in_use, stop_process_group
 from suiqa.paths import logs_dir, run_dir
 
 log = logging.getLogger(__name__)
@@ -160,20 +158,3 @@ class VLLMServer:
         self.state_file.unlink(missing_ok=True)
 
 
-def stop_process_group(pgid: int, grace_s: float = 20.0) -> None:
-    """SIGTERM the group, wait up to ``grace_s``, then SIGKILL whatever is left."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

@@ -1,9 +1,14 @@
-"""Small network checks shared by the launchers (vLLM, Prometheus, the stack, the benchmarks)."""
+"""Small network and process checks shared by the launchers (vLLM, Prometheus, the web UI, the stack, the
+benchmarks)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import time
+from pathlib import Path
 
 from suiqa.errors import SuiqaError
 
@@ -19,12 +24,19 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def wait_http_ok(url: str, timeout_s: float, interval_s: float = 1.0) -> None:
-    """Poll ``GET url`` until it answers 200; SuiqaError naming the last answer after ``timeout_s``."""
+def wait_http_ok(url: str, timeout_s: float, interval_s: float = 1.0, *, proc: subprocess.Popen | None = None,
+                 log: Path | None = None) -> None:
+    """Poll ``GET url`` until it answers 200; SuiqaError naming the last answer after ``timeout_s``, or at once
+    (with the last line of ``log``) when ``proc``, the server being waited for, exits first."""
     import httpx
 
     deadline, last = time.monotonic() + timeout_s, "no answer"
+    where = f" (log: {log})" if log else ""
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log and log.is_file() else []
+            raise SuiqaError(f"the server for {url} exited with code {proc.returncode} during start-up: "
+                             f"{' '.join(tail)[:300] or 'no output'}{where}")
         try:
             resp = httpx.get(url, timeout=5)
             if resp.status_code == 200:
@@ -33,4 +45,23 @@ def wait_http_ok(url: str, timeout_s: float, interval_s: float = 1.0) -> None:
         except httpx.HTTPError as exc:
             last = type(exc).__name__
         time.sleep(interval_s)
-    raise SuiqaError(f"{url} not ready after {timeout_s:.0f} s (last: {last})")
+    raise SuiqaError(f"{url} not ready after {timeout_s:.0f} s (last: {last}){where}")
+
+
+def stop_process_group(pgid: int, grace_s: float = 20.0) -> None:
+    """SIGTERM the group, wait up to ``grace_s``, then SIGKILL whatever is left."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import typer
@@ -101,22 +100,10 @@ def webui_env(settings) -> dict[str, str]:
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout_s: float, log_path: Path) -> None:
-    import httpx
+    """Streamlit's own health route answers 200, or a one-line error (it exited, or it is too slow)."""
+    from suiqa.net import wait_http_ok
 
-    from suiqa.errors import SuiqaError
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise SuiqaError(f"streamlit exited with code {proc.returncode}: {tail[0]} (log: {log_path})")
-        try:
-            if httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SuiqaError(f"the web UI did not answer at {url} within {timeout_s:.0f} s (log: {log_path})")
+    wait_http_ok(f"{url}/_stcore/health", timeout_s, 0.3, proc=proc, log=log_path)
 
 
 def read_state() -> dict | None:
