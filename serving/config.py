@@ -57,6 +57,10 @@ class ServingProfile(TierSettings):
     max_lora_rank: int = Field(16, ge=1)
     api_server_count: int = Field(1, ge=1, le=64, description="GPU only: API-server processes in front of the "
                                   "engine (`vllm serve --api-server-count`); CPU profiles must keep 1.")
+    stream_interval: int | None = Field(
+        None, ge=1, description="vLLM --stream-interval: a streamed response sends a chunk every N tokens (the first "
+        "token at once). Each SSE chunk costs the API server and the pipeline's reader a JSON message: N = 4 cut the "
+        "chunks of a 96-token agent turn from 96 to 25. None = vLLM's default (1, every token).")
     scheduling_policy: Literal["fcfs", "priority"] | None = Field(
         None, description="None = vLLM's default (fcfs). 'priority' honours each request's `priority` (lower runs "
         "first); the agent tier uses it to finish started ReAct runs before new ones.")
@@ -76,6 +80,9 @@ class ServingProfile(TierSettings):
         10, ge=0, description="vLLM --shutdown-timeout: on SIGTERM, seconds in-flight requests may finish "
                               "(None = leave the flag out, for a vLLM without it).")
     startup_timeout_s: float = Field(300, gt=0, description="Time allowed until /health answers 200.")
+    nice: int = Field(0, ge=0, le=19, description="Local launcher only: the server's CPU niceness. On a machine "
+                      "that also runs the pipeline (the CPU stacks) a positive value lets the ingress answer /health "
+                      "and 429s at once while vLLM computes; Kubernetes gives each tier its own CPU instead.")
     python: str = Field(sys.executable, description="Interpreter that has vLLM installed.",
                         json_schema_extra={"doc_default": "sys.executable"})
 
@@ -123,6 +130,7 @@ class ServingProfile(TierSettings):
             "--quantization": self.quantization,
             "--chat-template": self.chat_template,
             "--scheduling-policy": self.scheduling_policy,
+            "--stream-interval": self.stream_interval,
             "--shutdown-timeout": self.shutdown_timeout_s,
         }
         for flag, value in optional.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import subprocess
 import time
@@ -96,6 +97,8 @@ class VLLMServer:
             log_file.flush()
             self.process = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             env=self.profile.environment(), start_new_session=True)
+        if self.profile.nice:  # set before vLLM (seconds of imports later) forks its engine: they inherit it
+            os.setpriority(os.PRIO_PROCESS, self.process.pid, self.profile.nice)
         self._write_state()
         return self
 

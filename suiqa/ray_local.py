@@ -9,7 +9,12 @@ cluster (Kubernetes) does not use this environment.
 
 Ray 2.60's token auth keeps one token per user (~/.ray), which concurrent local clusters (tests, benchmarks)
 overwrite; it is off for these loopback-only clusters.
+
+``RAY_worker_niceness=0``: Ray starts its workers (the Serve proxy and replicas) at nice 15 so that its own daemons
+win the CPU. On one machine shared with vLLM (nice 0) that gave the proxy and the replicas ~1/28 of vLLM's CPU
+share under contention (CFS weights 36 vs 1,024): on 2 cores, 40 concurrent requests against cpu-tiny-shared,
+/health took p50 100-470 ms (max 3-4 s) with nice 15 and p50 12-14 ms (max 27-300 ms) at nice 0.
 """
 
 RAY_LOCAL_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0",
-                 "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+                 "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_worker_niceness": "0"}

@@ -73,13 +73,12 @@ def test_request_body():
     client = LLMClient("agent", settings(extra_body={"top_k": 5, "min_p": 0.1}))
     messages = [{"role": "user", "content": "q"}]
     assert client._request(messages, None, None) == {
-        "model": "agent", "messages": messages, "temperature": 0.3, "max_tokens": 64,
-        "extra_body": {"top_k": 5, "min_p": 0.1}}
+        "model": "agent", "messages": messages, "temperature": 0.3, "max_tokens": 64, "top_k": 5, "min_p": 0.1}
     body = client._request(messages, ["\nObservation:"], 9, {"temperature": 0.9, "seed": 1,
                                                               "extra_body": {"top_k": 2}})
     assert body == {"model": "agent", "messages": messages, "temperature": 0.9, "max_tokens": 9, "seed": 1,
-                    "stop": ["\nObservation:"], "extra_body": {"top_k": 2, "min_p": 0.1}}
-    assert "extra_body" not in LLMClient("agent", settings())._request(messages, [], None)
+                    "stop": ["\nObservation:"], "top_k": 2, "min_p": 0.1}  # vLLM's extras sit in the JSON body
+    assert "extra_body" not in body and "top_k" not in LLMClient("agent", settings())._request(messages, [], None)
     assert "stop" not in LLMClient("agent", settings())._request(messages, [], None)
 
 

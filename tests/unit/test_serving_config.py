@@ -73,6 +73,14 @@ def test_api_server_count_on_gpu_and_refused_on_cpu():
         load_profile("cpu-tiny", api_server_count=2)
 
 
+def test_stream_interval_flag():
+    cmd = load_profile("cpu-tiny").command()
+    assert cmd[cmd.index("--stream-interval") + 1] == "4"  # the CPU profiles batch 4 tokens per SSE chunk
+    assert "--stream-interval" not in load_profile("gpu-internlm2-1_8b").command()  # None: vLLM's default
+    with pytest.raises(SuiqaError):
+        load_profile("cpu-tiny", stream_interval=0)
+
+
 def test_scheduling_policy_flag():
     cmd = load_profile("gpu-qwen2_5-1_5b-agent", scheduling_policy="priority").command()
     assert cmd[cmd.index("--scheduling-policy") + 1] == "priority"
