@@ -27,7 +27,8 @@ TESTS = ["tests/unit/test_request_pinned.py", "tests/unit/test_agent_contract.py
          "tests/unit/test_knowledge.py", "tests/unit/test_react_loop.py"]
 rows = []
 for name, path, old, new in CASES:
-    p = pathlib.Path(path); src = p.read_text(encoding="utf-8")
+    p = pathlib.Path(path)
+    src = p.read_text(encoding="utf-8")
     assert src.count(old) == 1, (name, src.count(old))
     p.write_text(src.replace(old, new), encoding="utf-8")
     try:

@@ -38,7 +38,9 @@ def test_size_kinds_and_sui_weighting(dataset):
 
 def test_split_is_disjoint_and_formats_agree(dataset):
     train, val = _read(dataset, "train"), _read(dataset, "val")
-    key = lambda r: (r["instruction"], r["input"])
+    def key(r):
+        return r["instruction"], r["input"]
+
     assert not {key(r) for r in train} & {key(r) for r in val}
     assert len({key(r) for r in train}) == len(train)  # deduplicated
     assert 0.01 < len(val) / (len(train) + len(val)) < 0.06
