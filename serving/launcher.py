@@ -8,6 +8,7 @@ also ends its engine-core and worker processes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -46,6 +47,11 @@ def _last_error(lines: list[str]) -> str:
         if _ERROR_LINE.search(line) and not line.lstrip().startswith("File "):
             return re.sub(r"^.*?(\w*(Error|Exception)\b)", r"\1", line.strip())[:300]
     return lines[-1].strip()[:300] if lines else "no output"
+
+
+def state_file(profile: ServingProfile) -> Path:
+    """Where the launcher records a running server (pid, process group, URL) for `suiqa down` / `suiqa status`."""
+    return run_dir() / f"vllm-{profile.role}-{profile.port}.json"
 
 
 class VLLMServer:
@@ -127,8 +133,8 @@ class VLLMServer:
                 time.sleep(0.5)
 
     def stop(self, grace_s: float = 20.0) -> None:
-        proc, self.process = self.process, None
         self._clear_state()
+        proc, self.process = self.process, None
         if proc is None or proc.poll() is not None:
             return
         stop_process_group(proc.pid, grace_s)
@@ -146,10 +152,12 @@ class VLLMServer:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    # run state, for `suiqa down` and `suiqa status`
+    # run state, for `suiqa down` and `suiqa status`: one file per server (role AND port), so a second server of a
+    # role in the same $SUIQA_HOME (a test's, `suiqa serve domain` beside a stack) never overwrites or removes the
+    # stack's file: with one file per role, `suiqa down` lost track of the stack's domain vLLM and left it running.
     @property
     def state_file(self) -> Path:
-        return run_dir() / f"vllm-{self.profile.role}.json"
+        return state_file(self.profile)
 
     def _write_state(self) -> None:
         assert self.process is not None
@@ -158,6 +166,8 @@ class VLLMServer:
             "profile": self.profile.name, "log": str(self.log_path)}))
 
     def _clear_state(self) -> None:
-        self.state_file.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
+            if self.process is None or json.loads(self.state_file.read_text())["pid"] == self.process.pid:
+                self.state_file.unlink()  # only this server's own record
 
 

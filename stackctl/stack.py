@@ -30,7 +30,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from serving.config import ServingProfile, load_profile
-from serving.launcher import VLLMServer, port_in_use, stop_process_group
+from serving.launcher import VLLMServer, port_in_use, state_file, stop_process_group
 from suiqa.errors import SuiqaError
 from suiqa.net import wait_http_ok
 from suiqa.paths import REPO_ROOT, logs_dir, models_dir, run_dir
@@ -303,11 +303,11 @@ def restart(role: str) -> str:
         raise SuiqaError(f"the running stack has no separate {role} tier{hint}")
     api_key = os.environ.get(f"SUIQA_{role.upper()}_API_KEY")
     profile = ServingProfile.model_validate({**servers[role], "api_key": api_key})
-    info = run_dir() / f"vllm-{role}.json"
+    info = state_file(profile)
     if info.exists():
         stop_process_group(json.loads(info.read_text())["pgid"])
         info.unlink(missing_ok=True)
-    server = VLLMServer(profile).start()  # writes vllm-<role>.json again: `suiqa down` stops it
+    server = VLLMServer(profile).start()  # records it again (state_file): `suiqa down` stops it
     server.wait_ready()
     return profile.base_url
 

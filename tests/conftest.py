@@ -110,8 +110,19 @@ def stack():
         subprocess.run([*STACK_CLI, "down"], env=env, cwd=REPO, timeout=180)
         pytest.fail(f"suiqa up failed:\n{up.stderr[-3000:]}")
     urls = json.loads(up.stdout.strip().splitlines()[-1])
+    started = {int(line.split()[0]) for line in stack_processes(env)}
     yield urls, env
     down = subprocess.run([*STACK_CLI, "down"], env=env, cwd=REPO, capture_output=True, text=True, timeout=180)
     assert down.returncode == 0, down.stderr
     time.sleep(2)
-    assert stack_processes(env) == [], "suiqa down left processes behind"
+    alive = [pid for pid in started if _alive(pid)]  # also what the stack started, whatever its command line now
+    assert stack_processes(env) == [] and alive == [], f"suiqa down left processes behind: {alive}"
+
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

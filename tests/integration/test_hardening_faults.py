@@ -113,7 +113,8 @@ def test_domain_killed_under_load_then_restarted_with_the_cli(keyed_stack):
     for w in workers:
         w.start()
     time.sleep(6)
-    info = json.loads((home / "run" / "vllm-domain.json").read_text())
+    (record,) = (home / "run").glob("vllm-domain-*.json")  # this stack's home: its one domain server
+    info = json.loads(record.read_text())
     os.killpg(info["pgid"], signal.SIGKILL)
     killed_at = time.perf_counter()
     time.sleep(8)  # > the 3 s readiness cache
@@ -141,7 +142,7 @@ def test_domain_killed_under_load_then_restarted_with_the_cli(keyed_stack):
     assert all(t < 62 for *_, t in during)
     assert max(t for *_, t in during) < 62  # the agent's 60 s deadline: no hang
     state = json.loads((home / "run" / "stack.json").read_text())
-    assert state["servers"]["domain"]["served_model_name"] and (home / "run" / "vllm-domain.json").exists()
+    assert state["servers"]["domain"]["served_model_name"] and len(list((home / "run").glob("vllm-domain-*.json"))) == 1
 
 
 def test_drain_finishes_in_flight_streams_and_refuses_new_requests(keyed_stack):

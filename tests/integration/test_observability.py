@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -131,33 +132,40 @@ def test_one_request_id_through_ingress_agent_and_vllm(stack, traffic):
 def test_a_client_that_leaves_is_counted_as_499(stack, traffic):
     """The client leaves before the answer (a time-out or a closed tab): Serve's proxy cancels the replica's
     request and the ingress counts it once as 499, streamed or not. The client leaves once the replica holds the
-    request (a stream: after its role chunk; else: the in-flight gauge says so), so a loaded machine where the
-    proxy is slow to route cannot turn the test into one about a request that never reached the ingress."""
+    request (a stream: after its role chunk; else: the ingress has logged ``request_accepted`` for its request id,
+    a local file read every 10 ms: a run here takes ~1-8 s), so neither a proxy slow to route on a loaded machine
+    nor a run that ends first can turn the test into one about another outcome."""
     urls, _ = stack
+    log_path = Path(urls["logs_pipeline"])
 
     def samples(name: str) -> dict[str, float]:
         return {dict(k).get("stream", ""): v for (n, k), v in _pipeline_samples(urls["metrics_pipeline"]).items()
                 if n == name and dict(k).get("status", "499") == "499"}
 
+    def accepted(rid: str) -> bool:
+        return any(e.get("request_id") == rid and e.get("event") == "request_accepted"
+                   for e in read_json_lines(log_path))
+
     async def leave(stream: bool) -> None:
+        rid = f"leave-{uuid.uuid4().hex[:12]}"
         async with httpx.AsyncClient(timeout=60) as http:
             async def ask() -> None:
-                async with http.stream("POST", f"{urls['api']}/chat/completions",
+                async with http.stream("POST", f"{urls['api']}/chat/completions", headers={"X-Request-Id": rid},
                                        json={"model": urls["model"], "stream": stream,
                                              "messages": [{"role": "user", "content": QUESTION}]}) as resp:
                     async for line in resp.aiter_lines():
                         if line.startswith("data:"):
                             return  # the role chunk came: leave with the answer still to come
-                    pytest.fail("the stream ended before the client left")
+                    pytest.fail(f"the request ended before the client left: {resp.status_code}")
 
             task = asyncio.create_task(ask())
             if stream:
                 await asyncio.wait_for(task, 60)
                 return
             deadline = time.monotonic() + 60
-            while samples("sui_requests_in_flight").get("", 0) < 1:
+            while not accepted(rid):
                 assert not task.done() and time.monotonic() < deadline, "the request never reached the ingress"
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.01)
             task.cancel()
 
     before = samples("sui_requests_total")

@@ -36,7 +36,7 @@ def test_restart_uses_the_recorded_settings(home, monkeypatch):
     (home / "run").mkdir(exist_ok=True)
     (home / "run" / "stack.json").write_text(json.dumps(
         {"profile": "cpu-tiny-shared", "servers": {"domain": recorded.model_dump(mode="json", exclude={"api_key"})}}))
-    (home / "run" / "vllm-domain.json").write_text(json.dumps({"pgid": 999999999, "role": "domain"}))
+    (home / "run" / "vllm-domain-18123.json").write_text(json.dumps({"pgid": 999999999, "role": "domain"}))
     started = []
 
     class FakeServer:  # the launcher itself is tested with real vLLM in tests/integration
@@ -56,6 +56,6 @@ def test_restart_uses_the_recorded_settings(home, monkeypatch):
     monkeypatch.setenv("SUIQA_DOMAIN_API_KEY", "sk-domain-0123456789abcdef")
     assert stack.restart("domain") == "http://127.0.0.1:18123"
     pgid, profile = started
-    assert pgid == 999999999 and not (home / "run" / "vllm-domain.json").exists()
+    assert pgid == 999999999 and not (home / "run" / "vllm-domain-18123.json").exists()
     assert profile.port == 18123 and profile.served_model_name == ["internlm2-chat-sui", "qwen-agent"]
     assert profile.max_model_len == 4096 and profile.api_key.get_secret_value() == "sk-domain-0123456789abcdef"
