@@ -2,16 +2,17 @@
 circuit breaker (react_tier/breaker.py) in front of every attempt.
 
 The official ``openai`` AsyncOpenAI client does the HTTP; its own retries are off (``max_retries=0``) so that
-tenacity is the only retry layer and every attempt is reported once to the hooks. Calls go through the SDK's generic
-``client.post(..., cast_to=object)`` (its documented path for any endpoint): the SDK still does the connection pool,
-auth, timeouts, SSE decoding and the status-error types, but each chunk stays the ``dict`` that ``json.loads`` made.
-The typed path (``chat.completions.create``) builds a pydantic ``ChatCompletionChunk`` per streamed token: profiled
-with py-spy in a Serve replica running 12 agent runs on 2 cores, that construction was 58% of the replica's event
-loop (241 of 418 samples), and the loop also answers /health and refuses the overload with 429s.
-benchmarks/stream_reader.py: 19.1 -> 2.95 ms of CPU per 128-token turn (6.5x); with vLLM's --stream-interval 8,
-1.06 ms. Timeouts are not retried:
+tenacity is the only retry layer and every attempt is reported once to the hooks. Timeouts are not retried:
 the run has a deadline, and a request that timed out once usually times out again.
 Cancelling the awaiting task closes the HTTP response, so vLLM sees the disconnect and aborts the generation.
+
+Chunks as dicts: calls go through the SDK's generic ``client.post(..., cast_to=object)`` (its documented path for
+any endpoint): the SDK still does the connection pool, auth, timeouts, SSE decoding and the status-error types, but
+each chunk stays the ``dict`` that ``json.loads`` made. The typed path (``chat.completions.create``) builds a
+pydantic ``ChatCompletionChunk`` per streamed chunk: profiled with py-spy in a Serve replica running 12 agent runs on
+2 cores, that construction was 58% of the replica's event loop (241 of 418 samples), the loop that also answers
+/health and refuses the overload with 429s. benchmarks/stream_reader.py: 19.1 -> 2.95 ms of CPU per 128-token
+turn (6.5x); with vLLM's ``--stream-interval 8`` (serving profile ``stream_interval``), 1.06 ms.
 
 Connection pool: each client keeps one ``httpx.AsyncClient`` for all the runs of its process, with up to
 :data:`POOL_SIZE` kept-alive connections. The openai default keeps only 100 alive, so a Serve replica with more

@@ -59,8 +59,8 @@ class ServingProfile(TierSettings):
                                   "engine (`vllm serve --api-server-count`); CPU profiles must keep 1.")
     stream_interval: int | None = Field(
         None, ge=1, description="vLLM --stream-interval: a streamed response sends a chunk every N tokens (the first "
-        "token at once). Each SSE chunk costs the API server and the pipeline's reader a JSON message: N = 4 cut the "
-        "chunks of a 96-token agent turn from 96 to 25. None = vLLM's default (1, every token).")
+        "token at once). Each SSE chunk costs the API server and the pipeline's reader a JSON message: with N = 4 a "
+        "96-token agent turn is 25 chunks instead of 96. None = vLLM's default (1, every token).")
     scheduling_policy: Literal["fcfs", "priority"] | None = Field(
         None, description="None = vLLM's default (fcfs). 'priority' honours each request's `priority` (lower runs "
         "first); the agent tier uses it to finish started ReAct runs before new ones.")
