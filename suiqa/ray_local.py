@@ -11,9 +11,11 @@ Ray 2.60's token auth keeps one token per user (~/.ray), which concurrent local 
 overwrite; it is off for these loopback-only clusters.
 
 ``RAY_worker_niceness=0``: Ray starts its workers (the Serve proxy and replicas) at nice 15 so that its own daemons
-win the CPU. On one machine shared with vLLM (nice 0) that gave the proxy and the replicas ~1/28 of vLLM's CPU
-share under contention (CFS weights 36 vs 1,024): on 2 cores, 40 concurrent requests against cpu-tiny-shared,
-/health took p50 100-470 ms (max 3-4 s) with nice 15 and p50 12-14 ms (max 27-300 ms) at nice 0.
+win the CPU. On one machine shared with vLLM (nice 0) that gives the ingress ~1/28 of vLLM's CPU share whenever both
+want it (CFS weights 36 vs 1,024): the process that answers /health and refuses with 429 would be the first to
+starve. Here the workers run at 0 and the CPU serving profiles start vLLM at nice 10 (``nice``). On 2 cores
+(40 concurrent requests, cpu-tiny-shared) the effect of the niceness alone was within the run-to-run noise; the
+figures are in tests/integration/test_hardening_stack.py.
 """
 
 RAY_LOCAL_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0",
