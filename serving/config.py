@@ -81,8 +81,8 @@ class ServingProfile(TierSettings):
                               "(None = leave the flag out, for a vLLM without it).")
     startup_timeout_s: float = Field(300, gt=0, description="Time allowed until /health answers 200.")
     nice: int = Field(0, ge=0, le=19, description="Local launcher only: the server's CPU niceness. On a machine "
-                      "that also runs the pipeline (the CPU stacks) a positive value lets the ingress answer /health "
-                      "and 429s at once while vLLM computes; Kubernetes gives each tier its own CPU instead.")
+                      "that also runs the pipeline (the CPU stacks) a positive value gives the ingress (/health, 429s) "
+                      "the CPU before vLLM's compute; Kubernetes gives each tier its own CPU instead.")
     python: str = Field(sys.executable, description="Interpreter that has vLLM installed.",
                         json_schema_extra={"doc_default": "sys.executable"})
 
