@@ -113,5 +113,5 @@ def tiny_settings(root: Path, **overrides):
     """KnowledgeSettings over the tiny data under ``root`` (index cache in ``root / 'kb'``)."""
     from react_tier.knowledge import KnowledgeSettings
 
-    return KnowledgeSettings(data_dir=root / "data", cache_dir=root / "kb", window_chars=40, window_stride_chars=20,
-                             **overrides)
+    return KnowledgeSettings(**{"data_dir": root / "data", "cache_dir": root / "kb", "window_chars": 40,
+                                "window_stride_chars": 20, **overrides})

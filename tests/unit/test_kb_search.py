@@ -50,12 +50,25 @@ def make_kb(tiny_root):
     return make
 
 
+_ORDER: dict[str, int] = {}
+
+
 @pytest.fixture(scope="session")
-def bm25(make_kb):
+def bm25(make_kb, order):
+    _ORDER.update(order)
     import bm25s
 
     index_dir = make_kb().index_dir
     return {name: bm25s.BM25.load(str(index_dir / name), show_progress=False) for name in ("word", "char")}
+
+
+@pytest.fixture(scope="session")
+def order(make_kb) -> dict[str, int]:
+    """passage id -> position (the order of passages.jsonl in the index folder: the BM25 document numbers)."""
+    import json
+
+    lines = (make_kb().index_dir / "passages.jsonl").read_text(encoding="utf-8").splitlines()
+    return {json.loads(line)["id"]: i for i, line in enumerate(lines)}
 
 
 def _bm25_ranking(retriever, tokens, extra, depth) -> list[int]:
@@ -72,19 +85,19 @@ def _bm25_ranking(retriever, tokens, extra, depth) -> list[int]:
 
 
 def _oracle(kb, bm25, query, structured=()) -> dict[str, float]:
-    """{passage id: fused score} of one (clean) query."""
+    """{passage id: fused score} of one (clean) query, best first (ties: index order)."""
+    ids = {p: i for i, p in _ORDER.items()}
     s = kb.settings
     words, chars, extra_words, extra_chars = kb.query_tokens(query)
     rankings = [(_bm25_ranking(bm25["word"], words, extra_words, s.fusion_depth), 1.0),
                 (_bm25_ranking(bm25["char"], chars, extra_chars, s.fusion_depth), s.bigram_weight)]
     if structured:
-        rankings.append(([kb._position[i] for i in structured], 1.0 + s.bigram_weight + 0.01))
+        rankings.append(([_ORDER[i] for i in structured], 1.0 + s.bigram_weight + 0.01))
     fused: dict[int, float] = {}
     for ranking, weight in rankings:
         for rank, position in enumerate(ranking, start=1):
             fused[position] = fused.get(position, 0.0) + weight / (s.rrf_k + rank)
-    return {kb._records[p]["id"]: v
-            for p, v in sorted(fused.items(), key=lambda item: (-item[1], item[0]))}
+    return {ids[p]: v for p, v in sorted(fused.items(), key=lambda item: (-item[1], item[0]))}
 
 
 def _ids_scores(passages) -> list[tuple[str, float]]:
@@ -233,3 +246,265 @@ def test_a_character_shared_by_two_forms_keeps_the_larger_weight(make_kb):
     kb = _with_lexicon(make_kb(), {"宝殿": [("雒京", 0.9), ("京邑", 0.4)]})
     extra_chars = dict(kb.query_tokens("宝殿").extra_chars)
     assert (extra_chars["京"], extra_chars["雒"], extra_chars["邑"]) == (0.9, 0.9, 0.4)
+
+
+# ------------------------------------------------------------------ the structured poem route
+@pytest.mark.parametrize(("query", "first"), [
+    ("读曲歌一共有几首？", ["poemgroup:读曲歌"]),  # a counting question that names a group
+    ("春江花月夜一共几首", ["poemgroup:春江花月夜二首"]),  # by the group's short name
+    ("出塞二首一共有几首", ["poemgroup:出塞二首"]),  # by its full title
+    ("《出塞》一共有几首", ["poemgroup:出塞二首"]),  # a two-character name counts only inside 《》
+    ("出塞一共有几首", []),
+    ("《读曲歌》一共有几首", ["poemgroup:读曲歌"]),  # the group, not the poems of the title
+    ("《读曲歌》的第一句是什么", ["poem:sui#1", "poem:sui#2", "poem:sui#3"]),  # no counting: the titled poems
+    ("《春江花月夜》是谁写的", ["poem:sui#780", "poem:sui#781"]),
+    ("《昔昔盐》的作者是谁", ["poem:sui#61"]),
+    ("《无此诗》的作者是谁", []),
+])
+def test_named_groups_and_titles_outweigh_both_text_rankings(make_kb, bm25, query, first):
+    kb = make_kb(**{**PLAIN, "use_poem_groups": True})
+    fused = _oracle(kb, bm25, query, structured=first)
+    results = kb.search(query, 100)
+    assert _ids_scores(results) == _expected(fused, 100)
+    assert [p.id for p in results[:len(first)]] == first
+    # off: the plain fusion
+    assert _ids_scores(make_kb(**PLAIN).search(query, 100)) == _expected(_oracle(kb, bm25, query), 100)
+
+
+# ------------------------------------------------------------------ coverage re-rank
+CONCEPTS = {"韩擒虎去世时年多少": [("韩擒虎", "擒虎", "擒"), ("去世", "崩", "薨", "卒", "殂"), ("时年",)],
+            "韩擒虎和陈后主分别在哪里": [("韩擒虎", "擒虎", "擒"), ("陈后主", "陈主", "叔宝", "长城公")]}
+
+
+def _covered(passage, concepts) -> int:
+    from react_tier.knowledge.text import clean_query, compact
+
+    text = compact(clean_query(f"{passage.title} {passage.text}", 10**7))
+    return sum(any(form in text for form in forms) for forms in concepts)
+
+
+@pytest.mark.parametrize("query", list(CONCEPTS))
+@pytest.mark.parametrize(("weight", "depth"), [(1.0, 30), (0.5, 30), (2.0, 2)])
+def test_coverage_rewards_the_top_passages_by_the_share_of_concepts_they_hold(make_kb, query, weight, depth):
+    plain = {p.id: p for p in make_kb(**PLAIN).search(query, 100)}
+    top = list(plain)[:depth]
+    rewarded = make_kb(**{**PLAIN, "coverage_weight": weight, "coverage_depth": depth}).search(query, 100)
+    concepts = CONCEPTS[query]
+    expected = {i: plain[i].score * (1 + weight * _covered(plain[i], concepts) / len(concepts)) if i in top
+                else plain[i].score for i in plain}
+    ranked = sorted(expected, key=lambda i: -expected[i])
+    assert [p.id for p in rewarded] == ranked
+    assert [p.score for p in rewarded] == pytest.approx(list(itertools.accumulate((expected[i] for i in ranked), min)))
+    assert any(expected[i] != plain[i].score for i in top)
+
+
+def test_the_passage_where_all_concepts_meet_wins(make_kb):
+    query = "韩擒虎去世时年多少"
+    assert make_kb(**PLAIN).search(query, 3)[2].id == "suishu:卷52:0"
+    rewarded = make_kb(**{**PLAIN, "coverage_weight": 1.0}).search(query, 3)
+    assert rewarded[0].id == "suishu:卷52:1"  # 擒虎 + 卒 + 时年
+    assert rewarded[0].score == pytest.approx(2 * make_kb(**PLAIN).search(query, 1)[0].score)
+
+
+def test_coverage_leaves_a_one_concept_question_alone(make_kb):
+    for query in ("韩擒虎", "通济渠"):
+        assert _ids_scores(make_kb(**{**PLAIN, "coverage_weight": 3.0}).search(query, 100)) == \
+            _ids_scores(make_kb(**PLAIN).search(query, 100))
+
+
+def test_coverage_counts_alias_forms_only_with_aliases_on(make_kb):
+    query = "韩擒虎去世时年多少"
+    on = {p.id: p.score for p in make_kb(**{**PLAIN, "coverage_weight": 1.0}).search(query, 100)}
+    off_plain = {p.id: p.score for p in make_kb(**{**PLAIN, "use_aliases": False}).search(query, 100)}
+    off = {p.id: p.score for p in make_kb(**{**PLAIN, "use_aliases": False, "coverage_weight": 1.0}).search(query, 100)}
+    # zztj:卷177:1 names 韩擒虎 but none of 去世 / 时年 (nor, without aliases, 卒): 1 concept of 3
+    assert off["zztj:卷177:1"] == pytest.approx(off_plain["zztj:卷177:1"] * (1 + 1 / 3))
+    # suishu:卷52:1 holds 韩擒虎 (its title) and its translation 去世, and 时年: all three either way
+    assert on["suishu:卷52:1"] / dict((p.id, p.score) for p in make_kb(**PLAIN).search(query, 100))[
+        "suishu:卷52:1"] == pytest.approx(2.0)
+    assert off["suishu:卷52:1"] == pytest.approx(off_plain["suishu:卷52:1"] * 2)
+
+
+def test_coverage_counts_lexicon_forms_of_words_the_table_does_not_map(make_kb):
+    query = "韩擒虎生病时年多少"
+    entries = {"生病": [("寝疾", 0.9)]}
+    plain = {p.id: p.score for p in _with_lexicon(make_kb(**{**PLAIN, "use_lexicon": False}), entries).search(query, 100)}
+    for use_lexicon, share in ((True, 3 / 3), (False, 2 / 3)):
+        kb = _with_lexicon(make_kb(**{**PLAIN, "coverage_weight": 1.0, "use_lexicon": use_lexicon,
+                                       "lexicon_weight": 0.0}), entries)
+        scores = {p.id: p.score for p in kb.search(query, 100)}
+        assert scores["suishu:卷52:1"] == pytest.approx(plain["suishu:卷52:1"] * (1 + share))
+
+
+# ------------------------------------------------------------------ diversity and the score cap
+def test_an_overlapping_window_is_demoted_and_its_score_capped_at_the_one_above(make_kb):
+    plain = {p.id: p.score for p in make_kb(**PLAIN).search("韩擒虎", 100)}
+    assert list(plain) == ["suishu:卷52:0", "suishu:卷52:1", "zztj:卷177:1", "zztj:卷177:2"]
+    diverse = make_kb(**{**PLAIN, "skip_overlapping": True, "overlap_min_distance": 2}).search("韩擒虎", 100)
+    assert [p.id for p in diverse] == ["suishu:卷52:0", "zztj:卷177:1", "suishu:卷52:1", "zztj:卷177:2"]
+    assert [p.score for p in diverse] == [plain["suishu:卷52:0"], plain["zztj:卷177:1"], plain["zztj:卷177:1"],
+                                          plain["zztj:卷177:2"]]
+    # k=2 takes the first two places of the diversified order
+    assert [p.id for p in make_kb(**{**PLAIN, "skip_overlapping": True}).search("韩擒虎", 2)] == \
+        ["suishu:卷52:0", "zztj:卷177:1"]
+
+
+def test_windows_of_another_juan_or_a_poem_are_never_demoted(make_kb):
+    query = "高祖"
+    plain = [p.id for p in make_kb(**PLAIN).search(query, 6)]
+    assert plain == ["suishu:卷1:0", "suishu:卷1:2", "suishu:卷1:1", "suishu:卷3:0", "zztj:卷177:0",
+                     "poem:nanbeichao#7"]
+    diverse = [p.id for p in make_kb(**{**PLAIN, "skip_overlapping": True}).search(query, 6)]
+    # 卷1:1 overlaps 卷1:0 and 卷1:2: four places after them; 卷1:2 does not overlap 卷1:0 (not neighbours)
+    assert diverse == ["suishu:卷1:0", "suishu:卷1:2", "suishu:卷3:0", "zztj:卷177:0", "poem:nanbeichao#7",
+                       "suishu:卷1:1"]
+    # poems side by side in the index are not windows of one juan
+    assert [p.id for p in make_kb(**{**PLAIN, "skip_overlapping": True}).search("读曲歌 出塞", 100)] == \
+        [p.id for p in make_kb(**PLAIN).search("读曲歌 出塞", 100)]
+
+
+def test_without_overlap_between_windows_nothing_is_demoted(make_kb, tiny_root):
+    # stride = window: consecutive windows share no text (read at load)
+    kb = KnowledgeBase(tiny_settings(tiny_root, **{**PLAIN, "skip_overlapping": True}, window_stride_chars=40),
+                       make_kb().index_dir)
+    assert [p.id for p in kb.search("韩擒虎", 100)] == [p.id for p in make_kb(**PLAIN).search("韩擒虎", 100)]
+
+
+# ------------------------------------------------------------------ several queries
+def _plain_rankings(kb, queries) -> list[list[str]]:
+    return [[p.id for p in kb.search(q, 100)] for q in queries]
+
+
+def _rrf(rankings, weights, rrf_k, order) -> dict[str, float]:
+    fused: dict[str, float] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        for rank, pid in enumerate(ranking, start=1):
+            fused[pid] = fused.get(pid, 0.0) + weight / (rrf_k + rank)
+    return dict(sorted(fused.items(), key=lambda item: (-item[1], order[item[0]])))
+
+
+@pytest.mark.parametrize(("queries", "weights", "rrf_k"), [
+    (["韩擒虎", "开通济渠"], None, 30), (["韩擒虎", "开通济渠", "陈主叔宝"], [1.0, 0.5, 2.0], 30),
+    (["隋文帝去世", "韩擒虎"], [0.3, 1.0], 7)])
+def test_search_many_fuses_the_queries_rankings_by_weighted_reciprocal_rank(make_kb, order, queries, weights, rrf_k):
+    kb = make_kb(**PLAIN, rrf_k=rrf_k)
+    fused = _rrf(_plain_rankings(kb, queries), weights or [1.0] * len(queries), rrf_k, order)
+    assert _ids_scores(kb.search_many(queries, 100, quota=0, weights=weights)) == _expected(fused, 100)
+    assert _ids_scores(make_kb(**PLAIN, rrf_k=rrf_k, subquery_quota=0).search_many(tuple(queries), 4,
+                                                                                    weights=weights)) == \
+        _expected(fused, 4)
+
+
+def test_search_many_reserves_each_querys_best_passage(make_kb, order):
+    kb = make_kb(**PLAIN)
+    queries = ["韩擒虎", "开通济渠"]
+    fused = _rrf(_plain_rankings(kb, queries), [1.0, 1.0], 30, order)
+    assert list(fused)[:2] == ["zztj:卷177:1", "suishu:卷52:0"]  # both 韩擒虎 passages outrank 开通济渠's best
+    results = kb.search_many(queries, 5)  # subquery_quota 1
+    reserved = sorted(["suishu:卷52:0", "suishu:卷3:0"], key=lambda i: -fused[i])
+    rest = [i for i in fused if i not in reserved][:3]
+    assert [p.id for p in results] == reserved + rest
+    assert [p.score for p in results] == pytest.approx(list(itertools.accumulate((fused[i] for i in reserved + rest),
+                                                                                min)))
+    assert [p.id for p in kb.search_many(queries, 2)] == reserved
+    assert [p.id for p in kb.search_many(queries, 1)] == ["suishu:卷52:0"]  # no more places than k
+    two_each = [p.id for p in kb.search_many(queries, 4, quota=2)]
+    # two each, but never a window next to one reserved: 卷52:1 and 卷3:1 give way to the next ones
+    assert set(two_each) == {"suishu:卷52:0", "zztj:卷177:1", "suishu:卷3:0", "poem:sui#780"}
+
+
+def test_a_reserved_place_skips_a_window_overlapping_one_already_reserved(make_kb):
+    kb = make_kb(**PLAIN)
+    assert [p.id for p in kb.search("擒虎卒", 2)] == ["suishu:卷52:1", "suishu:卷52:0"]
+    # 韩擒虎's best is 卷52:0; 擒虎卒's best, 卷52:1, overlaps it, so 擒虎卒 reserves its next one
+    assert [p.id for p in kb.search_many(["韩擒虎", "擒虎卒"], 2)] == ["suishu:卷52:0", "zztj:卷177:1"]
+
+
+def test_search_many_takes_each_distinct_query_once_at_its_largest_weight(make_kb):
+    kb = make_kb(**PLAIN)
+    once = _ids_scores(kb.search_many(["韩擒虎"], 100, weights=[3.0]))
+    assert _ids_scores(kb.search_many(["韩擒虎", "韩擒虎 ", "韩擒虎"], 100, weights=[1.0, 3.0, 2.0])) == once
+    assert once[0] == ("suishu:卷52:0", round(3.0 / 31, 9))
+
+
+def test_search_many_top_k_is_the_start_of_a_longer_search(make_kb):
+    kb = make_kb()
+    queries = ["韩擒虎", "开通济渠", "陈主叔宝"]
+    assert [p.id for p in kb.search_many(queries, 10)][:5] == [p.id for p in kb.search_many(queries, 5)]
+
+
+@pytest.mark.parametrize(("queries", "weights", "message"), [
+    ([], None, "non-empty list"), ("韩擒虎", None, "non-empty list"), (None, None, "non-empty list"),
+    (["韩擒虎", "开通济渠"], [1.0], "one weight per query"), (["韩擒虎"], [1.0, 2.0], "one weight per query")])
+def test_search_many_refuses_bad_arguments(make_kb, queries, weights, message):
+    with pytest.raises(KnowledgeQueryError, match=message):
+        make_kb().search_many(queries, 5, weights=weights)
+
+
+# ------------------------------------------------------------------ a question that asks several things
+def test_a_multi_fact_question_is_searched_as_itself_and_its_parts(make_kb):
+    question = "隋文帝是在哪座宫殿去世的？去世时多少岁？"
+    kb = make_kb(subquery_weight=0.5)
+    parts = kb.subqueries(question)
+    assert parts == ["隋文帝是在哪座宫殿去世的", "隋文帝去世时多少岁"]
+    expected = kb.search_many([question, *parts], 5, weights=[1.0, 0.5, 0.5])
+    assert _ids_scores(kb.search(question, 5)) == _ids_scores(expected)
+    assert _ids_scores(kb.search(question, 5)) != _ids_scores(kb.search_many([question, *parts], 5))
+    # decomposition off: the whole question alone
+    plain = make_kb(decompose=False)
+    assert _ids_scores(plain.search(question, 5)) != _ids_scores(expected)
+    assert plain.search(question, 1)[0].score == pytest.approx(1.7 / 31)
+    assert make_kb().subqueries("隋文帝是哪一年去世的？") == []
+
+
+# ------------------------------------------------------------------ poems and poem groups
+def test_lookup_poem_by_verse_title_or_author(make_kb):
+    kb = make_kb()
+    assert [p.id for p in kb.lookup_poem("暮江平不动")] == ["poem:sui#780"]
+    assert [p.id for p in kb.lookup_poem(title="昔昔盐")] == ["poem:sui#61"]
+    assert [p.id for p in kb.lookup_poem(author="杨广")] == ["poem:sui#780", "poem:sui#781"]
+    assert [p.id for p in kb.lookup_poem(author="杨广", k=1)] == ["poem:sui#780"]
+    assert [p.id for p in kb.lookup_poem(title="人日思归", author="薛道衡")] == ["poem:隋#9"]
+    for bad in ({}, {"text": None, "title": None, "author": None}):
+        with pytest.raises(KnowledgeQueryError, match="needs a line of verse, a title or an author"):
+            kb.lookup_poem(**bad)
+    with pytest.raises(KnowledgeQueryError):
+        kb.lookup_poem(title="   ")
+    with pytest.raises(KnowledgeQueryError):
+        make_kb(max_query_chars=10).lookup_poem(title="昔" * 11)
+
+
+@pytest.mark.parametrize(("title", "author", "group"), [
+    ("读曲歌", None, "poemgroup:读曲歌"), ("《读曲歌》", None, "poemgroup:读曲歌"),
+    (" 讀曲歌 ", None, "poemgroup:读曲歌"), ("读曲歌", "无名氏", "poemgroup:读曲歌"),
+    ("读曲歌", "薛道衡", None), ("春江花月夜", "隋炀帝", "poemgroup:春江花月夜二首"),
+    ("春江花月夜二首", "杨广", "poemgroup:春江花月夜二首"), ("春江花月夜", "杨坚", None),
+    ("出塞", None, "poemgroup:出塞二首"), ("昔昔盐", None, None), ("出", None, None)])
+def test_poem_group_by_name_or_title_and_author(make_kb, title, author, group):
+    found = make_kb().poem_group(title, author)
+    assert (found and found.id) == group
+    if group == "poemgroup:读曲歌":
+        assert (found.count, [m[1] for m in found.members]) == (3, ["poem:sui#1", "poem:sui#2", "poem:sui#3"])
+
+
+# ------------------------------------------------------------------ loading and building
+def test_load_reuses_the_cached_index_and_build_force_rebuilds_it(tiny_root, tmp_path):
+    shutil.copytree(tiny_root / "data", tmp_path / "data")
+    shutil.copytree(tiny_root / "kb", tmp_path / "kb")
+    settings = tiny_settings(tmp_path)
+    [index_dir] = (tmp_path / "kb").iterdir()
+    marker = index_dir / "marker"
+    marker.touch()
+    assert KnowledgeBase.build(settings).index_dir == index_dir and marker.exists()  # cached: not rebuilt
+    kb = KnowledgeBase.build(settings, force=True)
+    assert kb.index_dir == index_dir and not marker.exists() and len(kb) == 26
+    assert os.listdir(tmp_path / "kb") == [index_dir.name]
+    assert kb.search("韩擒虎", 1)[0].id == "suishu:卷52:0"
+
+
+def test_default_dirs_come_from_suiqa_paths():
+    from react_tier.knowledge import KnowledgeSettings
+    from react_tier.knowledge.base import resolve_dirs
+    from suiqa import paths
+
+    assert resolve_dirs(KnowledgeSettings()) == (paths.data_dir(), paths.state_dir() / "kb")
