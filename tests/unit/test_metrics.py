@@ -70,6 +70,10 @@ def test_every_response_is_counted_once_by_status_and_stream():
     assert s[("sui_request_e2e_seconds_count", (("stream", "false"),))] == 1
     assert s[("sui_request_e2e_seconds_count", (("stream", "true"),))] == 1
     assert s[("sui_requests_in_flight", ())] == 0
+    # the latency since the request arrived: positive, and less than this test has run (not a clock reading)
+    for stream in ("false", "true"):
+        e2e = s[("sui_request_e2e_seconds_sum", (("stream", stream),))]
+        assert 0 < e2e < 60 and e2e >= s[("sui_request_ttft_seconds_sum", (("stream", stream),))]
 
 
 def test_an_error_inside_a_started_stream_counts_with_its_status():
