@@ -1,5 +1,6 @@
 """The search fusion of react_tier/knowledge/base.py on a real index: the tiny data set of tests/unit/kb_tiny.py
-built by the real builder (jieba, bm25s, the lexicon), about 2 s once per session.
+built by the real builder (jieba, bm25s, the lexicon) and committed under tests/data/kb_tiny (loading it takes
+~0.7 s once per session; building it ~3 s more, which mutmut would pay for every mutant).
 
 The fused scores are checked against an oracle made from the two BM25 indexes' own scores (bm25s' public
 ``get_scores``): each ranking = the passages with a positive BM25 score (query tokens + weight x each expansion
@@ -19,7 +20,7 @@ import pytest
 
 from react_tier.knowledge import KnowledgeBase, KnowledgeQueryError
 from react_tier.knowledge.lexicon import Lexicon
-from tests.unit.kb_tiny import tiny_settings, write_data
+from tests.unit.kb_tiny import PREBUILT, prebuilt_copy, tiny_settings, write_data
 
 # the plain fused ranking: no decomposition, no diversity step, no structured route, no coverage re-rank
 PLAIN = {"decompose": False, "skip_overlapping": False, "use_poem_groups": False, "coverage_weight": 0.0}
@@ -27,10 +28,7 @@ PLAIN = {"decompose": False, "skip_overlapping": False, "use_poem_groups": False
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kb_tiny")
-    write_data(root / "data")
-    KnowledgeBase.load(tiny_settings(root))
-    return root
+    return prebuilt_copy(tmp_path_factory.mktemp("kb_tiny"))
 
 
 @pytest.fixture(scope="session")
@@ -114,6 +112,19 @@ VARIANTS = [{}, {"rrf_k": 5, "bigram_weight": 2.0, "fusion_depth": 10, "alias_we
 
 
 # ------------------------------------------------------------------ the index itself
+def test_the_committed_tiny_index_is_current(tmp_path):
+    """tests/data/kb_tiny is kb_tiny.py's data and the index the builder makes of it today; if this fails, run
+    ``python -m tests.unit.kb_tiny`` and commit tests/data/kb_tiny."""
+    from react_tier.knowledge.index import cache_key
+
+    write_data(tmp_path / "data")
+    for path in (tmp_path / "data").rglob("*"):
+        if path.is_file():
+            assert path.read_bytes() == (PREBUILT / path.relative_to(tmp_path)).read_bytes(), path
+    key, _ = cache_key(tiny_settings(PREBUILT), PREBUILT / "data")
+    assert [p.name for p in (PREBUILT / "kb").iterdir()] == [key]
+
+
 def test_the_tiny_index_holds_every_kind_of_passage(make_kb):
     kb = make_kb()
     assert len(kb) == kb.manifest["passages"] == 26
