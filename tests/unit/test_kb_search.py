@@ -133,6 +133,7 @@ def test_the_tiny_index_holds_every_kind_of_passage(make_kb):
     p = kb.get("suishu:卷1:2")
     assert (p.title, p.score) == ("隋书·帝纪卷一 高祖上", 0.0) and "高祖崩于大宝殿" in p.text
     assert kb.get("suishu:卷1:99") is None and kb.get(None) is None and kb.get(12) is None
+    assert kb.get(["suishu:卷1:2"]) is None  # not an id (nor hashable)
 
 
 @pytest.mark.parametrize("k", [0, -1, 101, True, "3", 2.0, None])
@@ -499,18 +500,54 @@ def test_poem_group_by_name_or_title_and_author(make_kb, title, author, group):
 
 
 # ------------------------------------------------------------------ loading and building
-def test_load_reuses_the_cached_index_and_build_force_rebuilds_it(tiny_root, tmp_path):
+def test_load_builds_once_quietly_then_reuses_the_index_and_force_rebuilds_it(tiny_root, tmp_path, caplog, capfd):
+    import hashlib
+    import logging
+
+    from react_tier.knowledge.corpus import DATA_FILES
+
     shutil.copytree(tiny_root / "data", tmp_path / "data")
-    shutil.copytree(tiny_root / "kb", tmp_path / "kb")
     settings = tiny_settings(tmp_path)
-    [index_dir] = (tmp_path / "kb").iterdir()
+    caplog.set_level(logging.INFO, logger="react_tier.knowledge.base")
+
+    def builds() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.getMessage().startswith("building")]
+
+    kb = KnowledgeBase.build(settings, force=True)  # nothing to remove yet
+    index_dir = kb.index_dir
+    assert index_dir.parent == tmp_path / "kb" and os.listdir(tmp_path / "kb") == [index_dir.name]
+    assert builds() == [f"building the knowledge base index into {index_dir}"]
+    assert kb.manifest["passages"] == len(kb) == 26
+    assert kb.manifest["data_files"] == {
+        name: hashlib.sha256((tmp_path / "data" / name).read_bytes()).hexdigest() for name in DATA_FILES}
     marker = index_dir / "marker"
     marker.touch()
-    assert KnowledgeBase.build(settings).index_dir == index_dir and marker.exists()  # cached: not rebuilt
+    assert KnowledgeBase.load(settings).index_dir == index_dir and KnowledgeBase.build(settings).index_dir == index_dir
+    assert marker.exists() and len(builds()) == 1  # cached: not rebuilt
     kb = KnowledgeBase.build(settings, force=True)
-    assert kb.index_dir == index_dir and not marker.exists() and len(kb) == 26
-    assert os.listdir(tmp_path / "kb") == [index_dir.name]
+    assert kb.index_dir == index_dir and not marker.exists() and len(builds()) == 2
     assert kb.search("韩擒虎", 1)[0].id == "suishu:卷52:0"
+    out, err = capfd.readouterr()
+    assert (out, err) == ("", "")  # no progress bars unless asked for
+
+
+def test_a_loaded_index_knows_which_windows_overlap(tiny_root, capfd):
+    """A fresh load (the overlap of windows is worked out while loading): windows of one juan overlap their
+    neighbours; windows of two juans, poems and groups never do."""
+    import copy
+
+    kb = KnowledgeBase.load(tiny_settings(tiny_root))
+    assert capfd.readouterr() == ("", "")  # loading is quiet
+    assert kb.manifest["passages"] == 26
+    assert [p.id for p in kb.search("韩擒虎", 4)] == ["suishu:卷52:0", "zztj:卷177:1", "suishu:卷52:1", "zztj:卷177:2"]
+    assert [p.id for p in kb.search("高祖", 6)] == ["suishu:卷1:0", "suishu:卷1:2", "suishu:卷3:0", "zztj:卷177:0",
+                                                  "poem:nanbeichao#7", "suishu:卷1:1"]
+    plain = copy.copy(kb)
+    plain.settings = tiny_settings(tiny_root, skip_overlapping=False)
+    assert [p.id for p in kb.search("读曲歌 出塞", 100)] == [p.id for p in plain.search("读曲歌 出塞", 100)]
+    covering = copy.copy(kb)
+    covering.settings = tiny_settings(tiny_root, coverage_weight=1.0, skip_overlapping=False)
+    assert covering.search("韩擒虎去世时年多少", 1)[0].id == "suishu:卷52:1"
 
 
 def test_default_dirs_come_from_suiqa_paths():
