@@ -93,10 +93,16 @@ async def test_a_run_logs_every_event_with_its_request_id_and_concurrent_runs_do
             release(handler)
             await agent.aclose()
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    steps = 0
     for rid in ("run-a", "run-b"):
         mine = [x for x in lines if x["request_id"] == rid]
-        assert [x["event"] for x in mine if x["event"] != "llm_call"] == ["run_start", "step", "step", "run_end"]
+        events = [x["event"] for x in mine if x["event"] != "llm_call"]
+        # the two runs share one script queue (SEARCH, SEARCH, ANSWER, ANSWER): which run takes which reply
+        # depends on timing, so a run has 1-3 steps; together they take the four replies
+        assert events[0] == "run_start" and events[-1] == "run_end" and set(events[1:-1]) == {"step"}, events
+        steps += len(events) - 2
         calls = [x for x in mine if x["event"] == "llm_call"]
         assert {x["tier"] for x in calls} == {"domain", "agent"}
         assert all(x["call_id"].startswith(f"{rid}.") for x in calls)
+    assert steps == 4
     assert all(x["request_id"] in ("run-a", "run-b") for x in lines)
