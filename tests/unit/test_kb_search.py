@@ -559,7 +559,7 @@ def test_load_builds_once_quietly_then_reuses_the_index_and_force_rebuilds_it(ti
     assert (out, err) == ("", "")  # no progress bars unless asked for
 
 
-def test_a_loaded_index_knows_which_windows_overlap(tiny_root, capfd):
+def test_a_loaded_index_knows_which_windows_overlap(tiny_root, bm25, capfd):
     """A fresh load (the overlap of windows is worked out while loading): windows of one juan overlap their
     neighbours; windows of two juans, poems and groups never do."""
     import copy
@@ -576,6 +576,14 @@ def test_a_loaded_index_knows_which_windows_overlap(tiny_root, capfd):
     covering = copy.copy(kb)
     covering.settings = tiny_settings(tiny_root, coverage_weight=1.0, skip_overlapping=False)
     assert covering.search("韩擒虎去世时年多少", 1)[0].id == "suishu:卷52:1"
+    # ... and the poem groups' names (longest first) and the poems' titles
+    routed = copy.copy(kb)
+    routed.settings = tiny_settings(tiny_root, **{**PLAIN, "use_poem_groups": True})
+    for query, first in (("读曲歌和出塞二首一共有几首", ["poemgroup:出塞二首", "poemgroup:读曲歌"]),
+                         ("《春江花月夜》是谁写的", ["poem:sui#780", "poem:sui#781"]),
+                         ("《出塞》一共有几首", ["poemgroup:出塞二首"])):
+        assert sorted(_ids_scores(routed.search(query, 100))) == sorted(
+            _expected(_oracle(routed, bm25, query, structured=first), 100)), query
 
 
 def test_default_dirs_come_from_suiqa_paths():
