@@ -243,3 +243,17 @@ async def test_a_forced_answer_cut_by_the_tiers_own_cap_is_truncated(scripted):
     # the tier's cap (not the client's) cut it: still truncated, and its evidence is listed after it
     assert (result.answer, result.truncated, result.finish_reason) == (
         "隋炀帝下令\n\n参考资料：[suishu:卷3:18]《隋书·帝纪卷三 炀帝上》", True, "max_steps")
+
+
+@pytest.mark.parametrize(("room", "note_kept", "truncated"), [
+    (None, "all", False), (0, "", False), (1, "\n", True), (3, "\n\n参", True), ("exact", "all", False)])
+async def test_the_evidence_note_gets_the_room_the_clients_max_tokens_leaves(scripted, room, note_kept, truncated):
+    answer, note = "隋炀帝下令开凿。", "\n\n参考资料：[suishu:卷3:18]《隋书·帝纪卷三 炀帝上》"
+    scripted.script("agent", SEARCH, answer)
+    agent = _agent(scripted, draft_first=False, max_steps=1)
+    cap = None if room is None else len(answer) + (len(note) if room == "exact" else room)
+    result = await agent.run(AgentRequest(question="谁开通济渠？", generation={"max_tokens": cap}))
+    await agent.aclose()
+    kept = note if note_kept == "all" else note_kept
+    assert (result.answer, result.truncated) == (answer + kept, truncated)
+    assert result.answer_tokens == len(answer + kept)
