@@ -295,6 +295,7 @@ async def test_an_observation_of_exactly_the_limit_is_kept_whole(scripted):
         agent = _agent(scripted, draft_first=False, max_observation_chars=limit)
         result = await agent.run("谁开通济渠？")
         await agent.aclose()
+        assert all(0 < step.latency_s < 30 for step in result.steps)  # each step's duration, tool steps too
         return result.steps[0].observation
 
     full = await observation(10_000)
