@@ -243,3 +243,62 @@ async def test_a_forced_answer_cut_by_the_tiers_own_cap_is_truncated(scripted):
     # the tier's cap (not the client's) cut it: still truncated, and its evidence is listed after it
     assert (result.answer, result.truncated, result.finish_reason) == (
         "隋炀帝下令\n\n参考资料：[suishu:卷3:18]《隋书·帝纪卷三 炀帝上》", True, "max_steps")
+
+
+@pytest.mark.parametrize(("room", "note_kept", "truncated"), [
+    (None, "all", False), (0, "", False), (1, "\n", True), (3, "\n\n参", True), ("exact", "all", False)])
+async def test_the_evidence_note_gets_the_room_the_clients_max_tokens_leaves(scripted, room, note_kept, truncated):
+    answer, note = "隋炀帝下令开凿。", "\n\n参考资料：[suishu:卷3:18]《隋书·帝纪卷三 炀帝上》"
+    scripted.script("agent", SEARCH, answer)
+    agent = _agent(scripted, draft_first=False, max_steps=1)
+    cap = None if room is None else len(answer) + (len(note) if room == "exact" else room)
+    result = await agent.run(AgentRequest(question="谁开通济渠？", generation={"max_tokens": cap}))
+    await agent.aclose()
+    kept = note if note_kept == "all" else note_kept
+    assert (result.answer, result.truncated) == (answer + kept, truncated)
+    assert result.answer_tokens == len(answer + kept)
+
+
+@pytest.mark.parametrize(("text", "answer", "start"), [
+    ("Thought: 隋炀帝开凿了通济渠吗\nFinal Answer: 隋炀帝开凿了通济渠。", "隋炀帝开凿了通济渠。", 34),  # after the label
+    ("Final Answer: 甲\nFinal Answer: 隋炀帝开凿了通济渠。", "隋炀帝开凿了通济渠。", 30),  # the last label
+    ("Final Answer: 隋炀帝开凿了通济渠。", "隋炀帝开凿了通济渠。", 14),
+    ("隋炀帝开凿了通济渠。", "隋炀帝开凿了通济渠。", 0),  # no label: its first occurrence
+    ("前言。隋炀帝开凿了通济渠。又：隋炀帝开凿了通济渠。", "隋炀帝开凿了通济渠。", 3),
+    ("Final Answer: 别的话", "隋炀帝开凿了通济渠。", 0),  # not after the label nor anywhere: the start
+    ("xx隋炀帝开凿了通济渠Final Answer: 别的", "隋炀帝开凿了通济渠。", 2),  # before the label only: its occurrence
+    ("Final Answer: 隋炀帝开凿了通济河", "隋炀帝开凿了通济渠", 14),  # its first 8 characters locate it
+    ("final answer: 隋炀帝开凿了通济渠", "隋炀帝开凿了通济渠", 14),  # the label is case-sensitive: by occurrence
+    ("Final Answer: 隋炀帝开凿了通济渠\nFinal Answer: 隋炀帝开凿了通济渠。", "隋炀帝开凿了通济渠。", 38),
+    ("Final Answer: 隋炀帝开凿了通济渠。隋炀帝开凿了通济渠。", "隋炀帝开凿了通济渠。", 14),  # the first after it
+    ("隋炀帝开凿了通济河Final Answer: 隋炀帝开凿了通济河", "隋炀帝开凿了通济渠", 23),
+    ("前言隋炀帝开凿了通济河", "隋炀帝开凿了通济渠", 2),
+    ("甲乙甲", "甲", 0),
+    ("任何文字", "", 0)])
+def test_where_the_answer_starts_in_the_turns_text(text, answer, start):
+    from react_tier.agent import _answer_start
+
+    assert _answer_start(text, answer) == start
+    assert text[start:].startswith(answer[:8]) or start == 0
+
+
+def test_tool_arguments_are_shown_as_json_unless_already_text():
+    from react_tier.agent import _as_json
+
+    assert _as_json("隋 文帝") == "隋 文帝"
+    assert _as_json({"query": "隋文帝", "k": 3}) == '{"query": "隋文帝", "k": 3}'  # readable Chinese
+
+
+async def test_an_observation_of_exactly_the_limit_is_kept_whole(scripted):
+    async def observation(limit: int) -> str:
+        scripted.script("agent", SEARCH, FINAL)
+        agent = _agent(scripted, draft_first=False, max_observation_chars=limit)
+        result = await agent.run("谁开通济渠？")
+        await agent.aclose()
+        assert all(0 < step.latency_s < 30 for step in result.steps)  # each step's duration, tool steps too
+        return result.steps[0].observation
+
+    full = await observation(10_000)
+    assert not full.endswith("…")
+    assert await observation(len(full)) == full
+    assert await observation(len(full) - 1) == full[:len(full) - 2] + "…"

@@ -159,3 +159,11 @@ def test_overlapping_windows_are_demoted_by_a_few_places_not_dropped():
     # off, or a distance of 1: the plain ranking
     assert _diversifier(overlaps_next, skip_overlapping=False)(ranked, 10) == ranked
     assert _diversifier(overlaps_next, overlap_min_distance=1)(ranked, 4) == ranked[:4]
+
+
+def test_plain_words_keep_unknown_names_in_single_characters():
+    """Without jieba's HMM guesser: a name it does not know (来护儿) is not glued into false words (来护 / 儿率)."""
+    from react_tier.knowledge.index import jieba_extra_words
+    from react_tier.knowledge.text import WordTokenizer
+
+    assert WordTokenizer(jieba_extra_words()).plain_words("来护儿率水军渡海") == ["来", "护", "儿", "率", "水军", "渡海"]

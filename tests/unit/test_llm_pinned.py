@@ -9,7 +9,7 @@ import openai
 import pytest
 
 from react_tier.errors import UpstreamError
-from react_tier.llm import Completion, LLMClient, _retryable, to_upstream_error
+from react_tier.llm import Completion, LLMClient, _retryable, _upstream_fault, to_upstream_error
 from react_tier.results import Usage
 from react_tier.settings import LLMEndpointSettings
 from tests.scripted_openai import Reply
@@ -166,3 +166,28 @@ async def test_truncate_to_tokens_with_the_tiers_tokenizer_and_without(scripted)
     assert await client.ready() is True and await down.ready(timeout_s=0.5) is False
     await client.aclose()
     await down.aclose()
+
+
+@pytest.mark.parametrize(("exc", "fault"), [
+    (httpx.ReadError("reset"), True), (httpx.RemoteProtocolError("bad"), True), (ConnectionError(), True),
+    (TimeoutError(), True), (_status(500), True), (_status(503), True), (_status(400), False),
+    (_status(429), False), (ValueError("x"), False), (KeyError("httpx"), False)])
+def test_what_counts_as_the_tiers_fault_for_the_breaker(exc, fault):
+    assert _upstream_fault(exc) is fault
+
+
+async def test_readiness_asks_for_one_deterministic_token_of_the_clients_model(scripted):
+    client = LLMClient("agent", settings(scripted.base_url))
+    scripted.script("agent", "pong")
+    assert await client.ready() is True
+    assert scripted.requests_for("agent")[-1] == {
+        "model": "agent", "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1, "temperature": 0}
+    scripted.script("agent", Reply(hang=True))  # up but stuck: not ready within the timeout
+    assert await client.ready(timeout_s=0.5) is False
+    scripted.script("agent", Reply(status=500))
+    assert await client.ready() is False
+    other = LLMClient("agent", settings(scripted.base_url, model="not-served"))
+    before = len(scripted.requests)
+    assert await other.ready() is False and len(scripted.requests) == before  # no completion for a missing name
+    await client.aclose()
+    await other.aclose()

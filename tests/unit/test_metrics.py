@@ -70,6 +70,10 @@ def test_every_response_is_counted_once_by_status_and_stream():
     assert s[("sui_request_e2e_seconds_count", (("stream", "false"),))] == 1
     assert s[("sui_request_e2e_seconds_count", (("stream", "true"),))] == 1
     assert s[("sui_requests_in_flight", ())] == 0
+    # the latency since the request arrived: positive, and less than this test has run (not a clock reading)
+    for stream in ("false", "true"):
+        e2e = s[("sui_request_e2e_seconds_sum", (("stream", stream),))]
+        assert 0 < e2e < 60 and e2e >= s[("sui_request_ttft_seconds_sum", (("stream", stream),))]
 
 
 def test_an_error_inside_a_started_stream_counts_with_its_status():
@@ -184,3 +188,37 @@ def test_every_log_line_of_a_request_carries_its_id():
     done = lines[1]
     assert done["status"] == 200 and done["path"] == URL and done["latency_ms"] >= 0 and done["level"] == "info"
     assert lines[2]["status"] == 400 and lines[2]["reason"] == "invalid_request"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_latency_counts_from_the_ingress_receipt_not_from_the_handler(stream):
+    """Time a request waits between the ingress's receipt and the chat handler (a busy replica's queue) is part
+    of its e2e latency and of its time to first token."""
+    from deployments.metrics import RequestMetricsMiddleware
+    from deployments.protocol import ChatCompletionRequest
+
+    metrics = PipelineMetrics()
+    chat = OpenAIServingChat(ApiSettings.load(), ContractAgent(), metrics)
+    request = ChatCompletionRequest.model_validate({**BODY, "stream": stream})
+
+    async def queued_handler(scope, receive, send):
+        await asyncio.sleep(0.3)
+        if stream:
+            body = "".join([part async for part in await chat.stream(request, "req-1")]).encode()
+        else:
+            body = (await chat.create(request, "req-1")).model_dump_json().encode()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        pass
+
+    await RequestMetricsMiddleware(queued_handler)({"type": "http", "method": "POST", "path": URL, "headers": []},
+                                                   receive, send)
+    s = samples(metrics)
+    label = (("stream", "true" if stream else "false"),)
+    assert s[("sui_request_e2e_seconds_sum", label)] >= 0.3
+    assert s[("sui_request_ttft_seconds_sum", label)] >= 0.3

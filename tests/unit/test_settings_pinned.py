@@ -127,6 +127,21 @@ def test_to_yaml_round_trips(tmp_path):
     assert Outer.load(tmp_path / "again.yaml").port == 83
 
 
+class Documented(BaseModel):
+    bare: Plain | None = None
+    piped: Plain | None = Field(None, description="x | y")
+    derived: int = Field(default_factory=lambda data: 2 * data.get("base", 1))
+    items: list[int] = Field(default_factory=lambda: [1, 2])
+
+
+def test_settings_rows_of_optional_sections_and_computed_defaults():
+    rows = {path: (env, default, meaning) for path, env, default, meaning in settings_rows(Documented, "P_")}
+    assert rows["bare"] == ("P_BARE", "None", "") and rows["piped"] == ("P_PIPED", "None", "x \\| y")
+    assert rows["bare.size"] == ("P_BARE__SIZE", "2", "")
+    # a factory that needs the other fields cannot be shown: "(computed)"; one that needs none shows its value
+    assert rows["derived"] == ("P_DERIVED", "(computed)", "") and rows["items"] == ("P_ITEMS", "[1, 2]", "")
+
+
 def test_settings_rows():
     rows = {path: (env, default, meaning) for path, env, default, meaning in settings_rows(Outer, "SUIQA_TOUTER_")}
     assert rows == {
