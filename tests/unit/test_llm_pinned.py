@@ -191,3 +191,38 @@ async def test_readiness_asks_for_one_deterministic_token_of_the_clients_model(s
     assert await other.ready() is False and len(scripted.requests) == before  # no completion for a missing name
     await client.aclose()
     await other.aclose()
+
+
+def _llm_calls(caplog) -> list[dict]:
+    fields = ("tier", "call_id", "upstream_id", "status", "prompt_tokens", "completion_tokens", "error")
+    return [{f: getattr(r, f) for f in fields} | {"level": r.levelname}
+            for r in caplog.records if r.getMessage() == "llm_call"]
+
+
+async def test_a_streamed_call_is_logged_and_reported_once(scripted, caplog):
+    """Each streamed call: one ``llm_call`` line with the call id sent as X-Request-Id, vLLM's response id and the
+    token counts, and one hook call; a caller that stops reading logs ``closed_by_caller`` with the counts so far."""
+    from suiqa.logs import request_context
+
+    calls = []
+
+    async def hook(*args):
+        calls.append(args)
+
+    scripted.script("agent", Reply("甲乙丙丁", prompt_tokens=6, chunk_chars=2), Reply("戊己庚辛", chunk_chars=1))
+    client = LLMClient("agent", settings(scripted.base_url), hook)
+    caplog.set_level("INFO", logger="react_tier.llm")
+    with request_context("rid-7"):
+        whole = [d async for d in client.stream([{"role": "user", "content": "q"}])]
+        deltas = client.stream([{"role": "user", "content": "q"}])
+        first = await anext(deltas)
+        await deltas.aclose()  # the answer reached its cap: the caller stops reading
+    await client.aclose()
+    assert whole == ["甲乙", "丙丁"] and first == "戊"
+    logged = _llm_calls(caplog)
+    assert logged == [
+        {"tier": "agent", "call_id": "rid-7.a1", "upstream_id": "chatcmpl-scripted", "status": 200,
+         "prompt_tokens": 6, "completion_tokens": 4, "error": None, "level": "INFO"},
+        {"tier": "agent", "call_id": "rid-7.a2", "upstream_id": "chatcmpl-scripted", "status": "closed_by_caller",
+         "prompt_tokens": 11, "completion_tokens": 1, "error": None, "level": "INFO"}]
+    assert [(c[0], c[2], c[3]) for c in calls] == [("agent", {"prompt_tokens": 6, "completion_tokens": 4}, None)]
