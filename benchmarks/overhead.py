@@ -102,7 +102,7 @@ def run_overhead(users: list[int], duration_s: float, replicas: list[int], varia
     import ray
     from ray import serve
 
-    from serving.launcher import port_in_use, stop_process_group
+    from suiqa.net import port_in_use, stop_process_group
 
     for port in (serve_port, instant_port):
         if port_in_use("127.0.0.1", port):

@@ -48,7 +48,7 @@ def wait_healthy(url: str, proc: subprocess.Popen | None, timeout_s: float, log:
 def hf_baseline_server(model_dir: str, served_name: str, port: int = HF_BASELINE_PORT, device: str = "auto",
                        dtype: str = "auto", log_dir: Path | None = None):
     """Start ``python -m benchmarks.hf_baseline_server`` and yield its base URL; stopped on exit."""
-    from serving.launcher import port_in_use, stop_process_group
+    from suiqa.net import port_in_use, stop_process_group
     from suiqa.paths import logs_dir
 
     if not (Path(model_dir) / "config.json").is_file():

@@ -24,7 +24,7 @@ import httpx
 import yaml
 
 from suiqa.errors import SuiqaError
-from suiqa.net import port_in_use, stop_process_group
+from suiqa.net import ServerProcess, port_in_use, stop_child
 
 MONITORING_DIR = Path(__file__).resolve().parent
 RULES_FILE = MONITORING_DIR / "prometheus" / "rules.yml"
@@ -66,7 +66,7 @@ def scrape_config(targets: dict[str, list[str]], *, scrape_interval: str = "5s",
     }
 
 
-class PrometheusServer:
+class PrometheusServer(ServerProcess):
     """``PrometheusServer(config_dir, port, targets).start().wait_ready()``; ``stop()`` ends its process group."""
 
     def __init__(self, config_dir: Path, port: int = 9090, targets: dict[str, list[str]] | None = None, *,
@@ -148,22 +148,7 @@ class PrometheusServer:
 
     def stop(self, grace_s: float = 10.0) -> None:
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        stop_process_group(proc.pid, grace_s)  # SIGTERM its group, SIGKILL after grace_s
-        proc.wait()
-
-    def __enter__(self) -> Self:
-        self.start()
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        stop_child(proc, grace_s)  # SIGTERM its group, SIGKILL after grace_s
 
     def _last_log_line(self) -> str:
         try:

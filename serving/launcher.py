@@ -22,7 +22,7 @@ import httpx
 
 from serving.config import ServingProfile
 from suiqa.errors import SuiqaError
-from suiqa.net import port_in_use, stop_process_group
+from suiqa.net import ServerProcess, port_in_use, stop_child
 from suiqa.paths import logs_dir, run_dir
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def state_file(profile: ServingProfile) -> Path:
     return run_dir() / f"vllm-{profile.role}-{profile.port}.json"
 
 
-class VLLMServer:
+class VLLMServer(ServerProcess):
     """A vLLM server for one :class:`ServingProfile`. Use as a context manager or call start()/stop()."""
 
     def __init__(self, profile: ServingProfile, log_path: Path | None = None):
@@ -135,22 +135,7 @@ class VLLMServer:
     def stop(self, grace_s: float = 20.0) -> None:
         self._clear_state()
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
-            return
-        stop_process_group(proc.pid, grace_s)
-        proc.wait()
-
-    def __enter__(self) -> VLLMServer:
-        self.start()
-        try:
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        stop_child(proc, grace_s)
 
     # run state, for `suiqa down` and `suiqa status`: one file per server (role AND port), so a second server of a
     # role in the same $SUIQA_HOME (a test's, `suiqa serve domain` beside a stack) never overwrites or removes the

@@ -30,9 +30,9 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from serving.config import ServingProfile, load_profile
-from serving.launcher import VLLMServer, port_in_use, state_file, stop_process_group
+from serving.launcher import VLLMServer, state_file
 from suiqa.errors import SuiqaError
-from suiqa.net import wait_http_ok
+from suiqa.net import port_in_use, stop_process_group, wait_http_ok
 from suiqa.paths import REPO_ROOT, logs_dir, models_dir, run_dir
 from suiqa.ray_local import RAY_LOCAL_ENV
 from suiqa.settings import TierSettings, resolve_profile

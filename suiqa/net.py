@@ -9,6 +9,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Self
 
 from suiqa.errors import SuiqaError
 
@@ -65,3 +66,38 @@ def stop_process_group(pgid: int, grace_s: float = 20.0) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def stop_child(proc: subprocess.Popen | None, grace_s: float) -> None:
+    """Stop a server this process started with ``start_new_session=True`` (its whole process group, as
+    :func:`stop_process_group`) and reap it; nothing to do when there is none or it has exited."""
+    if proc is None or proc.poll() is not None:
+        return
+    stop_process_group(proc.pid, grace_s)
+    proc.wait()
+
+
+class ServerProcess:
+    """The ``with`` half of a launcher (vLLM, Prometheus): entering starts the server and waits until it is ready,
+    stopping it if that fails; leaving stops it. Subclasses define start(), wait_ready() and stop()."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def wait_ready(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -45,7 +45,7 @@ def webui(
     if running and _alive(running["pgid"]):
         raise SuiqaError(f"the web UI already runs at {running['url']} (pid {running['pid']}; `suiqa down` "
                          "stops it)")
-    from serving.launcher import port_in_use
+    from suiqa.net import port_in_use
 
     if port_in_use(settings.host, settings.port):
         raise SuiqaError(f"port {settings.port} on {settings.host} is in use; pick another with --port")
@@ -123,7 +123,7 @@ def _alive(pgid: int) -> bool:
 
 def stop() -> bool:
     """Stop the background web UI (what `suiqa down` does through the run state). True if one was running."""
-    from serving.launcher import stop_process_group
+    from suiqa.net import stop_process_group
     from suiqa.paths import run_dir
 
     state = read_state()

@@ -183,7 +183,7 @@ def llm_up(args) -> int:
 
 def llm_down(args) -> int:
     """Stop Ray and the vLLM servers llm-up started (their process groups, from the launcher's state files)."""
-    from serving.launcher import stop_process_group
+    from suiqa.net import stop_process_group
     from suiqa.paths import run_dir
 
     subprocess.run(["ray", "stop", "--force"], capture_output=True, check=False)

@@ -20,7 +20,7 @@ PROMPT = [{"role": "user", "content": "《从军行》的作者是谁？"}]
 
 
 def _own_port() -> int:
-    from serving.launcher import port_in_use
+    from suiqa.net import port_in_use
 
     for port in OWN_PORTS:
         if not port_in_use("127.0.0.1", port):

@@ -47,7 +47,7 @@ def start_webui(env: dict[str, str], *args: str) -> dict:
 
 
 def stop_webui(state: dict) -> None:
-    from serving.launcher import stop_process_group
+    from suiqa.net import stop_process_group
 
     stop_process_group(state["pgid"], grace_s=10)
 
