@@ -97,10 +97,14 @@ def configure_json_logging(loggers: tuple[str, ...] = ("",), *, level: int | str
     return handler
 
 
-def read_json_lines(path: str | Path) -> list[dict[str, Any]]:
-    """The JSON objects of a log file (lines that are not JSON are skipped): for tests and tools."""
+def read_json_lines(path: str | Path, offset: int = 0) -> list[dict[str, Any]]:
+    """The JSON objects of a log file (lines that are not JSON are skipped): for tests and tools. ``offset``: start
+    at this byte, e.g. the file's size taken before, to read only what was appended since."""
+    with Path(path).open("rb") as fh:
+        fh.seek(offset)
+        text = fh.read().decode("utf-8", errors="replace")
     out = []
-    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in text.splitlines():
         with contextlib.suppress(ValueError):
             item = json.loads(line)
             if isinstance(item, dict):
