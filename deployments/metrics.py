@@ -22,8 +22,9 @@ machine: 4 replica processes x 1000 requests of every series (12 files) are read
 
 Honest counts: :class:`RequestMetricsMiddleware` (pure ASGI, the outermost layer of the app) counts every response
 the ingress sends, once, by status — 4xx from validation, routing and the request-id check included; a client that
-disconnects (or times out) before the last byte counts as 499; an error reported inside an already started stream
-counts with that error's status. Probes and scrapes (/health, /ready, /metrics) are not traffic: not counted, not
+disconnects (or times out) before the last byte counts as 499 — also when the app raised because the client had
+left (reading or writing its connection failed); an error reported inside an already started stream counts with that
+error's status. Probes and scrapes (/health, /ready, /metrics) are not traffic: not counted, not
 logged. It also writes the JSON ``request`` log line (status, latency) that replaces Serve's access log.
 
 Label cardinality is bounded: status codes, ``stream`` true|false, tier domain|agent, the configured tools,
@@ -204,8 +205,12 @@ class RequestRecord:
     error_status: int | None = None    # an error reported inside a started stream
     reason: str | None = None          # why it was refused (sui_rejected_total)
     failed: bool = False               # the app raised
+    error: str | None = None           # ... this exception type (logged)
+    client_gone: bool = False          # http.disconnect received, or reading/writing the connection failed
 
     def outcome(self) -> int:
+        if self.failed and self.client_gone and self.error_status is None and (self.status or 0) < 500:
+            return 499  # the app raised because the client had left (see RequestMetricsMiddleware)
         if self.failed:
             return self.error_status or (self.status if self.status and self.status >= 500 else 500)
         if not self.completed:
@@ -244,18 +249,35 @@ class RequestMetricsMiddleware:
         async def send_and_record(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
-            await send(message)
+            try:
+                await send(message)
+            except Exception:
+                record.client_gone = True  # the connection is gone (uvicorn: OSError; starlette: ClientDisconnect)
+                raise
             if message["type"] == "http.response.body" and not message.get("more_body", False):
                 record.completed = True
+
+        async def receive_and_watch() -> Message:
+            try:
+                message = await receive()
+            except Exception:
+                # Serve's replica reads the client's messages from the proxy (http_util.ASGIReceiveProxy) and
+                # re-raises any error of that call here once the proxy has dropped the request: the client left.
+                # Starlette's stream listens for the disconnect, so the error escapes the app (a 500 before this).
+                record.client_gone = True
+                raise
+            if message["type"] == "http.disconnect":
+                record.client_gone = True
+            return message
 
         if self.metrics:
             self.metrics.in_flight.inc()
         try:
-            await self.app(scope, receive, send_and_record)
+            await self.app(scope, receive_and_watch, send_and_record)
         except asyncio.CancelledError:  # under Serve: the proxy cancels the request when the client leaves
             raise
-        except Exception:
-            record.failed = True
+        except Exception as exc:
+            record.failed, record.error = True, type(exc).__name__
             raise
         finally:
             _CURRENT.reset(token)
@@ -276,7 +298,7 @@ class RequestMetricsMiddleware:
         request_id = scope.get("state", {}).get("request_id")
         log.log(logging.WARNING if status >= 500 else logging.INFO, "request",
                 extra={"request_id": request_id, "method": record.method, "path": record.path, "status": status,
-                       "stream": record.stream, "reason": reason,
+                       "stream": record.stream, "reason": reason, "error": record.error,
                        "latency_ms": round((time.perf_counter() - record.started) * 1000, 1)})
 
 

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from deployments.api_router import create_app
 from deployments.config import ApiSettings
-from deployments.metrics import PipelineMetrics, PrometheusAgentHooks, exposition
+from deployments.metrics import PipelineMetrics, PrometheusAgentHooks, RequestRecord, exposition
 from deployments.serving_chat import OpenAIServingChat
 from react_tier import UpstreamError
 from react_tier.results import AgentResult, AnswerDelta
@@ -94,44 +94,81 @@ class SlowAgent(ContractAgent):
             yield event
 
 
-async def _call(app, receive_script, *, cancel_after: float | None = None) -> list[dict]:
-    """Drive the ASGI app directly: ``receive_script`` are the messages the client sends (then it waits)."""
+class ProxyRequestGone(Exception):
+    """Stands for the error Serve's replica re-raises from ``receive`` once the proxy has dropped the request."""
+
+
+async def _call(app, receive_script, *, leave: str) -> list[dict]:
+    """Drive the ASGI app directly: ``receive_script`` are the messages the client sends; after the first SSE chunk
+    the client leaves, as ``leave`` says: ``disconnect`` (an ``http.disconnect`` message), ``cancelled`` (Ray Serve's
+    proxy cancels the replica's request), ``receive_error`` (reading the client's messages raises), ``send_error``
+    (writing to the connection raises, as uvicorn's OSError)."""
     sent: list[dict] = []
     queue: asyncio.Queue = asyncio.Queue()
     for message in receive_script:
         queue.put_nowait(message)
+    left = asyncio.Event()
 
     async def receive():
-        return await queue.get()
+        message = await queue.get()
+        if isinstance(message, Exception):
+            raise message
+        return message
 
     async def send(message):
+        if left.is_set() and leave == "send_error":
+            raise OSError("connection reset by peer")
         sent.append(message)
-        if message["type"] == "http.response.body" and message.get("body", b"").count(b"data:") and cancel_after \
-                is None:
-            queue.put_nowait({"type": "http.disconnect"})  # the client leaves after the first chunk
+        if message["type"] == "http.response.body" and message.get("body", b"").count(b"data:"):
+            left.set()
+            if leave == "disconnect":
+                queue.put_nowait({"type": "http.disconnect"})
+            elif leave == "receive_error":
+                queue.put_nowait(ProxyRequestGone("the proxy no longer has this request"))
 
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
              "path": URL, "raw_path": URL.encode(), "query_string": b"", "root_path": "",
              "headers": [(b"content-type", b"application/json"), (b"x-request-id", b"gone-1")],
              "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
     task = asyncio.create_task(app(scope, receive, send))
-    if cancel_after is not None:  # Ray Serve's proxy cancels the replica's request when the client leaves
-        await asyncio.sleep(cancel_after)
+    if leave == "cancelled":
+        await left.wait()
         task.cancel()
     await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), timeout=10)
     return sent
 
 
-@pytest.mark.parametrize("how", ["disconnect", "cancelled"])
-async def test_a_client_that_leaves_mid_stream_counts_as_499(how):
+@pytest.mark.parametrize("leave", ["disconnect", "cancelled", "receive_error", "send_error"])
+async def test_a_client_that_leaves_mid_stream_counts_as_499(leave, caplog):
     metrics = PipelineMetrics()
-    app = create_app(OpenAIServingChat(ApiSettings.load(), SlowAgent(), metrics))
+    agent = SlowAgent() if leave != "send_error" else ContractAgent()  # a send needs something to send
+    app = create_app(OpenAIServingChat(ApiSettings.load(), agent, metrics))
     body = json.dumps({**BODY, "stream": True}).encode()
-    sent = await _call(app, [{"type": "http.request", "body": body, "more_body": False}],
-                       cancel_after=0.5 if how == "cancelled" else None)
+    with caplog.at_level("INFO", logger="deployments.metrics"):
+        sent = await _call(app, [{"type": "http.request", "body": body, "more_body": False}], leave=leave)
     assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200
     assert requests_by(metrics) == {("499", "true"): 1}
     assert samples(metrics)[("sui_requests_in_flight", ())] == 0
+    line = next(r for r in caplog.records if r.getMessage() == "request")
+    assert line.status == 499 and line.levelname == "INFO"
+    assert line.error == {"receive_error": "ProxyRequestGone", "send_error": "OSError"}.get(leave)
+
+
+@pytest.mark.parametrize(("fields", "status"), [
+    ({"status": 200, "completed": True}, 200),
+    ({"status": 200, "completed": True, "error_status": 504}, 504),        # an error inside the stream
+    ({"status": 200}, 499),                                                # left before the last byte
+    ({}, 499),                                                             # ... before the status line
+    ({"status": 503}, 503),                                                # a 5xx the client did not wait for
+    ({"status": 200, "failed": True}, 500),                                # the app raised: a bug
+    ({"status": 200, "failed": True, "client_gone": True}, 499),           # ... because the client had left
+    ({"failed": True, "client_gone": True}, 499),
+    ({"status": 200, "failed": True, "client_gone": True, "error_status": 502}, 502),
+    ({"status": 502, "failed": True, "client_gone": True}, 502),
+    ({"failed": True}, 500),
+])
+def test_the_outcome_of_a_request(fields, status):
+    assert RequestRecord("POST", URL, **fields).outcome() == status
 
 
 def test_histogram_sums_are_exact():
