@@ -9,6 +9,7 @@ import shutil
 import threading
 import time
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
@@ -70,6 +71,10 @@ def test_real_prometheus_scrapes_and_evaluates_rules(tmp_path, exporter):
     sender.join(5)
     with pytest.raises(ProcessLookupError):  # stopped with its process group
         os.killpg(pid, 0)
+    # the next stack's Prometheus (same directory) starts empty: no series of this one answers its queries
+    with PrometheusServer(tmp_path / "prom", free_port(), config=scrape_config({})) as server:
+        body = httpx.get(f"{server.url}/api/v1/query", params={"query": "sui_requests_total"}, timeout=10).json()
+        assert body["status"] == "success" and body["data"]["result"] == []
 
 
 def test_busy_port_is_one_line_error(tmp_path, exporter):
