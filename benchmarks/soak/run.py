@@ -186,7 +186,8 @@ def plot(records: list[dict], rss: list[dict], out: Path) -> None:
         ax2.plot([t for t, _ in pts], [v for _, v in pts], label=name[:48])
     ax2.set_ylabel("RSS (MiB)")
     ax2.set_xlabel("time since start (s)")
-    ax2.legend(fontsize=6, loc="upper left", ncol=2)
+    if series:  # no RSS samples (a run without the stack's processes): no legend to draw
+        ax2.legend(fontsize=6, loc="upper left", ncol=2)
     fig.tight_layout()
     fig.savefig(out / "soak.png", dpi=110)
 
