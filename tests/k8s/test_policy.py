@@ -182,7 +182,12 @@ def test_graceful_shutdown_budget(overlay):
     serve = yaml.safe_load(rayservice["spec"]["serveConfigV2"])
     drain = max(dep["graceful_shutdown_timeout_s"] for app in serve["applications"] for dep in app["deployments"])
     for group in rayservice["spec"]["rayClusterConfig"]["workerGroupSpecs"]:
-        assert group["template"]["spec"]["terminationGracePeriodSeconds"] > drain
+        spec = group["template"]["spec"]
+        # SIGTERM: the node drains (Serve waits for in-flight requests) for up to Ray's drain timeout, which must
+        # cover Serve's wait and end before the kubelet's SIGKILL
+        ray_drain = float({e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+                          ["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"])
+        assert drain < ray_drain < spec["terminationGracePeriodSeconds"], group["groupName"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
