@@ -24,8 +24,8 @@ Honest counts: :class:`RequestMetricsMiddleware` (pure ASGI, the outermost layer
 the ingress sends, once, by status — 4xx from validation, routing and the request-id check included; a client that
 disconnects (or times out) before the last byte counts as 499 — also when the app raised because the client had
 left (reading or writing its connection failed); an error reported inside an already started stream counts with that
-error's status. Probes and scrapes (/health, /ready, /metrics) are not traffic: not counted, not
-logged. It also writes the JSON ``request`` log line (status, latency) that replaces Serve's access log.
+error's status. Probes and scrapes (/health, /ready, /metrics) are not traffic: not counted, not logged. It also
+writes the JSON ``request`` log line (status, latency) that replaces Serve's access log.
 
 Label cardinality is bounded: status codes, ``stream`` true|false, tier domain|agent, the configured tools,
 finish reasons, a fixed set of rejection reasons. Never request ids or text.
