@@ -328,6 +328,8 @@ async def test_history_is_passed_on(scripted):
     await agent.aclose()
     contents = [m["content"] for m in scripted.requests_for("agent")[0]["messages"]]
     assert "旧问题1" in contents and "旧回答1" in contents and "旧问题0" not in contents
+    draft = [m["content"] for m in scripted.requests_for("domain")[0]["messages"]]  # the domain draft sees it too
+    assert draft[1:] == ["旧问题1", "旧回答1", "测试"]
 
 
 async def test_deadline_during_the_draft_still_answers(scripted):
@@ -495,3 +497,62 @@ async def test_a_source_cut_off_with_the_observation_is_not_observed(scripted):
     shown = result.steps[0].observation
     assert len(shown) <= 60 and result.citations
     assert all(f"[{c.id}]" in shown for c in result.citations)  # only what the model could see is citable
+
+
+async def test_run_start_and_run_end_log_lines_describe_the_run(scripted, caplog):
+    """The two JSON lines an operator reads per run (docs/observability.md): every field, with this run's values."""
+    scripted.script("domain", "隋炀帝开凿了大运河。")
+    scripted.script("agent", SEARCH, ANSWER)
+    agent, _ = make_agent(scripted)
+    history = [{"role": "user", "content": "旧问题"}, {"role": "assistant", "content": "旧回答"}]
+    with caplog.at_level("INFO", logger="react_tier.agent"):
+        started = time.perf_counter()
+        result = await agent.run(AgentRequest(question="大运河是谁开凿的？", history=history, max_steps=4))
+        wall_ms = (time.perf_counter() - started) * 1000
+    await agent.aclose()
+    lines = {r.getMessage(): r for r in caplog.records if r.getMessage() in ("run_start", "run_end")}
+    start, end = lines["run_start"], lines["run_end"]
+    assert (start.question_chars, start.history_turns, start.max_steps) == (len("大运河是谁开凿的？"), 2, 4)
+    assert (end.finish_reason, end.steps, end.truncated) == ("stop", len(result.steps), False)
+    assert (end.answer_tokens, end.citations) == (result.answer_tokens, 1) and end.answer_tokens > 0
+    assert end.grounding == round(result.grounding.score, 3)
+    assert wall_ms / 2 < end.latency_ms <= wall_ms + 1  # ms, from the start of the run to its end
+    assert end.usage == {tier: u.model_dump() for tier, u in result.usage.items()} and end.usage["agent"]["calls"] == 2
+    # the checker read the observed passage's text: the cited claim shares words with it
+    assert result.grounding.flagged[0].support > 0, result.grounding  # 0.231: bigrams of the observed passage
+
+
+@pytest.mark.parametrize(("total_s", "reserve_s", "loop_s"), [(10, 3, 7), (10, 8, 5), (60, 8, 52)])
+def test_the_loop_stops_a_reserve_before_the_run_ends(scripted, monkeypatch, total_s, reserve_s, loop_s):
+    """The time budget as arithmetic on a fixed clock: the loop ends ``final_answer_reserve_s`` (at most half the
+    run) before the run's end, and ``budget()`` counts down to it (or to an earlier point it is given). (The
+    wall-clock tests of the same budget are deselected under mutation testing; this one is not.)"""
+    import react_tier.agent as agent_module
+
+    class Clock:
+        now = 1000.0
+
+        @classmethod
+        def monotonic(cls) -> float:
+            return cls.now
+
+    monkeypatch.setattr(agent_module, "time", Clock)
+    agent, _ = make_agent(scripted, deadline_s=total_s, final_answer_reserve_s=reserve_s)
+    run = agent_module._Run(agent, AgentRequest(question="测试"))
+    assert (run.started, run.deadline, run.loop_deadline) == (1000, 1000 + total_s, 1000 + loop_s)
+    assert run.budget() == loop_s
+    Clock.now = 1002.5
+    assert run.budget() == loop_s - 2.5 and run.budget(until=1004) == 1.5
+
+
+async def test_the_expert_tool_asks_the_domain_model_and_counts_the_call(scripted):
+    scripted.script("domain", "草稿", "专家：大业元年。")
+    ask = 'Thought: 问专家\nAction: ask_sui_expert\nAction Input: {"question": "通济渠何时开？"}'
+    scripted.script("agent", ask, ANSWER)
+    agent, _ = make_agent(scripted)
+    result = await agent.run(AgentRequest(question="测试"))
+    await agent.aclose()
+    expert = scripted.requests_for("domain")[1]["messages"]
+    assert expert[-1] == {"role": "user", "content": "通济渠何时开？"}
+    assert result.steps[0].tool == "ask_sui_expert" and result.steps[0].observation.startswith("专家：大业元年。")
+    assert result.usage["domain"].calls == 2  # the draft and the tool's call, in this run's usage
