@@ -147,7 +147,10 @@ def test_domain_killed_under_load_then_restarted_with_the_cli(keyed_stack):
 
 def test_drain_finishes_in_flight_streams_and_refuses_new_requests(keyed_stack):
     """Deleting the app (what a scale-down or a redeploy does to a replica): streams already running complete
-    with [DONE]; new requests are refused at once (never a hang)."""
+    with [DONE]; new requests are refused at once (never a hang). The delete must land while the streams run:
+    the driver's Serve client is made beforehand (the first serve.delete() made it: ~3 s, and once all three runs
+    had ended by then), and every agent turn writes at least 96 tokens (runs of ~2-2.5 s here); measured after
+    both: the delete took 5 ms with 3 streams in flight."""
     urls, env, _ = keyed_stack
     chat = f"{urls['api']}/chat/completions"
     outcomes: list[str] = []
@@ -155,7 +158,7 @@ def test_drain_finishes_in_flight_streams_and_refuses_new_requests(keyed_stack):
 
     def stream():
         with httpx.Client(timeout=120, headers=auth()) as http, \
-                http.stream("POST", chat, json=body(urls, stream=True, max_tokens=64)) as resp:
+                http.stream("POST", chat, json=body(urls, stream=True, max_tokens=256, min_tokens=96)) as resp:
             lines = resp.iter_lines()
             next(lines)
             first_bytes.wait()
@@ -164,9 +167,11 @@ def test_drain_finishes_in_flight_streams_and_refuses_new_requests(keyed_stack):
             outcomes.append("done" if resp.status_code == 200 and data[-1:] == ["[DONE]"] and not errors
                             else f"{resp.status_code}: {errors[:1] or data[-1:]}")
 
-    # a driver connected ahead of time (ray.init takes seconds): it deletes the app the moment it is told to
+    # a driver connected ahead of time (ray.init and Serve's client take seconds: serve.status() makes the client,
+    # else the first serve.delete() did, ~3 s, and the streams had ended): it deletes the app when told to
     script = ("import ray, sys; from ray import serve; ray.init(address=sys.argv[1], log_to_driver=False); "
-              "print('connected', flush=True); sys.stdin.readline(); serve.delete('sui-react', _blocking=False); "
+              "serve.status(); print('connected', flush=True); sys.stdin.readline(); "
+              "serve.delete('sui-react', _blocking=False); "
               "print('deleted', flush=True)")
     from suiqa.ray_local import RAY_LOCAL_ENV
 
@@ -178,9 +183,11 @@ def test_drain_finishes_in_flight_streams_and_refuses_new_requests(keyed_stack):
     for t in threads:
         t.start()
     first_bytes.wait()
+    go = time.perf_counter()
     driver.stdin.write("go\n")
     driver.stdin.flush()
     assert driver.stdout.readline().strip() == "deleted"
+    delete_s = time.perf_counter() - go
     in_flight_at_delete = sum(t.is_alive() for t in threads)
     driver.wait(60)
     time.sleep(1)
@@ -189,7 +196,8 @@ def test_drain_finishes_in_flight_streams_and_refuses_new_requests(keyed_stack):
     refused_s = time.perf_counter() - started
     for t in threads:
         t.join(120)
-    print(f"in-flight at delete: {in_flight_at_delete}; streams: {outcomes}; new request: "
+    print(f"in-flight at delete: {in_flight_at_delete} (delete took {delete_s * 1000:.0f} ms); streams: {outcomes}; "
+          f"new request: "
           f"{refused.status_code} in {refused_s * 1000:.0f} ms")
     assert outcomes == ["done"] * 3 and in_flight_at_delete >= 1
     assert refused.status_code in (404, 503) and refused_s < 5
