@@ -280,9 +280,12 @@ async def test_deadline_cuts_a_slow_step_and_forces_an_answer(scripted):
 async def test_always_search_first_is_a_visible_forced_step(scripted):
     scripted.script("agent", ANSWER)
     agent, _ = make_agent(scripted, draft_first=False, always_search_first=True)
+    started = time.monotonic()
     result = await agent.run("通济渠是哪一年开的？")
+    elapsed = time.monotonic() - started
     await agent.aclose()
     forced = result.steps[0]
+    assert 0 < forced.latency_s < elapsed  # the search's own time, in seconds
     assert forced.forced and forced.tool == "search_knowledge" and forced.tool_input == {"query": "通济渠是哪一年开的？"}
     assert "[suishu:卷3:18]" in forced.observation
     assert result.steps[1].index == 1 and [c.id for c in result.citations] == ["suishu:卷3:18"]
@@ -503,13 +506,16 @@ async def test_run_start_and_run_end_log_lines_describe_the_run(scripted, caplog
     """The two JSON lines an operator reads per run (docs/observability.md): every field, with this run's values."""
     scripted.script("domain", "隋炀帝开凿了大运河。")
     scripted.script("agent", SEARCH, ANSWER)
-    agent, _ = make_agent(scripted)
+    agent, hooks = make_agent(scripted)
     history = [{"role": "user", "content": "旧问题"}, {"role": "assistant", "content": "旧回答"}]
     with caplog.at_level("INFO", logger="react_tier.agent"):
         started = time.perf_counter()
         result = await agent.run(AgentRequest(question="大运河是谁开凿的？", history=history, max_steps=4))
         wall_ms = (time.perf_counter() - started) * 1000
     await agent.aclose()
+    assert agent.agent_llm.client.is_closed() and agent.domain_llm.client.is_closed()  # aclose closes both
+    assert ("llm", "domain", None) in hooks.calls and ("llm", "agent", None) in hooks.calls  # both tiers report
+    assert 0 < result.steps[0].latency_s < wall_ms / 1000  # the step's time (the agent turn and the tool), in s
     lines = {r.getMessage(): r for r in caplog.records if r.getMessage() in ("run_start", "run_end")}
     start, end = lines["run_start"], lines["run_end"]
     assert (start.question_chars, start.history_turns, start.max_steps) == (len("大运河是谁开凿的？"), 2, 4)
