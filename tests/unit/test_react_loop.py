@@ -562,3 +562,17 @@ async def test_the_expert_tool_asks_the_domain_model_and_counts_the_call(scripte
     assert expert[-1] == {"role": "user", "content": "通济渠何时开？"}
     assert result.steps[0].tool == "ask_sui_expert" and result.steps[0].observation.startswith("专家：大业元年。")
     assert result.usage["domain"].calls == 2  # the draft and the tool's call, in this run's usage
+
+
+async def test_a_consumer_that_leaves_early_cancels_the_run_and_closes_cleanly(scripted):
+    """Breaking out of ``stream()`` (what the ingress does when the client leaves) cancels the run's task and
+    waits for it; closing the iteration raises nothing (the task's CancelledError stays inside)."""
+    scripted.script("domain", "草稿")
+    scripted.script("agent", SEARCH, ANSWER)
+    agent, hooks = make_agent(scripted)
+    events = agent.stream(AgentRequest(question="测试"))
+    first = await anext(events)
+    await events.aclose()
+    await agent.aclose()
+    assert isinstance(first, StepStarted | AnswerDelta | StepFinished)
+    assert ("run_end", "stop") not in hooks.calls  # the run did not go on to its end
