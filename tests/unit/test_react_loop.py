@@ -106,14 +106,18 @@ async def test_stream_events_and_answer_deltas(scripted):
 async def test_parse_error_is_fed_back_and_recovered(scripted):
     scripted.script("agent", "隋朝是杨坚建立的。", 'Action: google\nAction Input: {"q": "x"}', ANSWER)
     agent, hooks = make_agent(scripted, draft_first=False)
+    started = time.monotonic()
     result = await agent.run("隋朝是谁建立的？")
+    elapsed = time.monotonic() - started
     await agent.aclose()
 
     assert result.finish_reason == "stop" and result.draft is None
     assert [s.error is not None for s in result.steps] == [True, True, False]
+    assert 0 < result.steps[0].latency_s < elapsed  # a failed step's time too
     assert result.steps[0].error.startswith("parse:") and "不存在" in result.steps[1].error
     second, third = scripted.requests_for("agent")[1:]
     assert "没有找到 Action" in second["messages"][-1]["content"]
+    assert second["messages"][-2] == {"role": "assistant", "content": "隋朝是杨坚建立的。"}  # its own output, fed back
     assert "search_knowledge" in third["messages"][-1]["content"]  # the unknown-tool feedback lists real tools
     assert next(c for c in hooks.calls if c[0] == "parse_error") == ("parse_error", "隋朝是杨坚建立的。")
     assert scripted.requests_for("domain") == []
@@ -126,6 +130,14 @@ async def test_repeated_parse_errors_give_up_with_a_forced_answer(scripted):
     await agent.aclose()
     assert result.finish_reason == "degraded" and result.answer == "尽力而为的答案"
     assert len(result.steps) == 3 and len(scripted.requests_for("agent")) == 4
+
+
+async def test_a_good_turn_resets_the_count_of_consecutive_parse_errors(scripted):
+    scripted.script("agent", "胡言乱语", SEARCH, "胡言乱语", ANSWER)
+    agent, _ = make_agent(scripted, draft_first=False, max_parse_retries=1, max_steps=5)
+    result = await agent.run("隋朝是谁建立的？")
+    await agent.aclose()
+    assert result.finish_reason == "stop" and [s.error is not None for s in result.steps] == [True, False, True, False]
 
 
 async def test_step_cap_gives_best_effort_answer_from_evidence(scripted):
