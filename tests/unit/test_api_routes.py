@@ -141,3 +141,13 @@ def test_503_before_start_up_and_health_still_answers():
     assert_openai_error(client.post(URL, json=body()), 503, None, "starting up")
     assert_openai_error(client.get("/v1/models"), 503, None, "starting up")
     assert client.get("/health").json() == {"status": "ok"}
+
+
+def test_an_accepted_request_is_logged_with_its_shape(caplog):
+    client = client_for()
+    with caplog.at_level("INFO", logger="deployments.serving_chat"):
+        assert client.post(URL, json=body(stream=True, user="u-7", sui_max_steps=3,
+                                          messages=[{"role": "system", "content": "简短"},
+                                                    {"role": "user", "content": "隋朝何时建立？"}])).status_code == 200
+    line = next(r for r in caplog.records if r.getMessage() == "request_accepted")
+    assert (line.stream, line.messages, line.max_steps, line.user) == (True, 2, 3, "u-7")
