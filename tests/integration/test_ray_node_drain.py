@@ -134,7 +134,8 @@ def _complete(stream: tuple) -> bool:
 
 def test_the_control_without_draining_streams_on_the_node_break(cluster):
     """Ray's behaviour without the setting (``RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S=0``): the node's processes
-    are killed at once — what the drain below prevents; if this stops failing, the test below proves nothing."""
+    are killed at once and the node's streams break — what the drain below prevents (were they to complete here too,
+    the test below would prove nothing)."""
     _, _, url, _, w0 = cluster
     outcome = _sigterm_during_streams(url, w0, "w0", wait_s=60)
     assert not all(_complete(s) for s in outcome["streams"]), outcome
