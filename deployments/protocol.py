@@ -73,8 +73,8 @@ class ChatMessage(BaseModel):
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    include_usage: bool = False
-    continuous_usage_stats: bool = False
+    include_usage: StrictBool = False  # JSON booleans only, as `stream`: "yes" or 1 is a 400, not true
+    continuous_usage_stats: StrictBool = False
 
     @field_validator("continuous_usage_stats")
     @classmethod

@@ -79,6 +79,9 @@ def test_each_refused_parameter_is_a_400_naming_it(extra, param, stream):
 
 def test_stream_must_be_a_real_boolean():
     assert_openai_error(client_for().post(URL, json=body(stream="yes")), 400, "stream")
+    for value in ("yes", 1):
+        resp = client_for().post(URL, json=body(stream=True, stream_options={"include_usage": value}))
+        assert_openai_error(resp, 400, "stream_options")
 
 
 def test_malformed_json_and_unknown_routes_and_methods():
