@@ -22,7 +22,7 @@ import httpx
 
 from serving.config import ServingProfile
 from suiqa.errors import SuiqaError
-from suiqa.net import ServerProcess, port_in_use, stop_child
+from suiqa.net import ServerProcess, port_in_use, stop_child, stop_recorded
 from suiqa.paths import logs_dir, run_dir
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,12 @@ def _last_error(lines: list[str]) -> str:
 def state_file(profile: ServingProfile) -> Path:
     """Where the launcher records a running server (pid, process group, URL) for `suiqa down` / `suiqa status`."""
     return run_dir() / f"vllm-{profile.role}-{profile.port}.json"
+
+
+def stop_vllm_servers() -> list[dict]:
+    """Stop every vLLM server recorded in the run directory (`suiqa down`, the GPU bench's llm-down); returns
+    their records."""
+    return [info for path in sorted(run_dir().glob("vllm-*.json")) if (info := stop_recorded(path)) is not None]
 
 
 class VLLMServer(ServerProcess):

@@ -30,12 +30,13 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from serving.config import ServingProfile, load_profile
-from serving.launcher import VLLMServer, state_file
+from serving.launcher import VLLMServer, state_file, stop_vllm_servers
 from suiqa.errors import SuiqaError
-from suiqa.net import port_in_use, stop_process_group, wait_http_ok
+from suiqa.net import port_in_use, stop_recorded, wait_http_ok
 from suiqa.paths import REPO_ROOT, logs_dir, models_dir, run_dir
 from suiqa.ray_local import RAY_LOCAL_ENV
 from suiqa.settings import TierSettings, resolve_profile
+from webui import cli as webui_cli
 
 log = logging.getLogger(__name__)
 PROFILES_DIR = Path(__file__).with_name("profiles")
@@ -139,12 +140,7 @@ def start_prometheus(stack: StackSettings, targets: dict[str, list[str]]) -> dic
 
 
 def stop_prometheus() -> bool:
-    path = run_dir() / "prometheus.json"
-    if not path.exists():
-        return False
-    stop_process_group(json.loads(path.read_text())["pgid"], grace_s=10)
-    path.unlink(missing_ok=True)
-    return True
+    return stop_recorded(run_dir() / "prometheus.json", grace_s=10) is not None
 
 
 def _ray_env() -> dict[str, str]:
@@ -303,10 +299,7 @@ def restart(role: str) -> str:
         raise SuiqaError(f"the running stack has no separate {role} tier{hint}")
     api_key = os.environ.get(f"SUIQA_{role.upper()}_API_KEY")
     profile = ServingProfile.model_validate({**servers[role], "api_key": api_key})
-    info = state_file(profile)
-    if info.exists():
-        stop_process_group(json.loads(info.read_text())["pgid"])
-        info.unlink(missing_ok=True)
+    stop_recorded(state_file(profile))
     server = VLLMServer(profile).start()  # records it again (state_file): `suiqa down` stops it
     server.wait_ready()
     return profile.base_url
@@ -315,10 +308,7 @@ def restart(role: str) -> str:
 def down() -> list[str]:
     """Stop whatever `up` started (Ray + Serve, vLLM process groups). Returns what was stopped."""
     stopped = []
-    webui = run_dir() / "webui.json"  # `suiqa webui` (webui/cli.py) records its process group here
-    if webui.exists():
-        stop_process_group(json.loads(webui.read_text())["pgid"], grace_s=10)
-        webui.unlink(missing_ok=True)
+    if webui_cli.stop():  # `suiqa webui` records its process group in the run directory
         stopped.append("webui")
     if stop_prometheus():
         stopped.append("prometheus")
@@ -326,11 +316,7 @@ def down() -> list[str]:
     if state and state.get("ray"):
         subprocess.run([_ray_bin(), "stop", "--force"], capture_output=True, env=_ray_env(), timeout=120)
         stopped.append("ray")
-    for path in sorted(run_dir().glob("vllm-*.json")):
-        info = json.loads(path.read_text())
-        stop_process_group(info["pgid"])
-        path.unlink(missing_ok=True)
-        stopped.append(f"vllm {info['role']}")
+    stopped += [f"vllm {info['role']}" for info in stop_vllm_servers()]
     _state_path().unlink(missing_ok=True)
     shutil.rmtree(pipeline_metrics_dir(), ignore_errors=True)
     return stopped

@@ -3,6 +3,7 @@ benchmarks)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -66,6 +67,17 @@ def stop_process_group(pgid: int, grace_s: float = 20.0) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def stop_recorded(record: Path, grace_s: float = 20.0) -> dict | None:
+    """Stop the process group that a run record names (a JSON file with its ``pgid``, as `suiqa up`, `suiqa serve`,
+    `suiqa webui` write them) and remove the record. Returns what the record said, or None when there is none."""
+    if not record.is_file():
+        return None
+    info = json.loads(record.read_text())
+    stop_process_group(info["pgid"], grace_s)
+    record.unlink(missing_ok=True)
+    return info
 
 
 def stop_child(proc: subprocess.Popen | None, grace_s: float) -> None:

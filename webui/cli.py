@@ -123,12 +123,7 @@ def _alive(pgid: int) -> bool:
 
 def stop() -> bool:
     """Stop the background web UI (what `suiqa down` does through the run state). True if one was running."""
-    from suiqa.net import stop_process_group
+    from suiqa.net import stop_recorded
     from suiqa.paths import run_dir
 
-    state = read_state()
-    if not state:
-        return False
-    stop_process_group(state["pgid"], grace_s=10)
-    (run_dir() / STATE_FILE).unlink(missing_ok=True)
-    return True
+    return stop_recorded(run_dir() / STATE_FILE, grace_s=10) is not None

@@ -183,17 +183,10 @@ def llm_up(args) -> int:
 
 def llm_down(args) -> int:
     """Stop Ray and the vLLM servers llm-up started (their process groups, from the launcher's state files)."""
-    from suiqa.net import stop_process_group
-    from suiqa.paths import run_dir
+    from serving.launcher import stop_vllm_servers
 
     subprocess.run(["ray", "stop", "--force"], capture_output=True, check=False)
-    stopped = []
-    for path in sorted(run_dir().glob("vllm-*.json")):
-        info = json.loads(path.read_text())
-        stop_process_group(info["pgid"])
-        path.unlink(missing_ok=True)
-        stopped.append(f"vllm {info['role']}")
-    print("stopped", ["ray", *stopped])
+    print("stopped", ["ray", *(f"vllm {info['role']}" for info in stop_vllm_servers())])
     return 0
 
 

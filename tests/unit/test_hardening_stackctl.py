@@ -51,7 +51,9 @@ def test_restart_uses_the_recorded_settings(home, monkeypatch):
             pass
 
     monkeypatch.setattr(stack, "VLLMServer", FakeServer)
-    monkeypatch.setattr(stack, "stop_process_group", lambda pgid: started.append(pgid))
+    import suiqa.net
+
+    monkeypatch.setattr(suiqa.net, "stop_process_group", lambda pgid, grace_s: started.append(pgid))
     monkeypatch.setenv("SUIQA_DOMAIN_PORT", "9999")  # the environment does not move a running stack's tier
     monkeypatch.setenv("SUIQA_DOMAIN_API_KEY", "sk-domain-0123456789abcdef")
     assert stack.restart("domain") == "http://127.0.0.1:18123"
