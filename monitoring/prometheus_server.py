@@ -9,7 +9,8 @@ The server runs in its own process group with its TSDB under ``config_dir`` (2 h
 short-lived), emptied on every start: a previous stack's series (other ports, other processes) would otherwise
 answer queries, rules and the dashboard before the first scrape of this one — seen as a test that found every
 series at once while all targets were still ``unknown``. Scrape and rule-evaluation intervals default to 5 s: the
-local stack is for looking at a few requests, and a 5 m rate then has 60 samples. Stopping is SIGTERM to the group, then SIGKILL after a grace period.
+local stack is for looking at a few requests, and a 5 m rate then has 60 samples. Stopping is SIGTERM to the group,
+then SIGKILL after a grace period.
 A missing binary, a busy port, or a server that exits during start-up is a one-line :class:`PrometheusError`.
 """
 
