@@ -65,18 +65,30 @@ def stack_processes() -> dict[int, str]:
 
 
 async def sample_rss(stop: asyncio.Event, every_s: float, started: float, rows: list[dict]) -> None:
+    """RSS and CPU% (of one core, since the previous sample) of every stack process, every ``every_s``."""
+    procs: dict[int, psutil.Process] = {}
     while not stop.is_set():
         t = time.monotonic() - started
         for pid, name in stack_processes().items():
             try:
+                proc = procs.setdefault(pid, psutil.Process(pid))
+                cpu = proc.cpu_percent()  # 0.0 at a process's first sample
                 rows.append({"t": round(t, 1), "pid": pid, "name": name,
-                             "rss_mb": round(psutil.Process(pid).memory_info().rss / 2**20, 1)})
+                             "rss_mb": round(proc.memory_info().rss / 2**20, 1), "cpu_pct": round(cpu, 1)})
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 pass
         try:
             await asyncio.wait_for(stop.wait(), every_s)
         except TimeoutError:
             pass
+
+
+async def watch_loop_lag(stop_at: float, lags_ms: list[float], every_s: float = 0.1) -> None:
+    """How late this client process's event loop wakes up: the part of every latency it measured that is its own."""
+    while time.monotonic() < stop_at:
+        t0 = time.monotonic()
+        await asyncio.sleep(every_s)
+        lags_ms.append((time.monotonic() - t0 - every_s) * 1000)
 
 
 async def client_loop(i: int, http: httpx.AsyncClient, until: float, started: float, model: str,
@@ -88,11 +100,11 @@ async def client_loop(i: int, http: httpx.AsyncClient, until: float, started: fl
                 "max_tokens": max_tokens, "stream": stream}
         t0 = time.monotonic()
         row = {"t": round(t0 - started, 2), "client": i, "stream": stream, "status": 0, "error": "",
-               "finish": "", "latency_s": 0.0}
+               "finish": "", "latency_s": 0.0, "retry_after": ""}
         try:
             if stream:
                 async with http.stream("POST", "/v1/chat/completions", json=body) as resp:
-                    row["status"] = resp.status_code
+                    row["status"], row["retry_after"] = resp.status_code, resp.headers.get("retry-after", "")
                     data = [line.removeprefix("data: ") async for line in resp.aiter_lines()
                             if line.startswith("data: ")]
                     if resp.status_code == 200:
@@ -106,7 +118,7 @@ async def client_loop(i: int, http: httpx.AsyncClient, until: float, started: fl
                         row["error"] = f"HTTP {resp.status_code}"
             else:
                 resp = await http.post("/v1/chat/completions", json=body)
-                row["status"] = resp.status_code
+                row["status"], row["retry_after"] = resp.status_code, resp.headers.get("retry-after", "")
                 if resp.status_code == 200:
                     row["finish"] = (resp.json().get("sui") or {}).get("finish_reason", "")
                 else:
@@ -120,6 +132,51 @@ async def client_loop(i: int, http: httpx.AsyncClient, until: float, started: fl
             await asyncio.sleep(1.0)  # a polite client honours Retry-After
 
 
+async def probe_health(url: str, until: float, every_s: float, started: float, rows: list[dict]) -> None:
+    """GET /health every ``every_s`` until ``until``, from a process of its own (its own connection and event loop):
+    the probe an orchestrator sends must stay fast, and the load's client must not be what makes it slow."""
+    await asyncio.sleep(max(0.0, started - time.monotonic()))
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        while time.monotonic() < until:
+            t0 = time.monotonic()
+            try:
+                status = (await http.get("/health")).status_code
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+            rows.append({"t": round(t0 - started, 2), "status": status,
+                         "latency_s": round(time.monotonic() - t0, 4)})
+            await asyncio.sleep(max(0.0, every_s - (time.monotonic() - t0)))
+
+
+async def client_group(first: int, count: int, args: argparse.Namespace, started: float, until: float) -> dict:
+    """``count`` clients (numbered from ``first``) on one connection pool and event loop."""
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    rows: list[dict] = []
+    lags: list[float] = []
+    limits = httpx.Limits(max_connections=count + 1)
+    await asyncio.sleep(max(0.0, started - time.monotonic()))
+    async with httpx.AsyncClient(base_url=args.url, headers=headers, timeout=args.timeout_s, limits=limits) as http:
+        await asyncio.gather(watch_loop_lag(until, lags),
+                             *(client_loop(i, http, until, started, args.model, args.max_tokens, rows)
+                               for i in range(first, first + count)))
+    return {"rows": rows, "lags_ms": lags}
+
+
+def _process_main(role: str, first: int, count: int, args: argparse.Namespace, started: float,
+                  until: float) -> dict:
+    """Entry point of a spawned client process (CLOCK_MONOTONIC is one clock for every process of the machine)."""
+    if role == "health":
+        rows: list[dict] = []
+        asyncio.run(probe_health(args.url, until, args.health_every_s, started, rows))
+        return {"rows": rows}
+    return asyncio.run(client_group(first, count, args, started, until))
+
+
+def latency_stats(values: list[float]) -> dict:
+    return {"n": len(values), "p50": percentile(values, 0.5), "p99": percentile(values, 0.99),
+            "max": max(values, default=0.0)}
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -127,20 +184,26 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def summarize(records: list[dict], rss: list[dict], args: argparse.Namespace) -> dict:
+def summarize(records: list[dict], rss: list[dict], args: argparse.Namespace,
+              health: list[dict] | None = None) -> dict:
     ok = [r for r in records if r["status"] == 200 and not r["error"]]
     errors = Counter(r["error"] for r in records if r["error"])
     per_minute = defaultdict(list)
     for r in ok:
         per_minute[int(r["t"] // 60)].append(r["latency_s"])
     by_proc = defaultdict(list)
+    cpu_by_proc = defaultdict(list)
     for s in rss:
         by_proc[(s["pid"], s["name"])].append((s["t"], s["rss_mb"]))
+        cpu_by_proc[(s["pid"], s["name"])].append(float(s["cpu_pct"]) if s.get("cpu_pct") not in (None, "") else None)
     procs = []
     for (pid, name), series in sorted(by_proc.items(), key=lambda kv: -max(v for _, v in kv[1])):
         first, last = series[0][1], series[-1][1]
+        cpu = [c for c in cpu_by_proc[(pid, name)][1:] if c is not None]  # the first sample has no interval
         procs.append({"pid": pid, "name": name, "first_mb": first, "last_mb": last,
-                      "max_mb": max(v for _, v in series), "growth_mb": round(last - first, 1), "samples": len(series)})
+                      "max_mb": max(v for _, v in series), "growth_mb": round(last - first, 1), "samples": len(series),
+                      "cpu_pct_mean": round(statistics.fmean(cpu), 1) if cpu else None,
+                      "cpu_pct_max": max(cpu) if cpu else None})
     latencies = [r["latency_s"] for r in ok]
     return {
         "url": args.url, "duration_s": args.duration_s, "concurrency": args.concurrency, "max_tokens": args.max_tokens,
@@ -152,13 +215,18 @@ def summarize(records: list[dict], rss: list[dict], args: argparse.Namespace) ->
                       "mean": round(statistics.fmean(latencies), 3) if latencies else 0.0},
         "latency_per_minute": {m: {"n": len(v), "p50": percentile(v, 0.5), "p95": percentile(v, 0.95)}
                                for m, v in sorted(per_minute.items())},
+        # load shed: how fast a refusal came back and whether it said when to retry
+        "shed_429": {**latency_stats([r["latency_s"] for r in records if r["status"] == 429]),
+                     "with_retry_after": sum(1 for r in records if r["status"] == 429 and r.get("retry_after"))},
+        "health_probe": ({**latency_stats([h["latency_s"] for h in health]),
+                          "not_200": sum(1 for h in health if h["status"] != 200)} if health else None),
         "rss_total_mb": {"first": round(sum(p["first_mb"] for p in procs), 1),
                          "last": round(sum(p["last_mb"] for p in procs), 1)},
         "processes": procs,
     }
 
 
-def plot(records: list[dict], rss: list[dict], out: Path) -> None:
+def plot(records: list[dict], rss: list[dict], out: Path, health: list[dict] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -166,7 +234,7 @@ def plot(records: list[dict], rss: list[dict], out: Path) -> None:
 
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 8), sharex=True)
     for label, colour, pick in (("200", "tab:blue", lambda r: r["status"] == 200 and not r["error"]),
-                                ("error", "tab:red", lambda r: bool(r["error"]))):
+                                ("error", "tab:red", lambda r: bool(r["error"]) and r["status"] != 429)):
         pts = [r for r in records if pick(r)]
         ax1.scatter([r["t"] for r in pts], [r["latency_s"] for r in pts], s=6, c=colour, label=label, alpha=0.6)
     windows = defaultdict(list)
@@ -176,7 +244,15 @@ def plot(records: list[dict], rss: list[dict], out: Path) -> None:
     xs = sorted(windows)
     ax1.plot(xs, [percentile(windows[x], 0.5) for x in xs], "k-", label="p50 (30 s)")
     ax1.plot(xs, [percentile(windows[x], 0.95) for x in xs], "k--", label="p95 (30 s)")
-    ax1.set_ylabel("latency (s)")
+    shed = [r for r in records if r["status"] == 429]
+    if shed:
+        ax1.scatter([r["t"] for r in shed], [r["latency_s"] for r in shed], s=6, c="tab:orange", label="429",
+                    alpha=0.6)
+    if health:
+        ax1.plot([h["t"] for h in health], [h["latency_s"] for h in health], c="tab:green", lw=0.8,
+                 label="GET /health")
+    ax1.set_yscale("log")  # 429s and probes answer in milliseconds, agent runs in seconds
+    ax1.set_ylabel("latency (s, log)")
     ax1.legend(loc="upper right")
     ax1.set_title("soak: latency per request and RSS per process over time")
     series = defaultdict(list)
@@ -193,30 +269,44 @@ def plot(records: list[dict], rss: list[dict], out: Path) -> None:
 
 
 async def soak(args: argparse.Namespace) -> dict:
+    """The clients run in ``args.processes`` spawned processes (one event loop each, whose lag is recorded: a
+    latency is only as good as the client's loop), /health is probed from one more, RSS/CPU sampled here."""
+    import concurrent.futures
+    import multiprocessing
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
-    records: list[dict] = []
     rss: list[dict] = []
-    started = time.monotonic()
+    started = time.monotonic() + 2.0  # every process starts its clock together, after spawning
     until = started + args.duration_s
     stop = asyncio.Event()
-    limits = httpx.Limits(max_connections=args.concurrency + 2)
-    async with httpx.AsyncClient(base_url=args.url, headers=headers, timeout=args.timeout_s, limits=limits) as http:
+    n = max(1, min(args.processes, args.concurrency))
+    groups = [(i * args.concurrency // n, (i + 1) * args.concurrency // n - i * args.concurrency // n)
+              for i in range(n)]
+    loop = asyncio.get_running_loop()
+    with concurrent.futures.ProcessPoolExecutor(n + 1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [loop.run_in_executor(pool, _process_main, "health", 0, 0, args, started, until)]
+        futures += [loop.run_in_executor(pool, _process_main, "clients", first, count, args, started, until)
+                    for first, count in groups]
         sampler = asyncio.create_task(sample_rss(stop, args.sample_s, started, rss))
-        await asyncio.gather(*(client_loop(i, http, until, started, args.model, args.max_tokens, records)
-                               for i in range(args.concurrency)))
+        results = await asyncio.gather(*futures)
         stop.set()
         await sampler
-    for name, rows in (("records.csv", records), ("rss.csv", rss)):
+    health = results[0]["rows"]
+    records = sorted((r for res in results[1:] for r in res["rows"]), key=lambda r: r["t"])
+    lags = [v for res in results[1:] for v in res["lags_ms"]]
+    client_lag = {"processes": n, "p50_ms": round(percentile(lags, 0.5), 1),
+                  "p99_ms": round(percentile(lags, 0.99), 1), "max_ms": round(max(lags, default=0.0), 1)}
+    for name, rows in (("records.csv", records), ("rss.csv", rss), ("health.csv", health)):
         if rows:
             with (out / name).open("w", newline="", encoding="utf-8") as fh:
                 writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
                 writer.writeheader()
                 writer.writerows(rows)
-    summary = summarize(records, rss, args)
+    summary = summarize(records, rss, args, health)
+    summary["client_loop_lag"] = client_lag
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-    plot(records, rss, out)
+    plot(records, rss, out, health)
     return summary
 
 
@@ -229,10 +319,15 @@ def resummarize(args: argparse.Namespace) -> dict:
     with (out / "rss.csv").open(encoding="utf-8") as fh:
         rss = [{**r, "t": float(r["t"]), "pid": int(r["pid"]), "rss_mb": float(r["rss_mb"]),
                 "name": label(r["name"])} for r in csv.DictReader(fh) if int(r["pid"]) not in excluded]
-    summary = summarize(records, rss, args)
+    health = None
+    if (out / "health.csv").is_file():
+        with (out / "health.csv").open(encoding="utf-8") as fh:
+            health = [{"t": float(h["t"]), "status": int(h["status"]) if h["status"].isdigit() else h["status"],
+                       "latency_s": float(h["latency_s"])} for h in csv.DictReader(fh)]
+    summary = summarize(records, rss, args, health)
     summary["excluded_pids"] = sorted(excluded)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
-    plot(records, rss, out)
+    plot(records, rss, out, health)
     return summary
 
 
@@ -246,6 +341,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--timeout-s", type=float, default=130)
     parser.add_argument("--sample-s", type=float, default=5)
+    parser.add_argument("--health-every-s", type=float, default=1.0)
+    parser.add_argument("--processes", type=int, default=1, help="client processes (the clients are split)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "results" / "soak" / "cpu"))
     parser.add_argument("--from-csv", action="store_true",
                         help="Do not load the API: rebuild summary.json and soak.png from OUT's CSVs.")
@@ -255,8 +352,8 @@ def main(argv: list[str] | None = None) -> None:
 
     args.api_key = args.api_key or os.environ.get("SUIQA_SOAK_API_KEY")
     summary = resummarize(args) if args.from_csv else asyncio.run(soak(args))
-    brief = {k: summary[k] for k in ("requests", "ok", "errors_by_type", "status_counts", "latency_s",
-                                     "rss_total_mb")}
+    brief = {k: summary.get(k) for k in ("requests", "ok", "errors_by_type", "status_counts", "latency_s",
+                                         "shed_429", "health_probe", "client_loop_lag", "rss_total_mb")}
     print(json.dumps(brief, indent=2, ensure_ascii=False))
 
 
