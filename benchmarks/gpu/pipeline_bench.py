@@ -4,7 +4,7 @@
         [--domain FIELD=JSON ...] [--agent FIELD=JSON ...]
     python -m benchmarks.gpu.pipeline_bench variant --stack gpu-bench --name base --users 1,32,256,1024 \
         --duration 15s [--api '{"agent_deployment": {...}}'] [--ray-env KEY=VALUE ...] [--compare-at 32] \
-        [--profile-at 256] --out DIR
+        [--profile-at 256] [--soak SECONDS:CLIENTS:DIR ...] --out DIR
     python -m benchmarks.gpu.pipeline_bench llm-down
 
 ``llm-up`` starts the stack's domain and agent servers (serving profiles + overrides) one after the other (vLLM's
@@ -13,7 +13,9 @@ call; ``variant`` then starts a Ray head and deploys the Serve app with the vari
 api_config + ``--api`` deep-merged + the LLM endpoints), runs the Locust runner at each concurrency (fixed lengths:
 the gpu-bench api config sends ``ignore_eos`` and fixed ``max_tokens`` on every LLM call), reads both tiers'
 prefix-cache counters around each step, optionally runs vLLM's client for the agreement check and samples the Ray
-workers (benchmarks/gpu/sampler) plus every process's CPU% during one step, and stops Ray. A Ray restart is ~20 s,
+workers (benchmarks/gpu/sampler) plus every process's CPU% during one step, optionally holds a soak on the same
+deployment (benchmarks/soak/run.py: errors by type, latency over time, 429 and /health latency, RSS per
+process), and stops Ray (Ray does not outlive a device call: one call deploys, measures and stops it). A Ray restart is ~20 s,
 a vLLM restart ~90 s, which is why the variants share the vLLM servers.
 
 The stack profile (``stackctl/profiles/<name>.yaml`` or a path) is read as data: benchmarks sit below stackctl in
@@ -275,7 +277,7 @@ def variant(args) -> int:
                           SLO(args.slo_ttft_ms, 1000.0))
     summary["command"] = " ".join(sys.argv)
     urls = {role: p.base_url for role, p in profiles.items()}
-    for users in parse_users(args.users):
+    for users in parse_users(args.users) if args.users else []:  # --users '': a soak only
         spec.processes = 1 if users <= 64 else (2 if users <= 256 else 4)  # the pipeline streams few chunks
         before = {role: prefix_counters(u) for role, u in urls.items()}
         prof_thread = _profile_during(out, users, 5.0, 8.0) if users == args.profile_at else None
@@ -297,6 +299,14 @@ def variant(args) -> int:
             subprocess.run([sys.executable, "-m", "benchmarks.gpu.vllm_bench", "compare", "--vllm",
                             str(out / f"vllm-c{users}.json"), "--locust", str(out), "--users", str(users),
                             "--out", str(out / f"agreement-u{users}.json")], cwd=REPO, check=False)
+    for soak in args.soak:  # SECONDS:CLIENTS:DIR, one after the other on this deployment
+        seconds, clients, soak_out = soak.split(":", 2)
+        print(f"soak: {clients} clients for {seconds} s -> {soak_out}", flush=True)
+        subprocess.run([sys.executable, "-m", "benchmarks.soak.run", "--url", api, "--model",
+                        settings.served_model_name, "--duration-s", seconds, "--concurrency", clients,
+                        "--max-tokens", str(args.max_tokens), "--out", soak_out,
+                        "--processes", str(min(8, max(1, int(clients) // 64)))],
+                       cwd=REPO, check=False, env={**os.environ, "SUIQA_SOAK_API_KEY": os.environ["BENCH_API_KEY"]})
     subprocess.run(["ray", "stop", "--force"], capture_output=True, check=False)
     return 0
 
@@ -312,6 +322,12 @@ def _questions_jsonl() -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     import secrets
+
+    from suiqa.ray_local import RAY_LOCAL_ENV
+
+    # before anything imports Ray (deployments.config does): Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER at import,
+    # and without it the driver looks for the loopback-only head at the machine's routable address
+    os.environ.update(RAY_LOCAL_ENV)
 
     # the GPU API profiles require keys: one per run unless given, sent by Locust (BENCH_API_KEY) and `vllm bench`
     key = os.environ.setdefault("BENCH_API_KEY", secrets.token_hex(16))
@@ -337,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--compare-at", default="")
     v.add_argument("--profile-at", type=int, default=0)
     v.add_argument("--slo-ttft-ms", type=float, default=10000.0)
+    v.add_argument("--soak", action="append", default=[], metavar="SECONDS:CLIENTS:DIR",
+                   help="after the steps: benchmarks.soak.run (repeatable, run in order)")
     v.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     return {"llm-up": llm_up, "llm-down": llm_down, "variant": variant}[args.cmd](args)

@@ -2,9 +2,10 @@
 # The H200 throughput campaign (issue 17), run ON the lent GPU machine from this repo's root, after the GPU kit is
 # unpacked (../shared/gpu/README.md) and `. /tmp/site/gpu-env.sh`. One phase per device call (each < 10 min):
 #
-#   setup      project wheels (../.whl or .whl: pydantic-settings, jieba, bm25s, opencc, rapidfuzz, tenacity,
-#              compressed-tensors + loguru), random-weight checkpoints at the real shapes, the domain model's
-#              Llama-layout conversion through serving/checkpoint.py (what `suiqa up --profile gpu` does), prompts
+#   setup      project wheels (.whl, ../.whl or /tmp/whl: pydantic-settings, jieba, bm25s, opencc, rapidfuzz,
+#              tenacity, compressed-tensors + loguru), random-weight checkpoints at the real shapes, the domain
+#              model's Llama-layout conversion through serving/checkpoint.py (what `suiqa up --profile gpu` does),
+#              prompts, then the engine's base and fp8kv runs (`models`: all but the engine runs)
 #   engine     offline engine (new prompts every pass, 1 warm-up + 3 measured): baseline = the shipped profile's
 #              CUDA graphs to 1024; + fp8 KV cache; + max_num_batched_tokens 65536; + fp8 weights
 #   sweep-a    domain tier `vllm serve --api-server-count N`, N = 1, 2 at saturation (vllm bench serve, 1000 x
@@ -14,6 +15,12 @@
 #              at 1 ... 1024 users, vllm bench serve at 32 and 256, Ray workers sampled + CPU per process at 256
 #   variants   Ray Serve variants on the same vLLM servers: 8 fixed replicas; + RAY_SERVE_THROUGHPUT_OPTIMIZED;
 #              + program-aware priorities; then the vLLM servers are stopped
+#   llm-up     only the domain + agent vLLM servers of `pipeline` (left running for the next call)
+#   soak       issue 13's bounded soak on the gpu-bench deployment (vLLM from llm-up), per variant in
+#              SOAK_VARIANTS (`shipped`; `queue8`: admission.max_queue 8): SOAK_C clients (320: above 4 replicas x (32 running +
+#              24 queued), so admission sheds until the autoscaler adds replicas) for SOAK_S seconds (150) ->
+#              benchmarks/results/soak/h200/<variant>, then BURST_C clients (1024) for BURST_S seconds (40) ->
+#              .../<variant>-overload; then the vLLM servers stop
 #
 # Results land in benchmarks/results/h200/throughput/ and go back as $OUT/tp-<phase>.tgz.
 set -uo pipefail
@@ -37,9 +44,16 @@ engine() {  # name, then engine_bench arguments
     echo "   exit $?"; grep -E "^(pass|best)|Error|error:" "$R/engine/$name.log" | tail -7
 }
 
+llm_up() {
+    stamp "llm-up"
+    timeout 300 python3 -m benchmarks.gpu.pipeline_bench llm-up --stack gpu-bench --domain-model "$M/domain-internlm2" \
+        --agent-model "$M/agent-qwen2" --domain api_server_count=${DOMAIN_N:-2} --agent api_server_count=${AGENT_N:-2} \
+        --agent 'scheduling_policy="priority"' 2>&1 | grep -E "ready in|Error|error" | tail -6
+}
+
 case "$phase" in
-setup)
-    W=.whl; [ -d "$W" ] || W=../.whl
+setup|models)
+    W=.whl; [ -d "$W" ] || W=../.whl; [ -d "$W" ] || W=/tmp/whl
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$W"/*.whl \
         || { echo "WHEELS_FAIL"; exit 1; }
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$R/nvidia-smi.txt"
@@ -58,6 +72,7 @@ llama = llama_layout_for_gpu(paths["domain"], "convert")
 print("domain Llama layout", llama, f"{time.perf_counter() - t:.1f} s")
 Path("/tmp/domain_llama").write_text(str(llama))
 PY
+    [ "$phase" = models ] && exit 0
     python3 -m benchmarks.gpu.make_prompts --tokenizer "$M/domain-internlm2" --tokens 256 --n 2000 --out /tmp/prompts256.txt
     mkdir -p "$R/engine"
     engine base --engine-arg "$CG"
@@ -76,11 +91,28 @@ sweep-b)
     timeout 560 python3 -m benchmarks.gpu.domain_sweep --model "$M/domain-internlm2" --counts ${COUNTS:-4,8} \
         --passes 3 --out "$R/domain" 2>&1 | grep -v "^INFO\|^(APIServer\|^(EngineCore" | tail -40
     ;;
+llm-up)
+    llm_up
+    ;;
+soak)
+    S=benchmarks/results/soak/h200
+    for v in ${SOAK_VARIANTS:-shipped}; do
+        api='{}'; [ "$v" = queue8 ] && api='{"admission": {"max_queue": 8}}'
+        stamp "soak $v"
+        timeout 280 python3 -m benchmarks.gpu.pipeline_bench variant --name "soak-$v" --users "" --api "$api" \
+            --soak "${SOAK_S:-150}:${SOAK_C:-320}:$S/$v" --soak "${BURST_S:-40}:${BURST_C:-1024}:$S/$v-overload" \
+            --out "$R/pipeline" 2>&1 | grep -v "^INFO" | grep -E '^soak|"(requests|ok|p50|p99|max|n|not_200|processes|p50_ms|p99_ms|max_ms|HTTP [0-9]+)"|Serve ready|Error' | tr -s ' ' | tr '\n' ' '
+        echo
+        # packed per variant: a later one cut by a timeout loses only itself (lease 2 lost its second variant so)
+        mkdir -p "${OUT:-/tmp/out}" && tar czf "${OUT:-/tmp/out}/soak-$v.tgz" "$S/$v" "$S/$v-overload"
+    done
+    python3 -m benchmarks.gpu.pipeline_bench llm-down
+    stamp "done"
+    tar czf "${OUT:-/tmp/out}/soak-logs.tgz" /tmp/suiqa/logs 2>/dev/null
+    ls -la "${OUT:-/tmp/out}"; exit 0
+    ;;
 pipeline)
-    stamp "llm-up"
-    timeout 300 python3 -m benchmarks.gpu.pipeline_bench llm-up --stack gpu-bench --domain-model "$M/domain-internlm2" \
-        --agent-model "$M/agent-qwen2" --domain api_server_count=${DOMAIN_N:-2} --agent api_server_count=${AGENT_N:-2} \
-        --agent 'scheduling_policy="priority"' 2>&1 | grep -E "ready in|Error|error" | tail -6
+    llm_up
     stamp "variant base"
     timeout 420 python3 -m benchmarks.gpu.pipeline_bench variant --name base --users ${USERS:-1,8,32,128,256,512,1024} \
         --duration ${DUR:-15s} --compare-at 32,256 --profile-at 256 --out "$R/pipeline" 2>&1 | grep -v "^INFO" | tail -30
