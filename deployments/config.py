@@ -50,7 +50,10 @@ class AgentDeploymentSettings(BaseModel):
                                       "admission refuses at once included; beyond it Ray's proxy queues and backs "
                                       "off (measured: 429s took 200-260 ms and /health up to 0.8 s with 32). "
                                       "The agent runs are limited by `admission`.")
-    max_queued_requests: int = Field(256, ge=-1, description="Beyond this the API answers 503 (-1 = unbounded).")
+    max_queued_requests: int = Field(256, ge=-1, description="Requests Ray's proxy holds for a busy deployment; "
+                                     "beyond it the proxy answers 429 + Retry-After itself (-1 = unbounded).")
+    backpressure_retry_after_s: int = Field(2, ge=1, description="Retry-After of that 429 (Ray's "
+                                            "backpressure_config; without it Ray answers 503 and no Retry-After).")
     graceful_shutdown_wait_loop_s: float = Field(2, ge=0)
     graceful_shutdown_timeout_s: float = Field(60, ge=0, description="Lets in-flight agent runs finish.")
     health_check_period_s: float = Field(10, gt=0)
@@ -61,6 +64,8 @@ class AgentDeploymentSettings(BaseModel):
         options: dict[str, Any] = {
             "max_ongoing_requests": self.max_ongoing_requests,
             "max_queued_requests": self.max_queued_requests,
+            # Ray 2.60: the proxy's own overflow answer (a plain-text body: it never reaches the ingress)
+            "backpressure_config": {"status_code": 429, "retry_after_s": self.backpressure_retry_after_s},
             "graceful_shutdown_wait_loop_s": self.graceful_shutdown_wait_loop_s,
             "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
             "health_check_period_s": self.health_check_period_s,
@@ -88,7 +93,8 @@ class AdmissionSettings(BaseModel):
 
     max_in_flight: int = Field(4, ge=1, description="Agent runs at once per replica (sized from measurement).")
     max_queue: int = Field(8, ge=0, description="Requests waiting for a run slot per replica; more → 429.")
-    queue_timeout_s: float = Field(10, gt=0, description="Longest wait for a slot before a 429.")
+    queue_timeout_s: float = Field(10, gt=0, description="Longest wait for a slot before a 429; a request expected "
+                                   "to wait longer (from the replica's mean run time) gets the 429 at once.")
     retry_after_s: int = Field(2, ge=1, description="Retry-After of a 429/503 from the ingress.")
     max_body_bytes: int = Field(256 * 1024, ge=1024, description="Larger request bodies get a 413 unread.")
     per_key_concurrency: int = Field(8, ge=1, description="Requests in flight per API key per replica; more → 429.")

@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
+import subprocess
+import sys
 import time
 
 import httpx
 import psutil
 import pytest
 
+from suiqa.paths import REPO_ROOT
+from suiqa.ray_local import RAY_LOCAL_ENV
 from tests.conftest import stack_processes
 
 pytestmark = pytest.mark.integration
@@ -126,6 +131,39 @@ async def test_overload_sheds_at_once_admitted_succeed_health_stays_fast(stack):
     # select() while the kernel ran others (vmstat: 50-110 runnable threads; vLLM's gloo_tcp_loop, Ray's pollers).
     assert shed_s[len(shed_s) // 2] < 1.0 and shed_s[-1] < 5.0
     assert sorted(health_times)[len(health_times) // 2] < 0.5 and max(health_times) < 5.0
+
+
+async def test_rays_own_queue_overflow_is_429_with_retry_after(stack):
+    """Beyond ``max_queued_requests`` Ray's proxy answers by itself (the request never reaches a replica): with the
+    ingress's ``backpressure_config`` that is 429 + Retry-After, not Ray's default 503 without one. A slow app with
+    the same deployment options, squeezed to 1 running + 1 queued, is deployed beside the API for this test."""
+    urls, env = stack
+    base = urls["api"].removesuffix("/v1")
+    driver_env = {**os.environ, **RAY_LOCAL_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    address = f"127.0.0.1:{env['SUIQA_STACK_RAY_PORT']}"
+
+    def driver(code: str) -> None:
+        script = f"import sys, ray; from ray import serve; ray.init(address=sys.argv[1], log_to_driver=False); {code}"
+        subprocess.run([sys.executable, "-c", script, address], env=driver_env, cwd=REPO_ROOT, timeout=180,
+                       check=True, capture_output=True)
+
+    driver("from tests.integration.backpressure_app import app; "
+           "serve.run(app, name='bp-probe', route_prefix='/bp-probe')")
+    try:
+        async with httpx.AsyncClient(timeout=60) as http:
+            async def get():
+                started = time.perf_counter()
+                resp = await http.get(f"{base}/bp-probe/slow")
+                return resp, time.perf_counter() - started
+
+            results = await asyncio.gather(*(get() for _ in range(6)))
+    finally:
+        driver("serve.delete('bp-probe')")
+    statuses = sorted(r.status_code for r, _ in results)
+    shed = [(r, s) for r, s in results if r.status_code == 429]
+    assert set(statuses) == {200, 429} and len(shed) >= 2, statuses
+    assert all(r.headers.get("retry-after") == "2" for r, _ in shed)
+    assert max(s for _, s in shed) < 2.5  # refused on arrival, not after the 3 s a slot takes
 
 
 def test_served_openapi_holds_under_schemathesis(stack):

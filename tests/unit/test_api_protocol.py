@@ -120,6 +120,7 @@ def test_serve_config_is_valid_for_ray_and_carries_autoscaling(tmp_path):
     agent = next(d for d in app["deployments"] if d["name"] == "SuiReAct")
     assert agent["autoscaling_config"]["max_replicas"] == settings.agent_deployment.autoscaling.max_replicas
     assert agent["max_queued_requests"] == settings.agent_deployment.max_queued_requests
+    assert agent["backpressure_config"] == {"status_code": 429, "retry_after_s": 2}  # Ray's overflow: 429, not 503
     assert app["import_path"] == "deployments.app:app_builder" and config["http_options"]["port"] == 8181
     parsed = yaml.safe_load(serve_config_yaml(settings))
     assert parsed["applications"][0]["args"]["port"] == 8181

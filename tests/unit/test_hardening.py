@@ -178,7 +178,7 @@ def test_body_over_the_cap_is_413_unread():
 
 async def test_admission_bounds_in_flight_and_queue_and_sheds_at_once():
     admission = Admission(max_in_flight=2, max_queue=1, queue_timeout_s=0.3, retry_after_s=3)
-    await admission.enter(), await admission.enter()
+    first, _ = await admission.enter(), await admission.enter()
     waiter = asyncio.ensure_future(admission.enter())
     await asyncio.sleep(0.01)
     assert admission.waiting == 1
@@ -186,11 +186,41 @@ async def test_admission_bounds_in_flight_and_queue_and_sheds_at_once():
     with pytest.raises(Shed) as shed:
         await admission.enter()
     assert time.perf_counter() - started < 0.05 and shed.value.retry_after_s == 3  # no wait at all
-    admission.leave()
+    admission.leave(first)
     await waiter  # the queued request got the freed slot
     assert admission.in_flight == 2 and admission.waiting == 0
     with pytest.raises(Shed, match="no capacity within"):
         await admission.enter()  # waits queue_timeout_s, then refused
+
+
+async def test_admission_refuses_at_once_a_request_that_would_wait_past_the_queue_timeout():
+    """Runs of 10 s, 2 slots, a 5 s queue timeout: while both slots have 9 s to go, a new request would only time
+    out in the queue, so it is refused at once (the queue has room); once a slot is 4 s from free it may wait."""
+    now = [0.0]
+    admission = Admission(max_in_flight=2, max_queue=8, queue_timeout_s=5, retry_after_s=2, clock=lambda: now[0])
+    assert admission.expected_wait_s(1) is None  # no run finished yet: the static bounds only
+    ticket = await admission.enter()
+    now[0] = 10.0
+    admission.leave(ticket)
+    assert admission.mean_run_s == 10.0
+    a, b = await admission.enter(), await admission.enter()  # both start at t = 10
+    now[0] = 11.0
+    assert admission.expected_wait_s(1) == 9.0 and admission.expected_wait_s(3) == 19.0  # 2nd round: + 10 s
+    started = time.perf_counter()
+    with pytest.raises(Shed, match=r"a run slot expected in 9 s, more than 5 s") as shed:
+        await admission.enter()
+    assert time.perf_counter() - started < 0.05 and shed.value.retry_after_s == 2 and admission.waiting == 0
+    assert admission.shed == 1
+    now[0] = 16.0  # 4 s left on the oldest run: worth the wait
+    waiter = asyncio.ensure_future(admission.enter())
+    await asyncio.sleep(0.01)
+    assert admission.waiting == 1 and admission.expected_wait_s(2) == 4.0  # the next one waits for the 2nd slot
+    now[0] = 20.0
+    admission.leave(a)  # a 10 s run: the mean stays 10 s
+    assert await waiter == 3 and admission.mean_run_s == 10.0
+    now[0] = 25.0
+    admission.leave(b)  # a 15 s run moves the mean by the EWMA weight: 10 + 0.2 * 5
+    assert admission.mean_run_s == 11.0 and admission.in_flight == 1
 
 
 class SlowAgent(ContractAgent):
