@@ -5,12 +5,13 @@ before JSON parsing), per-key limits (429 + Retry-After), admission (429 + Retry
 ``/ready`` pass untouched (probes carry no key and must never wait).
 
 Admission (:class:`Admission`): ``max_in_flight`` chat requests run at once per replica, ``max_queue`` more wait
-(up to ``queue_timeout_s``, and only if their expected wait is shorter); beyond that the refusal is immediate — measured < 10 ms in the TestClient, so the
-overload test's 100 ms bound is dominated by Ray's proxy. Why in the replica and not only Ray's
-``max_queued_requests``: Ray's queue sits in the proxy, counts /health like any request and answers its overflow
-with a plain-text body; ours keeps ``max_ongoing_requests`` above in-flight + queue (ApiSettings checks the gap), so
-Serve never queues /health behind agent runs, and refuses in OpenAI's error format. Ray's queue stays the last
-line (its overflow is a 429 + Retry-After too: ``backpressure_config`` in AgentDeploymentSettings).
+(up to ``queue_timeout_s``, and only if their expected wait is shorter); beyond that the refusal is immediate —
+measured < 10 ms in the TestClient, so the overload test's 100 ms bound is dominated by Ray's proxy. Why in the
+replica and not only Ray's ``max_queued_requests``: Ray's queue sits in the proxy, counts /health like any request
+and answers its overflow with a plain-text body; ours keeps ``max_ongoing_requests`` above in-flight + queue
+(ApiSettings checks the gap), so Serve never queues /health behind agent runs, and refuses in OpenAI's error
+format. Ray's queue stays the last line (its overflow is a 429 + Retry-After too: ``backpressure_config`` in
+AgentDeploymentSettings).
 
 Draining (:meth:`Gate.drain`): new chat requests get 503 + Retry-After and /ready answers 503 while in-flight
 streams finish (the replica's graceful shutdown waits for them).

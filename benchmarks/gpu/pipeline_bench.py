@@ -13,10 +13,10 @@ call; ``variant`` then starts a Ray head and deploys the Serve app with the vari
 api_config + ``--api`` deep-merged + the LLM endpoints), runs the Locust runner at each concurrency (fixed lengths:
 the gpu-bench api config sends ``ignore_eos`` and fixed ``max_tokens`` on every LLM call), reads both tiers'
 prefix-cache counters around each step, optionally runs vLLM's client for the agreement check and samples the Ray
-workers (benchmarks/gpu/sampler) plus every process's CPU% during one step, optionally holds a soak on the same
-deployment (benchmarks/soak/run.py: errors by type, latency over time, 429 and /health latency, RSS per
-process), and stops Ray (Ray does not outlive a device call: one call deploys, measures and stops it). A Ray restart is ~20 s,
-a vLLM restart ~90 s, which is why the variants share the vLLM servers.
+workers (benchmarks/gpu/sampler) plus every process's CPU% during one step, optionally holds soaks on the same
+deployment (benchmarks/soak/run.py: errors by type, latency over time, 429 and /health latency, RSS and CPU per
+process), and stops Ray (Ray does not outlive a device call: one call deploys, measures and stops it). A Ray
+restart is ~20 s, a vLLM restart ~90 s, which is why the variants share the vLLM servers.
 
 The stack profile (``stackctl/profiles/<name>.yaml`` or a path) is read as data: benchmarks sit below stackctl in
 the import graph (tests/unit/test_layering.py), so the few steps of `suiqa up` needed here (serving profiles,

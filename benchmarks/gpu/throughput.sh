@@ -17,10 +17,10 @@
 #              + program-aware priorities; then the vLLM servers are stopped
 #   llm-up     only the domain + agent vLLM servers of `pipeline` (left running for the next call)
 #   soak       issue 13's bounded soak on the gpu-bench deployment (vLLM from llm-up), per variant in
-#              SOAK_VARIANTS (`shipped`; `queue8`: admission.max_queue 8): SOAK_C clients (320: above 4 replicas x (32 running +
-#              24 queued), so admission sheds until the autoscaler adds replicas) for SOAK_S seconds (150) ->
-#              benchmarks/results/soak/h200/<variant>, then BURST_C clients (1024) for BURST_S seconds (40) ->
-#              .../<variant>-overload; then the vLLM servers stop
+#              SOAK_VARIANTS (`shipped`; `queue8`: admission.max_queue 8): SOAK_C clients (320: above 4 replicas
+#              x (32 running + 24 queued), so admission sheds until the autoscaler adds replicas) for SOAK_S
+#              seconds (150) -> benchmarks/results/soak/h200/<variant>, then BURST_C clients (1024) for BURST_S
+#              seconds (40) -> .../<variant>-overload; then the vLLM servers stop
 #
 # Results land in benchmarks/results/h200/throughput/ and go back as $OUT/tp-<phase>.tgz.
 set -uo pipefail
@@ -101,8 +101,11 @@ soak)
         stamp "soak $v"
         timeout 280 python3 -m benchmarks.gpu.pipeline_bench variant --name "soak-$v" --users "" --api "$api" \
             --soak "${SOAK_S:-150}:${SOAK_C:-320}:$S/$v" --soak "${BURST_S:-40}:${BURST_C:-1024}:$S/$v-overload" \
-            --out "$R/pipeline" 2>&1 | grep -v "^INFO" | grep -E '^soak|"(requests|ok|p50|p99|max|n|not_200|processes|p50_ms|p99_ms|max_ms|HTTP [0-9]+)"|Serve ready|Error' | tr -s ' ' | tr '\n' ' '
-        echo
+            --out "$R/pipeline" 2>&1 | grep -E "^soak:|Serve ready|Error" | cut -c1-160
+        for d in "$S/$v" "$S/$v-overload"; do  # one line each in the call's output, in case the files do not return
+            python3 -c 'import json, sys; s = json.load(open(sys.argv[1] + "/summary.json")); print(sys.argv[1], {k: s.get(k)
+                for k in ("status_counts", "latency_s", "shed_429", "health_probe", "client_loop_lag")})' "$d"
+        done
         # packed per variant: a later one cut by a timeout loses only itself (lease 2 lost its second variant so)
         mkdir -p "${OUT:-/tmp/out}" && tar czf "${OUT:-/tmp/out}/soak-$v.tgz" "$S/$v" "$S/$v-overload"
     done
