@@ -130,9 +130,7 @@ def deploy_app(address: str, settings) -> None:
 
     from deployments.app import build_app
     from suiqa.paths import run_dir
-    from suiqa.ray_local import RAY_LOCAL_ENV
 
-    os.environ.update(RAY_LOCAL_ENV)
     ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
              runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "SUIQA_HOME": str(run_dir().parent)}})
     try:

@@ -101,11 +101,7 @@ soak)
         stamp "soak $v"
         timeout 280 python3 -m benchmarks.gpu.pipeline_bench variant --name "soak-$v" --users "" --api "$api" \
             --soak "${SOAK_S:-150}:${SOAK_C:-320}:$S/$v" --soak "${BURST_S:-40}:${BURST_C:-1024}:$S/$v-overload" \
-            --out "$R/pipeline" 2>&1 | grep -E "^soak:|Serve ready|Error" | cut -c1-160
-        for d in "$S/$v" "$S/$v-overload"; do  # one line each in the call's output, in case the files do not return
-            python3 -c 'import json, sys; s = json.load(open(sys.argv[1] + "/summary.json")); print(sys.argv[1], {k: s.get(k)
-                for k in ("status_counts", "latency_s", "shed_429", "health_probe", "client_loop_lag")})' "$d"
-        done
+            --out "$R/pipeline" 2>&1 | grep -v "^INFO\|^(\|WARNING" | cut -c1-200 | tail -90  # the runner's brief
         # packed per variant: a later one cut by a timeout loses only itself (lease 2 lost its second variant so)
         mkdir -p "${OUT:-/tmp/out}" && tar czf "${OUT:-/tmp/out}/soak-$v.tgz" "$S/$v" "$S/$v-overload"
     done

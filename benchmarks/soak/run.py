@@ -162,13 +162,14 @@ async def client_group(first: int, count: int, args: argparse.Namespace, started
     return {"rows": rows, "lags_ms": lags}
 
 
-def _process_main(role: str, first: int, count: int, args: argparse.Namespace, started: float,
-                  until: float) -> dict:
-    """Entry point of a spawned client process (CLOCK_MONOTONIC is one clock for every process of the machine)."""
-    if role == "health":
-        rows: list[dict] = []
-        asyncio.run(probe_health(args.url, until, args.health_every_s, started, rows))
-        return {"rows": rows}
+# Entry points of the spawned processes (CLOCK_MONOTONIC is one clock for every process of the machine).
+def _health_process(args: argparse.Namespace, started: float, until: float) -> list[dict]:
+    rows: list[dict] = []
+    asyncio.run(probe_health(args.url, until, args.health_every_s, started, rows))
+    return rows
+
+
+def _clients_process(first: int, count: int, args: argparse.Namespace, started: float, until: float) -> dict:
     return asyncio.run(client_group(first, count, args, started, until))
 
 
@@ -285,14 +286,14 @@ async def soak(args: argparse.Namespace) -> dict:
               for i in range(n)]
     loop = asyncio.get_running_loop()
     with concurrent.futures.ProcessPoolExecutor(n + 1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [loop.run_in_executor(pool, _process_main, "health", 0, 0, args, started, until)]
-        futures += [loop.run_in_executor(pool, _process_main, "clients", first, count, args, started, until)
+        futures = [loop.run_in_executor(pool, _health_process, args, started, until)]
+        futures += [loop.run_in_executor(pool, _clients_process, first, count, args, started, until)
                     for first, count in groups]
         sampler = asyncio.create_task(sample_rss(stop, args.sample_s, started, rss))
         results = await asyncio.gather(*futures)
         stop.set()
         await sampler
-    health = results[0]["rows"]
+    health = results[0]
     records = sorted((r for res in results[1:] for r in res["rows"]), key=lambda r: r["t"])
     lags = [v for res in results[1:] for v in res["lags_ms"]]
     client_lag = {"processes": n, "p50_ms": round(percentile(lags, 0.5), 1),

@@ -197,7 +197,6 @@ def test_drain_finishes_in_flight_streams_and_refuses_new_requests(keyed_stack):
     for t in threads:
         t.join(120)
     print(f"in-flight at delete: {in_flight_at_delete} (delete took {delete_s * 1000:.0f} ms); streams: {outcomes}; "
-          f"new request: "
-          f"{refused.status_code} in {refused_s * 1000:.0f} ms")
+          f"new request: {refused.status_code} in {refused_s * 1000:.0f} ms")
     assert outcomes == ["done"] * 3 and in_flight_at_delete >= 1
     assert refused.status_code in (404, 503) and refused_s < 5
