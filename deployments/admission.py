@@ -2,16 +2,16 @@
 
 For ``/v1/*`` in this order: draining (503 + Retry-After), API key (401), body size (413, counted while reading,
 before JSON parsing), per-key limits (429 + Retry-After), admission (429 + Retry-After). ``/health`` and
-``/ready`` pass untouched (probes carry no key and must never wait).
+``/ready`` pass untouched (probes carry no key and must never wait; behind Ray's proxy the front door answers
+/health before it reaches a replica: deployments/front_door.py).
 
 Admission (:class:`Admission`): ``max_in_flight`` chat requests run at once per replica, ``max_queue`` more wait
 (up to ``queue_timeout_s``, and only if their expected wait is shorter); beyond that the refusal is immediate —
-measured < 10 ms in the TestClient, so the overload test's 100 ms bound is dominated by Ray's proxy. Why in the
-replica and not only Ray's ``max_queued_requests``: Ray's queue sits in the proxy, counts /health like any request
-and answers its overflow with a plain-text body; ours keeps ``max_ongoing_requests`` above in-flight + queue
-(ApiSettings checks the gap), so Serve never queues /health behind agent runs, and refuses in OpenAI's error
-format. Ray's queue stays the last line (its overflow is a 429 + Retry-After too: ``backpressure_config`` in
-AgentDeploymentSettings).
+measured < 10 ms in the TestClient. The same capacity is the deployment's ``max_ongoing_requests``, so Ray's proxy
+refuses what no replica can hold before it reaches one (429 + Retry-After, ``backpressure_config``; the front door
+gives it OpenAI's format): on a loaded machine a refusal inside the replica waits for the replica's process (on the
+2-core stack 4 of 112 within 100 ms, against all of them at the proxy: README, "Production hardening"). What only a
+replica can decide stays here: the per-key limits (the key ring), the order of its queue and the expected wait.
 
 Draining (:meth:`Gate.drain`): new chat requests get 503 + Retry-After and /ready answers 503 while in-flight
 streams finish (the replica's graceful shutdown waits for them).

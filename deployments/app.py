@@ -7,6 +7,10 @@ the replica that parses HTTP can run it too; a second hop cost ~+20 ms p50 per r
 (benchmarks/results/overhead) and a Serve round trip per streamed event. Autoscaling on ongoing requests scales
 HTTP handling and agent runs together.
 
+In front of the replicas, each node's Serve proxy runs the front door (deployments/front_door.py: /health, Ray's
+own refusals in OpenAI's format); the deployment's ``max_ongoing_requests`` is the replica's admission capacity, so
+the proxy refuses what no replica can hold (``ApiSettings.deployment_options``).
+
 Observability per replica: JSON log lines (ingress and agent, each with the request id) appended to
 ``$SUIQA_HOME/logs/pipeline.jsonl``; the ``sui_*`` metrics in prometheus-client's multiprocess directory, one
 replica per node serving them on ``metrics_port`` (deployments/metrics.py says why).
@@ -73,7 +77,7 @@ def build_app(settings: ApiSettings) -> Application:
     from deployments.auth import KeyRing, require_keys
 
     require_keys(settings, KeyRing.from_settings(settings))  # fail here, not in every replica's constructor
-    options = settings.agent_deployment.deployment_options()
+    options = settings.deployment_options()
     # python mode keeps secrets as SecretStr (pickled by Ray) instead of masking them
     return SuiReActDeployment.options(**options).bind(settings.model_dump())
 

@@ -46,12 +46,13 @@ class AgentDeploymentSettings(BaseModel):
     autoscaling: AutoscalingSettings | None = Field(
         default_factory=AutoscalingSettings, description="None = fixed num_replicas.")
     num_replicas: int = Field(1, ge=1, description="Used when autoscaling is None.")
-    max_ongoing_requests: int = Field(256, ge=1, description="Ray's cap on requests inside a replica, the ones "
-                                      "admission refuses at once included; beyond it Ray's proxy queues and backs "
-                                      "off (measured: 429s took 200-260 ms and /health up to 0.8 s with 32). "
-                                      "The agent runs are limited by `admission`.")
-    max_queued_requests: int = Field(256, ge=-1, description="Requests Ray's proxy holds for a busy deployment; "
-                                     "beyond it the proxy answers 429 + Retry-After itself (-1 = unbounded).")
+    max_ongoing_requests: int | None = Field(
+        None, ge=1, description="Ray's cap on requests inside a replica (refused ones included). Unset: the "
+        "replica's admission capacity, admission.max_in_flight + admission.max_queue, so that Ray's proxy refuses "
+        "what no replica can take itself (429 + Retry-After, without reaching a replica).")
+    max_queued_requests: int = Field(1, ge=-1, description="Requests Ray's proxy holds while every replica is at "
+                                     "max_ongoing_requests; beyond it the proxy answers 429 + Retry-After itself "
+                                     "(-1 = unbounded: they would wait in the proxy with no deadline).")
     backpressure_retry_after_s: int = Field(2, ge=1, description="Retry-After of that 429 (Ray's "
                                             "backpressure_config; without it Ray answers 503 and no Retry-After).")
     graceful_shutdown_wait_loop_s: float = Field(2, ge=0)
@@ -60,11 +61,12 @@ class AgentDeploymentSettings(BaseModel):
     health_check_timeout_s: float = Field(30, gt=0)
     num_cpus: float = Field(0.5, ge=0, description="ray_actor_options.num_cpus per replica.")
 
-    def deployment_options(self) -> dict[str, Any]:
+    def deployment_options(self, admission_capacity: int) -> dict[str, Any]:
+        """Ray Serve deployment options; ``admission_capacity``: the default of ``max_ongoing_requests``."""
         options: dict[str, Any] = {
-            "max_ongoing_requests": self.max_ongoing_requests,
+            "max_ongoing_requests": self.max_ongoing_requests or admission_capacity,
             "max_queued_requests": self.max_queued_requests,
-            # Ray 2.60: the proxy's own overflow answer (a plain-text body: it never reaches the ingress)
+            # Ray 2.60: the proxy's own overflow answer (deployments/front_door.py gives it OpenAI's error format)
             "backpressure_config": {"status_code": 429, "retry_after_s": self.backpressure_retry_after_s},
             "graceful_shutdown_wait_loop_s": self.graceful_shutdown_wait_loop_s,
             "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
@@ -86,9 +88,8 @@ class AdmissionSettings(BaseModel):
     """Admission control at the ingress, per replica, before any work (deployments/admission.py).
 
     ``max_in_flight`` agent runs at once, ``max_queue`` more wait up to ``queue_timeout_s``; beyond that a request
-    is refused with 429 + Retry-After at once. ``max_in_flight + max_queue`` must stay below the deployment's
-    ``max_ongoing_requests``: Ray Serve counts every request inside the replica (also /health) against that cap
-    and queues the rest in the proxy, so the gap is what keeps /health answering under any load.
+    is refused with 429 + Retry-After at once. ``max_in_flight + max_queue`` is also the deployment's
+    ``max_ongoing_requests`` (unless set): what is beyond every replica's capacity Ray's proxy refuses itself.
     """
 
     max_in_flight: int = Field(4, ge=1, description="Agent runs at once per replica (sized from measurement).")
@@ -128,11 +129,11 @@ class ApiSettings(TierSettings):
                                              "its input limits are the API's limits).")
 
     @model_validator(mode="after")
-    def _health_has_room(self) -> ApiSettings:
-        room = self.agent_deployment.max_ongoing_requests - self.admission.max_in_flight - self.admission.max_queue
-        if room < 2:
-            raise ValueError(
-                f"admission.max_in_flight + admission.max_queue ({self.admission.max_in_flight} + "
-                f"{self.admission.max_queue}) must be at least 2 below agent_deployment.max_ongoing_requests "
-                f"({self.agent_deployment.max_ongoing_requests}), so /health and /ready never queue behind requests")
+    def _front_door_paths(self) -> ApiSettings:
+        if self.route_prefix != "/":  # the front door answers /health at the root (deployments/front_door.py)
+            raise ValueError(f"route_prefix must be '/' (got {self.route_prefix!r})")
         return self
+
+    def deployment_options(self) -> dict[str, Any]:
+        """The agent deployment's Ray Serve options; ``max_ongoing_requests`` defaults to the admission capacity."""
+        return self.agent_deployment.deployment_options(self.admission.max_in_flight + self.admission.max_queue)

@@ -14,7 +14,7 @@ SECRET_FIELDS = {"api_keys": True, "agent": {"domain_llm": {"api_key"}, "agent_l
 def serve_config(settings: ApiSettings) -> dict[str, Any]:
     from ray.serve.schema import ServeDeploySchema
 
-    agent_options = settings.agent_deployment.deployment_options()
+    agent_options = settings.deployment_options()
     config = {
         "proxy_location": "EveryNode",
         "http_options": {"host": settings.host, "port": settings.port},

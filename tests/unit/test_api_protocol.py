@@ -120,6 +120,8 @@ def test_serve_config_is_valid_for_ray_and_carries_autoscaling(tmp_path):
     agent = next(d for d in app["deployments"] if d["name"] == "SuiReAct")
     assert agent["autoscaling_config"]["max_replicas"] == settings.agent_deployment.autoscaling.max_replicas
     assert agent["max_queued_requests"] == settings.agent_deployment.max_queued_requests
+    # the replica holds what its admission can take (runs + queue); Ray's proxy refuses the rest
+    assert agent["max_ongoing_requests"] == settings.admission.max_in_flight + settings.admission.max_queue == 12
     assert agent["backpressure_config"] == {"status_code": 429, "retry_after_s": 2}  # Ray's overflow: 429, not 503
     assert app["import_path"] == "deployments.app:app_builder" and config["http_options"]["port"] == 8181
     parsed = yaml.safe_load(serve_config_yaml(settings))
@@ -129,7 +131,7 @@ def test_serve_config_is_valid_for_ray_and_carries_autoscaling(tmp_path):
 
 def test_fixed_replicas_when_autoscaling_is_off():
     settings = ApiSettings.load(agent_deployment={"autoscaling": None, "num_replicas": 2})
-    options = settings.agent_deployment.deployment_options()
+    options = settings.deployment_options()
     assert options["num_replicas"] == 2 and "autoscaling_config" not in options
     with pytest.raises(ValueError):
         ApiSettings.load(agent_deployment={"autoscaling": {"min_replicas": 3, "max_replicas": 1}})

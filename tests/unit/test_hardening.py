@@ -271,10 +271,13 @@ def test_drain_refuses_new_requests_and_is_not_ready():
     assert client.get("/ready").status_code == 503 and client.get("/health").status_code == 200
 
 
-def test_admission_must_leave_room_for_health():
-    with pytest.raises(ValueError, match="at least 2 below"):
-        ApiSettings.load(admission={"max_in_flight": 20, "max_queue": 12},
-                         agent_deployment={"max_ongoing_requests": 32})
+def test_rays_cap_per_replica_is_the_admission_capacity_unless_set():
+    assert ApiSettings.load(admission={"max_in_flight": 20, "max_queue": 12}).deployment_options()[
+        "max_ongoing_requests"] == 32
+    assert ApiSettings.load(agent_deployment={"max_ongoing_requests": 64}).deployment_options()[
+        "max_ongoing_requests"] == 64
+    with pytest.raises(ValueError, match="route_prefix must be '/'"):  # the front door answers /health at /
+        ApiSettings.load(route_prefix="/api")
 
 
 def test_an_open_api_has_no_per_key_limits_only_admission():
