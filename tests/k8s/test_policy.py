@@ -208,6 +208,27 @@ def test_rayservice_shape(overlay):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_ray_node_runs_the_front_door_and_sheds_at_the_admission_capacity(overlay):
+    """Every Ray container (a Serve proxy may run on any node) has the proxy callback of deployments/front_door.py;
+    the deployment's max_ongoing_requests is the replica's admission capacity, so the proxy refuses the rest."""
+    import yaml
+
+    from deployments.front_door import PROXY_ENV
+
+    cluster = _docs(overlay, "RayService")[0]["spec"]["rayClusterConfig"]
+    specs = [cluster["headGroupSpec"]["template"]["spec"]] + [g["template"]["spec"]
+                                                              for g in cluster["workerGroupSpecs"]]
+    for spec in specs:
+        env = {e["name"]: e.get("value") for e in spec["containers"][0]["env"]}
+        assert {k: env.get(k) for k in PROXY_ENV} == PROXY_ENV
+    app = yaml.safe_load(_docs(overlay, "RayService")[0]["spec"]["serveConfigV2"])["applications"][0]
+    admission = app["args"]["admission"]
+    deployment = app["deployments"][0]
+    assert deployment["max_ongoing_requests"] == admission["max_in_flight"] + admission["max_queue"]
+    assert deployment["backpressure_config"]["status_code"] == 429
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_model_prep_job_writes_the_folders_the_tiers_serve(overlay):
     job = _docs(overlay, "Job")[0]
     command = job["spec"]["template"]["spec"]["containers"][0]["command"]
