@@ -40,6 +40,7 @@ RAY = {
     "ray_serve_autoscaling_target_replicas": ("gauge", ("deployment", "application")),
     "ray_serve_deployment_queued_queries": ("gauge", ("deployment", "application")),
     "ray_serve_replica_processing_queries": ("gauge", ("deployment", "replica", "application")),
+    "ray_serve_num_http_error_requests_total": ("counter", ("route", "error_code", "method", "application")),
 }
 ALL = {**PIPELINE, **VLLM, **RAY, "up": ("gauge", ())}
 

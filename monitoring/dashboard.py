@@ -98,6 +98,11 @@ ROWS: list[tuple[str, list[Panel]]] = [
         Panel("Serve queue", [
             ('sum by (deployment) (ray_serve_deployment_queued_queries{job="ray"})', "{{deployment}} queued"),
             ('sum by (deployment) (ray_serve_replica_processing_queries{job="ray"})', "{{deployment}} processing")]),
+        Panel("429s at Ray's proxy (front door + replicas)", [
+            ('sum(rate(ray_serve_num_http_error_requests_total{job="ray",error_code="429"}[$__rate_interval]))',
+             "all 429s"),
+            (f'sum(rate(sui_rejected_total{{{P},reason=~"rate_limited|queue_full"}}{R}))', "429s of the replicas")],
+              unit="reqps"),
         Panel("Scrape targets up", [('up{job=~"sui-pipeline|vllm-domain|vllm-agent|ray"}', "{{job}} {{instance}}")],
               extra={"fieldConfig": {"defaults": {"min": 0, "max": 1}}}),
     ]),
