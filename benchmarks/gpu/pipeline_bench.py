@@ -104,9 +104,11 @@ def api_settings(stack: dict, profiles: dict):
 
 
 def _ray_env() -> dict:
+    from deployments.front_door import PROXY_ENV
     from suiqa.ray_local import RAY_LOCAL_ENV
 
-    env = {**os.environ, **RAY_LOCAL_ENV}
+    # PROXY_ENV: the Serve proxy runs the front door (a variant's --ray-env may switch it off: set it empty)
+    env = {**PROXY_ENV, **os.environ, **RAY_LOCAL_ENV}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     env.setdefault("OMP_NUM_THREADS", "1")
     return env

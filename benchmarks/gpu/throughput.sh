@@ -17,7 +17,9 @@
 #              + program-aware priorities; then the vLLM servers are stopped
 #   llm-up     only the domain + agent vLLM servers of `pipeline` (left running for the next call)
 #   soak       issue 13's bounded soak on the gpu-bench deployment (vLLM from llm-up), per variant in
-#              SOAK_VARIANTS (`shipped`; `queue8`: admission.max_queue 8): SOAK_C clients (320: above 4 replicas
+#              SOAK_VARIANTS (`shipped`: Ray's proxy refuses beyond each replica's 32 running + 24 queued;
+#              `replica-shed`: the design before deployments/front_door.py, max_ongoing_requests 256, the replicas
+#              refuse; `queue8`: admission.max_queue 8): SOAK_C clients (320: above 4 replicas
 #              x (32 running + 24 queued), so admission sheds until the autoscaler adds replicas) for SOAK_S
 #              seconds (150) -> benchmarks/results/soak/h200/<variant>, then BURST_C clients (1024) for BURST_S
 #              seconds (40) -> .../<variant>-overload; then the vLLM servers stop
@@ -97,9 +99,15 @@ llm-up)
 soak)
     S=benchmarks/results/soak/h200
     for v in ${SOAK_VARIANTS:-shipped}; do
-        api='{}'; [ "$v" = queue8 ] && api='{"admission": {"max_queue": 8}}'
+        api='{}' ray_env=RAY_DEDUP_LOGS=0
+        [ "$v" = queue8 ] && api='{"admission": {"max_queue": 8}}'
+        if [ "$v" = replica-shed ]; then
+            api='{"agent_deployment": {"max_ongoing_requests": 256, "max_queued_requests": 256}}'
+            ray_env=RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH=
+        fi
         stamp "soak $v"
         timeout 280 python3 -m benchmarks.gpu.pipeline_bench variant --name "soak-$v" --users "" --api "$api" \
+            --ray-env "$ray_env" \
             --soak "${SOAK_S:-150}:${SOAK_C:-320}:$S/$v" --soak "${BURST_S:-40}:${BURST_C:-1024}:$S/$v-overload" \
             --out "$R/pipeline" 2>&1 | grep -v "^INFO\|^(\|WARNING" | cut -c1-200 | tail -90  # the runner's brief
         # packed per variant: a later one cut by a timeout loses only itself (lease 2 lost its second variant so)
