@@ -11,9 +11,10 @@ replicas. Two jobs, both because the proxy answers without waiting for a replica
 
 Why the proxy sheds capacity at all: the deployment's ``max_ongoing_requests`` is the replica's admission capacity
 (runs + queue, ``ApiSettings.deployment_options``), so a request beyond what every replica can take is refused by
-the proxy itself — measured on the 2-core stack (40 concurrent requests against 4 runs + 8 queued, 4 bursts): Ray's
-own latency histogram put all 121 refusals under 100 ms (112 under 50 ms), where a refusal inside the busy replica
-took 160-360 ms p50 as seen by the client. The replica's admission still orders its queue and refuses what would
+the proxy itself — measured on the 2-core stack (40 concurrent requests against 4 runs + 8 queued, 4 bursts each):
+on Ray's own latency histogram 116 of 116 refusals within 100 ms (108 within 50 ms), against 4 of 112 when the busy
+replica refused them; on the H200 (320 clients) 429s p50 13 ms, p99 0.58 s against 27 ms and 10.0 s
+(benchmarks/results/soak/h200/NOTES.md, lease 3). The replica's admission still orders its queue and refuses what would
 only time out there, and per-key limits stay in the replica (they need the key ring).
 
 Installed through Ray's hook ``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH`` (:data:`PROXY_ENV`), set in the Ray
