@@ -20,7 +20,6 @@ from ray.serve._private.proxy_request_response import ResponseStatus
 
 from deployments.front_door import PROXY_ENV, FrontDoor, proxy_middlewares
 
-
 REPLICA_429 = b'{"error": {"message": "admission queue full", "type": "rate_limit_error", "param": null, "code": 429}}'
 
 
