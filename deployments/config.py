@@ -50,9 +50,11 @@ class AgentDeploymentSettings(BaseModel):
         None, ge=1, description="Ray's cap on requests inside a replica (refused ones included). Unset: the "
         "replica's admission capacity, admission.max_in_flight + admission.max_queue, so that Ray's proxy refuses "
         "what no replica can take itself (429 + Retry-After, without reaching a replica).")
-    max_queued_requests: int = Field(1, ge=-1, description="Requests Ray's proxy holds while every replica is at "
-                                     "max_ongoing_requests; beyond it the proxy answers 429 + Retry-After itself "
-                                     "(-1 = unbounded: they would wait in the proxy with no deadline).")
+    max_queued_requests: int | None = Field(
+        None, ge=-1, description="Requests Ray's proxy holds while it places them or every replica is at "
+        "max_ongoing_requests; beyond it the proxy answers 429 + Retry-After itself (-1 = unbounded). Unset: "
+        "admission.max_in_flight. Ray counts a request as queued until it is placed, so 1 refused 16% of a load "
+        "below capacity (CPU soak, 6 clients against 12 places).")
     backpressure_retry_after_s: int = Field(2, ge=1, description="Retry-After of that 429 (Ray's "
                                             "backpressure_config; without it Ray answers 503 and no Retry-After).")
     graceful_shutdown_wait_loop_s: float = Field(2, ge=0)
@@ -61,11 +63,18 @@ class AgentDeploymentSettings(BaseModel):
     health_check_timeout_s: float = Field(30, gt=0)
     num_cpus: float = Field(0.5, ge=0, description="ray_actor_options.num_cpus per replica.")
 
-    def deployment_options(self, admission_capacity: int) -> dict[str, Any]:
-        """Ray Serve deployment options; ``admission_capacity``: the default of ``max_ongoing_requests``."""
+    @model_validator(mode="after")
+    def _rays_queue_bound(self) -> AgentDeploymentSettings:
+        if self.max_queued_requests == 0:  # Ray: -1 or a positive integer
+            raise ValueError("agent_deployment.max_queued_requests must be -1 (unbounded) or at least 1")
+        return self
+
+    def deployment_options(self, admission_capacity: int, admission_runs: int) -> dict[str, Any]:
+        """Ray Serve deployment options; the defaults of ``max_ongoing_requests`` and ``max_queued_requests``: the
+        replica's admission capacity (runs + queue) and its runs."""
         options: dict[str, Any] = {
             "max_ongoing_requests": self.max_ongoing_requests or admission_capacity,
-            "max_queued_requests": self.max_queued_requests,
+            "max_queued_requests": admission_runs if self.max_queued_requests is None else self.max_queued_requests,
             # Ray 2.60: the proxy's own overflow answer (deployments/front_door.py gives it OpenAI's error format)
             "backpressure_config": {"status_code": 429, "retry_after_s": self.backpressure_retry_after_s},
             "graceful_shutdown_wait_loop_s": self.graceful_shutdown_wait_loop_s,
@@ -135,5 +144,7 @@ class ApiSettings(TierSettings):
         return self
 
     def deployment_options(self) -> dict[str, Any]:
-        """The agent deployment's Ray Serve options; ``max_ongoing_requests`` defaults to the admission capacity."""
-        return self.agent_deployment.deployment_options(self.admission.max_in_flight + self.admission.max_queue)
+        """The agent deployment's Ray Serve options, sized from the admission settings unless set."""
+        admission = self.admission
+        return self.agent_deployment.deployment_options(admission.max_in_flight + admission.max_queue,
+                                                        admission.max_in_flight)

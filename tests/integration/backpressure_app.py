@@ -13,7 +13,7 @@ from deployments.config import AgentDeploymentSettings
 
 api = FastAPI()
 OPTIONS = AgentDeploymentSettings(autoscaling=None, num_replicas=1, max_queued_requests=1,
-                                  num_cpus=0).deployment_options(admission_capacity=1)
+                                  num_cpus=0).deployment_options(admission_capacity=1, admission_runs=1)
 
 
 @serve.deployment(**OPTIONS)

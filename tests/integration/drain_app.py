@@ -17,7 +17,7 @@ from deployments.config import AgentDeploymentSettings
 api = FastAPI()
 
 
-OPTIONS = {**AgentDeploymentSettings(autoscaling=None, num_replicas=2).deployment_options(admission_capacity=256),
+OPTIONS = {**AgentDeploymentSettings(autoscaling=None, num_replicas=2).deployment_options(admission_capacity=256, admission_runs=256),
            "max_replicas_per_node": 1}
 
 

@@ -119,9 +119,10 @@ def test_serve_config_is_valid_for_ray_and_carries_autoscaling(tmp_path):
     app = config["applications"][0]
     agent = next(d for d in app["deployments"] if d["name"] == "SuiReAct")
     assert agent["autoscaling_config"]["max_replicas"] == settings.agent_deployment.autoscaling.max_replicas
-    assert agent["max_queued_requests"] == settings.agent_deployment.max_queued_requests
-    # the replica holds what its admission can take (runs + queue); Ray's proxy refuses the rest
+    # the replica holds what its admission can take (runs + queue), the proxy as many as it runs while it places
+    # them; Ray's proxy refuses the rest
     assert agent["max_ongoing_requests"] == settings.admission.max_in_flight + settings.admission.max_queue == 12
+    assert agent["max_queued_requests"] == settings.admission.max_in_flight == 4
     assert agent["backpressure_config"] == {"status_code": 429, "retry_after_s": 2}  # Ray's overflow: 429, not 503
     assert app["import_path"] == "deployments.app:app_builder" and config["http_options"]["port"] == 8181
     parsed = yaml.safe_load(serve_config_yaml(settings))

@@ -274,8 +274,13 @@ def test_drain_refuses_new_requests_and_is_not_ready():
 def test_rays_cap_per_replica_is_the_admission_capacity_unless_set():
     assert ApiSettings.load(admission={"max_in_flight": 20, "max_queue": 12}).deployment_options()[
         "max_ongoing_requests"] == 32
-    assert ApiSettings.load(agent_deployment={"max_ongoing_requests": 64}).deployment_options()[
-        "max_ongoing_requests"] == 64
+    options = ApiSettings.load(agent_deployment={"max_ongoing_requests": 64, "max_queued_requests": -1}
+                               ).deployment_options()
+    assert (options["max_ongoing_requests"], options["max_queued_requests"]) == (64, -1)
+    assert ApiSettings.load(agent_deployment={"max_queued_requests": 1}).deployment_options()[
+        "max_queued_requests"] == 1
+    with pytest.raises(ValueError, match="-1 \\(unbounded\\) or at least 1"):  # what Ray accepts
+        ApiSettings.load(agent_deployment={"max_queued_requests": 0})
     with pytest.raises(ValueError, match="route_prefix must be '/'"):  # the front door answers /health at /
         ApiSettings.load(route_prefix="/api")
 
