@@ -13,8 +13,8 @@ Why the proxy sheds capacity at all: the deployment's ``max_ongoing_requests`` i
 (runs + queue, ``ApiSettings.deployment_options``), so a request beyond what every replica can take is refused by
 the proxy itself — measured on the 2-core stack (40 concurrent requests against 4 runs + 8 queued, 4 bursts each):
 on Ray's own latency histogram 116 of 116 refusals within 100 ms (108 within 50 ms), against 4 of 112 when the busy
-replica refused them; on the H200 (320 clients) 429s p50 13 ms, p99 0.58 s against 27 ms and 10.0 s
-(benchmarks/results/soak/h200/NOTES.md, lease 3). The replica's admission still orders its queue and refuses what would
+replica refused them; on the H200 (320 clients) 429s p50 5 ms and /health p50 1.8 ms, against 27 ms and 7.8 ms
+with the replicas refusing (benchmarks/results/soak/h200/NOTES.md, leases 3 and 4). The replica's admission still orders its queue and refuses what would
 only time out there, and per-key limits stay in the replica (they need the key ring).
 
 Installed through Ray's hook ``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH`` (:data:`PROXY_ENV`), set in the Ray
