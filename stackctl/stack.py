@@ -33,8 +33,8 @@ from serving.config import ServingProfile, load_profile
 from serving.launcher import VLLMServer, state_file, stop_vllm_servers
 from suiqa.errors import SuiqaError
 from suiqa.net import port_in_use, stop_recorded, wait_http_ok
-from suiqa.paths import REPO_ROOT, logs_dir, models_dir, run_dir
-from suiqa.ray_local import RAY_LOCAL_ENV
+from suiqa.paths import logs_dir, models_dir, run_dir
+from suiqa.ray_local import RAY_LOCAL_ENV, ray_head_env
 from suiqa.settings import TierSettings, resolve_profile
 from webui import cli as webui_cli
 
@@ -146,12 +146,7 @@ def stop_prometheus() -> bool:
 def _ray_env() -> dict[str, str]:
     from deployments.front_door import PROXY_ENV
 
-    env = {**os.environ, **RAY_LOCAL_ENV, **PROXY_ENV}  # PROXY_ENV: the Serve proxy runs the front door
-    # Ray workers (the Serve replicas) inherit the head's environment: make the project importable there even
-    # where it is not pip-installed (a plain checkout, the GPU machine).
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    env.setdefault("OMP_NUM_THREADS", "1")
-    return env
+    return ray_head_env(PROXY_ENV)  # PROXY_ENV: the Serve proxy runs the front door
 
 
 def _ray_bin() -> str:

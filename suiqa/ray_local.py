@@ -18,5 +18,21 @@ starve. Here the workers run at 0 and the CPU serving profiles start vLLM at nic
 figures are in tests/integration/test_hardening_stack.py.
 """
 
+import os
+from collections.abc import Mapping
+
+from suiqa.paths import REPO_ROOT
+
 RAY_LOCAL_ENV = {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "RAY_DEDUP_LOGS": "0",
                  "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_worker_niceness": "0"}
+
+
+def ray_head_env(defaults: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a ``ray start --head`` this project runs (its workers, the Serve proxy and replicas
+    included, inherit it): ``defaults``, which the caller's environment may override, then the caller's environment,
+    then :data:`RAY_LOCAL_ENV`; the project importable in the workers even where it is not pip-installed (a plain
+    checkout, the GPU machine); one OpenMP thread unless set."""
+    env = {**(defaults or {}), **os.environ, **RAY_LOCAL_ENV}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    return env

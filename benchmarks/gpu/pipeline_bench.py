@@ -105,13 +105,9 @@ def api_settings(stack: dict, profiles: dict):
 
 def _ray_env() -> dict:
     from deployments.front_door import PROXY_ENV
-    from suiqa.ray_local import RAY_LOCAL_ENV
+    from suiqa.ray_local import ray_head_env
 
-    # PROXY_ENV: the Serve proxy runs the front door (a variant's --ray-env may switch it off: set it empty)
-    env = {**PROXY_ENV, **os.environ, **RAY_LOCAL_ENV}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    env.setdefault("OMP_NUM_THREADS", "1")
-    return env
+    return ray_head_env(PROXY_ENV)  # the Serve proxy runs the front door (a variant's --ray-env may set it empty)
 
 
 def start_ray(stack: dict) -> str:
