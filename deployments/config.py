@@ -69,12 +69,13 @@ class AgentDeploymentSettings(BaseModel):
             raise ValueError("agent_deployment.max_queued_requests must be -1 (unbounded) or at least 1")
         return self
 
-    def deployment_options(self, admission_capacity: int, admission_runs: int) -> dict[str, Any]:
-        """Ray Serve deployment options; the defaults of ``max_ongoing_requests`` and ``max_queued_requests``: the
+    def deployment_options(self, admission: AdmissionSettings) -> dict[str, Any]:
+        """Ray Serve deployment options; unset, ``max_ongoing_requests`` and ``max_queued_requests`` are the
         replica's admission capacity (runs + queue) and its runs."""
+        queued = admission.max_in_flight if self.max_queued_requests is None else self.max_queued_requests
         options: dict[str, Any] = {
-            "max_ongoing_requests": self.max_ongoing_requests or admission_capacity,
-            "max_queued_requests": admission_runs if self.max_queued_requests is None else self.max_queued_requests,
+            "max_ongoing_requests": self.max_ongoing_requests or admission.max_in_flight + admission.max_queue,
+            "max_queued_requests": queued,
             # Ray 2.60: the proxy's own overflow answer (deployments/front_door.py gives it OpenAI's error format)
             "backpressure_config": {"status_code": 429, "retry_after_s": self.backpressure_retry_after_s},
             "graceful_shutdown_wait_loop_s": self.graceful_shutdown_wait_loop_s,
@@ -145,6 +146,4 @@ class ApiSettings(TierSettings):
 
     def deployment_options(self) -> dict[str, Any]:
         """The agent deployment's Ray Serve options, sized from the admission settings unless set."""
-        admission = self.admission
-        return self.agent_deployment.deployment_options(admission.max_in_flight + admission.max_queue,
-                                                        admission.max_in_flight)
+        return self.agent_deployment.deployment_options(self.admission)

@@ -9,11 +9,12 @@ import asyncio
 from fastapi import FastAPI
 from ray import serve
 
-from deployments.config import AgentDeploymentSettings
+from deployments.config import AdmissionSettings, AgentDeploymentSettings
 
 api = FastAPI()
 OPTIONS = AgentDeploymentSettings(autoscaling=None, num_replicas=1, max_queued_requests=1,
-                                  num_cpus=0).deployment_options(admission_capacity=1, admission_runs=1)
+                                  num_cpus=0).deployment_options(
+    AdmissionSettings(max_in_flight=1, max_queue=0))
 
 
 @serve.deployment(**OPTIONS)

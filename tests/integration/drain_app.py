@@ -12,12 +12,13 @@ from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 from ray import serve
 
-from deployments.config import AgentDeploymentSettings
+from deployments.config import AdmissionSettings, AgentDeploymentSettings
 
 api = FastAPI()
 
 
-OPTIONS = {**AgentDeploymentSettings(autoscaling=None, num_replicas=2).deployment_options(admission_capacity=256, admission_runs=256),
+OPTIONS = {**AgentDeploymentSettings(autoscaling=None, num_replicas=2).deployment_options(
+    AdmissionSettings(max_in_flight=256, max_queue=0)),
            "max_replicas_per_node": 1}
 
 
