@@ -122,6 +122,7 @@ def start_ray(stack: dict) -> str:
 
 def deploy_app(address: str, settings) -> None:
     import logging
+    import shutil
 
     import ray
     from ray import serve
@@ -129,8 +130,12 @@ def deploy_app(address: str, settings) -> None:
     from deployments.app import build_app
     from suiqa.paths import run_dir
 
+    metrics_dir = run_dir().parent / "sui-metrics"  # the replicas' sui_* series (one node exporter), fresh
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
     ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
-             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "SUIQA_HOME": str(run_dir().parent)}})
+             runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "SUIQA_HOME": str(run_dir().parent),
+                                       "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}})
     try:
         serve.start(http_options={"host": settings.host, "port": settings.port})
         serve.run(build_app(settings), name=settings.app_name, route_prefix=settings.route_prefix, blocking=False)
@@ -235,6 +240,7 @@ def variant(args) -> int:
     from benchmarks.report import write_report
     from benchmarks.runner import LoadSpec, parse_duration, parse_users, run_step, step_line
     from benchmarks.stats import SLO, new_summary
+    from benchmarks.timeline import StepProbe, brief, dump
     from deployments.config import ApiSettings
 
     stack, profiles, _ = _stack_and_profiles(args)
@@ -273,11 +279,20 @@ def variant(args) -> int:
                           SLO(args.slo_ttft_ms, 1000.0))
     summary["command"] = " ".join(sys.argv)
     urls = {role: p.base_url for role, p in profiles.items()}
+    endpoints = {"ray": f"http://127.0.0.1:{stack['ray_metrics_export_port']}/metrics",
+                 "sui": f"http://127.0.0.1:{settings.metrics_port}/metrics",
+                 **{role: f"{u}/metrics" for role, u in urls.items()}}
+    ports = {str(p.port): role for role, p in profiles.items()}
+    tiers = {role: (role if role in urls else "domain", None) for role in ("domain", "agent")}  # one server: both
     for users in parse_users(args.users) if args.users else []:  # --users '': a soak only
         spec.processes = 1 if users <= 64 else (2 if users <= 256 else 4)  # the pipeline streams few chunks
         before = {role: prefix_counters(u) for role, u in urls.items()}
         prof_thread = _profile_during(out, users, 5.0, 8.0) if users == args.profile_at else None
-        step = run_step(spec, users, duration, out / "raw", SLO(args.slo_ttft_ms, 1000.0))
+        with StepProbe(endpoints, ports, tiers) as probe:
+            step = run_step(spec, users, duration, out / "raw", SLO(args.slo_ttft_ms, 1000.0))
+        found = probe.result(step["requests"] - step["failures"])
+        dump(out / f"probe-u{users}.json", found)
+        step["probe"] = {k: v for k, v in found.items() if k != "series"}
         if prof_thread:
             prof_thread.join(timeout=30)
         step["prefix_cache"] = {role: _delta(before[role], prefix_counters(u)) for role, u in urls.items()}
@@ -285,6 +300,7 @@ def variant(args) -> int:
         write_report(summary, out)
         print(step_line(step), "| tokens/run p50", (step.get("output_tokens") or {}).get("p50"),
               "| prefix", {r: v["rate"] for r, v in step["prefix_cache"].items()}, flush=True)
+        print(brief(found), flush=True)
         if users in {int(u) for u in args.compare_at.split(",") if u}:
             subprocess.run([sys.executable, "-m", "benchmarks.gpu.vllm_bench", "run", "--base-url", api,
                             "--endpoint", "/v1/chat/completions", "--backend", "openai-chat", "--model",

@@ -16,6 +16,14 @@
 #   variants   Ray Serve variants on the same vLLM servers: 8 fixed replicas; + RAY_SERVE_THROUGHPUT_OPTIMIZED;
 #              + program-aware priorities; then the vLLM servers are stopped
 #   llm-up     only the domain + agent vLLM servers of `pipeline` (left running for the next call)
+#   bound      issue 24, on the vLLM servers of llm-up (left running): the card's bandwidth and matmul rate
+#              (benchmarks/roofline.py --measure), then Serve variant `base` (api-gpu-bench as shipped) at USERS
+#              (32,128,256) with vllm bench serve at 32 and 256; every step wrapped in benchmarks/timeline.py's probe
+#              (CPU per run per process kind, the run's timeline through proxy / ingress / each tier's vLLM, GPU
+#              utilisation and each engine's running/waiting once a second)
+#   capacity   the same probe on variant `cap` (CAP_API: admission sized from the CPU harness) at CAP_USERS
+#   sched      fcfs vs program priority vs deadline order at saturation (SCHED_USERS), same servers
+#   stepload   a sudden step from 0 to 256 and from 0 to 1,024 clients on the shipped profile (soak runner)
 #   soak       issue 13's bounded soak on the gpu-bench deployment (vLLM from llm-up), per variant in
 #              SOAK_VARIANTS (`shipped`: Ray's proxy refuses beyond each replica's 32 running + 24 queued;
 #              `replica-shed`: the design before deployments/front_door.py, max_ongoing_requests 256, the replicas
@@ -27,7 +35,7 @@
 # Results land in benchmarks/results/h200/throughput/ and go back as $OUT/tp-<phase>.tgz.
 set -uo pipefail
 phase=${1:?phase}
-R=benchmarks/results/h200/throughput
+R=${R:-benchmarks/results/h200/throughput}  # issue 24's lease: R=benchmarks/results/gpu/<date>
 M=/tmp/models
 mkdir -p "$R"
 export PYTHONUNBUFFERED=1 SUIQA_HOME=/tmp/suiqa VLLM_NO_USAGE_STATS=1 OMP_NUM_THREADS=1
@@ -96,6 +104,22 @@ sweep-b)
 llm-up)
     llm_up
     ;;
+bound)
+    stamp "roofline"
+    timeout 60 python3 -m benchmarks.roofline --measure --json "$R/roofline-$(date +%Y%m%d).json" 2>&1 | tail -3
+    stamp "variant base"
+    timeout 420 python3 -m benchmarks.gpu.pipeline_bench variant --name base --users ${USERS:-32,128,256} \
+        --duration ${DUR:-15s} --compare-at ${COMPARE:-32,256} --out "$R/pipeline" 2>&1 \
+        | grep -v "^INFO\|^(\|WARNING" | cut -c1-400 | tail -40
+    stamp "done"
+    ;;
+capacity)
+    stamp "variant cap"
+    timeout 420 python3 -m benchmarks.gpu.pipeline_bench variant --name ${CAP_NAME:-cap} --users ${CAP_USERS:-256,512,1024} \
+        --duration ${DUR:-15s} --api "${CAP_API:?}" --compare-at ${COMPARE:-} --out "$R/pipeline" 2>&1 \
+        | grep -v "^INFO\|^(\|WARNING" | cut -c1-400 | tail -40
+    stamp "done"
+    ;;
 soak)
     S=benchmarks/results/soak/h200
     for v in ${SOAK_VARIANTS:-shipped}; do
@@ -142,6 +166,6 @@ variants)
     ;;
 *) echo "unknown phase $phase"; exit 2 ;;
 esac
-mkdir -p "${OUT:-/tmp/out}" && tar czf "${OUT:-/tmp/out}/tp-$phase.tgz" --exclude='raw' --exclude='*-locust-raw' "$R" \
-    /tmp/suiqa/logs 2>/dev/null
+mkdir -p "${OUT:-/tmp/out}" && tar czf "${OUT:-/tmp/out}/tp-$phase.tgz" --exclude='raw' --exclude='*-locust-raw' "$R"
+tar czf "${OUT:-/tmp/out}/logs-$phase.tgz" /tmp/suiqa/logs 2>/dev/null
 ls -la "${OUT:-/tmp/out}"
