@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 1
 
 .PHONY: setup demo demo-web test test-fast test-xtuner xtuner-env models clean lint bench-cpu bench-overhead \
-        mutation mutation-sample
+        mutation mutation-sample bench-harness
 
 setup:            ## .venv with the CPU profile + the Debian packages the tests use (idempotent; seconds when done)
 	@bash scripts/setup.sh
@@ -34,6 +34,10 @@ bench-cpu: setup  ## CPU benchmark suite: domain vLLM vs the seed's HF one-at-a-
 
 bench-overhead: setup  ## agent-tier orchestration overhead vs a trivial Serve echo, 1 vs 2 replicas
 	@$(VENV)/bin/suiqa bench overhead --users 1,8,32 --duration 15s
+
+bench-harness: setup  ## the Serve tier's CPU per agent run against a stand-in vLLM (predicts the GPU plateau, issue 24)
+	@PATH=$(VENV)/bin:$$PATH flock /tmp/suiqa-stack.lock $(PY) -m benchmarks.cpu_harness --users 8,32,64 \
+	    --duration 30s --out benchmarks/results/cpu_harness
 
 # Mutation testing (mutmut, config in pyproject's [tool.mutmut]; report in benchmarks/results/mutation/). Niced and
 # bounded: the machine is shared. A fresh mutants/ each time, so a report never mixes old and new results.

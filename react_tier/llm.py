@@ -22,8 +22,11 @@ Program-aware priority (``extra_body: {priority: program}``): vLLM started with 
 runs lower ``priority`` values first. An agent run is a program of several calls; with ``program`` each call is
 sent with ``priority = -(assistant turns already in its messages)``, so a run's later calls overtake the first
 calls of runs that started later (Autellix, arXiv 2502.13965, schedules by attained service the same way) and
-started runs finish instead of every run slowing down together at saturation. An integer ``priority`` is passed
-through unchanged; vLLM servers without the priority policy reject a non-zero priority with HTTP 400.
+started runs finish instead of every run slowing down together at saturation. ``deadline`` sends the run's
+absolute deadline instead (``priority`` = epoch milliseconds at which the call's budget ends: earliest deadline
+first, the same key on every replica and both tiers; with one ``deadline_s`` for all runs it is "oldest run first").
+An integer ``priority`` is passed through unchanged; vLLM servers without the priority policy reject a non-zero
+priority with HTTP 400.
 
 Request ids: every HTTP attempt carries ``X-Request-Id: <request id>.<tier initial><n>`` (the pipeline request's id
 from :data:`suiqa.logs.REQUEST_ID`, plus a per-client call number). vLLM takes the header as its request id (its
@@ -56,6 +59,7 @@ log = logging.getLogger(__name__)
 
 POOL_SIZE = 1024  # kept-alive upstream connections per client (>= the in-flight calls of one replica)
 PROGRAM_PRIORITY = "program"
+DEADLINE_PRIORITY = "deadline"
 LLMCallHook = Callable[[str, float, "dict[str, int] | None", "str | None"], Awaitable[None]]
 
 
@@ -134,6 +138,12 @@ def program_priority(messages: list[dict]) -> int:
     return -sum(1 for m in messages if m.get("role") == "assistant")
 
 
+def deadline_priority(budget_s: float | None, timeout_s: float, now: float | None = None) -> int:
+    """vLLM priority of a call (lower runs first): the epoch millisecond at which its run's budget ends (the call's
+    own timeout when it has no budget)."""
+    return int(((time.time() if now is None else now) + (timeout_s if budget_s is None else budget_s)) * 1000)
+
+
 class LLMClient:
     def __init__(self, tier: str, settings: LLMEndpointSettings, on_call: LLMCallHook | None = None) -> None:
         self.tier = tier
@@ -193,7 +203,7 @@ class LLMClient:
                              retry=retry_if_exception(_retryable))
 
     def _request(self, messages: list[dict], stop: list[str] | None, max_tokens: int | None,
-                 sampling: dict[str, Any] | None = None) -> dict:
+                 sampling: dict[str, Any] | None = None, budget_s: float | None = None) -> dict:
         """The request body; ``sampling`` (a request's GenerationOptions.sampling()) overrides the tier's values."""
         body: dict[str, Any] = {"model": self.settings.model, "messages": messages,
                                 "temperature": self.settings.temperature,
@@ -205,6 +215,8 @@ class LLMClient:
         body.update(sampling)
         if extra.get("priority") == PROGRAM_PRIORITY:
             extra["priority"] = program_priority(messages)
+        elif extra.get("priority") == DEADLINE_PRIORITY:
+            extra["priority"] = deadline_priority(budget_s, self.settings.timeout_s)
         body.update(extra)  # what ``extra_body`` of the typed SDK call would merge into the JSON body
         return body
 
@@ -236,8 +248,8 @@ class LLMClient:
                        sampling: dict[str, Any] | None = None) -> Completion:
         """One non-streamed chat completion (with retries)."""
         started, trace = time.monotonic(), {}
-        response = await self._retrying()(self._attempt, self._request(messages, stop, max_tokens, sampling),
-                                          budget_s, trace)
+        body = self._request(messages, stop, max_tokens, sampling, budget_s)
+        response = await self._retrying()(self._attempt, body, budget_s, trace)
         trace["upstream_id"] = response.get("id")
         choice, counts = response["choices"][0], response.get("usage") or {}
         result = Completion(choice["message"].get("content") or "", counts.get("prompt_tokens", 0),
@@ -260,7 +272,8 @@ class LLMClient:
         options = {"include_usage": True}
         if self.settings.continuous_usage_stats:
             options["continuous_usage_stats"] = True
-        body = {**self._request(messages, stop, max_tokens, sampling), "stream": True, "stream_options": options}
+        body = {**self._request(messages, stop, max_tokens, sampling, budget_s), "stream": True,
+                "stream_options": options}
         started, trace = time.monotonic(), {}
         stream = await self._retrying()(self._attempt, body, budget_s, trace)
         chunks = 0

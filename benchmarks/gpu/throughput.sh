@@ -58,7 +58,7 @@ llm_up() {
     stamp "llm-up"
     timeout 300 python3 -m benchmarks.gpu.pipeline_bench llm-up --stack gpu-bench --domain-model "$M/domain-internlm2" \
         --agent-model "$M/agent-qwen2" --domain api_server_count=${DOMAIN_N:-2} --agent api_server_count=${AGENT_N:-2} \
-        --agent 'scheduling_policy="priority"' 2>&1 | grep -E "ready in|Error|error" | tail -6
+        --agent 'scheduling_policy="priority"' --domain 'scheduling_policy="priority"' 2>&1 | grep -E "ready in|Error|error" | tail -6
 }
 
 case "$phase" in
@@ -111,6 +111,19 @@ bound)
     timeout 420 python3 -m benchmarks.gpu.pipeline_bench variant --name base --users ${USERS:-32,128,256} \
         --duration ${DUR:-15s} --compare-at ${COMPARE:-32,256} --out "$R/pipeline" 2>&1 \
         | grep -v "^INFO\|^(\|WARNING" | cut -c1-400 | tail -40
+    stamp "done"
+    ;;
+sched)
+    # the priority policy with equal priorities is FCFS (ties by arrival), so one pair of servers serves all three
+    for order in fcfs program deadline; do
+        api=$(python3 -c "import json,sys; a=json.loads(sys.argv[1]); e={'ignore_eos': True}
+if sys.argv[2] != 'fcfs': e['priority'] = sys.argv[2]
+a.setdefault('agent', {}).update(domain_llm={'extra_body': e}, agent_llm={'extra_body': e}); print(json.dumps(a))" \
+            "${CAP_API:?}" "$order")
+        stamp "sched $order"
+        timeout 200 python3 -m benchmarks.gpu.pipeline_bench variant --name sched-$order --users ${SCHED_USERS:-1024} \
+            --duration ${DUR:-20s} --api "$api" --out "$R/pipeline" 2>&1 | grep -v "^INFO\|^(\|WARNING" | cut -c1-300 | tail -6
+    done
     stamp "done"
     ;;
 capacity)

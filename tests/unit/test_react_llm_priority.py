@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from react_tier.llm import POOL_SIZE, LLMClient, program_priority
+import time
+
+from react_tier.llm import POOL_SIZE, LLMClient, deadline_priority, program_priority
 from react_tier.settings import LLMEndpointSettings
 from tests.unit.test_react_loop import ANSWER, SEARCH, make_agent
 
@@ -28,6 +30,31 @@ async def test_later_calls_of_a_run_are_sent_with_higher_priority(server):
     assert [r["priority"] for r in server.requests_for("agent")] == [0, -1, -2]  # lower = earlier in vLLM
     (draft,) = server.requests_for("domain")
     assert draft["priority"] == 0 and draft["ignore_eos"] is True  # other extra_body fields pass through
+
+
+def test_deadline_priority_is_the_epoch_millisecond_where_the_budget_ends():
+    assert deadline_priority(2.5, 60, now=1000.0) == 1_002_500
+    assert deadline_priority(None, 60, now=1000.0) == 1_060_000  # no budget: the call's own timeout
+
+
+async def test_deadline_priority_sends_the_runs_deadline_with_every_call_of_both_tiers(server):
+    server.reset()
+    server.script("domain", "隋炀帝开凿了大运河。")
+    server.script("agent", SEARCH, SEARCH, ANSWER)
+    extra = {"priority": "deadline"}
+    agent, _ = make_agent(server, domain_llm={"base_url": server.base_url, "model": "domain", "timeout_s": 5,
+                                              "extra_body": extra},
+                          agent_llm={"base_url": server.base_url, "model": "agent", "timeout_s": 5, "extra_body": extra})
+    started_ms = time.time() * 1000
+    result = await agent.run("大业元年开了哪条运河？")
+    await agent.aclose()
+    assert result.finish_reason == "stop"
+    sent = [r["priority"] for r in server.requests_for("domain") + server.requests_for("agent")]
+    assert len(sent) == 4 and all(isinstance(p, int) for p in sent)
+    # every call of the run carries the same key: the run's loop deadline (its budget ends there), not "now"
+    assert max(sent) - min(sent) < 250
+    deadline_s = agent.settings.deadline_s - min(agent.settings.final_answer_reserve_s, agent.settings.deadline_s / 2)
+    assert abs(sent[0] - (started_ms + deadline_s * 1000)) < 1000
 
 
 async def test_integer_priority_passes_through_and_none_by_default(server):
