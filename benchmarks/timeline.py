@@ -72,6 +72,14 @@ def _tier(proc: psutil.Process, tiers: dict[str, str]) -> str | None:
     return None
 
 
+def _vllm_parent(proc: psutil.Process) -> bool:
+    """A multiprocessing child of a vLLM server (API servers and engine core where vLLM cannot set their titles)."""
+    try:
+        return any("vllm" in " ".join(p.cmdline()) for p in proc.parents()[:2])
+    except psutil.Error:
+        return False
+
+
 def cpu_times(tiers: dict[str, str] | None = None) -> dict[int, dict]:
     """{pid: {cpu_s, kind, cmd}} of every process now; vLLM processes get their tier (``tiers``: port -> name)."""
     out = {}
@@ -80,6 +88,8 @@ def cpu_times(tiers: dict[str, str] | None = None) -> dict[int, dict]:
             cmd = p.info["cmdline"] or [p.info["name"] or ""]
             line = " ".join(cmd)
             kind = kind_of(line)
+            if kind == "other" and "spawn_main" in line and _vllm_parent(p):  # the kit's vLLM names no process
+                kind = "vllm process"
             if kind.startswith("vllm") and tiers:
                 kind = f"{kind} ({_tier(p, tiers) or '?'})"
             t = p.info["cpu_times"]

@@ -108,7 +108,7 @@ bound)
     stamp "roofline"
     timeout 60 python3 -m benchmarks.roofline --measure --json "$R/roofline-$(date +%Y%m%d).json" 2>&1 | tail -3
     stamp "variant base"
-    timeout 420 python3 -m benchmarks.gpu.pipeline_bench variant --name base --users ${USERS:-32,128,256} \
+    timeout 420 python3 -m benchmarks.gpu.pipeline_bench variant --name ${NAME:-base} --users ${USERS:-32,128,256} \
         --duration ${DUR:-15s} --compare-at ${COMPARE:-32,256} --out "$R/pipeline" 2>&1 \
         | grep -v "^INFO\|^(\|WARNING" | cut -c1-400 | tail -40
     stamp "done"
@@ -134,7 +134,7 @@ capacity)
     stamp "done"
     ;;
 soak)
-    S=benchmarks/results/soak/h200
+    S=${SOAK_DIR:-benchmarks/results/soak/h200}
     for v in ${SOAK_VARIANTS:-shipped}; do
         api='{}' ray_env=RAY_DEDUP_LOGS=0
         [ "$v" = queue8 ] && api='{"admission": {"max_queue": 8}}'
@@ -158,7 +158,7 @@ soak)
 pipeline)
     llm_up
     stamp "variant base"
-    timeout 420 python3 -m benchmarks.gpu.pipeline_bench variant --name base --users ${USERS:-1,8,32,128,256,512,1024} \
+    timeout 420 python3 -m benchmarks.gpu.pipeline_bench variant --name ${NAME:-base} --users ${USERS:-1,8,32,128,256,512,1024} \
         --duration ${DUR:-15s} --compare-at 32,256 --profile-at 256 --out "$R/pipeline" 2>&1 | grep -v "^INFO" | tail -30
     stamp "done"
     ;;
