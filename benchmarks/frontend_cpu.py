@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = {"chat": measure(http, proc, "/v1/chat/completions", {**common, "messages": messages}, args.calls),
                 "token_ids": measure(http, proc, "/v1/completions", {**common, "prompt": ids}, args.calls)}
     chat, tok = rows["chat"]["api_server_cpu_ms"], rows["token_ids"]["api_server_cpu_ms"]
-    result = {"command": "python -m benchmarks.frontend_cpu " + " ".join(argv if argv is not None else __import__("sys").argv[1:]), "prompt_tokens": len(ids),
+    command = " ".join(["python -m benchmarks.frontend_cpu", *(sys.argv[1:] if argv is None else argv)])
+    result = {"command": command, "prompt_tokens": len(ids),
               "prompt_chars": sum(len(m["content"]) for m in messages), "rows": rows,
               "saved_ms_per_call": round(chat - tok, 2), "ratio": round(chat / tok, 2) if tok else None}
     print(json.dumps(result, indent=1, ensure_ascii=False))
