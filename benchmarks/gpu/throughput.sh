@@ -23,7 +23,9 @@
 #              utilisation and each engine's running/waiting once a second)
 #   capacity   the same probe on variant `cap` (CAP_API: admission sized from the CPU harness) at CAP_USERS
 #   sched      fcfs vs program priority vs deadline order at saturation (SCHED_USERS), same servers
-#   stepload   a sudden step from 0 to 256 and from 0 to 1,024 clients on the shipped profile (soak runner)
+#   shared     the next lease's first phase (issue 24, report of 2026-12-06 "Next phases"): ONE vLLM server answers
+#              both roles (no two engines time-slicing the GPU), api-server-count 4, then variant `shared` at
+#              USERS with both clients at 32 and 128 (below capacity); the server is stopped at the end
 #   soak       issue 13's bounded soak on the gpu-bench deployment (vLLM from llm-up), per variant in
 #              SOAK_VARIANTS (`shipped`: Ray's proxy refuses beyond each replica's 32 running + 24 queued;
 #              `replica-shed`: the design before deployments/front_door.py, max_ongoing_requests 256, the replicas
@@ -124,6 +126,20 @@ a.setdefault('agent', {}).update(domain_llm={'extra_body': e}, agent_llm={'extra
         timeout 200 python3 -m benchmarks.gpu.pipeline_bench variant --name sched-$order --users ${SCHED_USERS:-1024} \
             --duration ${DUR:-20s} --api "$api" --out "$R/pipeline" 2>&1 | grep -v "^INFO\|^(\|WARNING" | cut -c1-300 | tail -6
     done
+    stamp "done"
+    ;;
+shared)
+    python3 -m benchmarks.gpu.pipeline_bench llm-down >/dev/null 2>&1
+    sed 's/^agent_profile: .*/agent_profile: null/' stackctl/profiles/gpu-bench.yaml > /tmp/gpu-bench-shared.yaml
+    stamp "llm-up shared"
+    timeout 300 python3 -m benchmarks.gpu.pipeline_bench llm-up --stack /tmp/gpu-bench-shared.yaml \
+        --domain-model "$M/domain-internlm2" --agent-model x --domain api_server_count=4 \
+        --domain gpu_memory_utilization=0.85 2>&1 | grep -E "ready in|Error|error" | tail -4
+    stamp "variant shared"
+    timeout 420 python3 -m benchmarks.gpu.pipeline_bench variant --stack /tmp/gpu-bench-shared.yaml --name shared \
+        --users ${USERS:-32,128,256} --duration ${DUR:-15s} --compare-at ${COMPARE:-32,128} --out "$R/pipeline" 2>&1 \
+        | grep -v "^INFO\|^(\|WARNING" | cut -c1-400 | tail -40
+    python3 -m benchmarks.gpu.pipeline_bench llm-down
     stamp "done"
     ;;
 capacity)
