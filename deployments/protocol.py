@@ -18,7 +18,6 @@ from pydantic import (
     StrictBool,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from react_tier.request import MAX_STOP_SEQUENCES, VLLM_SAMPLING_EXTRAS, AgentRequest, GenerationOptions, Turn
@@ -131,8 +130,8 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=MAX_MESSAGES)
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(None, ge=1, description="Deprecated OpenAI name of max_completion_tokens.")
     max_completion_tokens: int | None = Field(None, ge=1, description="Cap on the answer's tokens.")
+    max_tokens: int | None = Field(None, ge=1, description="Deprecated OpenAI name of max_completion_tokens.")
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     seed: int | None = None
@@ -208,11 +207,22 @@ class ChatCompletionRequest(BaseModel):
             message.text()  # content parts other than text are refused here
         return messages
 
-    @model_validator(mode="after")
-    def _one_token_cap(self) -> ChatCompletionRequest:
-        if self.max_tokens and self.max_completion_tokens and self.max_tokens != self.max_completion_tokens:
+    # Cross-field checks as field validators of the later field (declared after the one it is compared with), so
+    # the 400's `param` names it: a model validator's error has no location (issue #25: `param: null`).
+    @field_validator("max_tokens")
+    @classmethod
+    def _one_token_cap(cls, value: int | None, info: ValidationInfo) -> int | None:
+        other = info.data.get("max_completion_tokens")
+        if value and other and value != other:
             raise ValueError("max_tokens and max_completion_tokens disagree; send max_completion_tokens only")
-        return self
+        return value
+
+    @field_validator("stream_options")
+    @classmethod
+    def _options_need_a_stream(cls, value: StreamOptions | None, info: ValidationInfo) -> StreamOptions | None:
+        if value is not None and info.data.get("stream") is not True:
+            raise ValueError("stream_options is only allowed when stream is true")
+        return value
 
     @property
     def answer_token_cap(self) -> int | None:

@@ -66,7 +66,7 @@ def test_system_message_and_multi_turn_reach_the_agent():
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ({"temperature": 3}, "temperature"),
     ({"max_tokens": 0}, "max_tokens"),
-    ({"max_tokens": 5, "max_completion_tokens": 6}, None),
+    ({"max_tokens": 5, "max_completion_tokens": 6}, "max_tokens"),  # issue #25, item 4: was param null
     ({"messages": [{"role": "user", "content": "x" * 2001}]}, "messages"),
     ({"messages": [{"role": "tool", "content": "x"}, *USER]}, "messages"),
     ({"sui_max_steps": 99}, "sui_max_steps"),
@@ -75,6 +75,23 @@ def test_each_refused_parameter_is_a_400_naming_it(extra, param, stream):
     resp = client_for().post(URL, json=body(stream=stream, **extra))
     assert_openai_error(resp, 400, param)
     assert "text/event-stream" not in resp.headers.get("content-type", "")  # refused before the first byte
+
+
+def test_stream_options_need_a_stream():
+    """Issue #25, item 4: stream_options without stream was accepted (OpenAI refuses it)."""
+    for extra in ({}, {"stream": False}):
+        resp = client_for().post(URL, json=body(stream_options={"include_usage": True}, **extra))
+        assert_openai_error(resp, 400, "stream_options", "only allowed when stream is true")
+    assert client_for().post(URL, json=body(stream_options=None)).status_code == 200
+    resp = client_for().post(URL, json=body(stream=True, stream_options={"include_usage": False}))
+    assert resp.status_code == 200 and "\"choices\":[]" not in resp.text  # no usage chunk
+
+
+def test_equal_token_caps_pass_and_different_ones_name_max_tokens():
+    resp = client_for().post(URL, json=body(max_tokens=5, max_completion_tokens=5))
+    assert resp.status_code == 200, resp.text
+    assert_openai_error(client_for().post(URL, json=body(max_tokens=7, max_completion_tokens=5)), 400, "max_tokens",
+                        "max_tokens and max_completion_tokens disagree")
 
 
 def test_stream_must_be_a_real_boolean():
