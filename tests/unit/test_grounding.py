@@ -79,3 +79,22 @@ def test_several_ids_in_one_bracket_are_all_citations():
     assert report.sentences[0].citations == ("suishu:卷2:40", "poem:sui#61") and report.score == 1.0
     report = check_grounding("隋文帝在大宝殿逝世。[suishu:卷2:40、zztj:卷180:3]", CITED)
     assert report.score == 1.0 and report.unknown_ids == ("zztj:卷180:3",)  # one known id supports it
+
+
+def test_the_translation_mark_quoted_from_a_passage_is_text_not_a_citation():
+    """Issue #25, item 4: an answer quoting the passage's own 【译文】 mark had "译文" read as a cited id
+    (reason unknown-citation, and listed in unknown_ids)."""
+    report = check_grounding("【译文】十六日，高祖在大宝殿逝世，时年六十四岁。[suishu:卷2:40]", CITED)
+    assert report.score == 1.0 and report.unknown_ids == () and report.sentences[0].citations == ("suishu:卷2:40",)
+    assert report.sentences[0].text.startswith("【译文】")  # kept as the claim's text
+    report = check_grounding("【译文】高祖在大宝殿逝世，时年六十四岁。", CITED)
+    assert [s.reason for s in report.flagged] == ["uncited"] and report.unknown_ids == ()
+    report = check_grounding("高祖在大宝殿逝世，时年六十四岁。【注】【见上】[note: x]", CITED)
+    assert report.unknown_ids == () and report.flagged[0].reason == "uncited"
+
+
+@pytest.mark.parametrize("cited_id", ["suishu:卷2:40", "poem:sui#61", "bio:杨坚", "poemgroup:从驾天池应诏",
+                                      "https://example.org/sui/wendi"])
+def test_every_kind_of_source_id_is_read_as_a_citation(cited_id):
+    report = check_grounding(f"隋文帝在大宝殿逝世，时年六十四岁。【{cited_id}】", {cited_id: WENDI_DEATH})
+    assert report.sentences[0].citations == (cited_id,) and report.score == 1.0
