@@ -91,8 +91,11 @@ def api_settings(stack: StackSettings, profiles: dict[str, ServingProfile]):
     agent_url = (agent or domain).base_url + "/v1"
     agent_model = agent.api_model_name if agent else domain.served_model_name[-1]
     api_yaml = resolve_profile(stack.api_config, API_PROFILES, "API") if stack.api_config else None
-    endpoints = {"domain_llm": {"base_url": domain.base_url + "/v1", "model": domain.api_model_name},
-                 "agent_llm": {"base_url": agent_url, "model": agent_model}}
+    # the context each model is served with: start-up checks the limits against it (react_tier/budget.py)
+    endpoints = {"domain_llm": {"base_url": domain.base_url + "/v1", "model": domain.api_model_name,
+                                "context_tokens": domain.max_model_len},
+                 "agent_llm": {"base_url": agent_url, "model": agent_model,
+                               "context_tokens": (agent or domain).max_model_len}}
     for name, profile in (("domain_llm", domain), ("agent_llm", agent or domain)):
         if profile.api_key is not None:  # the tier requires a key: the agent sends the same secret
             endpoints[name]["api_key"] = profile.api_key
@@ -229,8 +232,10 @@ def up(stack: StackSettings) -> dict[str, str]:
         KeyRing,
         require_keys,
     )
+    from react_tier.budget import check_prompt_budget
 
     keys = require_keys(settings, KeyRing.from_settings(settings))  # before anything starts: one-line error
+    check_prompt_budget(settings.agent)  # limits a model's context cannot hold (react_tier/budget.py): the same
     if not keys:
         log.warning("the pipeline API is OPEN: profile %r requires no API key (demo only; never expose it)",
                     stack.name)
