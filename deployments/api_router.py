@@ -37,6 +37,7 @@ from deployments.protocol import (
     ModelMeta,
     error_body,
 )
+from deployments.request_schema import publish as publish_request
 from deployments.serving_chat import ApiError, OpenAIServingChat, classify_exception
 from suiqa.logs import request_context
 
@@ -51,6 +52,15 @@ _ERROR_DOCS = {
     503: "Starting up, draining, or the LLM tiers are down (Retry-After)",
     504: "The request exceeded the pipeline's time limit",
 }
+
+
+# One event of the stream (OpenAPI 3.1: a text/event-stream schema describes each event, as schemathesis reads it)
+SSE_EVENT = {
+    "type": "object", "required": ["event", "data"],
+    "properties": {"event": {"enum": ["message", "sui.step"]}, "data": {"type": "string"}},
+    "description": "`data`: a ChatCompletionChunk as JSON (the last with `sui`; with include_usage one more with "
+                   "`usage`), an OpenAI-format error if the run fails midway, then `[DONE]`. With sui_events, "
+                   "`event: sui.step` events carry each step as it starts and ends."}
 
 
 def _errors(*codes: int) -> dict:
@@ -118,7 +128,7 @@ def _error(status: int, message: str, param: str | None = None) -> JSONResponse:
 
 @router.post("/v1/chat/completions", response_model=None, responses={
     200: {"model": ChatCompletionResponse, "description": "The answer (JSON), or SSE chunks when `stream` is true",
-          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+          "content": {"text/event-stream": {"schema": SSE_EVENT}}},
     **_errors(400, 401, 404, 413, 429, 502, 503, 504)})
 async def create_chat_completion(body: ChatCompletionRequest, request: Request):
     chat = _chat(request)
@@ -171,8 +181,9 @@ def _not_ready(body: dict) -> JSONResponse:
 
 
 def _openapi(app: FastAPI) -> dict:
-    """FastAPI's document with what the API really returns: no 422 (a refused body is a 400), Bearer auth on
-    /v1 when keys are configured."""
+    """FastAPI's document with what the API really accepts and returns: the chat request as the server accepts
+    it (deployments/request_schema.py), no 422 (a refused body is a 400), Bearer auth on /v1 when keys are
+    configured."""
     if app.openapi_schema is None:
         from fastapi.openapi.utils import get_openapi
 
@@ -180,6 +191,11 @@ def _openapi(app: FastAPI) -> dict:
         schemas = schema.get("components", {}).get("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
+        chat = getattr(app.state, "chat", None)
+        if chat is not None:
+            settings = chat.settings
+            publish_request(schema, settings.served_model_name, settings.agent.limits,
+                            settings.agent.agent_llm.max_tokens)
         gate = getattr(app.state, "gate", None)
         if gate is not None and gate.keys:
             schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}

@@ -65,7 +65,10 @@ class ChatMessage(BaseModel):
         for part in self.content:
             if part.get("type") != "text":
                 raise ValueError(f"unsupported content part type {part.get('type')!r}; only text is accepted")
-            parts.append(str(part.get("text", "")))
+            text = part.get("text", "")
+            if not isinstance(text, str):
+                raise ValueError("a text content part's text must be a string")
+            parts.append(text)
         return "".join(parts)
 
 
@@ -118,6 +121,8 @@ _REFUSED: dict[str, str] = {
     "service_tier": "service tiers are not supported",
 }
 _NEUTRAL = {"tool_choice": ("none",), "function_call": ("none",), "service_tier": ("auto", "default")}
+NUMBERS = ("max_completion_tokens", "max_tokens", "temperature", "top_p", "seed", "presence_penalty",
+           "frequency_penalty", "n", "top_k", "min_p", "repetition_penalty", "min_tokens", "sui_max_steps")
 
 
 class ChatCompletionRequest(BaseModel):
@@ -134,7 +139,7 @@ class ChatCompletionRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1, description="Deprecated OpenAI name of max_completion_tokens.")
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-2**63, le=2**63 - 1, description="A 64-bit integer, as vLLM takes it.")
     stop: str | list[str] | None = None
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
@@ -143,10 +148,10 @@ class ChatCompletionRequest(BaseModel):
     modalities: list[str] | None = None
     response_format: ResponseFormat | None = None
     # vLLM sampling extras (extra_body), applied like temperature
-    top_k: int | None = None
+    top_k: int | None = Field(None, ge=-1, description="vLLM: 0 or -1 = off, else at least 1.")
     min_p: float | None = Field(None, ge=0, le=1)
     repetition_penalty: float | None = Field(None, gt=0)
-    ignore_eos: bool | None = None
+    ignore_eos: StrictBool | None = None
     min_tokens: int | None = Field(None, ge=0)
     # Pipeline extensions (extra_body): named `event: sui.step` SSE events; fewer agent steps than the default.
     sui_events: StrictBool = False
@@ -168,6 +173,15 @@ class ChatCompletionRequest(BaseModel):
     reasoning_effort: Any = None
     verbosity: Any = None
     service_tier: Any = None
+
+    @field_validator(*NUMBERS, mode="before")
+    @classmethod
+    def _json_numbers(cls, value: Any) -> Any:
+        """Numbers are JSON numbers, as the published schema says (deployments/request_schema.py): pydantic's lax
+        mode took "5" and true as 5 and 1 (a 2.0 is the integer 2, as in JSON Schema)."""
+        if isinstance(value, (str, bool)):
+            raise ValueError("must be a JSON number")
+        return value
 
     @field_validator(*_REFUSED)
     @classmethod
