@@ -92,3 +92,31 @@ async def test_a_hung_stream_is_cut_by_the_idle_timeout():
                 pass
         assert time.perf_counter() - started < 2.0
         await client.aclose()
+
+
+async def test_a_successful_call_is_reported_to_the_breaker():
+    """Issue #25, item 5: with the success not reported, faults kept counting across good calls (two isolated
+    faults opened a 2-fault breaker) and a half-open probe that succeeded left the tier failing fast."""
+    with ScriptedOpenAI() as server:
+        client = LLMClient("agent", LLMEndpointSettings(base_url=server.base_url, model="agent", breaker_failures=2,
+                                                        max_retries=0))
+        for call in ("complete", "stream"):
+            server.script("agent", Reply(status=500), "好")
+            with pytest.raises(openai.InternalServerError):
+                await client.complete(MESSAGES)
+            assert client.breaker.failures == 1
+            if call == "complete":
+                assert (await client.complete(MESSAGES)).text == "好"
+            else:
+                assert [d async for d in client.stream(MESSAGES)] == ["好"]
+            assert client.breaker.failures == 0 and client.breaker.state == "closed"
+        now = [0.0]
+        client.breaker = CircuitBreaker("agent", failures=1, reset_s=5, clock=lambda: now[0])
+        client.breaker.failure()
+        with pytest.raises(CircuitOpenError):
+            await client.complete(MESSAGES)
+        now[0] = 5.0
+        server.script("agent", "好")
+        assert (await client.complete(MESSAGES)).text == "好"  # the half-open probe
+        assert client.breaker.state == "closed" and not client.breaker.probing
+        await client.aclose()
