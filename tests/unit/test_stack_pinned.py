@@ -44,21 +44,42 @@ class Servers:
         return Server()
 
 
+def _state() -> dict:
+    return json.loads(stack._state_path().read_text())
+
+
 @pytest.fixture
 def fake_up(home, monkeypatch):
-    """Everything `up` starts, faked; returns the list of calls in order."""
+    """Everything `up` starts, faked; returns the list of calls in order. Each fake also notes what the run state
+    said when it was called (``states``: the state `suiqa down` would find if `up` died there)."""
     calls: list = []
+    calls_states: list = []
     monkeypatch.setattr(stack, "VLLMServer", Servers(calls))
-    monkeypatch.setattr(stack, "port_in_use", lambda host, port: False)
-    monkeypatch.setattr(stack, "start_ray", lambda s: calls.append(("ray", s.ray_port)) or f"127.0.0.1:{s.ray_port}")
-    monkeypatch.setattr(stack, "deploy_app", lambda address, settings: calls.append(("deploy", address)))
+    monkeypatch.setattr(stack, "port_in_use", lambda host, port: calls_states.append(("port", host, port)) and False)
+
+    def start_ray(s):
+        calls.append(("ray", s.ray_port))
+        calls_states.append(("ray", _state()))
+        return f"127.0.0.1:{s.ray_port}"
+
+    def deploy_app(address, settings):
+        calls.append(("deploy", address))
+        calls_states.append(("deploy", _state(), settings))
+
+    def load(knowledge, progress):
+        calls.append(("kb",))
+        calls_states.append(("kb", knowledge, progress))
+
+    monkeypatch.setattr(stack, "start_ray", start_ray)
+    monkeypatch.setattr(stack, "deploy_app", deploy_app)
     monkeypatch.setattr(stack, "wait_ready", lambda url, timeout: calls.append(("ready", url, timeout)))
     monkeypatch.setattr(stack, "start_prometheus", lambda s, targets: calls.append(("prometheus", targets))
-                        or {"url": "http://127.0.0.1:9090"})
+                        or calls_states.append(("prometheus", s)) or {"url": "http://127.0.0.1:9090"})
     monkeypatch.setattr(stack, "down", lambda: calls.append(("down",)) or [])
     from react_tier.knowledge import KnowledgeBase
 
-    monkeypatch.setattr(KnowledgeBase, "load", staticmethod(lambda *a, **k: calls.append(("kb",))))
+    monkeypatch.setattr(KnowledgeBase, "load", staticmethod(load))
+    monkeypatch.setattr(stack, "_seen", calls_states, raising=False)
     return calls
 
 
@@ -76,6 +97,27 @@ def test_up_starts_in_order_and_records_what_it_started(fake_up, home):
     assert set(state["servers"]) == {"domain", "agent"} and state["servers"]["agent"]["port"] == 8001
     assert state["api_keys"] == {"domain": None, "agent": None}
     assert stack.status() == state and stack.pipeline_metrics_dir().is_dir()
+    seen = {entry[0]: entry[1:] for entry in stack._seen}
+    assert [e[1:] for e in stack._seen if e[0] == "port"] == [("127.0.0.1", 8080), ("127.0.0.1", 8091)]
+    servers = {"profile": "cpu-tiny", "servers": state["servers"], "api_keys": state["api_keys"]}
+    assert seen["ray"] == ({**servers, "ray": False},)  # before the Ray head: `down` must not run `ray stop`
+    (at_deploy, settings), = [seen["deploy"]]
+    assert at_deploy == {**servers, "ray": True} and settings.served_model_name == "sui-react"
+    assert settings.agent.agent_llm.context_tokens == 4096  # the settings up computed, not a default
+    knowledge, progress = seen["kb"]
+    assert knowledge == settings.agent.knowledge and progress is True
+    assert all(isinstance(tier["port"], int) and isinstance(tier["model"], str) for tier in state["servers"].values())
+
+
+def test_up_times_each_phase_in_the_log(fake_up, caplog, monkeypatch):
+    import suiqa.models.builder
+
+    monkeypatch.setattr(suiqa.models.builder, "build_models", lambda folder: None)
+    with caplog.at_level("INFO", logger="stackctl.stack"):
+        stack.up(stack.load_stack("cpu-tiny-shared", prometheus=True))
+    phases = [r.getMessage().rsplit(": ", 1)[0] for r in caplog.records if r.getMessage().endswith(" s")]
+    assert phases == ["tiny models", "ray head", "knowledge base", "serve app deployed", "vLLM ready",
+                      "pipeline /ready", "prometheus ready"]
 
 
 def test_up_with_keys_says_how_many_and_starts_prometheus_last(fake_up, home, monkeypatch):
@@ -83,14 +125,27 @@ def test_up_with_keys_says_how_many_and_starts_prometheus_last(fake_up, home, mo
     urls = stack.up(stack.load_stack("cpu-tiny-shared", build_tiny_models=False, prometheus=True))
     assert urls["auth"] == "API keys (2)" and urls["prometheus"] == "http://127.0.0.1:9090"
     assert "vllm_agent" not in urls and fake_up[-1][0] == "prometheus"
+    assert [e[1:] for e in stack._seen if e[0] == "port"] == [("127.0.0.1", 8080), ("127.0.0.1", 8091),
+                                                              ("127.0.0.1", 9090)]
+    assert [e[1].name for e in stack._seen if e[0] == "prometheus"] == ["cpu-tiny-shared"]
+    assert list(urls) == ["api", "model", "auth", "metrics_ray", "metrics_pipeline", "vllm_domain", "prometheus",
+                          "logs_pipeline"]
     assert fake_up[-1][1] == {"sui-pipeline": ["127.0.0.1:8091"], "vllm-domain": ["127.0.0.1:8000"],
                               "vllm-agent": ["127.0.0.1:8000"], "ray": ["127.0.0.1:8090"]}
+
+
+def test_without_a_metrics_port_up_neither_checks_nor_lists_it(fake_up, monkeypatch):
+    monkeypatch.setenv("SUIQA_API_METRICS_PORT", "0")
+    urls = stack.up(stack.load_stack("cpu-tiny", build_tiny_models=False))
+    assert "metrics_pipeline" not in urls and "prometheus" not in urls
+    assert [e[1:] for e in stack._seen if e[0] == "port"] == [("127.0.0.1", 8080)]
 
 
 def test_an_open_api_is_said_in_the_log(fake_up, caplog):
     with caplog.at_level("WARNING", logger="stackctl.stack"):
         stack.up(stack.load_stack("cpu-tiny", build_tiny_models=False))
-    assert "the pipeline API is OPEN: profile 'cpu-tiny' requires no API key" in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "the pipeline API is OPEN: profile 'cpu-tiny' requires no API key (demo only; never expose it)"]
 
 
 def test_gpu_tiers_start_one_after_the_other(fake_up, monkeypatch):
@@ -125,7 +180,7 @@ def test_busy_ports_are_refused_before_anything_starts(fake_up, home, monkeypatc
 def test_a_second_up_and_missing_keys_are_refused_before_anything_starts(fake_up, home):
     (home / "run").mkdir(exist_ok=True)
     (home / "run" / "stack.json").write_text("{}")
-    with pytest.raises(SuiqaError, match="a stack is already up"):
+    with pytest.raises(SuiqaError, match=r"^a stack is already up \(run `suiqa down` first\)$"):
         stack.up(stack.load_stack("cpu-tiny", build_tiny_models=False))
     (home / "run" / "stack.json").unlink()
     with pytest.raises(SuiqaError, match="requires API keys"):
@@ -271,7 +326,7 @@ def test_deploy_app_connects_starts_serve_and_runs_the_app(home, monkeypatch):
     inits = [c for c in calls if c[0] == "init"]
     assert len(inits) == 3 and [c for c in calls if c[0] == "sleep"] == [("sleep", 3), ("sleep", 3)]
     kw = inits[0][1]
-    assert kw["address"] == "127.0.0.1:6390" and kw["log_to_driver"] is False
+    assert kw["address"] == "127.0.0.1:6390" and kw["log_to_driver"] is False and kw["logging_level"] == 30
     assert kw["runtime_env"]["env_vars"] == {"OMP_NUM_THREADS": "1", "JAX_PLATFORMS": "cpu",
                                              "SUIQA_HOME": str(home),
                                              "PROMETHEUS_MULTIPROC_DIR": str(home / "run" / "pipeline-metrics")}
@@ -352,13 +407,15 @@ def test_down_stops_what_up_started_and_forgets_it(home, monkeypatch):
     monkeypatch.setattr(webui.cli, "stop", lambda: True)
     monkeypatch.setattr(stack, "stop_prometheus", lambda: True)
     monkeypatch.setattr(stack, "stop_vllm_servers", lambda: [{"role": "domain"}, {"role": "agent"}])
-    monkeypatch.setattr(stack.subprocess, "run", lambda cmd, **kw: stopped.append((cmd[1:], kw["timeout"], kw["env"])))
+    monkeypatch.setattr(stack.subprocess, "run",
+                        lambda cmd, **kw: stopped.append((cmd[1:], kw["timeout"], kw["env"], kw.get("capture_output"))))
     (home / "run").mkdir(exist_ok=True)
     (home / "run" / "stack.json").write_text(json.dumps({"profile": "cpu-tiny", "ray": True}))
     stack.pipeline_metrics_dir().mkdir()
     assert stack.down() == ["webui", "prometheus", "ray", "vllm domain", "vllm agent"]
-    (args, timeout, env), = stopped
+    (args, timeout, env, capture), = stopped
     assert args == ["stop", "--force"] and timeout == 120 and "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH" in env
+    assert capture is True  # `ray stop`'s chatter stays out of `suiqa down`'s output
     assert not (home / "run" / "stack.json").exists() and not stack.pipeline_metrics_dir().exists()
     assert stack.status() is None
 
@@ -385,3 +442,78 @@ def test_a_phase_logs_its_time(caplog):
     with caplog.at_level("INFO", logger="stackctl.stack"), stack._phase("ray head"):
         pass
     assert caplog.records[-1].getMessage().startswith("ray head: ") and caplog.records[-1].getMessage().endswith(" s")
+
+
+def test_each_tier_reads_its_own_roles_environment(home, monkeypatch):
+    """The tier's role, not its profile file's, names its environment variables (a profile written for the other
+    role may serve it)."""
+    monkeypatch.setenv("SUIQA_DOMAIN_PORT", "9001")
+    monkeypatch.setenv("SUIQA_AGENT_PORT", "9002")
+    swapped = stack.StackSettings(domain_profile="cpu-tiny-agent", agent_profile="cpu-tiny",
+                                  agent_overrides={"max_num_seqs": 3})
+    profiles = stack.serving_profiles(swapped)
+    assert (profiles["domain"].port, profiles["agent"].port, profiles["agent"].max_num_seqs) == (9001, 9002, 3)
+
+
+def test_the_shared_process_answers_to_the_agents_name_last(home, monkeypatch):
+    monkeypatch.setenv("SUIQA_AGENT_SERVED_MODEL_NAME", '["my-agent"]')
+    shared = stack.StackSettings(agent_profile=None, domain_overrides={"served_model_name": ["a", "b"]})
+    profiles = stack.serving_profiles(shared)
+    assert profiles["domain"].served_model_name == ["a", "b", "my-agent"]
+    assert stack.api_settings(shared, profiles).agent.agent_llm.model == "my-agent"
+
+
+def test_api_settings_without_an_api_profile_and_with_an_unknown_one(home):
+    plain = stack.StackSettings(api_config=None, name="plain")
+    settings = stack.api_settings(plain, stack.serving_profiles(plain))
+    assert settings.port == 8080 and settings.profile == "plain" and settings.require_api_keys is True
+    with pytest.raises(SuiqaError, match=r"^unknown API profile 'nope'; known profiles: api-cpu-tiny"):
+        stack.api_settings(stack.StackSettings(api_config="nope"), stack.serving_profiles(plain))
+
+
+def test_up_empties_the_metrics_directory_of_a_previous_stack(fake_up, home):
+    old = stack.pipeline_metrics_dir()
+    old.mkdir(parents=True)
+    (old / "counter_1.db").write_text("stale")
+    stack.up(stack.load_stack("cpu-tiny", build_tiny_models=False))
+    assert stack.pipeline_metrics_dir().is_dir() and list(stack.pipeline_metrics_dir().iterdir()) == []
+
+
+def test_scrape_targets_are_host_and_port_only(home):
+    from types import SimpleNamespace
+
+    from deployments.config import ApiSettings
+
+    profiles = {"domain": SimpleNamespace(base_url="https://d.example:8443/"),
+                "agent": SimpleNamespace(base_url="http://a.example:8001//")}
+    targets = stack.scrape_targets(stack.load_stack("cpu-tiny"), profiles, ApiSettings.load())
+    assert targets["vllm-domain"] == ["d.example:8443"] and targets["vllm-agent"] == ["a.example:8001"]
+
+
+def test_stop_prometheus_stops_its_recorded_process_group(home, monkeypatch):
+    seen = []
+    monkeypatch.setattr(stack, "stop_recorded", lambda path, grace_s=20: seen.append((path, grace_s)) or {"pgid": 1})
+    assert stack.stop_prometheus() is True and seen == [(home / "run" / "prometheus.json", 10)]
+    monkeypatch.setattr(stack, "stop_recorded", lambda path, grace_s=20: None)
+    assert stack.stop_prometheus() is False
+
+
+def test_start_ray_checks_its_own_port(home, monkeypatch):
+    asked = []
+    monkeypatch.setattr(stack, "port_in_use", lambda host, port: asked.append((host, port)) or True)
+    with pytest.raises(SuiqaError):
+        stack.start_ray(stack.load_stack("cpu-tiny", ray_port=6411))
+    assert asked == [("127.0.0.1", 6411)]
+
+
+def test_restart_errors_are_exact(home):
+    with pytest.raises(SuiqaError, match=r"^no stack is up \(`suiqa up` first\)$"):
+        stack.restart("domain")
+    (home / "run").mkdir(exist_ok=True)
+    (home / "run" / "stack.json").write_text(json.dumps({"profile": "x", "servers": {}}))
+    with pytest.raises(SuiqaError, match=r"^the running stack has no separate agent tier$"):
+        stack.restart("agent")
+    (home / "run" / "stack.json").write_text(json.dumps({"profile": "x", "servers": {"domain": {}}}))
+    with pytest.raises(SuiqaError, match=r"^the running stack has no separate agent tier \(this stack's domain "
+                                         r"process serves both roles: restart domain\)$"):
+        stack.restart("agent")
