@@ -78,8 +78,11 @@ def test_non_demo_profiles_refuse_to_start_without_keys():
 
     for name in ("api-gpu", "api-gpu-bench"):
         settings = ApiSettings.load(PROFILES_DIR / f"{name}.yaml")
-        with pytest.raises(SuiqaError, match="requires API keys"):
+        with pytest.raises(SuiqaError) as refused:
             require_keys(settings, KeyRing.from_settings(settings))
+        assert str(refused.value) == (
+            "this API profile requires API keys: set SUIQA_API_API_KEYS='id:key,...' or "
+            "SUIQA_API_API_KEYS_FILE=/path/to/secret (or require_api_keys: false for an open demo)")
     demo = ApiSettings.load(PROFILES_DIR / "api-cpu-tiny.yaml")
     assert not demo.require_api_keys and not require_keys(demo, KeyRing([]))
 

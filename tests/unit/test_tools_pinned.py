@@ -129,6 +129,7 @@ def test_lookup_poem_needs_text_title_or_author():
         LookupPoemTool().coerce_args({"text": "", "title": None})
     assert LookupPoemTool().coerce_args("空梁落燕泥") == {"text": "空梁落燕泥"}
     assert LookupPoemTool().coerce_args({"author": "薛道衡", "x": 1}) == {"author": "薛道衡"}
+    assert LookupPoemTool().coerce_args({"title": "昔昔盐"}) == {"title": "昔昔盐"}
 
 
 async def test_ask_sui_expert_asks_the_domain_model_with_its_system_prompt():
