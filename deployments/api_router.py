@@ -5,7 +5,8 @@
 global, no Ray needed to test a route.
 
 Request ids: a client's ``X-Request-Id`` (1-64 characters of letters, digits, ``-``, ``_``, ``.``) is used as is;
-any other value is a 400; without one, an id is generated. Under Ray Serve the proxy generates it (when absent) and
+any other value (or a second header) is a 400 that carries a generated id, never the client's value; without one, an
+id is generated (the rule is deployments/front_door.py's, which applies it in Ray's proxy). Under Ray Serve the proxy generates it (when absent) and
 echoes it on every response itself, so the Serve replica builds the app with ``echo_request_id=False``: one header,
 one value (two, which could differ, were seen before). The id is bound to the request's context
 (:data:`suiqa.logs.REQUEST_ID`): every log line of the request and the X-Request-Id of its vLLM calls carry it.
@@ -16,9 +17,6 @@ request-id 400s, validation 400s, 404/405 and disconnects are counted like any o
 
 from __future__ import annotations
 
-import re
-import uuid
-
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -28,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.admission import Gate, GuardMiddleware
 from deployments.auth import KeyRing
+from deployments.front_door import client_request_ids, new_request_id, request_id_error
 from deployments.metrics import RequestMetricsMiddleware, reject
 from deployments.protocol import (
     ChatCompletionRequest,
@@ -38,6 +37,7 @@ from deployments.protocol import (
     ModelMeta,
     error_body,
 )
+from deployments.request_schema import publish as publish_request
 from deployments.serving_chat import ApiError, OpenAIServingChat, classify_exception
 from suiqa.logs import request_context
 
@@ -54,6 +54,15 @@ _ERROR_DOCS = {
 }
 
 
+# One event of the stream (OpenAPI 3.1: a text/event-stream schema describes each event, as schemathesis reads it)
+SSE_EVENT = {
+    "type": "object", "required": ["event", "data"],
+    "properties": {"event": {"enum": ["message", "sui.step"]}, "data": {"type": "string"}},
+    "description": "`data`: a ChatCompletionChunk as JSON (the last with `sui`; with include_usage one more with "
+                   "`usage`), an OpenAI-format error if the run fails midway, then `[DONE]`. With sui_events, "
+                   "`event: sui.step` events carry each step as it starts and ends."}
+
+
 def _errors(*codes: int) -> dict:
     return {code: {"model": ErrorResponse, "description": _ERROR_DOCS[code]} for code in codes}
 
@@ -64,7 +73,6 @@ class ReadyStatus(BaseModel):
     error: str | None = None
 
 REQUEST_ID_HEADER = "X-Request-Id"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class RequestIdMiddleware:
@@ -78,12 +86,12 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), None)
-        request_id = given if given is not None else uuid.uuid4().hex
+        given = client_request_ids(scope["headers"])
+        problem = request_id_error(given)
+        request_id = given[0] if given and problem is None else new_request_id()  # never echo a refused value
         scope.setdefault("state", {})["request_id"] = request_id
-        if given is not None and not _VALID_REQUEST_ID.match(given):
-            response = _error(400, f"{REQUEST_ID_HEADER} must be 1-64 characters of letters, digits, '-', '_', '.'",
-                              param=REQUEST_ID_HEADER)
+        if problem is not None:
+            response = _error(400, problem, param=REQUEST_ID_HEADER)
             reject("invalid_request_id")
             await response(scope, receive, self._with_id(send, request_id))
             return
@@ -120,7 +128,7 @@ def _error(status: int, message: str, param: str | None = None) -> JSONResponse:
 
 @router.post("/v1/chat/completions", response_model=None, responses={
     200: {"model": ChatCompletionResponse, "description": "The answer (JSON), or SSE chunks when `stream` is true",
-          "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+          "content": {"text/event-stream": {"schema": SSE_EVENT}}},
     **_errors(400, 401, 404, 413, 429, 502, 503, 504)})
 async def create_chat_completion(body: ChatCompletionRequest, request: Request):
     chat = _chat(request)
@@ -155,22 +163,27 @@ async def ready(request: Request):
     """Readiness: not draining, and each upstream LLM tier serves the model the stack needs (cached briefly)."""
     gate = getattr(request.app.state, "gate", None)
     if gate is not None and gate.draining:
-        return JSONResponse({"status": "draining"}, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+        return _not_ready({"status": "draining"})
     try:
         upstreams = await _chat(request).check_upstreams()
     except ApiError:
         raise
     except Exception as exc:  # noqa: BLE001
-        return JSONResponse({"status": "unavailable", "error": f"upstream check: {type(exc).__name__}: {exc}"},
-                            status_code=503)
-    ok = all(upstreams.values())
-    return JSONResponse({"status": "ready" if ok else "unavailable", "upstreams": upstreams},
-                        status_code=200 if ok else 503)
+        return _not_ready({"status": "unavailable", "error": f"upstream check: {type(exc).__name__}: {exc}"})
+    if not all(upstreams.values()):
+        return _not_ready({"status": "unavailable", "upstreams": upstreams})
+    return JSONResponse({"status": "ready", "upstreams": upstreams})
+
+
+def _not_ready(body: dict) -> JSONResponse:
+    """/ready's 503, always with Retry-After (every 503 of the API has one; the upstream one lacked it)."""
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def _openapi(app: FastAPI) -> dict:
-    """FastAPI's document with what the API really returns: no 422 (a refused body is a 400), Bearer auth on
-    /v1 when keys are configured."""
+    """FastAPI's document with what the API really accepts and returns: the chat request as the server accepts
+    it (deployments/request_schema.py), no 422 (a refused body is a 400), Bearer auth on /v1 when keys are
+    configured."""
     if app.openapi_schema is None:
         from fastapi.openapi.utils import get_openapi
 
@@ -178,6 +191,11 @@ def _openapi(app: FastAPI) -> dict:
         schemas = schema.get("components", {}).get("schemas", {})
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
+        chat = getattr(app.state, "chat", None)
+        if chat is not None:
+            settings = chat.settings
+            publish_request(schema, settings.served_model_name, settings.agent.limits,
+                            settings.agent.agent_llm.max_tokens)
         gate = getattr(app.state, "gate", None)
         if gate is not None and gate.keys:
             schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}

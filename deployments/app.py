@@ -75,8 +75,10 @@ class SuiReActDeployment:
 
 def build_app(settings: ApiSettings) -> Application:
     from deployments.auth import KeyRing, require_keys
+    from react_tier.budget import check_prompt_budget
 
     require_keys(settings, KeyRing.from_settings(settings))  # fail here, not in every replica's constructor
+    check_prompt_budget(settings.agent)  # limits a model's context cannot hold: the same
     options = settings.deployment_options()
     # python mode keeps secrets as SecretStr (pickled by Ray) instead of masking them
     return SuiReActDeployment.options(**options).bind(settings.model_dump())

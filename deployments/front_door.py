@@ -8,6 +8,10 @@ replicas. Two jobs, both because the proxy answers without waiting for a replica
 - Ray's own error answers (the 429 + Retry-After of a full deployment — ``backpressure_config`` — a 503 when no
   replica is available, a 408/500 of the proxy) come as plain text; here they get OpenAI's error format, like the
   replicas' own errors. Their status and headers stay Ray's.
+- A client's ``X-Request-Id`` is checked here, on every route (/health too): Ray's proxy takes it as the request id
+  and echoes it on the response, so a malformed one (not 1-64 of ``[A-Za-z0-9._-]``, or sent twice) gets its 400
+  here, with an id of the door's own, before the proxy sees it. Before (issue #25) the replica refused it but the
+  proxy echoed the client's value on that 400, and the door's /health accepted and echoed any value.
 
 Why the proxy sheds capacity at all: the deployment's ``max_ongoing_requests`` is the replica's admission capacity
 (runs + queue, ``ApiSettings.deployment_options``), so a request beyond what every replica can take is refused by
@@ -25,7 +29,9 @@ Ray container (k8s/base/rayservice.yaml, checked by tests/k8s).
 from __future__ import annotations
 
 import json
+import re
 import uuid
+from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,6 +39,23 @@ PROXY_ENV = {"RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": "deployments.front_doo
 HEALTH_PATH = "/health"  # the API's route prefix is "/" (ApiSettings checks it)
 HEALTH_BODY = b'{"status":"ok"}'  # as the replica's own /health writes it
 REQUEST_ID = b"x-request-id"
+REQUEST_ID_RULE = "X-Request-Id must be 1-64 characters of letters, digits, '-', '_', '.' (one header)"
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # fullmatch: `$` would let a trailing newline through
+
+
+def client_request_ids(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
+    return [value.decode("latin-1") for name, value in headers if name == REQUEST_ID]
+
+
+def request_id_error(given: list[str]) -> str | None:
+    """Why the client's X-Request-Id header(s) are refused (None: absent, or one valid value)."""
+    if len(given) > 1 or any(_VALID_REQUEST_ID.fullmatch(value) is None for value in given):
+        return REQUEST_ID_RULE
+    return None
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
 
 
 def proxy_middlewares() -> list:
@@ -49,18 +72,32 @@ class FrontDoor:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        given = client_request_ids(scope["headers"])
+        problem = request_id_error(given)
+        if problem is not None:
+            await _send_error(send, 400, problem, param="X-Request-Id", request_id=new_request_id())
         elif scope["path"] == HEALTH_PATH and scope["method"] in ("GET", "HEAD"):
-            await self._health(scope, send)
+            await self._health(scope, send, given[0] if given else new_request_id())
         else:
             await self.app(scope, receive, _openai_errors(send))
 
     @staticmethod
-    async def _health(scope: Scope, send: Send) -> None:
-        request_id = dict(scope["headers"]).get(REQUEST_ID) or uuid.uuid4().hex.encode()
+    async def _health(scope: Scope, send: Send, request_id: str) -> None:
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(HEALTH_BODY)).encode()),
-                   (REQUEST_ID, request_id)]
+                   (REQUEST_ID, request_id.encode("latin-1"))]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": HEALTH_BODY if scope["method"] == "GET" else b""})
+
+
+async def _send_error(send: Send, status: int, message: str, *, param: str | None, request_id: str) -> None:
+    from deployments.protocol import error_body
+
+    body = json.dumps(error_body(status, message, param), ensure_ascii=False).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            (REQUEST_ID, request_id.encode("latin-1"))]})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _openai_errors(send: Send) -> Send:

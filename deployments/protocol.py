@@ -18,7 +18,6 @@ from pydantic import (
     StrictBool,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from react_tier.request import MAX_STOP_SEQUENCES, VLLM_SAMPLING_EXTRAS, AgentRequest, GenerationOptions, Turn
@@ -66,7 +65,10 @@ class ChatMessage(BaseModel):
         for part in self.content:
             if part.get("type") != "text":
                 raise ValueError(f"unsupported content part type {part.get('type')!r}; only text is accepted")
-            parts.append(str(part.get("text", "")))
+            text = part.get("text", "")
+            if not isinstance(text, str):
+                raise ValueError("a text content part's text must be a string")
+            parts.append(text)
         return "".join(parts)
 
 
@@ -119,6 +121,8 @@ _REFUSED: dict[str, str] = {
     "service_tier": "service tiers are not supported",
 }
 _NEUTRAL = {"tool_choice": ("none",), "function_call": ("none",), "service_tier": ("auto", "default")}
+NUMBERS = ("max_completion_tokens", "max_tokens", "temperature", "top_p", "seed", "presence_penalty",
+           "frequency_penalty", "n", "top_k", "min_p", "repetition_penalty", "min_tokens", "sui_max_steps")
 
 
 class ChatCompletionRequest(BaseModel):
@@ -131,11 +135,11 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=MAX_MESSAGES)
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(None, ge=1, description="Deprecated OpenAI name of max_completion_tokens.")
     max_completion_tokens: int | None = Field(None, ge=1, description="Cap on the answer's tokens.")
+    max_tokens: int | None = Field(None, ge=1, description="Deprecated OpenAI name of max_completion_tokens.")
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-2**63, le=2**63 - 1, description="A 64-bit integer, as vLLM takes it.")
     stop: str | list[str] | None = None
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
@@ -144,10 +148,10 @@ class ChatCompletionRequest(BaseModel):
     modalities: list[str] | None = None
     response_format: ResponseFormat | None = None
     # vLLM sampling extras (extra_body), applied like temperature
-    top_k: int | None = None
+    top_k: int | None = Field(None, ge=-1, description="vLLM: 0 or -1 = off, else at least 1.")
     min_p: float | None = Field(None, ge=0, le=1)
     repetition_penalty: float | None = Field(None, gt=0)
-    ignore_eos: bool | None = None
+    ignore_eos: StrictBool | None = None
     min_tokens: int | None = Field(None, ge=0)
     # Pipeline extensions (extra_body): named `event: sui.step` SSE events; fewer agent steps than the default.
     sui_events: StrictBool = False
@@ -169,6 +173,15 @@ class ChatCompletionRequest(BaseModel):
     reasoning_effort: Any = None
     verbosity: Any = None
     service_tier: Any = None
+
+    @field_validator(*NUMBERS, mode="before")
+    @classmethod
+    def _json_numbers(cls, value: Any) -> Any:
+        """Numbers are JSON numbers, as the published schema says (deployments/request_schema.py): pydantic's lax
+        mode took "5" and true as 5 and 1 (a 2.0 is the integer 2, as in JSON Schema)."""
+        if isinstance(value, (str, bool)):
+            raise ValueError("must be a JSON number")
+        return value
 
     @field_validator(*_REFUSED)
     @classmethod
@@ -208,11 +221,22 @@ class ChatCompletionRequest(BaseModel):
             message.text()  # content parts other than text are refused here
         return messages
 
-    @model_validator(mode="after")
-    def _one_token_cap(self) -> ChatCompletionRequest:
-        if self.max_tokens and self.max_completion_tokens and self.max_tokens != self.max_completion_tokens:
+    # Cross-field checks as field validators of the later field (declared after the one it is compared with), so
+    # the 400's `param` names it: a model validator's error has no location (issue #25: `param: null`).
+    @field_validator("max_tokens")
+    @classmethod
+    def _one_token_cap(cls, value: int | None, info: ValidationInfo) -> int | None:
+        other = info.data.get("max_completion_tokens")
+        if value and other and value != other:
             raise ValueError("max_tokens and max_completion_tokens disagree; send max_completion_tokens only")
-        return self
+        return value
+
+    @field_validator("stream_options")
+    @classmethod
+    def _options_need_a_stream(cls, value: StreamOptions | None, info: ValidationInfo) -> StreamOptions | None:
+        if value is not None and info.data.get("stream") is not True:
+            raise ValueError("stream_options is only allowed when stream is true")
+        return value
 
     @property
     def answer_token_cap(self) -> int | None:

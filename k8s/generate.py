@@ -165,6 +165,7 @@ def model_prep_patch(target: KubeTarget) -> dict[str, Any]:
 
 def cluster_api_settings(target: KubeTarget):
     """The local stack's ApiSettings for ``target.stack``, pointed at the in-cluster vLLM Services."""
+    from react_tier.budget import check_prompt_budget
     from stackctl.stack import api_settings, load_stack, serving_profiles
 
     stack = load_stack(target.stack)
@@ -174,7 +175,10 @@ def cluster_api_settings(target: KubeTarget):
     for role, key in (("domain", "domain_llm"), ("agent", "agent_llm")):
         agent[key]["base_url"] = f"http://{service_name(role)}.{NAMESPACE}.svc:{profiles[role].port}/v1"
         agent[key]["model"] = profiles[role].api_model_name
-    return settings.model_copy(update={"host": "0.0.0.0", "agent": type(settings.agent).model_validate(agent)})
+        agent[key]["context_tokens"] = profiles[role].max_model_len
+    cluster = settings.model_copy(update={"host": "0.0.0.0", "agent": type(settings.agent).model_validate(agent)})
+    check_prompt_budget(cluster.agent)  # the cluster's contexts hold the longest request the limits allow
+    return cluster
 
 
 def serve_config_for(target: KubeTarget) -> dict[str, Any]:

@@ -28,6 +28,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from react_tier.budget import check_prompt_budget
 from react_tier.errors import UpstreamError
 from react_tier.grounding import check_grounding
 from react_tier.hooks import AgentHooks, HookSet
@@ -81,7 +82,9 @@ class ReActAgent:
     @classmethod
     def from_settings(cls, settings: AgentSettings, hooks: list[AgentHooks] | None = None,
                       knowledge_base: Any = None) -> ReActAgent:
-        """Clients, tools and a lazily loaded knowledge base (pass ``knowledge_base`` to inject one)."""
+        """Clients, tools and a lazily loaded knowledge base (pass ``knowledge_base`` to inject one). Refuses
+        limits that a model's known context cannot hold (react_tier/budget.py)."""
+        check_prompt_budget(settings)
         hook_set = HookSet(hooks)
 
         async def on_llm_call(*args: Any) -> None:

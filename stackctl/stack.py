@@ -31,6 +31,7 @@ from pydantic_settings import SettingsConfigDict
 
 from serving.config import ServingProfile, load_profile
 from serving.launcher import VLLMServer, state_file, stop_vllm_servers
+from stackctl import tier_keys
 from suiqa.errors import SuiqaError
 from suiqa.net import port_in_use, stop_recorded, wait_http_ok
 from suiqa.paths import logs_dir, models_dir, run_dir
@@ -90,8 +91,11 @@ def api_settings(stack: StackSettings, profiles: dict[str, ServingProfile]):
     agent_url = (agent or domain).base_url + "/v1"
     agent_model = agent.api_model_name if agent else domain.served_model_name[-1]
     api_yaml = resolve_profile(stack.api_config, API_PROFILES, "API") if stack.api_config else None
-    endpoints = {"domain_llm": {"base_url": domain.base_url + "/v1", "model": domain.api_model_name},
-                 "agent_llm": {"base_url": agent_url, "model": agent_model}}
+    # the context each model is served with: start-up checks the limits against it (react_tier/budget.py)
+    endpoints = {"domain_llm": {"base_url": domain.base_url + "/v1", "model": domain.api_model_name,
+                                "context_tokens": domain.max_model_len},
+                 "agent_llm": {"base_url": agent_url, "model": agent_model,
+                               "context_tokens": (agent or domain).max_model_len}}
     for name, profile in (("domain_llm", domain), ("agent_llm", agent or domain)):
         if profile.api_key is not None:  # the tier requires a key: the agent sends the same secret
             endpoints[name]["api_key"] = profile.api_key
@@ -100,6 +104,10 @@ def api_settings(stack: StackSettings, profiles: dict[str, ServingProfile]):
 
 def _state_path() -> Path:
     return run_dir() / "stack.json"
+
+
+def _write_state(profile: str, **state: Any) -> None:
+    _state_path().write_text(json.dumps({"profile": profile, **state}))
 
 
 def pipeline_metrics_dir() -> Path:
@@ -224,8 +232,10 @@ def up(stack: StackSettings) -> dict[str, str]:
         KeyRing,
         require_keys,
     )
+    from react_tier.budget import check_prompt_budget
 
     keys = require_keys(settings, KeyRing.from_settings(settings))  # before anything starts: one-line error
+    check_prompt_budget(settings.agent)  # limits a model's context cannot hold (react_tier/budget.py): the same
     if not keys:
         log.warning("the pipeline API is OPEN: profile %r requires no API key (demo only; never expose it)",
                     stack.name)
@@ -234,9 +244,11 @@ def up(stack: StackSettings) -> dict[str, str]:
 
         with _phase("tiny models"):
             build_models(models_dir())
-    # each tier's effective settings (no secrets), so `suiqa restart ROLE` brings it back exactly like this
+    # each tier's effective settings and where its key comes from (never the key: stackctl/tier_keys.py), so
+    # `suiqa restart ROLE` brings it back exactly like this
     tiers = {role: p.model_dump(mode="json", exclude={"api_key"}) for role, p in profiles.items()}
-    _state_path().write_text(json.dumps({"profile": stack.name, "ray": False, "servers": tiers}))
+    keys_state = {role: tier_keys.record(role, p.api_key) for role, p in profiles.items()}
+    _write_state(stack.name, ray=False, servers=tiers, api_keys=keys_state)
     _reset_metrics_dir()
     try:
         servers = []
@@ -246,7 +258,7 @@ def up(stack: StackSettings) -> dict[str, str]:
                 servers[-1].wait_ready()  # processes sharing a GPU start one after the other
         with _phase("ray head"):
             address = start_ray(stack)
-        _state_path().write_text(json.dumps({"profile": stack.name, "ray": True, "servers": tiers}))
+        _write_state(stack.name, ray=True, servers=tiers, api_keys=keys_state)
         from react_tier.knowledge import KnowledgeBase
 
         with _phase("knowledge base"):  # build or verify the index once, so agent replicas find it cached
@@ -274,7 +286,7 @@ def up(stack: StackSettings) -> dict[str, str]:
             **{f"vllm_{role}": p.base_url + "/v1" for role, p in profiles.items()},
             **({"prometheus": prometheus["url"]} if prometheus else {}),
             "logs_pipeline": str(logs_dir() / "pipeline.jsonl")}
-    _state_path().write_text(json.dumps({"profile": stack.name, "ray": True, "urls": urls, "servers": tiers}))
+    _write_state(stack.name, ray=True, urls=urls, servers=tiers, api_keys=keys_state)
     return urls
 
 
@@ -285,8 +297,9 @@ def status() -> dict[str, Any] | None:
 
 def restart(role: str) -> str:
     """Stop one vLLM tier of the running stack and start it again with the settings the stack started it with
-    (from the run state: same served names, port, context length; its key from SUIQA_<ROLE>_API_KEY), wait until
-    it answers. Ray Serve keeps running; its /ready is false until the tier is back. Returns the tier's URL."""
+    (from the run state: same served names, port, context length), wait until it answers. Its key comes from
+    SUIQA_<ROLE>_API_KEY and must be the one it started with, else a one-line error before anything stops
+    (stackctl/tier_keys.py). Ray Serve keeps running; its /ready is false until the tier is back. Returns its URL."""
     state = status()
     if not state:
         raise SuiqaError("no stack is up (`suiqa up` first)")
@@ -294,7 +307,7 @@ def restart(role: str) -> str:
     if role not in servers:
         hint = " (this stack's domain process serves both roles: restart domain)" if servers else ""
         raise SuiqaError(f"the running stack has no separate {role} tier{hint}")
-    api_key = os.environ.get(f"SUIQA_{role.upper()}_API_KEY")
+    api_key = tier_keys.key_for_restart(role, (state.get("api_keys") or {}).get(role))
     profile = ServingProfile.model_validate({**servers[role], "api_key": api_key})
     stop_recorded(state_file(profile))
     server = VLLMServer(profile).start()  # records it again (state_file): `suiqa down` stops it

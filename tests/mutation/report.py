@@ -2,6 +2,8 @@
 
     python -m tests.mutation.report                # report.md + summary.json for every core module
     python -m tests.mutation.report --sample       # check CI's fixed sample: exit 1 if a sample mutant survived
+    python -m tests.mutation.report --only deployments/auth.py ...   # a run of some modules (`mutmut run "glob*"`):
+        their rows and sections replace those in report.md and summary.json; the other modules' stay as they were
 
 Score per module = killed / (killed + survived), where "killed" includes timeouts (the mutant made the tests hang
 until mutmut's CPU limit: a failure a user would see) and "survived" includes mutants no fast unit test reaches
@@ -77,13 +79,30 @@ def summarise(results: dict[str, dict[str, str]], notes: dict[str, str]) -> dict
     return modules
 
 
-def write_report(modules: dict, notes: dict[str, str], command: str) -> None:
+def _sections(report: str) -> dict[str, str]:
+    """{module: its survivors section} of a written report.md."""
+    parts = report.split("\n## ")[1:]
+    return {part.split("\n", 1)[0].strip(): "\n## " + part.rstrip("\n") for part in parts}
+
+
+def write_report(modules: dict, notes: dict[str, str], command: str, only: list[str] | None = None) -> None:
+    """report.md and summary.json; with ``only``, ``modules`` holds just those (a partial run): each gets its own date
+    and command, and the other modules' rows and sections are kept from the files as they were."""
     import mutmut
 
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "summary.json").write_text(json.dumps({"date": now, "command": command, "mutmut": mutmut.__version__,
-                                                  "modules": modules}, indent=1, ensure_ascii=False) + "\n")
+    kept: dict[str, str] = {}
+    header = {"date": now, "command": command}
+    if only:
+        previous = json.loads((OUT / "summary.json").read_text()) if (OUT / "summary.json").is_file() else {}
+        header = {"date": previous.get("date", now), "command": previous.get("command", command)}
+        report = (OUT / "report.md").read_text(encoding="utf-8") if (OUT / "report.md").is_file() else ""
+        kept = {m: text for m, text in _sections(report).items() if m not in modules}
+        new = {m: {**stats, "date": now, "command": command} for m, stats in modules.items()}
+        modules = {**{m: v for m, v in previous.get("modules", {}).items() if m not in new}, **new}
+    (OUT / "summary.json").write_text(json.dumps({**header, "mutmut": mutmut.__version__, "modules": modules},
+                                                 indent=1, ensure_ascii=False) + "\n")
     rows = ["| module | mutants | killed (timeouts) | survived | equivalent | not checked | score |",
             "|---|---:|---:|---:|---:|---:|---:|"]
     for module, m in modules.items():
@@ -91,11 +110,16 @@ def write_report(modules: dict, notes: dict[str, str], command: str) -> None:
         flag = "" if m["score"] is None or m["score"] >= TARGET else " ✗"
         rows.append(f"| {module} | {m['mutants']} | {m['killed']} ({m['timeout']}) | {m['survived']} | "
                     f"{m['equivalent']} | {m['not_checked']} | {score}{flag} |")
-    parts = [(f"# Mutation testing report\n\nDate: {now}. mutmut {mutmut.__version__}. Command: `{command}` "
-             "(config: pyproject.toml `[tool.mutmut]`).\n\nScore = killed / (killed + survived); timeouts count as "
-             "killed, mutants no fast unit test reaches count as survived, equivalents (listed below with the "
-             "reason; a timeout of one of them too) are left out. Target: ≥ 80% per module.\n"), *rows, ""]
+    runs = "".join(f"\n\n{module}: {m['date']}, `{m['command']}`." for module, m in modules.items() if "date" in m)
+    parts = [(f"# Mutation testing report\n\nDate: {header['date']}. mutmut {mutmut.__version__}. Command: "
+              f"`{header['command']}` (config: pyproject.toml `[tool.mutmut]`).{runs}\n\nScore = killed / (killed + "
+              "survived); timeouts count as killed, mutants no fast unit test reaches count as survived, equivalents "
+              "(listed below with the reason; a timeout of one of them too) are left out. Target: ≥ 80% per module.\n"),
+             *rows, ""]
     for module, m in modules.items():
+        if module in kept:
+            parts.append(kept[module])
+            continue
         if not (m["survivors"] or m["equivalents"]):
             continue
         parts.append(f"\n## {module}\n")
@@ -126,13 +150,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", action="store_true", help="check the fixed CI sample only")
     parser.add_argument("--command", default="make mutation")
+    parser.add_argument("--only", nargs="+", metavar="MODULE", help="module paths of a partial run (see above)")
     args = parser.parse_args()
     results = load_results()
     notes = (yaml.safe_load(SURVIVORS.read_text(encoding="utf-8")) if SURVIVORS.is_file() else None) or {}
     if args.sample:
         return check_sample(results, notes)
+    if args.only:
+        unknown = sorted(set(args.only) - set(results))
+        if unknown:
+            parser.error(f"not mutated: {', '.join(unknown)}")
+        results = {module: results[module] for module in args.only}
     modules = summarise(results, notes)
-    write_report(modules, notes, args.command)
+    write_report(modules, notes, args.command, only=args.only)
     low = [m for m, s in modules.items() if s["score"] is not None and s["score"] < TARGET]
     print(json.dumps({m: s["score"] for m, s in modules.items()}, indent=1))
     return 1 if low else 0

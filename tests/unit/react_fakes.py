@@ -33,33 +33,35 @@ POEMS = [Poem("poem:sui#780", "春江花月夜二首 其一", "杨广", "暮江�
          Poem("poem:sui#61", "昔昔盐", "薛道衡", "垂柳覆金堤，蘼芜叶复齐。水溢芙蓉沼，花飞桃李蹊。", "隋")]
 
 
-def _check(k: object) -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= LIMITS.max_k:
-        raise KnowledgeQueryError(f"k must be an integer from 1 to {LIMITS.max_k}, got {k!r}")
+def _check(k: object, limits: KnowledgeSettings = LIMITS) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= limits.max_k:
+        raise KnowledgeQueryError(f"k must be an integer from 1 to {limits.max_k}, got {k!r}")
     return k
 
 
-def _clean(value: object) -> str:
-    return clean_query(value, LIMITS.max_query_chars)  # the real validator (and simplified form)
+def _clean(value: object, limits: KnowledgeSettings = LIMITS) -> str:
+    return clean_query(value, limits.max_query_chars)  # the real validator (and simplified form)
 
 
 class FakeKnowledgeBase:
-    """Passages sharing characters with the query, most shared first; scores fall down the list."""
+    """Passages sharing characters with the query, most shared first; scores fall down the list. ``settings``:
+    the limits it applies, as the real one is loaded with them (default: the knowledge base's own defaults)."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: KnowledgeSettings = LIMITS) -> None:
+        self.settings = settings
         self.queries: list[tuple[str, int]] = []
 
     def search(self, query: str, k: int = 5) -> list[Passage]:
         self.queries.append((query, k))
-        k, query = _check(k), _clean(query)
+        k, query = _check(k, self.settings), _clean(query, self.settings)
         shared = {p.id: len(set(query) & set(p.text + p.title)) for p in PASSAGES}
         hits = sorted((p for p in PASSAGES if shared[p.id]), key=lambda p: -shared[p.id])[:k]
         return [Passage(p.id, p.source, p.title, p.text, score=1.0 / (rank + 1)) for rank, p in enumerate(hits)]
 
     def lookup_poem(self, text: str | None = None, *, title: str | None = None, author: str | None = None,
                     k: int = 5) -> list[Poem]:
-        k = _check(k)
-        given = {name: _clean(value) for name, value in (("text", text), ("title", title), ("author", author))
+        k = _check(k, self.settings)
+        given = {name: _clean(value, self.settings) for name, value in (("text", text), ("title", title), ("author", author))
                  if value is not None}
         if not given:
             raise KnowledgeQueryError("lookup_poem needs a line of verse, a title or an author")

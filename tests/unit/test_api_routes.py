@@ -66,7 +66,7 @@ def test_system_message_and_multi_turn_reach_the_agent():
     ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
     ({"temperature": 3}, "temperature"),
     ({"max_tokens": 0}, "max_tokens"),
-    ({"max_tokens": 5, "max_completion_tokens": 6}, None),
+    ({"max_tokens": 5, "max_completion_tokens": 6}, "max_tokens"),  # issue #25, item 4: was param null
     ({"messages": [{"role": "user", "content": "x" * 2001}]}, "messages"),
     ({"messages": [{"role": "tool", "content": "x"}, *USER]}, "messages"),
     ({"sui_max_steps": 99}, "sui_max_steps"),
@@ -75,6 +75,23 @@ def test_each_refused_parameter_is_a_400_naming_it(extra, param, stream):
     resp = client_for().post(URL, json=body(stream=stream, **extra))
     assert_openai_error(resp, 400, param)
     assert "text/event-stream" not in resp.headers.get("content-type", "")  # refused before the first byte
+
+
+def test_stream_options_need_a_stream():
+    """Issue #25, item 4: stream_options without stream was accepted (OpenAI refuses it)."""
+    for extra in ({}, {"stream": False}):
+        resp = client_for().post(URL, json=body(stream_options={"include_usage": True}, **extra))
+        assert_openai_error(resp, 400, "stream_options", "only allowed when stream is true")
+    assert client_for().post(URL, json=body(stream_options=None)).status_code == 200
+    resp = client_for().post(URL, json=body(stream=True, stream_options={"include_usage": False}))
+    assert resp.status_code == 200 and "\"choices\":[]" not in resp.text  # no usage chunk
+
+
+def test_equal_token_caps_pass_and_different_ones_name_max_tokens():
+    resp = client_for().post(URL, json=body(max_tokens=5, max_completion_tokens=5))
+    assert resp.status_code == 200, resp.text
+    assert_openai_error(client_for().post(URL, json=body(max_tokens=7, max_completion_tokens=5)), 400, "max_tokens",
+                        "max_tokens and max_completion_tokens disagree")
 
 
 def test_stream_must_be_a_real_boolean():
@@ -118,6 +135,23 @@ def test_request_ids_one_header_on_every_response():
         assert_openai_error(client.post(URL, json=body(), headers={"X-Request-Id": bad}), 400, "X-Request-Id")
 
 
+@pytest.mark.parametrize("path", ["/health", "/ready", "/v1/models", URL])
+def test_a_refused_request_id_is_never_echoed(path):
+    """Issue #25, item 4: the 400 of a malformed client X-Request-Id carried that value back in its header (a
+    reflected header), and every route refuses it, /health included; two headers are refused too (the app took the
+    first, Ray's proxy another)."""
+    client = client_for()
+    send = client.post if path == URL else client.get
+    for bad in (["abc\u00e9"], ["a" * 65], ["evil\t1"], ["ok-1", "ok-2"]):
+        headers = [("X-Request-Id", v.encode("latin-1")) for v in bad]
+        resp = send(path, **({"json": body()} if path == URL else {}), headers=headers)
+        error = assert_openai_error(resp, 400, "X-Request-Id", "1-64 characters")
+        (echoed,) = resp.headers.get_list("x-request-id")
+        assert echoed not in bad and len(echoed) == 32 and error["type"] == "invalid_request_error"
+    resp = send(path, **({"json": body()} if path == URL else {}), headers={"X-Request-Id": "ok.1_A-b"})
+    assert resp.status_code != 400 and resp.headers.get_list("x-request-id") == ["ok.1_A-b"]
+
+
 def test_streamed_response_and_include_usage():
     resp = client_for().post(URL, json=body(stream=True, stream_options={"include_usage": True}))
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
@@ -136,7 +170,26 @@ def test_models_card_says_what_runs():
 def test_ready_reports_each_upstream():
     resp = client_for(ContractAgent(upstreams={"domain": True, "agent": False})).get("/ready")
     assert resp.status_code == 503 and resp.json()["upstreams"] == {"domain": True, "agent": False}
-    assert client_for().get("/ready").status_code == 200
+    assert resp.headers["retry-after"] == "2"  # issue #25, item 4: the upstreams' 503 had no Retry-After
+    ready = client_for().get("/ready")
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "upstreams": {"domain": True, "agent": True}}
+    assert "retry-after" not in ready.headers
+
+
+def test_every_503_of_ready_has_retry_after():
+    class Broken(ContractAgent):
+        async def check_upstreams(self):
+            raise OSError("probe failed")
+
+    resp = client_for(Broken()).get("/ready")
+    assert resp.status_code == 503 and resp.headers["retry-after"] == "2"
+    assert resp.json() == {"status": "unavailable", "error": "upstream check: OSError: probe failed"}
+    client = client_for()
+    client.app.state.gate.drain()
+    resp = client.get("/ready")
+    assert (resp.status_code, resp.json(), resp.headers["retry-after"]) == (503, {"status": "draining"}, "2")
+    starting = TestClient(create_app(None)).get("/ready")
+    assert starting.status_code == 503 and starting.headers["retry-after"] == "2"
 
 
 def test_503_before_start_up_and_health_still_answers():

@@ -18,7 +18,15 @@ from ray.serve._private.http_util import (
 )
 from ray.serve._private.proxy_request_response import ResponseStatus
 
-from deployments.front_door import PROXY_ENV, FrontDoor, proxy_middlewares
+from deployments.front_door import (
+    PROXY_ENV,
+    REQUEST_ID_RULE,
+    FrontDoor,
+    client_request_ids,
+    new_request_id,
+    proxy_middlewares,
+    request_id_error,
+)
 
 REPLICA_429 = b'{"error": {"message": "admission queue full", "type": "rate_limit_error", "param": null, "code": 429}}'
 
@@ -66,6 +74,36 @@ def test_health_is_answered_at_the_door_without_reaching_a_replica():
     client.post("/health")  # not a probe: the app answers it (405)
     client.get("/health/x")
     assert calls == ["/health", "/health/x"]
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/health"), ("HEAD", "/health"),
+                                            ("POST", "/v1/chat/completions"), ("GET", "/ready")])
+def test_a_malformed_request_id_is_refused_at_the_door_and_never_echoed(method, path):
+    """Issue #25, item 4: Ray's proxy echoes the client's X-Request-Id on every response (the replica's 400 for
+    a malformed one too) and the door's /health accepted any value: the door refuses it first, with its own id."""
+    calls: list = []
+    client = TestClient(proxy_app(calls=calls))
+    for bad in ([b"a b"], [b"x" * 65], [b""], [b"caf\xe9"], [b"ok-1", b"ok-2"], [b"ok\n"]):
+        resp = client.request(method, path, headers=[(b"X-Request-Id", value) for value in bad])
+        (echoed,) = resp.headers.get_list("x-request-id")
+        assert resp.status_code == 400 and echoed.encode() not in bad and len(echoed) == 32
+        if method != "HEAD":
+            assert resp.json()["error"] == {"message": REQUEST_ID_RULE, "type": "invalid_request_error",
+                                            "param": "X-Request-Id", "code": 400}
+            assert int(resp.headers["content-length"]) == len(resp.content)
+    assert calls == []  # refused before Ray's proxy saw it
+    ok = client.request(method, path, headers={"X-Request-Id": "Ab.9_-z"})
+    assert ok.status_code == 200 and ok.headers.get_list("x-request-id") == ["Ab.9_-z"]
+
+
+def test_the_request_id_rule():
+    assert request_id_error([]) is None and request_id_error(["a"]) is None and request_id_error(["a" * 64]) is None
+    assert request_id_error(["A-z.0_9"]) is None
+    for bad in (["a" * 65], [""], ["a b"], ["a\n"], ["a/b"], ["é"], ["a", "a"]):
+        assert request_id_error(bad) == REQUEST_ID_RULE, bad
+    assert client_request_ids([(b"x-request-id", b"caf\xe9"), (b"other", b"1"), (b"x-request-id", b"b")]) == \
+        ["caf\u00e9", "b"]
+    assert len({new_request_id() for _ in range(3)}) == 3 and len(new_request_id()) == 32
 
 
 def test_rays_backpressure_answer_becomes_an_openai_error_with_its_retry_after():

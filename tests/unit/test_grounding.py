@@ -79,3 +79,66 @@ def test_several_ids_in_one_bracket_are_all_citations():
     assert report.sentences[0].citations == ("suishu:卷2:40", "poem:sui#61") and report.score == 1.0
     report = check_grounding("隋文帝在大宝殿逝世。[suishu:卷2:40、zztj:卷180:3]", CITED)
     assert report.score == 1.0 and report.unknown_ids == ("zztj:卷180:3",)  # one known id supports it
+
+
+def test_the_translation_mark_quoted_from_a_passage_is_text_not_a_citation():
+    """Issue #25, item 4: an answer quoting the passage's own 【译文】 mark had "译文" read as a cited id
+    (reason unknown-citation, and listed in unknown_ids)."""
+    report = check_grounding("【译文】十六日，高祖在大宝殿逝世，时年六十四岁。[suishu:卷2:40]", CITED)
+    assert report.score == 1.0 and report.unknown_ids == () and report.sentences[0].citations == ("suishu:卷2:40",)
+    assert report.sentences[0].text.startswith("【译文】")  # kept as the claim's text
+    report = check_grounding("【译文】高祖在大宝殿逝世，时年六十四岁。", CITED)
+    assert [s.reason for s in report.flagged] == ["uncited"] and report.unknown_ids == ()
+    report = check_grounding("高祖在大宝殿逝世，时年六十四岁。【注】【见上】[note: x]", CITED)
+    assert report.unknown_ids == () and report.flagged[0].reason == "uncited"
+
+
+@pytest.mark.parametrize("cited_id", ["suishu:卷2:40", "poem:sui#61", "bio:杨坚", "poemgroup:从驾天池应诏",
+                                      "https://example.org/sui/wendi"])
+def test_every_kind_of_source_id_is_read_as_a_citation(cited_id):
+    report = check_grounding(f"隋文帝在大宝殿逝世，时年六十四岁。【{cited_id}】", {cited_id: WENDI_DEATH})
+    assert report.sentences[0].citations == (cited_id,) and report.score == 1.0
+
+
+def test_the_support_threshold_and_the_claim_length_are_inclusive():
+    # "大宝殿逝世" against a passage that holds half of its bigrams: 大宝 宝殿 | 殿逝 逝世 -> 2 of 4
+    half = {"p:1": "大宝殿"}
+    assert check_grounding("大宝殿逝世。[p:1]", half).sentences[0].support == 0.5
+    assert check_grounding("大宝殿逝世。[p:1]", half).score == 1.0  # support == min_support is grounded
+    assert check_grounding("大宝殿逝世。[p:1]", half, min_support=0.51).score == 0.0
+    assert check_grounding("大宝殿。[p:1]", half).claims == 0  # 3 characters: not a claim
+    assert check_grounding("大宝殿在。[p:1]", half).claims == 1  # 4: a claim
+    assert check_grounding("大宝殿在。[p:1]", half, min_claim_chars=5).claims == 0
+
+
+def test_a_claim_of_function_words_only_is_supported_by_any_citation():
+    report = check_grounding("的是的是的。[p:1]", {"p:1": "无关"})
+    assert report.sentences[0].support == 1.0 and report.score == 1.0
+
+
+def test_function_word_bigrams_are_left_out_only_when_both_characters_are():
+    # 的是 (both function characters) never counts; 隋的 (one of them) does
+    report = check_grounding("隋的是。[p:1]", {"p:1": "隋的"})
+    assert report.claims == 0  # 3 content characters
+    report = check_grounding("隋的是也。[p:1]", {"p:1": "隋的"})
+    assert report.sentences[0].support == 1.0  # bigrams 隋的 (found); 的是, 是也 left out
+
+
+def test_the_serialised_report_rounds_to_three_places():
+    report = check_grounding("大宝殿逝世了。[p:1]", {"p:1": "大宝殿"})
+    data = report.to_dict()
+    assert report.sentences[0].support == pytest.approx(2 / 5) and data["flagged"][0]["support"] == 0.4
+    third = check_grounding("大宝殿。[p:1]\n甲乙丙丁。\n戊己庚辛。", {"p:1": "大宝殿"})
+    assert third.to_dict()["score"] == round(third.score, 3) == 0.0
+    mixed = check_grounding("大宝殿逝世。[p:1]\n甲乙丙丁。\n戊己庚辛。", {"p:1": "大宝殿逝世"})
+    assert mixed.score == pytest.approx(1 / 3) and mixed.to_dict()["score"] == 0.333
+    assert mixed.to_dict()["claims"] == 3 and mixed.to_dict()["unknown_ids"] == []
+    assert [f["text"] for f in mixed.to_dict()["flagged"]] == ["甲乙丙丁。", "戊己庚辛。"]
+
+
+def test_an_earlier_citation_covers_a_later_uncited_sentence_of_its_paragraph():
+    report = check_grounding("大宝殿逝世。[p:1] 大宝殿逝世了。", {"p:1": "大宝殿逝世"})
+    assert [s.citations for s in report.sentences] == [("p:1",), ("p:1",)]
+    # the next cited sentence first: a sentence between two citations takes the later one
+    report = check_grounding("甲乙丙丁[p:1]。大宝殿逝世。戊己庚辛[p:2]。", {"p:1": "甲乙丙丁", "p:2": "戊己庚辛"})
+    assert [s.citations for s in report.sentences] == [("p:1",), ("p:2",), ("p:2",)]

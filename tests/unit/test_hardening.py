@@ -78,8 +78,11 @@ def test_non_demo_profiles_refuse_to_start_without_keys():
 
     for name in ("api-gpu", "api-gpu-bench"):
         settings = ApiSettings.load(PROFILES_DIR / f"{name}.yaml")
-        with pytest.raises(SuiqaError, match="requires API keys"):
+        with pytest.raises(SuiqaError) as refused:
             require_keys(settings, KeyRing.from_settings(settings))
+        assert str(refused.value) == (
+            "this API profile requires API keys: set SUIQA_API_API_KEYS='id:key,...' or "
+            "SUIQA_API_API_KEYS_FILE=/path/to/secret (or require_api_keys: false for an open demo)")
     demo = ApiSettings.load(PROFILES_DIR / "api-cpu-tiny.yaml")
     assert not demo.require_api_keys and not require_keys(demo, KeyRing([]))
 
@@ -129,6 +132,21 @@ def test_token_bucket_refills_at_its_rate():
     assert bucket.take() == pytest.approx(0.5)
     now[0] = 0.5
     assert bucket.take() == 0
+
+
+def test_token_bucket_counts_refill_from_its_last_take():
+    """Issue #25, item 5: a bucket that never advanced its timestamp counted the refill from its creation again at
+    every take, so a key at its rate got a token back on every request after the first refill."""
+    now = [0.0]
+    bucket = TokenBucket(rate_per_s=1, burst=2, clock=lambda: now[0])
+    assert [bucket.take(), bucket.take()] == [0, 0]
+    now[0] = 1.0
+    assert bucket.take() == 0  # one token refilled in 1 s
+    assert bucket.take() == pytest.approx(1.0) and bucket.take() == pytest.approx(1.0)  # not again
+    now[0] = 1.5
+    assert bucket.take() == pytest.approx(0.5)
+    now[0] = 10.0
+    assert [bucket.take(), bucket.take(), bucket.take() > 0] == [0, 0, True]  # refill stops at the burst
 
 
 def test_key_limiter_concurrency_and_rate_are_per_key():
@@ -221,6 +239,36 @@ async def test_admission_refuses_at_once_a_request_that_would_wait_past_the_queu
     now[0] = 25.0
     admission.leave(b)  # a 15 s run moves the mean by the EWMA weight: 10 + 0.2 * 5
     assert admission.mean_run_s == 11.0 and admission.in_flight == 1
+
+
+async def _post(app, headers=None) -> int:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        return (await client.post(URL, json=BODY, headers=headers or {})).status_code
+
+
+class Escaped(BaseException):
+    """Leaves the app like a cancellation (a client that went away) does: the route's handler catches Exception."""
+
+
+class BrokenChat(OpenAIServingChat):
+    async def create(self, request, request_id):
+        raise Escaped
+
+
+@pytest.mark.parametrize("keys", [None, KEYS])
+async def test_a_run_slot_and_the_keys_place_come_back_when_the_app_raises(keys):
+    """Issue #25, item 5: without try/finally around the app, a request whose handling raised (a client that
+    disconnects cancels it) kept its run slot and its key's place for ever: after max_in_flight of them, 429s."""
+    settings = ApiSettings.load(admission={"max_in_flight": 1, "max_queue": 0, "per_key_concurrency": 1})
+    app = create_app(BrokenChat(settings, ContractAgent()), keys=KeyRing(parse_keys(keys or "")))
+    gate = app.state.gate
+    for _ in range(3):
+        with pytest.raises(Escaped):
+            await _post(app, auth())
+        assert gate.admission.in_flight == 0 and gate.limiter.in_flight == {}
+    app.state.chat = OpenAIServingChat(settings, ContractAgent())
+    assert await _post(app, auth()) == 200
 
 
 class SlowAgent(ContractAgent):

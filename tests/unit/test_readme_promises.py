@@ -43,6 +43,17 @@ def test_every_parameter_readme_names_is_a_request_field():
     assert {"max_completion_tokens", "stop", "sui_events", "sui_max_steps", "top_k", "n"} <= named
 
 
+def test_readme_states_the_message_cap_the_model_enforces():
+    """Issue #25, item 4: the 64-message cap was enforced but not in README."""
+    from deployments.protocol import MAX_MESSAGES
+
+    row = next(cell for key, cell in _api_table().items() if "`assistant`" in key)
+    assert f"at most {MAX_MESSAGES} messages" in row
+    messages = [{"role": "user", "content": "q"}] * (MAX_MESSAGES + 1)
+    with pytest.raises(ValueError, match=f"at most {MAX_MESSAGES} items"):
+        ChatCompletionRequest(model="m", messages=messages)
+
+
 def test_readme_lists_every_refused_parameter_and_the_code_refuses_each():
     refused_row = next(cell for cell in _api_table() if "`tools`" in cell)
     listed = set(_names(refused_row)) - {"none", "text"}

@@ -156,3 +156,56 @@ async def test_wrong_model_is_refused_before_the_stream_starts():
         await chat.stream(_request(model="gpt-4", stream=True), "rid")
     assert (info.value.status, info.value.param) == (404, "model")
     assert info.value.message == "model 'gpt-4' does not exist; this API serves 'sui-react'"
+
+
+class HeldStream:
+    """The agent's event stream as a plain async iterator: one answer delta, then the run goes on until closed. Only
+    ``aclose()`` closes it (an async generator would also be closed by the cancellation passing through it)."""
+
+    def __init__(self) -> None:
+        self.closed, self.sent, self.going = False, False, asyncio.Event()
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        if not self.sent:
+            from react_tier.results import AnswerDelta
+
+            self.sent = True
+            return AnswerDelta(text="隋")
+        await self.going.wait()
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class HoldingAgent(ContractAgent):
+    def stream(self, request):
+        self.events = HeldStream()
+        return self.events
+
+
+async def test_a_client_disconnect_closes_the_agents_event_stream():
+    """Issue #25, item 5: a client that went away mid-stream cancels the response's task; the handler must close
+    the agent's stream (which cancels its upstream calls), or the run goes on for nobody. Before, only the slow
+    integration test noticed when that close was gone."""
+    agent = HoldingAgent()
+    lines = await OpenAIServingChat(ApiSettings(), agent).stream(_request(stream=True), "rid")
+    got: list[str] = []
+
+    async def consume():
+        async for line in lines:
+            got.append(line)
+
+    task = asyncio.create_task(consume())
+    for _ in range(100):
+        if len(got) >= 2:
+            break
+        await asyncio.sleep(0.01)
+    assert '"content":"隋"' in got[1] and not agent.events.closed
+    task.cancel()  # what Starlette does when the client disconnects
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert agent.events.closed
