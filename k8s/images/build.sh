@@ -20,7 +20,9 @@ report() {  # image, seconds
   printf '%-28s %8s  built in %4d s\n' "$1" "$(podman image inspect --format '{{.Size}}' "$1" | numfmt --to=iec)" "$2"
 }
 
+start=$SECONDS
 bash "$HERE/base.sh"
+base_s=$((SECONDS - start))
 
 args=(--layers ${NO_CACHE:+--no-cache} --network=host --pull=never -f "$HERE/Dockerfile.cpu" --build-arg "BASE_IMAGE=$BASE_IMAGE"
       --ignorefile "$HERE/Dockerfile.cpu.dockerignore")
@@ -40,7 +42,7 @@ nice -n 10 podman build "${args[@]}" -t "$REGISTRY/sui-qa-cpu:$TAG" "$ROOT"
 cpu_s=$((SECONDS - start))
 
 echo "== images =="
-report "$BASE_IMAGE" 0 | sed 's/built in    0 s/(base.sh; cached)/'
+report "$BASE_IMAGE" "$base_s"
 report "localhost/$REGISTRY/sui-qa-cpu:$TAG" "$cpu_s"
 if podman image exists "$GPU_BASE"; then
   start=$SECONDS
