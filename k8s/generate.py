@@ -164,7 +164,7 @@ def model_prep_patch(target: KubeTarget) -> dict[str, Any]:
 
 
 def cluster_api_settings(target: KubeTarget):
-    """The local stack's ApiSettings for ``target.stack``, pointed at the in-cluster vLLM Services."""
+    """The local stack's ApiSettings for ``target.stack``, pointed at the in-cluster vLLM Services, keys required."""
     from stackctl.stack import api_settings, load_stack, serving_profiles
 
     stack = load_stack(target.stack)
@@ -174,7 +174,9 @@ def cluster_api_settings(target: KubeTarget):
     for role, key in (("domain", "domain_llm"), ("agent", "agent_llm")):
         agent[key]["base_url"] = f"http://{service_name(role)}.{NAMESPACE}.svc:{profiles[role].port}/v1"
         agent[key]["model"] = profiles[role].api_model_name
-    return settings.model_copy(update={"host": "0.0.0.0", "agent": type(settings.agent).model_validate(agent)})
+    # a cluster's API is never an open demo: keys come from the Secret (SUIQA_API_API_KEYS), required
+    return settings.model_copy(update={"host": "0.0.0.0", "agent": type(settings.agent).model_validate(agent),
+                                       "require_api_keys": True})
 
 
 def serve_config_for(target: KubeTarget) -> dict[str, Any]:
