@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 1
 
 .PHONY: setup demo demo-web test test-fast test-xtuner xtuner-env models clean lint bench-cpu bench-overhead \
-        mutation mutation-sample bench-harness
+        mutation mutation-sample bench-harness images pod-play test-pods
 
 setup:            ## .venv with the CPU profile + the Debian packages the tests use (idempotent; seconds when done)
 	@bash scripts/setup.sh
@@ -55,6 +55,15 @@ mutation-sample: setup  ## CI's fixed sample of mutants ($(MUTATION_OUT)/sample.
 	-@set -f; timeout 1200 $(MUTMUT) run --max-children 2 $$(grep -v '^#' $(MUTATION_OUT)/sample.txt) \
 	    > var/mutation-sample.log 2>&1 || true
 	@$(PY) -m tests.mutation.report --sample
+
+images:           ## build the images the k8s manifests name with podman, on a Debian-made base (k8s/images/build.sh)
+	@bash k8s/images/build.sh
+
+pod-play: setup images  ## play the cpu overlay's pods with podman; transcript in benchmarks/results/k8s-podman/
+	@PYTHONPATH=. $(PY) -m k8s.podplay
+
+test-pods: setup  ## the slow podman test: build the images (cached), play the cpu pods, chat + 401, tear down
+	@SUIQA_TEST_PODMAN=1 $(PY) -m pytest -q -ra -s tests/k8s/test_podman_play.py
 
 lint: setup
 	@$(VENV)/bin/ruff check .

@@ -164,7 +164,7 @@ def model_prep_patch(target: KubeTarget) -> dict[str, Any]:
 
 
 def cluster_api_settings(target: KubeTarget):
-    """The local stack's ApiSettings for ``target.stack``, pointed at the in-cluster vLLM Services."""
+    """The local stack's ApiSettings for ``target.stack``, pointed at the in-cluster vLLM Services, keys required."""
     from react_tier.budget import check_prompt_budget
     from stackctl.stack import api_settings, load_stack, serving_profiles
 
@@ -176,7 +176,9 @@ def cluster_api_settings(target: KubeTarget):
         agent[key]["base_url"] = f"http://{service_name(role)}.{NAMESPACE}.svc:{profiles[role].port}/v1"
         agent[key]["model"] = profiles[role].api_model_name
         agent[key]["context_tokens"] = profiles[role].max_model_len
-    cluster = settings.model_copy(update={"host": "0.0.0.0", "agent": type(settings.agent).model_validate(agent)})
+    # a cluster's API is never an open demo: keys come from the Secret (SUIQA_API_API_KEYS), required
+    cluster = settings.model_copy(update={"host": "0.0.0.0", "agent": type(settings.agent).model_validate(agent),
+                                          "require_api_keys": True})
     check_prompt_budget(cluster.agent)  # the cluster's contexts hold the longest request the limits allow
     return cluster
 
@@ -191,6 +193,76 @@ def rayservice_patch(target: KubeTarget) -> dict[str, Any]:
     config_yaml = yaml.safe_dump(serve_config_for(target), sort_keys=False, allow_unicode=True)
     return {"apiVersion": "ray.io/v1", "kind": "RayService", "metadata": {"name": "sui-react"},
             "spec": {"serveConfigV2": config_yaml}}
+
+
+# --- the RayService and the Job as plain Pods (podman kube play cannot play a CRD or a Job; k8s/podplay.py) ---
+
+RAY_HEAD_SERVICE = "sui-react-head-svc"
+RAY_GCS_PORT = 6379
+
+
+def _quantity_bytes(quantity: str) -> int:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9}
+    for unit, factor in units.items():
+        if quantity.endswith(unit):
+            return int(float(quantity[:-len(unit)]) * factor)
+    return int(quantity)
+
+
+def ray_start_command(start_params: dict[str, str], resources: dict[str, Any], head: bool) -> list[str]:
+    """The ``ray start`` KubeRay (1.7) generates for a group: its rayStartParams, ``--num-cpus`` and
+    ``--memory`` from the container's limits unless given, ``--block``; a worker joins the head Service."""
+    limits = resources.get("limits", {})
+    params = dict(start_params)
+    if "num-cpus" not in params and "cpu" in limits:
+        cpu = str(limits["cpu"])
+        params["num-cpus"] = str(int(cpu[:-1]) // 1000 if cpu.endswith("m") else int(float(cpu)))
+    if "memory" not in params and "memory" in limits:
+        params["memory"] = str(_quantity_bytes(str(limits["memory"])))
+    if head:
+        params.setdefault("port", str(RAY_GCS_PORT))
+    else:
+        params.setdefault("address", f"{RAY_HEAD_SERVICE}.{NAMESPACE}.svc.cluster.local:{RAY_GCS_PORT}")
+    return ["ray", "start", *(["--head"] if head else []), "--block",
+            *(f"--{key}={value}" for key, value in params.items())]
+
+
+def rayservice_pods(rayservice: dict[str, Any], head_overrides: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The RayService's head and one pod per worker group (its ``minReplicas``, at least 1 here) as Pods with the
+    manifests' container specs, securityContexts, volumes and probes, and the command KubeRay would give them.
+
+    ``head_overrides`` adds rayStartParams to the head only: on one host network (podman) the head and a worker
+    would both bind the metrics export port and the dashboard agent's port; the worker keeps the manifest's, so
+    its probes hit its own agent."""
+    cluster = rayservice["spec"]["rayClusterConfig"]
+    name = rayservice["metadata"]["name"]
+    groups = [("head", cluster["headGroupSpec"], True)]
+    groups += [(f"{g['groupName']}-worker", g, False) for g in cluster.get("workerGroupSpecs", [])]
+    pods = []
+    for suffix, group, head in groups:
+        template = group["template"]
+        spec = yaml.safe_load(yaml.safe_dump(template["spec"]))  # a deep copy
+        params = {**group.get("rayStartParams", {}), **((head_overrides or {}) if head else {})}
+        ray = spec["containers"][0]
+        ray["command"] = ray_start_command(params, ray.get("resources", {}), head)
+        ray.setdefault("env", []).append({"name": "RAY_CLUSTER_NAME", "value": name})
+        spec["restartPolicy"] = "Never"  # a failed start ends the play at once (KubeRay would restart it)
+        labels = {**template.get("metadata", {}).get("labels", {}),
+                  "ray.io/node-type": "head" if head else "worker", "ray.io/cluster": name}
+        pods.append({"apiVersion": "v1", "kind": "Pod",
+                     "metadata": {"name": f"{name}-{suffix}", "namespace": rayservice["metadata"].get("namespace"),
+                                  "labels": labels},
+                     "spec": spec})
+    return pods
+
+
+def job_pod(job: dict[str, Any]) -> dict[str, Any]:
+    """A Job's pod template as the one Pod the Job controller would create."""
+    template = job["spec"]["template"]
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": job["metadata"]["name"], "namespace": job["metadata"].get("namespace"),
+                         "labels": template.get("metadata", {}).get("labels", {})},
+            "spec": yaml.safe_load(yaml.safe_dump(template["spec"]))}
 
 
 def prometheus_rule() -> dict[str, Any]:

@@ -87,6 +87,7 @@ def _cluster_differences(config: dict) -> dict:
     args["host"] = "<host>"
     for key in ("domain_llm", "agent_llm"):
         args["agent"][key]["base_url"] = f"<{key}>"
+    args["require_api_keys"] = "<required in a cluster>"
     return config
 
 
@@ -100,6 +101,7 @@ def test_serve_config_equals_the_local_stack(overlay):
     assert cluster != local  # the differences are real ...
     args = cluster["applications"][0]["args"]
     assert cluster["http_options"]["host"] == args["host"] == "0.0.0.0"
+    assert args["require_api_keys"] is True  # never an open API in a cluster (the cpu-tiny demo profile is open)
     for role, key in (("domain", "domain_llm"), ("agent", "agent_llm")):  # ... and point at the vLLM Services
         service = next(d for d in rendered(overlay) if d["kind"] == "Service" and d["metadata"]["name"] == f"vllm-{role}")
         port = service["spec"]["ports"][0]["port"]

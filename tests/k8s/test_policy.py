@@ -132,6 +132,29 @@ def test_no_secret_values(overlay):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_api_keys_secret_reaches_the_setting_that_reads_it(overlay):
+    """Every Ray container gets the Secret under ApiSettings.api_keys' own environment variable (the manifests
+    once used SUIQA_API_KEYS, which nothing reads: the API then answered without a key; found by the podman
+    play), and the cluster's serveConfigV2 requires keys, so a missing Secret stops the app instead of opening it."""
+    import yaml
+
+    from deployments.config import ApiSettings
+
+    name = ApiSettings.model_config["env_prefix"] + "api_keys".upper()
+    ray = [t for t in _templates(overlay) if t.owner.startswith("RayService/")]
+    assert len(ray) == 2
+    for tpl in ray:
+        for c in containers(tpl):
+            refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c.get("env", [])
+                    if "secretKeyRef" in e.get("valueFrom", {})}
+            assert refs.get(name, {}).get("name") == "sui-qa-api-keys", (tpl.owner, refs)
+            assert set(refs) == {name}, refs
+    rayservice = next(d for d in rendered(overlay) if d["kind"] == "RayService")
+    args = yaml.safe_load(rayservice["spec"]["serveConfigV2"])["applications"][0]["args"]
+    assert args["require_api_keys"] is True and args["api_keys_file"] is None
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_service_accounts_mount_no_token(overlay):
     for sa in _docs(overlay, "ServiceAccount"):
         assert sa["automountServiceAccountToken"] is False, sa["metadata"]["name"]
