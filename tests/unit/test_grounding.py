@@ -142,3 +142,40 @@ def test_an_earlier_citation_covers_a_later_uncited_sentence_of_its_paragraph():
     # the next cited sentence first: a sentence between two citations takes the later one
     report = check_grounding("甲乙丙丁[p:1]。大宝殿逝世。戊己庚辛[p:2]。", {"p:1": "甲乙丙丁", "p:2": "戊己庚辛"})
     assert [s.citations for s in report.sentences] == [("p:1",), ("p:2",), ("p:2",)]
+
+
+def test_which_earlier_citation_an_uncited_sentence_takes():
+    cited = {"p:1": "甲乙丙丁大宝殿逝世戊己庚辛", "p:2": "甲乙丙丁大宝殿逝世戊己庚辛"}
+    report = check_grounding("甲乙丙丁[p:1]。大宝殿逝世。戊己庚辛。", cited)
+    assert [s.citations for s in report.sentences] == [("p:1",)] * 3  # no later one: the nearest earlier one
+    report = check_grounding("甲乙丙丁[p:1]。大宝殿逝世[p:2]。戊己庚辛。", cited)
+    assert report.sentences[2].citations == ("p:2",)
+    report = check_grounding("甲乙丙丁。\n大宝殿逝世[p:1]。", cited)  # never across paragraphs
+    assert [s.citations for s in report.sentences] == [(), ("p:1",)]
+
+
+def test_a_citation_after_the_sentence_end_joins_the_sentences_own():
+    report = check_grounding("大宝殿逝世[p:1]。[p:2]\n戊己庚辛。[p:2]", {"p:1": "大宝殿逝世", "p:2": "戊己庚辛"})
+    assert [s.citations for s in report.sentences] == [("p:1", "p:2"), ("p:2",)]
+
+
+def test_a_short_sentence_does_not_end_the_check():
+    report = check_grounding("好。大宝殿逝世[p:1]。", {"p:1": "大宝殿逝世"})
+    assert report.claims == 1 and report.score == 1.0
+
+
+def test_a_passage_without_text_supports_nothing():
+    report = check_grounding("XXXX XXXX。[p:1]", {"p:1": None})  # type: ignore[dict-item]
+    assert report.claims == 1 and report.sentences[0].support == 0.0 and report.score == 0.0
+
+
+def test_the_serialised_sentence():
+    report = check_grounding("大宝殿在。[p:1]", {"p:1": "大宝殿"})  # 大宝 宝殿 of 大宝 宝殿 殿在: 2/3
+    assert report.to_dict()["flagged"] == [] and report.sentences[0].to_dict() == {
+        "text": "大宝殿在。", "citations": ["p:1"], "support": 0.667, "reason": None}
+
+
+def test_a_non_string_answer_is_a_type_error_that_says_what_it_got():
+    with pytest.raises(TypeError) as bad:
+        check_grounding(["隋"], {})  # type: ignore[arg-type]
+    assert str(bad.value) == "answer must be a str, got list"

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from deployments.admission import Admission, Shed
+from deployments.admission import Admission, Gate, Shed
 from deployments.api_router import create_app
 from deployments.auth import KeyLimiter, KeyRing, TokenBucket, bearer_token, parse_keys, require_keys
 from deployments.config import ApiSettings
@@ -46,6 +46,21 @@ def test_parse_keys_ids_bare_keys_comments_and_errors():
         parse_keys("alice:short")
     with pytest.raises(SuiqaError, match="twice"):
         parse_keys("a:sk-aaaaaaaaaaaaaaaa,a:sk-cccccccccccccccc")
+
+
+def test_parse_keys_edges():
+    keys = parse_keys("a:sk-aaaaaaaaaaaaaaaa,,b:sk-bbbbbbbbbbbbbbbb, ,c:sk:with:colons:123")  # empty entries skipped
+    assert [(k.id, k.secret) for k in keys] == [("a", b"sk-aaaaaaaaaaaaaaaa"), ("b", b"sk-bbbbbbbbbbbbbbbb"),
+                                                ("c", b"sk:with:colons:123")]  # the first colon ends the id
+    assert parse_keys(" d : 0123456789abcdef ")[0].secret == b"0123456789abcdef"  # 16 characters: enough
+    with pytest.raises(SuiqaError) as short:
+        parse_keys("e:0123456789abcde")  # 15
+    assert str(short.value) == "API key 'e': keys need an id and at least 16 characters"
+    with pytest.raises(SuiqaError) as no_id:
+        parse_keys(":0123456789abcdef")
+    assert str(no_id.value) == "API key '?': keys need an id and at least 16 characters"
+    with pytest.raises(SuiqaError, match="^API key id 'y' or its key is listed twice$"):
+        parse_keys("x:0123456789abcdef,y:0123456789abcdef")  # the same key under two ids
 
 
 def test_identify_compares_every_key_in_constant_time(monkeypatch):
@@ -160,7 +175,7 @@ def test_key_limiter_concurrency_and_rate_are_per_key():
     assert limiter.acquire("a") is None  # third token of the burst
     limiter.release("a"), limiter.release("a")
     refusal = limiter.acquire("a")
-    assert refusal and "rate limit" in refusal.reason and refusal.retry_after_s == 1
+    assert refusal.reason == "rate limit for this API key reached (60 requests/min)" and refusal.retry_after_s == 1
     now[0] = 1.0
     assert limiter.acquire("a") is None
 
@@ -209,6 +224,41 @@ async def test_admission_bounds_in_flight_and_queue_and_sheds_at_once():
     assert admission.in_flight == 2 and admission.waiting == 0
     with pytest.raises(Shed, match="no capacity within"):
         await admission.enter()  # waits queue_timeout_s, then refused
+
+
+def test_expected_wait_with_free_slots_and_in_later_rounds():
+    now = [0.0]
+    admission = Admission(max_in_flight=2, max_queue=8, queue_timeout_s=5, retry_after_s=2, clock=lambda: now[0])
+    admission.mean_run_s = 10.0
+    admission._running = {0: 0.0}  # one run, one slot free
+    now[0] = 4.0
+    assert admission.expected_wait_s(1) == 6.0  # the running one's slot
+    assert admission.expected_wait_s(2) == 0.0  # the free slot
+    assert admission.expected_wait_s(3) == 16.0 and admission.expected_wait_s(4) == 10.0  # one round later
+    admission._running = {0: 0.0, 1: 3.0}
+    now[0] = 20.0
+    assert admission.expected_wait_s(1) == 0.0  # overdue runs: no negative wait
+
+
+async def test_each_refusal_is_counted():
+    admission = Admission(max_in_flight=1, max_queue=0, queue_timeout_s=1, retry_after_s=4)
+    await admission.enter()
+    for expected in (1, 2, 3):
+        with pytest.raises(Shed, match=r"^the API is at capacity \(1 running, 0 waiting\); retry later$") as shed:
+            await admission.enter()
+        assert admission.shed == expected and shed.value.retry_after_s == 4
+
+
+def test_the_gate_takes_every_admission_setting():
+    settings = ApiSettings.load(admission={"max_in_flight": 3, "max_queue": 5, "queue_timeout_s": 7,
+                                           "retry_after_s": 9, "max_body_bytes": 4096, "per_key_concurrency": 2,
+                                           "per_key_rpm": 30, "per_key_burst": 6})
+    gate = Gate(settings, KeyRing([]))
+    a = gate.admission
+    assert (a.max_in_flight, a.max_queue, a.queue_timeout_s, a.retry_after_s) == (3, 5, 7, 9)
+    limiter = gate.limiter
+    assert (limiter.concurrency, limiter.rate, limiter.burst) == (2, 0.5, 6)
+    assert (gate.max_body, gate.retry_after_s, gate.draining, bool(gate.keys)) == (4096, 9, False, False)
 
 
 async def test_admission_refuses_at_once_a_request_that_would_wait_past_the_queue_timeout():

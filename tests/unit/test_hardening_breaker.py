@@ -147,7 +147,7 @@ def test_the_open_state_lasts_exactly_reset_s_and_says_when_the_next_probe_goes(
         breaker.before()  # the probe is out: others still fail fast, the next probe is due now
     assert err.value.retry_in_s == 0.0
     breaker.release()
-    assert not breaker.probing and breaker.state == "half-open"
+    assert breaker.probing is False and breaker.state == "half-open"
 
 
 def test_failures_below_the_threshold_keep_it_closed_and_a_failed_probe_reopens_it():

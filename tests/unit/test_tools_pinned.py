@@ -5,6 +5,7 @@ Issue #25, item 5: a hand-made bug (search_knowledge no longer clamping the mode
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import pytest
 
@@ -65,7 +66,7 @@ async def test_search_knowledge_without_hits_says_so():
 
 
 async def test_a_tool_without_a_knowledge_base_fails_clearly():
-    with pytest.raises(RuntimeError, match="no knowledge base configured"):
+    with pytest.raises(RuntimeError, match="^no knowledge base configured$"):
         await SearchKnowledgeTool().run({"query": "隋"}, context())
 
 
@@ -155,8 +156,11 @@ def test_coercion_of_plain_text_types_and_missing_arguments():
     assert tool.coerce_args({"query": {"a": "隋"}, "k": 2.0}) == {"query": json.dumps({"a": "隋"}, ensure_ascii=False),
                                                                   "k": 2}
     assert tool.coerce_args({"query": "x", "k": None}) == {"query": "x"}
-    with pytest.raises(ToolInputError, match="需要 JSON 参数"):
+    with pytest.raises(ToolInputError) as no_args:
         tool.coerce_args("")
+    assert str(no_args.value) == f"search_knowledge 需要 JSON 参数：{json.dumps(tool.parameters, ensure_ascii=False)}"
+    assert "检索词" in str(no_args.value)
+    assert tool.coerce_args({"extra": 1, "query": "隋", "k": 2}) == {"query": "隋", "k": 2}  # unknown keys skipped
     with pytest.raises(ToolInputError, match="参数 k 必须是整数，收到 \\[1\\]"):
         tool.coerce_args({"query": "x", "k": [1]})
     with pytest.raises(ToolInputError, match=r"search_knowledge 缺少参数 \['query'\]"):
@@ -168,6 +172,14 @@ def test_coercion_of_plain_text_types_and_missing_arguments():
     with pytest.raises(ToolInputError, match="none 需要 JSON 参数"):
         NoParams().coerce_args("x")
     assert NoParams().coerce_args({"a": 1}) == {}
+
+    class Bare(Tool):  # a schema without "properties" or "required"
+        name, description = "bare", "裸"
+        parameters: ClassVar[dict] = {"type": "object"}
+
+    assert Bare().coerce_args({"a": 1}) == {}
+    with pytest.raises(ToolInputError, match="bare 需要 JSON 参数"):
+        Bare().coerce_args("x")
 
 
 def test_the_prompt_line_of_a_tool():
@@ -219,3 +231,8 @@ def test_a_citation_keeps_the_passage_text_cut_to_its_limit():
         id, content = 7, ""
 
     assert _cite(Bare()) == Citation(id="7", source="", title="", text=None)
+
+    class IdOnly:
+        id = "x:1"
+
+    assert _cite(IdOnly()) == Citation(id="x:1", source="", title="", text=None)
