@@ -110,7 +110,11 @@ def write_report(modules: dict, notes: dict[str, str], command: str, only: list[
         flag = "" if m["score"] is None or m["score"] >= TARGET else " ✗"
         rows.append(f"| {module} | {m['mutants']} | {m['killed']} ({m['timeout']}) | {m['survived']} | "
                     f"{m['equivalent']} | {m['not_checked']} | {score}{flag} |")
-    runs = "".join(f"\n\n{module}: {m['date']}, `{m['command']}`." for module, m in modules.items() if "date" in m)
+    by_run: dict[tuple[str, str], list[str]] = {}
+    for module, m in modules.items():
+        if "date" in m:
+            by_run.setdefault((m["date"], m["command"]), []).append(module)
+    runs = "".join(f"\n\n{', '.join(names)}: {date}, `{cmd}`." for (date, cmd), names in by_run.items())
     parts = [(f"# Mutation testing report\n\nDate: {header['date']}. mutmut {mutmut.__version__}. Command: "
               f"`{header['command']}` (config: pyproject.toml `[tool.mutmut]`).{runs}\n\nScore = killed / (killed + "
               "survived); timeouts count as killed, mutants no fast unit test reaches count as survived, equivalents "
