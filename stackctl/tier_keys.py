@@ -2,7 +2,7 @@
 
 `suiqa up` records for each tier whether it requires a key, the variable a restart reads it from
 (``SUIQA_<ROLE>_API_KEY``, the documented source) and a salted, slow hash of it (PBKDF2-SHA256, 600,000 iterations,
-OWASP's 2023 figure: ~0.3 s once per `up` and per `restart`); the key itself stays in the environment. `suiqa restart
+OWASP's 2023 figure: 0.14 s on this 2-core machine, once per `up` and per `restart`); the key itself stays in the environment. `suiqa restart
 ROLE` brings the tier back with the key from that variable only when it is the same key, and refuses in one line
 otherwise. Before (issue #25), a restart from a shell without the variable brought the agent tier back with no key
 at all, silently (it answered without one while the domain tier still refused); a different key would have locked
