@@ -176,7 +176,8 @@ def cluster_api_settings(target: KubeTarget):
         agent[key]["base_url"] = f"http://{service_name(role)}.{NAMESPACE}.svc:{profiles[role].port}/v1"
         agent[key]["model"] = profiles[role].api_model_name
         agent[key]["context_tokens"] = profiles[role].max_model_len
-    cluster = settings.model_copy(update={"host": "0.0.0.0", "agent": type(settings.agent).model_validate(agent)})
+    agent_settings = type(settings.agent).model_validate(agent)
+    cluster = settings.model_copy(update={"host": "0.0.0.0", "agent": agent_settings})
     check_prompt_budget(cluster.agent)  # the cluster's contexts hold the longest request the limits allow
     return cluster
 
