@@ -4,12 +4,13 @@
 (``__serve_build_asgi_app__``), the route tests build it around a fake agent with FastAPI's TestClient — no module
 global, no Ray needed to test a route.
 
-Request ids: a client's ``X-Request-Id`` (1-64 characters of letters, digits, ``-``, ``_``, ``.``) is used as is;
-any other value (or a second header) is a 400 that carries a generated id, never the client's value; without one, an
-id is generated (the rule is deployments/front_door.py's, which applies it in Ray's proxy). Under Ray Serve the proxy generates it (when absent) and
-echoes it on every response itself, so the Serve replica builds the app with ``echo_request_id=False``: one header,
-one value (two, which could differ, were seen before). The id is bound to the request's context
-(:data:`suiqa.logs.REQUEST_ID`): every log line of the request and the X-Request-Id of its vLLM calls carry it.
+Request ids: a client's ``X-Request-Id`` (1-64 characters of letters, digits, ``-``, ``_``, ``.``) is used as
+is; any other value (or a second header) is a 400 that carries a generated id, never the client's value;
+without one, an id is generated (the rule is deployments/front_door.py's, which applies it in Ray's proxy).
+Under Ray Serve the proxy generates it (when absent) and echoes it on every response itself, so the Serve
+replica builds the app with ``echo_request_id=False``: one header, one value (two, which could differ, were
+seen before). The id is bound to the request's context (:data:`suiqa.logs.REQUEST_ID`): every log line of the
+request and the X-Request-Id of its vLLM calls carry it.
 
 Counting and the access log: :class:`deployments.metrics.RequestMetricsMiddleware`, outermost, so that the
 request-id 400s, validation 400s, 404/405 and disconnects are counted like any other response.
@@ -54,13 +55,14 @@ _ERROR_DOCS = {
 }
 
 
-# One event of the stream (OpenAPI 3.1: a text/event-stream schema describes each event, as schemathesis reads it)
+# One event of the stream (OpenAPI 3.1: a text/event-stream schema describes each event, as schemathesis reads
+# it)
 SSE_EVENT = {
     "type": "object", "required": ["event", "data"],
     "properties": {"event": {"enum": ["message", "sui.step"]}, "data": {"type": "string"}},
-    "description": "`data`: a ChatCompletionChunk as JSON (the last with `sui`; with include_usage one more with "
-                   "`usage`), an OpenAI-format error if the run fails midway, then `[DONE]`. With sui_events, "
-                   "`event: sui.step` events carry each step as it starts and ends."}
+    "description": "`data`: a ChatCompletionChunk as JSON (the last with `sui`; with include_usage one more "
+                   "with `usage`), an OpenAI-format error if the run fails midway, then `[DONE]`. With "
+                   "sui_events, `event: sui.step` events carry each step as it starts and ends."}
 
 
 def _errors(*codes: int) -> dict:
@@ -127,7 +129,8 @@ def _error(status: int, message: str, param: str | None = None) -> JSONResponse:
 
 
 @router.post("/v1/chat/completions", response_model=None, responses={
-    200: {"model": ChatCompletionResponse, "description": "The answer (JSON), or SSE chunks when `stream` is true",
+    200: {"model": ChatCompletionResponse,
+          "description": "The answer (JSON), or SSE chunks when `stream` is true",
           "content": {"text/event-stream": {"schema": SSE_EVENT}}},
     **_errors(400, 401, 404, 413, 429, 502, 503, 504)})
 async def create_chat_completion(body: ChatCompletionRequest, request: Request):

@@ -8,10 +8,11 @@ replicas. Two jobs, both because the proxy answers without waiting for a replica
 - Ray's own error answers (the 429 + Retry-After of a full deployment — ``backpressure_config`` — a 503 when no
   replica is available, a 408/500 of the proxy) come as plain text; here they get OpenAI's error format, like the
   replicas' own errors. Their status and headers stay Ray's.
-- A client's ``X-Request-Id`` is checked here, on every route (/health too): Ray's proxy takes it as the request id
-  and echoes it on the response, so a malformed one (not 1-64 of ``[A-Za-z0-9._-]``, or sent twice) gets its 400
-  here, with an id of the door's own, before the proxy sees it. Before (issue #25) the replica refused it but the
-  proxy echoed the client's value on that 400, and the door's /health accepted and echoed any value.
+- A client's ``X-Request-Id`` is checked here, on every route (/health too): Ray's proxy takes it as the
+  request id and echoes it on the response, so a malformed one (not 1-64 of ``[A-Za-z0-9._-]``, or sent twice)
+  gets its 400 here, with an id of the door's own, before the proxy sees it. Before (issue #25) the replica
+  refused it but the proxy echoed the client's value on that 400, and the door's /health accepted and echoed
+  any value.
 
 Why the proxy sheds capacity at all: the deployment's ``max_ongoing_requests`` is the replica's admission capacity
 (runs + queue, ``ApiSettings.deployment_options``), so a request beyond what every replica can take is refused by
@@ -94,9 +95,9 @@ async def _send_error(send: Send, status: int, message: str, *, param: str | Non
     from deployments.protocol import error_body
 
     body = json.dumps(error_body(status, message, param), ensure_ascii=False).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (REQUEST_ID, request_id.encode("latin-1"))]})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (REQUEST_ID, request_id.encode("latin-1"))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 

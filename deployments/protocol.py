@@ -177,8 +177,8 @@ class ChatCompletionRequest(BaseModel):
     @field_validator(*NUMBERS, mode="before")
     @classmethod
     def _json_numbers(cls, value: Any) -> Any:
-        """Numbers are JSON numbers, as the published schema says (deployments/request_schema.py): pydantic's lax
-        mode took "5" and true as 5 and 1 (a 2.0 is the integer 2, as in JSON Schema)."""
+        """Numbers are JSON numbers, as the published schema says (deployments/request_schema.py):
+        pydantic's lax mode took "5" and true as 5 and 1 (a 2.0 is the integer 2, as in JSON Schema)."""
         if isinstance(value, (str, bool)):
             raise ValueError("must be a JSON number")
         return value
@@ -221,8 +221,8 @@ class ChatCompletionRequest(BaseModel):
             message.text()  # content parts other than text are refused here
         return messages
 
-    # Cross-field checks as field validators of the later field (declared after the one it is compared with), so
-    # the 400's `param` names it: a model validator's error has no location (issue #25: `param: null`).
+    # Cross-field checks as field validators of the later field (declared after the one it is compared with),
+    # so the 400's `param` names it: a model validator's error has no location (issue #25: `param: null`).
     @field_validator("max_tokens")
     @classmethod
     def _one_token_cap(cls, value: int | None, info: ValidationInfo) -> int | None:
@@ -233,7 +233,8 @@ class ChatCompletionRequest(BaseModel):
 
     @field_validator("stream_options")
     @classmethod
-    def _options_need_a_stream(cls, value: StreamOptions | None, info: ValidationInfo) -> StreamOptions | None:
+    def _options_need_a_stream(cls, value: StreamOptions | None,
+                               info: ValidationInfo) -> StreamOptions | None:
         if value is not None and info.data.get("stream") is not True:
             raise ValueError("stream_options is only allowed when stream is true")
         return value

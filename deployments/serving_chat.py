@@ -89,10 +89,10 @@ class OpenAIServingChat:
         if request.model != self.settings.served_model_name:
             raise ApiError(404, f"model {request.model!r} does not exist; this API serves "
                                 f"{self.settings.served_model_name!r}", "model")
-        per_call = self.settings.agent.agent_llm.max_tokens  # vLLM refuses min_tokens above a call's max_tokens
+        per_call = self.settings.agent.agent_llm.max_tokens  # vLLM refuses min_tokens above a call's cap
         if request.min_tokens is not None and request.min_tokens > per_call:
-            raise ApiError(400, f"min_tokens {request.min_tokens} is above the agent tier's {per_call} tokens per "
-                                "call", "min_tokens")
+            raise ApiError(400, f"min_tokens {request.min_tokens} is above the agent tier's {per_call} "
+                                "tokens per call", "min_tokens")
         try:
             checked = self.agent.check(request.to_agent_request(request_id))
         except AgentInputError as exc:

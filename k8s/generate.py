@@ -177,8 +177,8 @@ def cluster_api_settings(target: KubeTarget):
         agent[key]["model"] = profiles[role].api_model_name
         agent[key]["context_tokens"] = profiles[role].max_model_len
     # a cluster's API is never an open demo: keys come from the Secret (SUIQA_API_API_KEYS), required
-    cluster = settings.model_copy(update={"host": "0.0.0.0", "agent": type(settings.agent).model_validate(agent),
-                                          "require_api_keys": True})
+    agent_settings = type(settings.agent).model_validate(agent)
+    cluster = settings.model_copy(update={"host": "0.0.0.0", "agent": agent_settings, "require_api_keys": True})
     check_prompt_budget(cluster.agent)  # the cluster's contexts hold the longest request the limits allow
     return cluster
 

@@ -1,22 +1,24 @@
-"""The prompt budget: the longest request the input limits allow must fit each model's context window, checked at
-start-up (:func:`check_prompt_budget`: `suiqa up` before anything starts, the Serve app before it deploys, every
-agent built from settings), with a one-line error that says how many characters the limits may add up to.
+"""The prompt budget: the longest request the input limits allow must fit each model's context window, checked
+at start-up (:func:`check_prompt_budget`: `suiqa up` before anything starts, the Serve app before it deploys,
+every agent built from settings), with a one-line error that says how many characters the limits may add up
+to.
 
-Why (issue #25): the limits (question 2,000 characters, history 16,000, instructions 4,000) and each model's context
-(its serving profile's max_model_len) were set apart. On the tiny CPU profile (agent context 4,096 tokens, its
-system prompt alone ~1,260) a 2,000-character question overflowed it: vLLM refused the first agent call, and every
-such request ended ``degraded`` with 0 agent calls.
+Why (issue #25): the limits (question 2,000 characters, history 16,000, instructions 4,000) and each model's
+context (its serving profile's max_model_len) were set apart. On the tiny CPU profile (agent context 4,096
+tokens, its system prompt alone ~1,260) a 2,000-character question overflowed it: vLLM refused the first agent
+call, and every such request ended ``degraded`` with 0 agent calls.
 
 Counted, for the agent model's first call (it carries everything a request brings; later steps append tool
-results, bounded by max_steps x max_observation_chars, and a step that overflows ends the run ``degraded`` with the
-evidence so far): the system prompt (the tools' descriptions), the kept history, the question message (question,
-instructions and a draft of ``domain_llm.max_tokens``), with ``always_search_first`` the forced search step (the
-question again, in its Action Input, and an Observation of ``max_observation_chars``), and the call's own
-``agent_llm.max_tokens``. For the domain model's draft call: its system prompt, the instructions, history and
-question, and ``domain_llm.max_tokens``. Characters count at the endpoint's ``tokens_per_char`` (1.0 by default:
-the tiny BPE measured 0.86-0.97 on Sui questions and the corpus), plus MESSAGE_OVERHEAD_TOKENS per chat message
-(the template's role markers). Text far from the corpus (random rare characters: 1.9 tokens each on the tiny BPE)
-can still overflow; that call fails and the run ends ``degraded``, as before.
+results, bounded by max_steps x max_observation_chars, and a step that overflows ends the run ``degraded``
+with the evidence so far): the system prompt (the tools' descriptions), the kept history, the question message
+(question, instructions and a draft of ``domain_llm.max_tokens``), with ``always_search_first`` the forced
+search step (the question again, in its Action Input, and an Observation of ``max_observation_chars``), and
+the call's own ``agent_llm.max_tokens``. For the domain model's draft call: its system prompt, the
+instructions, history and question, and ``domain_llm.max_tokens``. Characters count at the endpoint's
+``tokens_per_char`` (1.0 by default: the tiny BPE measured 0.86-0.97 on Sui questions and the corpus), plus
+MESSAGE_OVERHEAD_TOKENS per chat message (the template's role markers). Text far from the corpus (random rare
+characters: 1.9 tokens each on the tiny BPE) can still overflow; that call fails and the run ends
+``degraded``, as before.
 """
 
 from __future__ import annotations
@@ -95,17 +97,21 @@ def draft_budget(settings: AgentSettings) -> Budget | None:
 
 
 def check_prompt_budget(settings: AgentSettings) -> None:
-    """PromptBudgetError (one line) when the longest request the limits allow does not fit a model's context."""
+    """PromptBudgetError (one line) when the longest request the limits allow does not fit a model's
+    context."""
     limits = settings.limits
     for budget in (agent_budget(settings), draft_budget(settings)):
         if budget is None or budget.tokens(settings) <= budget.context_tokens:
             continue
-        question = "2 x question (always_search_first repeats it)" if budget.question_weight == 2 else "question"
+        question = ("2 x question (always_search_first repeats it)" if budget.question_weight == 2
+                    else "question")
+        per_char = f"{budget.tokens_per_char:g} {'token' if budget.tokens_per_char == 1 else 'tokens'}"
         raise PromptBudgetError(
-            f"the longest request the limits allow needs ~{budget.tokens(settings)} tokens of the {budget.tier} "
-            f"model's {budget.context_tokens}-token context ({budget.tier}_llm.context_tokens): {question} + "
-            f"history + instructions may add up to {max(0, budget.spare_chars())} characters at "
-            f"{budget.tokens_per_char:g} {'token' if budget.tokens_per_char == 1 else 'tokens'} a character, the "
-            f"limits allow {budget.input_chars(settings)} "
-            f"(limits.max_question_chars {limits.max_question_chars}, max_history_chars {limits.max_history_chars}, "
-            f"max_instructions_chars {limits.max_instructions_chars}); lower them, or the per-call max_tokens")
+            f"the longest request the limits allow needs ~{budget.tokens(settings)} tokens of the "
+            f"{budget.tier} model's {budget.context_tokens}-token context "
+            f"({budget.tier}_llm.context_tokens): "
+            f"{question} + history + instructions may add up to {max(0, budget.spare_chars())} characters at "
+            f"{per_char} a character, the limits allow {budget.input_chars(settings)} "
+            f"(limits.max_question_chars {limits.max_question_chars}, max_history_chars "
+            f"{limits.max_history_chars}, max_instructions_chars {limits.max_instructions_chars}); lower "
+            "them, or the per-call max_tokens")

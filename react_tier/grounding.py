@@ -15,11 +15,12 @@ modern answer is compared with the whole passage, and the history passages carry
 (【译文】), so a faithful paraphrase still shares most bigrams: on the unit-test examples a faithful sentence
 scores 0.62-1.0 and an invented one 0.0, hence the default threshold 0.5.
 
-Citations to ids that are not in ``cited`` (the passages the agent actually observed) never count as support and
-are listed in ``unknown_ids``. A bracket is a citation only when it holds an id — a scheme, a colon, then no space
-(``suishu:卷2:40``, ``poem:sui#61``, ``bio:杨坚``, a web result's URL); other brackets are text: the history
-passages' own 【译文】 mark, quoted in an answer, was read as the id "译文" and flagged the sentence as citing an
-unknown passage (issue #25).
+Citations to ids that are not in ``cited`` (the passages the agent actually observed) never count as support
+and are listed in ``unknown_ids``. A bracket is a citation only when it holds an id — a scheme, a colon, then
+no space (``suishu:卷2:40``, ``poem:sui#61``, ``bio:杨坚``, a web result's URL); other brackets are text: the
+history passages' own 【译文】 mark, quoted in an answer, was read as the id "译文" and flagged the sentence
+as
+citing an unknown passage (issue #25).
 """
 
 from __future__ import annotations

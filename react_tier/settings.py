@@ -39,12 +39,12 @@ class LLMEndpointSettings(BaseModel):
     breaker_reset_s: float = Field(5.0, gt=0, description="Open breaker: fail fast this long, then probe once.")
     max_tokens: int = Field(512, gt=0, description="Completion token cap per call.")
     context_tokens: int | None = Field(
-        None, gt=0, description="The model's context window in tokens (vLLM's max_model_len; `suiqa up` sets it from "
-        "the serving profile). Set, start-up checks that the longest request the limits allow fits it "
-        "(react_tier/budget.py); None: not checked.")
+        None, gt=0, description="The model's context window in tokens (vLLM's max_model_len; `suiqa up` sets "
+        "it from the serving profile). Set, start-up checks that the longest request the limits allow fits "
+        "it (react_tier/budget.py); None: not checked.")
     tokens_per_char: float = Field(
-        1.0, gt=0, le=8, description="Tokens per character of Chinese text the budget assumes for this model (an "
-        "upper estimate: the tiny BPE 0.86-0.97 on Sui text; Qwen2.5 and InternLM2 about 0.7).")
+        1.0, gt=0, le=8, description="Tokens per character of Chinese text the budget assumes for this model "
+        "(an upper estimate: the tiny BPE 0.86-0.97 on Sui text; Qwen2.5 and InternLM2 about 0.7).")
     temperature: float = Field(0.3, ge=0, le=2, description="Sampling temperature.")
     extra_body: dict[str, Any] = Field(default_factory=dict, description="Extra request fields (e.g. top_k).")
     continuous_usage_stats: bool = Field(
@@ -126,16 +126,16 @@ class AgentSettings(TierSettings):
 
     @model_validator(mode="after")
     def _knowledge_takes_the_longest_question(self) -> AgentSettings:
-        """The knowledge base's query limit follows the question limit: the forced first search (and a model that
-        searches with the whole question) sends the question as the query. It was 1,000 against a question limit of
-        2,000, so the forced search failed for questions of 1,001-2,000 characters (issue #25). Set explicitly, it
-        may not be lower."""
+        """The knowledge base's query limit follows the question limit: the forced first search (and a
+        model that searches with the whole question) sends the question as the query. It was 1,000 against
+        a question limit of 2,000, so the forced search failed for questions of 1,001-2,000 characters
+        (issue #25). Set explicitly, it may not be lower."""
         question, query = self.limits.max_question_chars, self.knowledge.max_query_chars
         if "max_query_chars" not in self.knowledge.model_fields_set:
             if query < question:
                 self.knowledge = self.knowledge.model_copy(update={"max_query_chars": question})
         elif query < question:
-            raise ValueError(f"knowledge.max_query_chars ({query}) is below limits.max_question_chars ({question}): "
-                             "the forced first search sends the whole question; raise it, or leave it unset to "
-                             "follow the question limit")
+            raise ValueError(f"knowledge.max_query_chars ({query}) is below limits.max_question_chars "
+                             f"({question}): the forced first search sends the whole question; raise it, or "
+                             "leave it unset to follow the question limit")
         return self

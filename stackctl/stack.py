@@ -235,7 +235,7 @@ def up(stack: StackSettings) -> dict[str, str]:
     from react_tier.budget import check_prompt_budget
 
     keys = require_keys(settings, KeyRing.from_settings(settings))  # before anything starts: one-line error
-    check_prompt_budget(settings.agent)  # limits a model's context cannot hold (react_tier/budget.py): the same
+    check_prompt_budget(settings.agent)  # limits no model context holds (react_tier/budget.py): the same
     if not keys:
         log.warning("the pipeline API is OPEN: profile %r requires no API key (demo only; never expose it)",
                     stack.name)
@@ -296,10 +296,11 @@ def status() -> dict[str, Any] | None:
 
 
 def restart(role: str) -> str:
-    """Stop one vLLM tier of the running stack and start it again with the settings the stack started it with
-    (from the run state: same served names, port, context length), wait until it answers. Its key comes from
-    SUIQA_<ROLE>_API_KEY and must be the one it started with, else a one-line error before anything stops
-    (stackctl/tier_keys.py). Ray Serve keeps running; its /ready is false until the tier is back. Returns its URL."""
+    """Stop one vLLM tier of the running stack and start it again with the settings the stack started it
+    with (from the run state: same served names, port, context length), wait until it answers. Its key
+    comes from SUIQA_<ROLE>_API_KEY and must be the one it started with, else a one-line error before
+    anything stops (stackctl/tier_keys.py). Ray Serve keeps running; its /ready is false until the tier is
+    back. Returns its URL."""
     state = status()
     if not state:
         raise SuiqaError("no stack is up (`suiqa up` first)")

@@ -1,12 +1,13 @@
 """A vLLM tier's API key across `suiqa up` and `suiqa restart ROLE`, never written to the run state.
 
 `suiqa up` records for each tier whether it requires a key, the variable a restart reads it from
-(``SUIQA_<ROLE>_API_KEY``, the documented source) and a salted, slow hash of it (PBKDF2-SHA256, 600,000 iterations,
-OWASP's 2023 figure: ~0.3 s once per `up` and per `restart`); the key itself stays in the environment. `suiqa restart
-ROLE` brings the tier back with the key from that variable only when it is the same key, and refuses in one line
-otherwise. Before (issue #25), a restart from a shell without the variable brought the agent tier back with no key
-at all, silently (it answered without one while the domain tier still refused); a different key would have locked
-the pipeline out (its replicas keep sending the key they started with).
+(``SUIQA_<ROLE>_API_KEY``, the documented source) and a salted, slow hash of it (PBKDF2-SHA256, 600,000
+iterations, OWASP's 2023 figure: 0.14 s on this 2-core machine, once per `up` and per `restart`); the key
+itself stays in the environment. `suiqa restart ROLE` brings the tier back with the key from that variable
+only when it is the same key, and refuses in one line otherwise. Before (issue #25), a restart from a shell
+without the variable brought the agent tier back with no key at all, silently (it answered without one while
+the domain tier still refused); a different key would have locked the pipeline out (its replicas keep sending
+the key they started with).
 """
 
 from __future__ import annotations
@@ -61,13 +62,14 @@ def key_for_restart(role: str, recorded: Mapping[str, Any] | None,
     given = environ.get(name, "")
     if recorded is None:
         if given:
-            raise SuiqaError(f"the {role} tier was started without an API key, but this shell sets {name}: the "
-                             f"pipeline sends none and would be locked out (unset it, or `suiqa down` and `suiqa up`)")
+            raise SuiqaError(f"the {role} tier was started without an API key, but this shell sets {name}: "
+                             "the pipeline sends none and would be locked out (unset it, or `suiqa down` and "
+                             "`suiqa up`)")
         return None
     if not given:
         raise SuiqaError(f"the {role} tier was started with an API key: set {name} to that key in this shell "
                          "(a restart without it would bring the tier back open)")
     if not matches(given, recorded):
-        raise SuiqaError(f"{name} is not the key the {role} tier was started with: the pipeline sends that one "
-                         "(set the same key, or `suiqa down` and `suiqa up` with the new one)")
+        raise SuiqaError(f"{name} is not the key the {role} tier was started with: the pipeline sends that "
+                         "one (set the same key, or `suiqa down` and `suiqa up` with the new one)")
     return SecretStr(given)

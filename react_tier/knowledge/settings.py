@@ -68,10 +68,10 @@ class KnowledgeSettings(TierSettings):
     use_poem_groups: bool = Field(
         True, description="Structured poem route: a question that names a poem group (组诗) and asks how many / "
                           "which poems ranks the group's record first; a 《title》 ranks the poems of that title first.")
-    max_query_chars: int = Field(1000, ge=10, le=100_000,
-                                 description="Longer queries are rejected with KnowledgeQueryError. Inside the agent "
-                                 "it follows limits.max_question_chars when that is higher (unset), and may not be "
-                                 "set lower.")
+    max_query_chars: int = Field(
+        1000, ge=10, le=100_000,
+        description="Longer queries are rejected with KnowledgeQueryError. Inside the agent it follows "
+                    "limits.max_question_chars when that is higher (unset), and may not be set lower.")
     max_k: int = Field(100, ge=1, le=10_000, description="Largest k that search/lookup_poem accept.")
     extra_poem_authors: tuple[str, ...] = Field(
         ("陈叔宝", "江总"),

@@ -128,13 +128,14 @@ def test_one_request_id_header(stack):
 
 
 def test_a_malformed_request_id_is_refused_and_never_echoed(stack):
-    """Issue #25, item 4, on the wire: Ray's proxy echoed the client's X-Request-Id on the replica's 400, and the
-    front door's /health took any value; the door refuses it first, with an id of its own."""
+    """Issue #25, item 4, on the wire: Ray's proxy echoed the client's X-Request-Id on the replica's 400,
+    and the front door's /health took any value; the door refuses it first, with an id of its own."""
     root = stack[0]["api"].removesuffix("/v1")
     for method, url in (("GET", f"{root}/health"), ("POST", f"{stack[0]['api']}/chat/completions")):
-        resp = httpx.request(method, url, timeout=30, headers={"X-Request-Id": "bad id!"},
-                             json={"model": stack[0]["model"], "messages": USER} if method == "POST" else None)
+        body = {"model": stack[0]["model"], "messages": USER} if method == "POST" else None
+        resp = httpx.request(method, url, timeout=30, headers={"X-Request-Id": "bad id!"}, json=body)
         (echoed,) = resp.headers.get_list("x-request-id")
         assert resp.status_code == 400 and echoed != "bad id!" and len(echoed) == 32
         assert resp.json()["error"]["param"] == "X-Request-Id"
-    assert httpx.get(f"{root}/health", timeout=30, headers={"X-Request-Id": "ok-1"}).headers["x-request-id"] == "ok-1"
+    ok = httpx.get(f"{root}/health", timeout=30, headers={"X-Request-Id": "ok-1"})
+    assert ok.headers["x-request-id"] == "ok-1"

@@ -1,6 +1,6 @@
-"""Issue #25's six hand-made bugs that `make test-fast` did not catch, each applied alone to a CLEAN CHECKOUT (it
-edits files in place and restores them): the fast unit tests must fail on every one. From the repository root:
-    python -m tests.mutation.issue25_regressions
+"""Issue #25's six hand-made bugs that `make test-fast` did not catch, each applied alone to a CLEAN CHECKOUT
+(it edits files in place and restores them): the fast unit tests must fail on every one. From the repository
+root: python -m tests.mutation.issue25_regressions
 """
 import pathlib
 import subprocess
@@ -20,8 +20,8 @@ CASES = [
      'tiers = {role: {**p.model_dump(mode="json"), "api_key": p.api_key and p.api_key.get_secret_value()} '
      'for role, p in profiles.items()}'),
     ("a client disconnect no longer closes the agent's event stream", "deployments/serving_chat.py",
-     '            with contextlib.suppress(RuntimeError):  # (already closing itself: "generator is already running")\n'
-     "                await events.aclose()\n", ""),
+     "            with contextlib.suppress(RuntimeError):  # (already closing itself: "
+     '"generator is already running")\n                await events.aclose()\n', ""),
     ("a successful upstream call not reported to the breaker", "react_tier/llm.py",
      "        self.breaker.success()  # answered (a stream: its headers came)\n", ""),
 ]

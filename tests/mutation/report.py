@@ -1,9 +1,10 @@
 """Mutation-testing report from mutmut's results (mutants/**/*.meta) -> benchmarks/results/mutation/.
 
-    python -m tests.mutation.report                # report.md + summary.json for every core module
-    python -m tests.mutation.report --sample       # check CI's fixed sample: exit 1 if a sample mutant survived
-    python -m tests.mutation.report --only deployments/auth.py ...   # a run of some modules (`mutmut run "glob*"`):
-        their rows and sections replace those in report.md and summary.json; the other modules' stay as they were
+    python -m tests.mutation.report                # report.md + summary.json for every core module python -m
+    tests.mutation.report --sample       # check CI's fixed sample: exit 1 if a sample mutant survived python
+    -m tests.mutation.report --only deployments/auth.py ...   # a run of some modules (`mutmut run "glob*"`):
+        their rows and sections replace those in report.md and summary.json; the other modules' stay as they
+        were
 
 Score per module = killed / (killed + survived), where "killed" includes timeouts (the mutant made the tests hang
 until mutmut's CPU limit: a failure a user would see) and "survived" includes mutants no fast unit test reaches
@@ -86,8 +87,9 @@ def _sections(report: str) -> dict[str, str]:
 
 
 def write_report(modules: dict, notes: dict[str, str], command: str, only: list[str] | None = None) -> None:
-    """report.md and summary.json; with ``only``, ``modules`` holds just those (a partial run): each gets its own date
-    and command, and the other modules' rows and sections are kept from the files as they were."""
+    """report.md and summary.json; with ``only``, ``modules`` holds just those (a partial run): each gets
+    its own date and command, and the other modules' rows and sections are kept from the files as they
+    were."""
     import mutmut
 
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -116,10 +118,10 @@ def write_report(modules: dict, notes: dict[str, str], command: str, only: list[
             by_run.setdefault((m["date"], m["command"]), []).append(module)
     runs = "".join(f"\n\n{', '.join(names)}: {date}, `{cmd}`." for (date, cmd), names in by_run.items())
     parts = [(f"# Mutation testing report\n\nDate: {header['date']}. mutmut {mutmut.__version__}. Command: "
-              f"`{header['command']}` (config: pyproject.toml `[tool.mutmut]`).{runs}\n\nScore = killed / (killed + "
-              "survived); timeouts count as killed, mutants no fast unit test reaches count as survived, equivalents "
-              "(listed below with the reason; a timeout of one of them too) are left out. Target: ≥ 80% per module.\n"),
-             *rows, ""]
+              f"`{header['command']}` (config: pyproject.toml `[tool.mutmut]`).{runs}\n\nScore = killed / "
+              "(killed + survived); timeouts count as killed, mutants no fast unit test reaches count as "
+              "survived, equivalents (listed below with the reason; a timeout of one of them too) are left "
+              "out. Target: ≥ 80% per module.\n"), *rows, ""]
     for module, m in modules.items():
         if module in kept:
             parts.append(kept[module])
@@ -154,7 +156,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", action="store_true", help="check the fixed CI sample only")
     parser.add_argument("--command", default="make mutation")
-    parser.add_argument("--only", nargs="+", metavar="MODULE", help="module paths of a partial run (see above)")
+    parser.add_argument("--only", nargs="+", metavar="MODULE",
+                        help="module paths of a partial run (see above)")
     args = parser.parse_args()
     results = load_results()
     notes = (yaml.safe_load(SURVIVORS.read_text(encoding="utf-8")) if SURVIVORS.is_file() else None) or {}

@@ -44,8 +44,9 @@ def _clean(value: object, limits: KnowledgeSettings = LIMITS) -> str:
 
 
 class FakeKnowledgeBase:
-    """Passages sharing characters with the query, most shared first; scores fall down the list. ``settings``:
-    the limits it applies, as the real one is loaded with them (default: the knowledge base's own defaults)."""
+    """Passages sharing characters with the query, most shared first; scores fall down the list.
+    ``settings``: the limits it applies, as the real one is loaded with them (default: the knowledge base's
+    own defaults)."""
 
     def __init__(self, settings: KnowledgeSettings = LIMITS) -> None:
         self.settings = settings
@@ -61,8 +62,8 @@ class FakeKnowledgeBase:
     def lookup_poem(self, text: str | None = None, *, title: str | None = None, author: str | None = None,
                     k: int = 5) -> list[Poem]:
         k = _check(k, self.settings)
-        given = {name: _clean(value, self.settings) for name, value in (("text", text), ("title", title), ("author", author))
-                 if value is not None}
+        fields = (("text", text), ("title", title), ("author", author))
+        given = {name: _clean(value, self.settings) for name, value in fields if value is not None}
         if not given:
             raise KnowledgeQueryError("lookup_poem needs a line of verse, a title or an author")
         text, title, author = given.get("text"), given.get("title"), given.get("author")

@@ -49,9 +49,10 @@ def test_parse_keys_ids_bare_keys_comments_and_errors():
 
 
 def test_parse_keys_edges():
-    keys = parse_keys("a:sk-aaaaaaaaaaaaaaaa,,b:sk-bbbbbbbbbbbbbbbb, ,c:sk:with:colons:123")  # empty entries skipped
+    # empty entries are skipped; the first colon ends the id
+    keys = parse_keys("a:sk-aaaaaaaaaaaaaaaa,,b:sk-bbbbbbbbbbbbbbbb, ,c:sk:with:colons:123")
     assert [(k.id, k.secret) for k in keys] == [("a", b"sk-aaaaaaaaaaaaaaaa"), ("b", b"sk-bbbbbbbbbbbbbbbb"),
-                                                ("c", b"sk:with:colons:123")]  # the first colon ends the id
+                                                ("c", b"sk:with:colons:123")]
     assert parse_keys(" d : 0123456789abcdef ")[0].secret == b"0123456789abcdef"  # 16 characters: enough
     with pytest.raises(SuiqaError) as short:
         parse_keys("e:0123456789abcde")  # 15
@@ -150,8 +151,8 @@ def test_token_bucket_refills_at_its_rate():
 
 
 def test_token_bucket_counts_refill_from_its_last_take():
-    """Issue #25, item 5: a bucket that never advanced its timestamp counted the refill from its creation again at
-    every take, so a key at its rate got a token back on every request after the first refill."""
+    """Issue #25, item 5: a bucket that never advanced its timestamp counted the refill from its creation
+    again at every take, so a key at its rate got a token back on every request after the first refill."""
     now = [0.0]
     bucket = TokenBucket(rate_per_s=1, burst=2, clock=lambda: now[0])
     assert [bucket.take(), bucket.take()] == [0, 0]
@@ -175,7 +176,8 @@ def test_key_limiter_concurrency_and_rate_are_per_key():
     assert limiter.acquire("a") is None  # third token of the burst
     limiter.release("a"), limiter.release("a")
     refusal = limiter.acquire("a")
-    assert refusal.reason == "rate limit for this API key reached (60 requests/min)" and refusal.retry_after_s == 1
+    assert refusal.reason == "rate limit for this API key reached (60 requests/min)"
+    assert refusal.retry_after_s == 1
     now[0] = 1.0
     assert limiter.acquire("a") is None
 
@@ -228,7 +230,8 @@ async def test_admission_bounds_in_flight_and_queue_and_sheds_at_once():
 
 def test_expected_wait_with_free_slots_and_in_later_rounds():
     now = [0.0]
-    admission = Admission(max_in_flight=2, max_queue=8, queue_timeout_s=5, retry_after_s=2, clock=lambda: now[0])
+    admission = Admission(max_in_flight=2, max_queue=8, queue_timeout_s=5, retry_after_s=2,
+                          clock=lambda: now[0])
     admission.mean_run_s = 10.0
     admission._running = {0: 0.0}  # one run, one slot free
     now[0] = 4.0
@@ -244,15 +247,16 @@ async def test_each_refusal_is_counted():
     admission = Admission(max_in_flight=1, max_queue=0, queue_timeout_s=1, retry_after_s=4)
     await admission.enter()
     for expected in (1, 2, 3):
-        with pytest.raises(Shed, match=r"^the API is at capacity \(1 running, 0 waiting\); retry later$") as shed:
+        full = r"^the API is at capacity \(1 running, 0 waiting\); retry later$"
+        with pytest.raises(Shed, match=full) as shed:
             await admission.enter()
         assert admission.shed == expected and shed.value.retry_after_s == 4
 
 
 def test_the_gate_takes_every_admission_setting():
-    settings = ApiSettings.load(admission={"max_in_flight": 3, "max_queue": 5, "queue_timeout_s": 7,
-                                           "retry_after_s": 9, "max_body_bytes": 4096, "per_key_concurrency": 2,
-                                           "per_key_rpm": 30, "per_key_burst": 6})
+    settings = ApiSettings.load(admission={
+        "max_in_flight": 3, "max_queue": 5, "queue_timeout_s": 7, "retry_after_s": 9, "max_body_bytes": 4096,
+        "per_key_concurrency": 2, "per_key_rpm": 30, "per_key_burst": 6})
     gate = Gate(settings, KeyRing([]))
     a = gate.admission
     assert (a.max_in_flight, a.max_queue, a.queue_timeout_s, a.retry_after_s) == (3, 5, 7, 9)
@@ -298,7 +302,8 @@ async def _post(app, headers=None) -> int:
 
 
 class Escaped(BaseException):
-    """Leaves the app like a cancellation (a client that went away) does: the route's handler catches Exception."""
+    """Leaves the app like a cancellation (a client that went away) does: the route's handler catches
+    Exception."""
 
 
 class BrokenChat(OpenAIServingChat):
@@ -308,8 +313,9 @@ class BrokenChat(OpenAIServingChat):
 
 @pytest.mark.parametrize("keys", [None, KEYS])
 async def test_a_run_slot_and_the_keys_place_come_back_when_the_app_raises(keys):
-    """Issue #25, item 5: without try/finally around the app, a request whose handling raised (a client that
-    disconnects cancels it) kept its run slot and its key's place for ever: after max_in_flight of them, 429s."""
+    """Issue #25, item 5: without try/finally around the app, a request whose handling raised (a client
+    that disconnects cancels it) kept its run slot and its key's place for ever: after max_in_flight of
+    them, 429s."""
     settings = ApiSettings.load(admission={"max_in_flight": 1, "max_queue": 0, "per_key_concurrency": 1})
     app = create_app(BrokenChat(settings, ContractAgent()), keys=KeyRing(parse_keys(keys or "")))
     gate = app.state.gate

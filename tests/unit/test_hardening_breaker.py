@@ -98,8 +98,9 @@ async def test_a_successful_call_is_reported_to_the_breaker():
     """Issue #25, item 5: with the success not reported, faults kept counting across good calls (two isolated
     faults opened a 2-fault breaker) and a half-open probe that succeeded left the tier failing fast."""
     with ScriptedOpenAI() as server:
-        client = LLMClient("agent", LLMEndpointSettings(base_url=server.base_url, model="agent", breaker_failures=2,
-                                                        max_retries=0))
+        settings = LLMEndpointSettings(base_url=server.base_url, model="agent", breaker_failures=2,
+                                       max_retries=0)
+        client = LLMClient("agent", settings)
         for call in ("complete", "stream"):
             server.script("agent", Reply(status=500), "好")
             with pytest.raises(openai.InternalServerError):

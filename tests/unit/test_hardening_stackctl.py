@@ -1,7 +1,7 @@
-"""`suiqa restart` and the stack's run state without starting servers: clear one-line errors, and the tier is
-rebuilt from the settings the stack recorded (not from the profile files or the current environment); its key comes
-from SUIQA_<ROLE>_API_KEY and must be the one it started with (issue #25: a shell without it restarted the tier
-open), and no key is ever written to the run state."""
+"""`suiqa restart` and the stack's run state without starting servers: clear one-line errors, and the tier
+is rebuilt from the settings the stack recorded (not from the profile files or the current environment);
+its key comes from SUIQA_<ROLE>_API_KEY and must be the one it started with (issue #25: a shell without it
+restarted the tier open), and no key is ever written to the run state."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ AGENT_KEY = "sk-agent-0123456789abcdef"
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("SUIQA_HOME", str(tmp_path))
-    monkeypatch.setattr(tier_keys, "ITERATIONS", 1000)  # the real count costs ~0.3 s a hash
+    monkeypatch.setattr(tier_keys, "ITERATIONS", 1000)  # the real count costs 0.14 s a hash
     for role in ("DOMAIN", "AGENT"):
         monkeypatch.delenv(f"SUIQA_{role}_API_KEY", raising=False)
     return tmp_path
@@ -83,7 +83,8 @@ def test_restart_uses_the_recorded_settings(home, monkeypatch):
                             served_model_name=["internlm2-chat-sui", "qwen-agent"])
     (home / "run").mkdir(exist_ok=True)
     (home / "run" / "stack.json").write_text(json.dumps(
-        {"profile": "cpu-tiny-shared", "servers": {"domain": recorded.model_dump(mode="json", exclude={"api_key"})},
+        {"profile": "cpu-tiny-shared",
+         "servers": {"domain": recorded.model_dump(mode="json", exclude={"api_key"})},
          "api_keys": {"domain": tier_keys.record("domain", SecretStr(DOMAIN_KEY))}}))
     (home / "run" / "vllm-domain-18123.json").write_text(json.dumps({"pgid": 999999999, "role": "domain"}))
     started = []
@@ -127,7 +128,8 @@ def test_restart_of_an_open_tier_stays_open_and_refuses_a_new_key(home, fake_ser
 
     _recorded_stack(home, "domain", None)
     monkeypatch.setenv("SUIQA_DOMAIN_API_KEY", DOMAIN_KEY)  # the pipeline sends no key to this tier
-    with pytest.raises(SuiqaError, match="started without an API key, but this shell sets SUIQA_DOMAIN_API_KEY"):
+    refused = "started without an API key, but this shell sets SUIQA_DOMAIN_API_KEY"
+    with pytest.raises(SuiqaError, match=refused):
         stack.restart("domain")
     assert fake_servers == []
     monkeypatch.delenv("SUIQA_DOMAIN_API_KEY")
@@ -136,8 +138,8 @@ def test_restart_of_an_open_tier_stays_open_and_refuses_a_new_key(home, fake_ser
 
 
 def test_a_run_state_from_before_the_key_record_restarts_only_open(home, fake_servers, monkeypatch):
-    """A state without ``api_keys`` (written before issue #25) is read as 'no key': a restart with a key in the
-    environment is refused rather than guessed."""
+    """A state without ``api_keys`` (written before issue #25) is read as 'no key': a restart with a key in
+    the environment is refused rather than guessed."""
     from stackctl import stack
 
     _recorded_stack(home, "domain", None)
@@ -152,20 +154,22 @@ def test_a_run_state_from_before_the_key_record_restarts_only_open(home, fake_se
 def test_the_key_record_is_salted_and_checks_only_the_same_key():
     from pydantic import SecretStr
 
-    first, second = tier_keys.record("agent", SecretStr(AGENT_KEY)), tier_keys.record("agent", SecretStr(AGENT_KEY))
+    first, second = (tier_keys.record("agent", SecretStr(AGENT_KEY)) for _ in range(2))
     assert first["env"] == "SUIQA_AGENT_API_KEY" and first["pbkdf2_sha256"] != second["pbkdf2_sha256"]
     iterations, salt, digest = first["pbkdf2_sha256"].split("$")
     assert int(iterations) == tier_keys.ITERATIONS and len(bytes.fromhex(salt)) == 16 and len(digest) == 64
     assert AGENT_KEY not in json.dumps(first)
     assert tier_keys.matches(AGENT_KEY, first) and tier_keys.matches(AGENT_KEY, second)
     assert not tier_keys.matches(AGENT_KEY + "x", first) and not tier_keys.matches(AGENT_KEY[:-1], first)
-    assert not tier_keys.matches(AGENT_KEY, {}) and not tier_keys.matches(AGENT_KEY, {"pbkdf2_sha256": "1$zz$00"})
+    assert not tier_keys.matches(AGENT_KEY, {})
+    assert not tier_keys.matches(AGENT_KEY, {"pbkdf2_sha256": "1$zz$00"})
     assert tier_keys.record("agent", None) is None and tier_keys.record("agent", SecretStr("")) is None
 
 
 def test_up_never_writes_a_key_to_the_run_state_and_restart_reads_it_back(home, fake_servers, monkeypatch):
-    """`suiqa up` with both tiers keyed (the servers, Ray and Serve faked): no file under the run directory holds
-    either key at any point, and `suiqa restart` of each tier gets its key back from the environment alone."""
+    """`suiqa up` with both tiers keyed (the servers, Ray and Serve faked): no file under the run directory
+    holds either key at any point, and `suiqa restart` of each tier gets its key back from the environment
+    alone."""
     from stackctl import stack
 
     monkeypatch.setenv("SUIQA_DOMAIN_API_KEY", DOMAIN_KEY)
@@ -187,7 +191,8 @@ def test_up_never_writes_a_key_to_the_run_state_and_restart_reads_it_back(home, 
     snapshot()
     state = json.loads((home / "run" / "stack.json").read_text())
     assert urls["vllm_agent"] == state["urls"]["vllm_agent"] and len(seen) >= 4
-    assert [p.api_key.get_secret_value() for p in fake_servers] == [DOMAIN_KEY, AGENT_KEY]  # the tiers got them
+    # the tiers got their keys
+    assert [p.api_key.get_secret_value() for p in fake_servers] == [DOMAIN_KEY, AGENT_KEY]
     assert not [text for text in seen if DOMAIN_KEY in text or AGENT_KEY in text]
     assert all("api_key" not in tier for tier in state["servers"].values())
     assert {role: record["env"] for role, record in state["api_keys"].items()} == \

@@ -1,6 +1,7 @@
-"""Issue #25, item 2: one source of truth for the input limits. The knowledge base's query limit follows the question
-limit (the forced first search sends the whole question), and the limits are checked at start-up against each
-model's context (react_tier/budget.py); the budget is an upper bound of the real first agent call and draft call."""
+"""Issue #25, item 2: one source of truth for the input limits. The knowledge base's query limit follows
+the question limit (the forced first search sends the whole question), and the limits are checked at
+start-up against each model's context (react_tier/budget.py); the budget is an upper bound of the real
+first agent call and draft call."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def test_a_knowledge_limit_below_the_question_limit_is_refused_in_one_line(monke
     with pytest.raises(SettingsError) as refused:
         AgentSettings.load(knowledge={"max_query_chars": 1999})
     message = str(refused.value)
-    assert "\n" not in message and "knowledge.max_query_chars (1999) is below limits.max_question_chars (2000)" in message
+    assert "\n" not in message
+    assert "knowledge.max_query_chars (1999) is below limits.max_question_chars (2000)" in message
     monkeypatch.setenv("SUIQA_KB_MAX_QUERY_CHARS", "1000")  # the knowledge base's own environment variable
     with pytest.raises(SettingsError, match="max_query_chars"):
         AgentSettings.load()
@@ -45,8 +47,9 @@ def endpoint(url: str, model: str, **extra) -> dict:
 
 
 async def test_the_forced_search_takes_a_question_at_the_limit(scripted):
-    """The forced first search of a 1,500-character question: the knowledge base, built from the agent's settings
-    as the agent builds it, took it (it answered "query too long" for 1,001-2,000 characters before)."""
+    """The forced first search of a 1,500-character question: the knowledge base, built from the agent's
+    settings as the agent builds it, took it (it answered "query too long" for 1,001-2,000 characters
+    before)."""
     settings = AgentSettings.load(domain_llm=endpoint(scripted.base_url, "domain"),
                                   agent_llm=endpoint(scripted.base_url, "agent"), always_search_first=True,
                                   draft_first=False, max_steps=1)
@@ -78,7 +81,8 @@ def test_the_default_limits_do_not_fit_the_tiny_context_and_start_up_says_so():
     message = str(refused.value)
     budget = agent_budget(settings)
     assert "\n" not in message and "agent model's 4096-token context" in message
-    assert f"may add up to {budget.spare_chars()} characters" in message and "the limits allow 24000" in message
+    assert f"may add up to {budget.spare_chars()} characters" in message
+    assert "the limits allow 24000" in message
     assert "2 x question" in message and "max_question_chars 2000" in message
     with pytest.raises(PromptBudgetError):
         ReActAgent.from_settings(settings)
@@ -106,16 +110,18 @@ def test_an_unknown_context_is_not_checked():
 
 def test_tokens_per_char_scales_the_inputs():
     settings = tiny_like(max_question_chars=500, max_history_chars=700, max_instructions_chars=200)
-    doubled = settings.model_copy(update={"agent_llm": settings.agent_llm.model_copy(update={"tokens_per_char": 2})})
+    agent_llm = settings.agent_llm.model_copy(update={"tokens_per_char": 2})
+    doubled = settings.model_copy(update={"agent_llm": agent_llm})
     assert agent_budget(doubled).tokens(doubled) > 4096
     with pytest.raises(PromptBudgetError, match="at 2 tokens a character"):
         check_prompt_budget(doubled)
 
 
 async def test_the_budget_bounds_the_real_first_agent_call_and_the_draft(scripted):
-    """Every limit at its maximum (question, history in max_history_messages turns, instructions, a draft of
-    domain_llm.max_tokens characters, a truncated Observation): the budget at 1 token a character is at least the
-    characters and messages of the calls the agent really sends, and not far above (tight, not a guess)."""
+    """Every limit at its maximum (question, history in max_history_messages turns, instructions, a draft
+    of domain_llm.max_tokens characters, a truncated Observation): the budget at 1 token a character is at
+    least the characters and messages of the calls the agent really sends, and not far above (tight, not a
+    guess)."""
     limits = {"max_question_chars": 300, "max_history_chars": 600, "max_instructions_chars": 120,
               "max_history_messages": 4}
     settings = AgentSettings.load(
@@ -129,10 +135,12 @@ async def test_the_budget_bounds_the_real_first_agent_call_and_the_draft(scripte
     request = AgentRequest(question="隋" * 300, history=history, instructions="令" * 120)
     result = await agent.run(request)
     await agent.aclose()
-    assert result.steps[0].forced and result.steps[0].observation.endswith("…")  # cut at max_observation_chars
+    # the forced step's Observation is cut at max_observation_chars
+    assert result.steps[0].forced and result.steps[0].observation.endswith("…")
 
     def sent(call: dict) -> int:
-        return sum(len(m["content"]) for m in call["messages"]) + MESSAGE_OVERHEAD_TOKENS * len(call["messages"]) \
+        messages = call["messages"]
+        return sum(len(m["content"]) for m in messages) + MESSAGE_OVERHEAD_TOKENS * len(messages) \
             + call["max_tokens"]
 
     first_agent_call, draft_call = scripted.requests_for("agent")[0], scripted.requests_for("domain")[0]

@@ -68,7 +68,8 @@ def test_middleware_refuses_a_bad_id_before_the_app_runs():
 
     sent = _raw_call(RequestIdMiddleware(inner), _http_scope([(b"x-request-id", "é".encode("latin-1"))]))
     ids = [value for name, value in sent[0]["headers"] if name == b"x-request-id"]
-    assert sent[0]["status"] == 400 and len(ids) == 1 and len(ids[0]) == 32  # its own id, never the refused value
+    # its own id, never the refused value
+    assert sent[0]["status"] == 400 and len(ids) == 1 and len(ids[0]) == 32
     sent = _raw_call(RequestIdMiddleware(inner, echo=False), _http_scope([(b"x-request-id", b"a"),
                                                                           (b"x-request-id", b"b")]))
     assert sent[0]["status"] == 400 and b"x-request-id" not in dict(sent[0]["headers"])

@@ -159,8 +159,9 @@ async def test_wrong_model_is_refused_before_the_stream_starts():
 
 
 class HeldStream:
-    """The agent's event stream as a plain async iterator: one answer delta, then the run goes on until closed. Only
-    ``aclose()`` closes it (an async generator would also be closed by the cancellation passing through it)."""
+    """The agent's event stream as a plain async iterator: one answer delta, then the run goes on until
+    closed. Only ``aclose()`` closes it (an async generator would also be closed by the cancellation
+    passing through it)."""
 
     def __init__(self) -> None:
         self.closed, self.sent, self.going = False, False, asyncio.Event()
@@ -188,9 +189,9 @@ class HoldingAgent(ContractAgent):
 
 
 async def test_a_client_disconnect_closes_the_agents_event_stream():
-    """Issue #25, item 5: a client that went away mid-stream cancels the response's task; the handler must close
-    the agent's stream (which cancels its upstream calls), or the run goes on for nobody. Before, only the slow
-    integration test noticed when that close was gone."""
+    """Issue #25, item 5: a client that went away mid-stream cancels the response's task; the handler must
+    close the agent's stream (which cancels its upstream calls), or the run goes on for nobody. Before,
+    only the slow integration test noticed when that close was gone."""
     agent = HoldingAgent()
     lines = await OpenAIServingChat(ApiSettings(), agent).stream(_request(stream=True), "rid")
     got: list[str] = []

@@ -1,6 +1,7 @@
-"""stackctl/stack.py without starting anything (in the mutation set since issue #25): `suiqa up`'s order, checks and
-run state, its clean-up on failure, the Ray head's command, the Serve deployment, the Prometheus scrape targets and
-`suiqa down`. Every process, Ray and Serve are fakes; the real stack is tests/integration's."""
+"""stackctl/stack.py without starting anything (in the mutation set since issue #25): `suiqa up`'s order,
+checks and run state, its clean-up on failure, the Ray head's command, the Serve deployment, the Prometheus
+scrape targets and `suiqa down`. Every process, Ray and Serve are fakes; the real stack is
+tests/integration's."""
 
 from __future__ import annotations
 
@@ -50,12 +51,13 @@ def _state() -> dict:
 
 @pytest.fixture
 def fake_up(home, monkeypatch):
-    """Everything `up` starts, faked; returns the list of calls in order. Each fake also notes what the run state
-    said when it was called (``states``: the state `suiqa down` would find if `up` died there)."""
+    """Everything `up` starts, faked; returns the list of calls in order. Each fake also notes what the run
+    state said when it was called (``states``: the state `suiqa down` would find if `up` died there)."""
     calls: list = []
     calls_states: list = []
     monkeypatch.setattr(stack, "VLLMServer", Servers(calls))
-    monkeypatch.setattr(stack, "port_in_use", lambda host, port: calls_states.append(("port", host, port)) and False)
+    monkeypatch.setattr(stack, "port_in_use",
+                        lambda host, port: calls_states.append(("port", host, port)) and False)
 
     def start_ray(s):
         calls.append(("ray", s.ray_port))
@@ -86,11 +88,13 @@ def fake_up(home, monkeypatch):
 def test_up_starts_in_order_and_records_what_it_started(fake_up, home):
     urls = stack.up(stack.load_stack("cpu-tiny", build_tiny_models=False, ready_timeout_s=7))
     assert fake_up == [("vllm start", "domain", "cpu"), ("vllm start", "agent", "cpu"), ("ray", 6390),
-                       ("kb",), ("deploy", "127.0.0.1:6390"), ("vllm ready", "domain"), ("vllm ready", "agent"),
-                       ("ready", "http://127.0.0.1:8080/ready", 7)]
-    assert urls == {"api": "http://127.0.0.1:8080/v1", "model": "sui-react", "auth": "OPEN (demo profile: no API keys)",
-                    "metrics_ray": "http://127.0.0.1:8090/metrics", "metrics_pipeline": "http://127.0.0.1:8091/metrics",
-                    "vllm_domain": "http://127.0.0.1:8000/v1", "vllm_agent": "http://127.0.0.1:8001/v1",
+                       ("kb",), ("deploy", "127.0.0.1:6390"), ("vllm ready", "domain"),
+                       ("vllm ready", "agent"), ("ready", "http://127.0.0.1:8080/ready", 7)]
+    local = "http://127.0.0.1"
+    assert urls == {"api": f"{local}:8080/v1", "model": "sui-react",
+                    "auth": "OPEN (demo profile: no API keys)", "metrics_ray": f"{local}:8090/metrics",
+                    "metrics_pipeline": f"{local}:8091/metrics",
+                    "vllm_domain": f"{local}:8000/v1", "vllm_agent": f"{local}:8001/v1",
                     "logs_pipeline": str(home / "logs" / "pipeline.jsonl")}
     state = json.loads((home / "run" / "stack.json").read_text())
     assert state["profile"] == "cpu-tiny" and state["ray"] is True and state["urls"] == urls
@@ -106,7 +110,8 @@ def test_up_starts_in_order_and_records_what_it_started(fake_up, home):
     assert settings.agent.agent_llm.context_tokens == 4096  # the settings up computed, not a default
     knowledge, progress = seen["kb"]
     assert knowledge == settings.agent.knowledge and progress is True
-    assert all(isinstance(tier["port"], int) and isinstance(tier["model"], str) for tier in state["servers"].values())
+    tiers = state["servers"].values()
+    assert all(isinstance(tier["port"], int) and isinstance(tier["model"], str) for tier in tiers)
 
 
 def test_up_times_each_phase_in_the_log(fake_up, caplog, monkeypatch):
@@ -128,8 +133,8 @@ def test_up_with_keys_says_how_many_and_starts_prometheus_last(fake_up, home, mo
     assert [e[1:] for e in stack._seen if e[0] == "port"] == [("127.0.0.1", 8080), ("127.0.0.1", 8091),
                                                               ("127.0.0.1", 9090)]
     assert [e[1].name for e in stack._seen if e[0] == "prometheus"] == ["cpu-tiny-shared"]
-    assert list(urls) == ["api", "model", "auth", "metrics_ray", "metrics_pipeline", "vllm_domain", "prometheus",
-                          "logs_pipeline"]
+    assert list(urls) == ["api", "model", "auth", "metrics_ray", "metrics_pipeline", "vllm_domain",
+                          "prometheus", "logs_pipeline"]
     assert fake_up[-1][1] == {"sui-pipeline": ["127.0.0.1:8091"], "vllm-domain": ["127.0.0.1:8000"],
                               "vllm-agent": ["127.0.0.1:8000"], "ray": ["127.0.0.1:8090"]}
 
@@ -153,8 +158,8 @@ def test_gpu_tiers_start_one_after_the_other(fake_up, monkeypatch):
     gpu = stack.load_stack("gpu")
     stack.up(gpu)
     starts = [c for c in fake_up if c[0].startswith("vllm")][:4]
-    assert starts == [("vllm start", "domain", "gpu"), ("vllm ready", "domain"), ("vllm start", "agent", "gpu"),
-                      ("vllm ready", "agent")]
+    assert starts == [("vllm start", "domain", "gpu"), ("vllm ready", "domain"),
+                      ("vllm start", "agent", "gpu"), ("vllm ready", "agent")]
 
 
 def test_a_failing_start_stops_everything_and_raises(fake_up, home, monkeypatch):
@@ -234,7 +239,8 @@ def test_load_stack_by_name_or_path(tmp_path):
     assert stack.load_stack("gpu").domain_profile == "gpu-internlm2-1_8b"
     path = tmp_path / "mine.yaml"
     path.write_text("name: mine\nray_port: 7000\n")
-    assert (stack.load_stack(str(path)).name, stack.load_stack(str(path), ray_port=7001).ray_port) == ("mine", 7001)
+    assert stack.load_stack(str(path)).name == "mine"
+    assert stack.load_stack(str(path), ray_port=7001).ray_port == 7001
     with pytest.raises(SuiqaError, match="unknown stack profile 'nope'"):
         stack.load_stack("nope")
 
@@ -247,20 +253,23 @@ class Completed:
 def test_the_ray_head_command_and_its_log(home, monkeypatch):
     ran = []
     monkeypatch.setattr(stack, "port_in_use", lambda host, port: False)
-    monkeypatch.setattr(stack.subprocess, "run", lambda cmd, **kw: ran.append((cmd, kw)) or Completed(0, "ok\n"))
+    monkeypatch.setattr(stack.subprocess, "run",
+                        lambda cmd, **kw: ran.append((cmd, kw)) or Completed(0, "ok\n"))
     s = stack.load_stack("cpu-tiny", ray_port=6400, ray_num_cpus=3, ray_metrics_export_port=8099)
     assert stack.start_ray(s) == "127.0.0.1:6400"
     (cmd, kw), = ran
     assert cmd[1:] == ["start", "--head", "--node-ip-address=127.0.0.1", "--port=6400", "--num-cpus=3",
                        "--metrics-export-port=8099", "--include-dashboard=false", "--disable-usage-stats"]
     assert kw["capture_output"] and kw["text"] and kw["timeout"] == 120
-    assert kw["env"]["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"] == "deployments.front_door:proxy_middlewares"
+    callback = kw["env"]["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"]
+    assert callback == "deployments.front_door:proxy_middlewares"
     assert (home / "logs" / "ray-start.log").read_text() == "ok\n"
 
 
 def test_a_failing_ray_head_is_one_line_with_its_last_line(home, monkeypatch):
     monkeypatch.setattr(stack, "port_in_use", lambda host, port: False)
-    monkeypatch.setattr(stack.subprocess, "run", lambda cmd, **kw: Completed(1, "out\n", "first\nlast words\n"))
+    monkeypatch.setattr(stack.subprocess, "run",
+                        lambda cmd, **kw: Completed(1, "out\n", "first\nlast words\n"))
     with pytest.raises(SuiqaError, match=r"`ray start` failed: last words \(log: .*ray-start.log\)"):
         stack.start_ray(stack.load_stack("cpu-tiny"))
     monkeypatch.setattr(stack.subprocess, "run", lambda cmd, **kw: Completed(1, "only stdout\n", ""))
@@ -327,12 +336,12 @@ def test_deploy_app_connects_starts_serve_and_runs_the_app(home, monkeypatch):
     assert len(inits) == 3 and [c for c in calls if c[0] == "sleep"] == [("sleep", 3), ("sleep", 3)]
     kw = inits[0][1]
     assert kw["address"] == "127.0.0.1:6390" and kw["log_to_driver"] is False and kw["logging_level"] == 30
+    metrics = str(home / "run" / "pipeline-metrics")
     assert kw["runtime_env"]["env_vars"] == {"OMP_NUM_THREADS": "1", "JAX_PLATFORMS": "cpu",
-                                             "SUIQA_HOME": str(home),
-                                             "PROMETHEUS_MULTIPROC_DIR": str(home / "run" / "pipeline-metrics")}
+                                             "SUIQA_HOME": str(home), "PROMETHEUS_MULTIPROC_DIR": metrics}
     assert ("serve.start", {"http_options": {"host": "127.0.0.1", "port": 8181}}) in calls
-    assert ("serve.run", ("app of", "sui-react"), {"name": "sui-react", "route_prefix": "/", "blocking": False}) \
-        in calls
+    run = {"name": "sui-react", "route_prefix": "/", "blocking": False}
+    assert ("serve.run", ("app of", "sui-react"), run) in calls
     assert calls[-1] == ("shutdown",)
     from suiqa.ray_local import RAY_LOCAL_ENV
 
@@ -349,8 +358,8 @@ def test_deploy_app_gives_up_on_a_head_it_cannot_reach(home, monkeypatch):
     assert len([c for c in calls if c[0] == "init"]) == 3
 
 
-@pytest.mark.parametrize(("error", "first"), [(RuntimeError("replica failed\nTraceback ..."), "replica failed"),
-                                              (RuntimeError(""), "RuntimeError")])
+@pytest.mark.parametrize(("error", "first"), [
+    (RuntimeError("replica failed\nTraceback ..."), "replica failed"), (RuntimeError(""), "RuntimeError")])
 def test_deploy_app_says_in_one_line_why_serve_gave_up(home, monkeypatch, error, first):
     from deployments.config import ApiSettings
 
@@ -407,14 +416,17 @@ def test_down_stops_what_up_started_and_forgets_it(home, monkeypatch):
     monkeypatch.setattr(webui.cli, "stop", lambda: True)
     monkeypatch.setattr(stack, "stop_prometheus", lambda: True)
     monkeypatch.setattr(stack, "stop_vllm_servers", lambda: [{"role": "domain"}, {"role": "agent"}])
-    monkeypatch.setattr(stack.subprocess, "run",
-                        lambda cmd, **kw: stopped.append((cmd[1:], kw["timeout"], kw["env"], kw.get("capture_output"))))
+    def ray_stop(cmd, **kw):
+        stopped.append((cmd[1:], kw["timeout"], kw["env"], kw.get("capture_output")))
+
+    monkeypatch.setattr(stack.subprocess, "run", ray_stop)
     (home / "run").mkdir(exist_ok=True)
     (home / "run" / "stack.json").write_text(json.dumps({"profile": "cpu-tiny", "ray": True}))
     stack.pipeline_metrics_dir().mkdir()
     assert stack.down() == ["webui", "prometheus", "ray", "vllm domain", "vllm agent"]
     (args, timeout, env, capture), = stopped
-    assert args == ["stop", "--force"] and timeout == 120 and "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH" in env
+    assert args == ["stop", "--force"] and timeout == 120
+    assert "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH" in env
     assert capture is True  # `ray stop`'s chatter stays out of `suiqa down`'s output
     assert not (home / "run" / "stack.json").exists() and not stack.pipeline_metrics_dir().exists()
     assert stack.status() is None
@@ -441,18 +453,20 @@ def test_stop_prometheus_reads_its_record(home):
 def test_a_phase_logs_its_time(caplog):
     with caplog.at_level("INFO", logger="stackctl.stack"), stack._phase("ray head"):
         pass
-    assert caplog.records[-1].getMessage().startswith("ray head: ") and caplog.records[-1].getMessage().endswith(" s")
+    message = caplog.records[-1].getMessage()
+    assert message.startswith("ray head: ") and message.endswith(" s")
 
 
 def test_each_tier_reads_its_own_roles_environment(home, monkeypatch):
-    """The tier's role, not its profile file's, names its environment variables (a profile written for the other
-    role may serve it)."""
+    """The tier's role, not its profile file's, names its environment variables (a profile written for the
+    other role may serve it)."""
     monkeypatch.setenv("SUIQA_DOMAIN_PORT", "9001")
     monkeypatch.setenv("SUIQA_AGENT_PORT", "9002")
     swapped = stack.StackSettings(domain_profile="cpu-tiny-agent", agent_profile="cpu-tiny",
                                   agent_overrides={"max_num_seqs": 3})
     profiles = stack.serving_profiles(swapped)
-    assert (profiles["domain"].port, profiles["agent"].port, profiles["agent"].max_num_seqs) == (9001, 9002, 3)
+    assert (profiles["domain"].port, profiles["agent"].port) == (9001, 9002)
+    assert profiles["agent"].max_num_seqs == 3
 
 
 def test_the_shared_process_answers_to_the_agents_name_last(home, monkeypatch):
@@ -492,7 +506,8 @@ def test_scrape_targets_are_host_and_port_only(home):
 
 def test_stop_prometheus_stops_its_recorded_process_group(home, monkeypatch):
     seen = []
-    monkeypatch.setattr(stack, "stop_recorded", lambda path, grace_s=20: seen.append((path, grace_s)) or {"pgid": 1})
+    monkeypatch.setattr(stack, "stop_recorded",
+                        lambda path, grace_s=20: seen.append((path, grace_s)) or {"pgid": 1})
     assert stack.stop_prometheus() is True and seen == [(home / "run" / "prometheus.json", 10)]
     monkeypatch.setattr(stack, "stop_recorded", lambda path, grace_s=20: None)
     assert stack.stop_prometheus() is False
@@ -514,6 +529,6 @@ def test_restart_errors_are_exact(home):
     with pytest.raises(SuiqaError, match=r"^the running stack has no separate agent tier$"):
         stack.restart("agent")
     (home / "run" / "stack.json").write_text(json.dumps({"profile": "x", "servers": {"domain": {}}}))
-    with pytest.raises(SuiqaError, match=r"^the running stack has no separate agent tier \(this stack's domain "
-                                         r"process serves both roles: restart domain\)$"):
+    both = r"^the running stack has no separate agent tier \(this stack's domain process serves both roles: "
+    with pytest.raises(SuiqaError, match=both + r"restart domain\)$"):
         stack.restart("agent")

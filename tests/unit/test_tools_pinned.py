@@ -1,6 +1,7 @@
-"""The built-in tools (react_tier/tools.py) pinned: what each sends to the knowledge base or the domain model, the
-Observation text and citations it returns, argument coercion, the prompt line, the registry and operator tools.
-Issue #25, item 5: a hand-made bug (search_knowledge no longer clamping the model's k to 1-10) went unnoticed."""
+"""The built-in tools (react_tier/tools.py) pinned: what each sends to the knowledge base or the domain
+model, the Observation text and citations it returns, argument coercion, the prompt line, the registry and
+operator tools. Issue #25, item 5: a hand-made bug (search_knowledge no longer clamping the model's k to
+1-10) went unnoticed."""
 
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ def context(kb=None, search_k: int = 4, domain=None) -> ToolContext:
     return ToolContext(domain_llm=domain, get_knowledge=get if kb is not None else None, search_k=search_k)
 
 
-@pytest.mark.parametrize(("k", "sent"), [(50, 10), (11, 10), (10, 10), (3, 3), (1, 1), (-3, 1), (0, 4), (None, 4),
-                                         ("7", 7)])
+@pytest.mark.parametrize(("k", "sent"), [(50, 10), (11, 10), (10, 10), (3, 3), (1, 1), (-3, 1), (0, 4),
+                                         (None, 4), ("7", 7)])
 async def test_search_knowledge_clamps_the_models_k_to_1_10(k, sent):
     kb = FakeKnowledgeBase()
     args = {"query": "开通济渠"} if k is None else {"query": "开通济渠", "k": k}
@@ -105,7 +106,8 @@ class GroupKB(FakeKnowledgeBase):
 async def test_lookup_poem_puts_a_named_group_first():
     result = await LookupPoemTool().run({"title": "春江花月夜"}, context(GroupKB()))
     lines = result.text.splitlines()
-    assert lines[0] == "[poemgroup:春江花月夜] 《春江花月夜》组诗，共二首。" and lines[1].startswith("[poem:sui#780]")
+    assert lines[0] == "[poemgroup:春江花月夜] 《春江花月夜》组诗，共二首。"
+    assert lines[1].startswith("[poem:sui#780]")
     assert [c.id for c in result.sources] == ["poemgroup:春江花月夜", "poem:sui#780"]
     assert result.sources[0].source == "poem" and result.sources[0].title == "春江花月夜（组诗）"
     only_group = await LookupPoemTool().run({"title": "春江花月夜", "author": "无名氏"}, context(GroupKB()))
@@ -147,20 +149,23 @@ async def test_ask_sui_expert_asks_the_domain_model_with_its_system_prompt():
     assert result == ToolResult("隋文帝杨坚。")
     assert domain.sent == [[{"role": "system", "content": DOMAIN_SYSTEM_PROMPT},
                             {"role": "user", "content": "谁建立了隋朝？"}]]
-    assert (await AskSuiExpertTool().run({"question": "q"}, context(domain=Domain(" ")))).text == "（专家没有回答）"
+    silent = await AskSuiExpertTool().run({"question": "q"}, context(domain=Domain(" ")))
+    assert silent.text == "（专家没有回答）"
 
 
 def test_coercion_of_plain_text_types_and_missing_arguments():
     tool = SearchKnowledgeTool()
     assert tool.coerce_args("杨素") == {"query": "杨素"}
-    assert tool.coerce_args({"query": {"a": "隋"}, "k": 2.0}) == {"query": json.dumps({"a": "隋"}, ensure_ascii=False),
-                                                                  "k": 2}
+    as_text = json.dumps({"a": "隋"}, ensure_ascii=False)
+    assert tool.coerce_args({"query": {"a": "隋"}, "k": 2.0}) == {"query": as_text, "k": 2}
     assert tool.coerce_args({"query": "x", "k": None}) == {"query": "x"}
     with pytest.raises(ToolInputError) as no_args:
         tool.coerce_args("")
-    assert str(no_args.value) == f"search_knowledge 需要 JSON 参数：{json.dumps(tool.parameters, ensure_ascii=False)}"
+    schema = json.dumps(tool.parameters, ensure_ascii=False)
+    assert str(no_args.value) == f"search_knowledge 需要 JSON 参数：{schema}"
     assert "检索词" in str(no_args.value)
-    assert tool.coerce_args({"extra": 1, "query": "隋", "k": 2}) == {"query": "隋", "k": 2}  # unknown keys skipped
+    # unknown keys are skipped, wherever they are
+    assert tool.coerce_args({"extra": 1, "query": "隋", "k": 2}) == {"query": "隋", "k": 2}
     with pytest.raises(ToolInputError, match="参数 k 必须是整数，收到 \\[1\\]"):
         tool.coerce_args({"query": "x", "k": [1]})
     with pytest.raises(ToolInputError, match=r"search_knowledge 缺少参数 \['query'\]"):
@@ -224,7 +229,8 @@ def test_a_citation_keeps_the_passage_text_cut_to_its_limit():
         id, source, title, text = "bio:杨素", "bio", "杨素", "素" * (CITATION_TEXT_CHARS + 5)
 
     citation = _cite(Item())
-    assert citation.text == "素" * CITATION_TEXT_CHARS and citation.source == "bio" and citation.id == "bio:杨素"
+    assert citation.text == "素" * CITATION_TEXT_CHARS
+    assert citation.source == "bio" and citation.id == "bio:杨素"
     assert _cite(Item(), source="poem").source == "poem"
 
     class Bare:
