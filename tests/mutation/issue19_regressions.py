@@ -2,10 +2,7 @@
 restores them): the unit tests must fail on every one. Run from the repository root:
     python -m tests.mutation.issue19_regressions
 """
-import pathlib
-import subprocess
-import sys
-import time
+from tests.mutation.handmade import run_cases
 
 CASES = [
     ("question-length off-by-one", "react_tier/request.py", "if len(question) > limits.max_question_chars:", "if len(question) >= limits.max_question_chars:"),
@@ -25,23 +22,5 @@ TESTS = ["tests/unit/test_request_pinned.py", "tests/unit/test_agent_contract.py
          "tests/unit/test_routes_pinned.py", "tests/unit/test_api_protocol.py", "tests/unit/test_parser_pinned.py",
          "tests/unit/test_react_parser.py", "tests/unit/test_agent_citations.py", "tests/unit/test_pinned_small.py",
          "tests/unit/test_knowledge.py", "tests/unit/test_react_loop.py"]
-rows = []
-for name, path, old, new in CASES:
-    p = pathlib.Path(path)
-    src = p.read_text(encoding="utf-8")
-    assert src.count(old) == 1, (name, src.count(old))
-    p.write_text(src.replace(old, new), encoding="utf-8")
-    try:
-        t = time.monotonic()
-        out = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m",
-                              "not integration and not slow", *TESTS], capture_output=True, text=True, timeout=600,
-                             check=False)
-        failed = [line for line in out.stdout.splitlines() if line.startswith("FAILED")]
-        rows.append((name, path, out.returncode != 0, failed[0].split(" - ")[0][7:] if failed else "-", round(time.monotonic() - t)))
-    finally:
-        p.write_text(src, encoding="utf-8")
-    print(rows[-1], flush=True)
-print("| regression (issue #19) | file | caught | first failing test |")
-print("|---|---|---|---|")
-for name, path, caught, test, _ in rows:
-    print(f"| {name} | {path} | {'yes' if caught else 'NO'} | {test} |")
+if __name__ == "__main__":
+    run_cases(CASES, TESTS, "regression (issue #19)", 600)

@@ -2,10 +2,7 @@
 (it edits files in place and restores them): the fast unit tests must fail on every one. From the repository
 root: python -m tests.mutation.issue25_regressions
 """
-import pathlib
-import subprocess
-import sys
-import time
+from tests.mutation.handmade import run_cases
 
 CASES = [
     ("admission slot not released when the app raises", "deployments/admission.py",
@@ -25,24 +22,5 @@ CASES = [
     ("a successful upstream call not reported to the breaker", "react_tier/llm.py",
      "        self.breaker.success()  # answered (a stream: its headers came)\n", ""),
 ]
-rows = []
-for name, path, old, new in CASES:
-    p = pathlib.Path(path)
-    src = p.read_text(encoding="utf-8")
-    assert src.count(old) == 1, (name, src.count(old))
-    p.write_text(src.replace(old, new), encoding="utf-8")
-    try:
-        t = time.monotonic()
-        out = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m",
-                              "not integration and not slow", "tests/unit"], capture_output=True, text=True,
-                             timeout=900, check=False)
-        failed = [line for line in out.stdout.splitlines() if line.startswith("FAILED")]
-        rows.append((name, path, out.returncode != 0, failed[0].split(" - ")[0][7:] if failed else "-",
-                     round(time.monotonic() - t)))
-    finally:
-        p.write_text(src, encoding="utf-8")
-    print(rows[-1], flush=True)
-print("| hand-made bug (issue #25) | file | caught | first failing test |")
-print("|---|---|---|---|")
-for name, path, caught, test, _ in rows:
-    print(f"| {name} | {path} | {'yes' if caught else 'NO'} | {test} |")
+if __name__ == "__main__":
+    run_cases(CASES, ["tests/unit"], "hand-made bug (issue #25)", 900)
