@@ -7,9 +7,9 @@ models on one GPU; per tier, benchmarks/timeline.py's probe measured the tokens 
 (prompt tokens, prefix-cache hits, generated tokens) and the calls per run. The GPU must at least
 
 - prefill the uncached prompt tokens: ``2 x matmul params`` FLOPs each (compute-bound), and
-- decode each generated token: read its share of the weights (``weight bytes / batch``: the batch shares one read
-  per step) and its own KV cache (``context x KV bytes per token``), or do ``2 x matmul params`` FLOPs, whichever
-  takes longer at the measured bandwidth and matmul rate (benchmarks/roofline.py ``--measure``, same card),
+- decode each generated token: its share of one engine step of ``batch`` sequences (benchmarks/roofline.py's
+  ``decode_step_s``: the weights read once per step plus each sequence's KV cache at the measured bandwidth, or the
+  matmul and attention FLOPs at the measured rate, whichever takes longer; ``--measure`` there, same card),
 
 so a run needs at least ``sum over tiers`` of those seconds of GPU, and the card gives at most ``1 / that`` runs/s at
 that batch. Two engines on one GPU do not overlap their work (without MPS their kernels time-slice), so the tiers'
@@ -22,7 +22,7 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.roofline import DecoderShape
+from benchmarks.roofline import DecoderShape, decode_step_s
 
 SHAPES = {"domain": DecoderShape(), "agent": DecoderShape(hidden=1536, layers=28, heads=12, kv_heads=2,
                                                           intermediate=8960, vocab=151936)}
@@ -35,12 +35,11 @@ def tier_seconds(shape: DecoderShape, row: dict, batch: int, bw: float, flops: f
                                                             "generated_tokens_per_run"))
     prefill_s = 2 * shape.matmul_params * max(0.0, prompt - cached) / flops
     context = (prompt / calls if calls else 0.0) + (generated / calls / 2 if calls else 0.0)  # mean while decoding
-    per_token_mem = (shape.matmul_params * shape.dtype_bytes / batch + context * shape.kv_bytes_per_token) / bw
-    per_token_flop = 2 * shape.matmul_params / flops
-    decode_s = generated * max(per_token_mem, per_token_flop)
+    step_s, bound_by = decode_step_s(shape, batch, context, bw, flops)  # one engine step of ``batch`` sequences
+    decode_s = generated * step_s / batch
     return {"calls": calls, "prompt_tokens": prompt, "cached_tokens": cached, "generated_tokens": generated,
             "mean_context": round(context), "prefill_s": prefill_s, "decode_s": decode_s,
-            "decode_bound_by": "memory" if per_token_mem >= per_token_flop else "compute",
+            "decode_bound_by": bound_by,
             "run_gpu_s": prefill_s + decode_s}
 
 
