@@ -217,6 +217,11 @@ class LLMClient:
         """Run ``key`` ended: its replica's load drops (the router's bounded load counts runs in flight)."""
         self.router.release(key)
 
+    @property
+    def model_name(self) -> str:
+        """What each chat call asks for: the tier's LoRA adapter when one is set, else its model."""
+        return self.settings.adapter or self.settings.model
+
     def _call_id(self) -> str | None:
         """The X-Request-Id of one upstream attempt (None outside a request: vLLM then makes its own)."""
         request_id = current_request_id()
@@ -269,7 +274,7 @@ class LLMClient:
     def _request(self, messages: list[dict], stop: list[str] | None, max_tokens: int | None,
                  sampling: dict[str, Any] | None = None, budget_s: float | None = None) -> dict:
         """The request body; ``sampling`` (a request's GenerationOptions.sampling()) overrides the tier's values."""
-        body: dict[str, Any] = {"model": self.settings.model, "messages": messages,
+        body: dict[str, Any] = {"model": self.model_name, "messages": messages,
                                 "temperature": self.settings.temperature,
                                 "max_tokens": max_tokens or self.settings.max_tokens}
         if stop:
@@ -406,10 +411,10 @@ class LLMClient:
         client = self.client_for(url)
         try:
             models = await client.models.list(timeout=timeout_s)
-            if self.settings.model not in {m.id for m in models.data}:
+            if self.model_name not in {m.id for m in models.data}:
                 return False
             await client.chat.completions.create(
-                model=self.settings.model, messages=[{"role": "user", "content": "ping"}], max_tokens=1,
+                model=self.model_name, messages=[{"role": "user", "content": "ping"}], max_tokens=1,
                 temperature=0, timeout=timeout_s)
             return True
         except Exception:  # noqa: BLE001 - readiness is a yes/no question

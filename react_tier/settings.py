@@ -27,6 +27,9 @@ class LLMEndpointSettings(BaseModel):
 
     base_url: str = Field(..., description="OpenAI-compatible base URL; a bare http://host:port gets '/v1'.")
     model: str = Field(..., description="Model name sent in each request (vLLM's --served-model-name).")
+    adapter: str | None = Field(
+        None, description="A LoRA adapter loaded on this tier (`suiqa lora load NAME FOLDER`, docs/lora.md): "
+        "calls ask for it instead of `model`, and the tier is ready only while the server lists it.")
     api_key: SecretStr = Field(SecretStr("EMPTY"), description="Bearer token ('EMPTY' for a local vLLM).")
     timeout_s: float = Field(30.0, gt=0, description="Per-call read timeout (also capped by the run deadline).")
     connect_timeout_s: float = Field(1.0, gt=0, description="TCP connect timeout per call (a dead upstream is "
@@ -80,7 +83,9 @@ class LLMEndpointSettings(BaseModel):
         return urls
 
     @model_validator(mode="after")
-    def _one_replica_source(self) -> LLMEndpointSettings:
+    def _consistent(self) -> LLMEndpointSettings:
+        if self.adapter is not None and self.adapter == self.model:
+            raise ValueError(f"adapter {self.adapter!r} is the base model's name; name the loaded adapter")
         if self.replicas and self.resolve_dns:
             raise ValueError("replicas and resolve_dns exclude each other: list the replicas, or let base_url's "
                              "DNS name list them")
