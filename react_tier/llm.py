@@ -203,7 +203,13 @@ class LLMClient:
         """The replica for the next attempt: the run's (RUN_KEY) by the router, skipping replicas whose breaker
         is open and those that failed this call (``avoid``) while another is usable; all open: the first one,
         whose breaker then refuses the call (CircuitOpenError)."""
-        self.router.set_nodes(await self.endpoints.current())
+        urls = await self.endpoints.current()
+        if tuple(urls) != self.router.nodes:  # a DNS refresh: forget the clients and breakers of pods gone
+            self.router.set_nodes(urls)
+            for gone in set(self._clients) - set(urls) - {self.settings.base_url}:
+                del self._clients[gone]
+            for gone in set(self._breakers) - set(urls):
+                del self._breakers[gone]
         key = RUN_KEY.get()
         url = (self.router.route(key, lambda u: u not in avoid and self.breaker_for(u).ready)
                or self.router.route(key, lambda u: self.breaker_for(u).ready))

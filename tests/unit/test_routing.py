@@ -165,3 +165,19 @@ async def test_readiness_holds_while_one_replica_answers():
     only_dead = LLMClient("agent", LLMEndpointSettings(base_url=dead, model="agent"))
     assert not await only_dead.ready()
     await only_dead.aclose()
+
+
+async def test_a_dns_refresh_moves_calls_to_the_new_pods_and_forgets_the_old_ones():
+    with ScriptedOpenAI() as server:
+        client = LLMClient("agent", LLMEndpointSettings(base_url=server.base_url, model="agent", resolve_dns=True,
+                                                        dns_refresh_s=3600))
+        client.endpoints.urls, client.endpoints._resolved_at = ["http://10.9.9.9:1/v1"], 0.0
+        client.endpoints.clock = lambda: 1.0  # the "old pod" list is fresh: no lookup yet
+        client.breaker_for("http://10.9.9.9:1/v1").failure()
+        await client._pick(set())
+        assert client.router.nodes == ("http://10.9.9.9:1/v1",)
+        client.endpoints.clock = lambda: 7200.0  # stale: 127.0.0.1 is looked up, the old pod is gone
+        server.script("agent", "好")
+        assert (await client.complete(MESSAGES)).text == "好"
+        assert client.router.nodes == (server.base_url,) and set(client._breakers) == {server.base_url}
+        await client.aclose()
