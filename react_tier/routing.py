@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 RUN_KEY: ContextVar[str | None] = ContextVar("suiqa_run_key", default=None)
 """The id of the ReAct run the current task works for (set by the agent for its run's task)."""
 VNODES = 64  # ring points per replica: with 2-8 replicas the hash share of each stays within ~±15 % of 1/N
+MAX_PINS = 65536  # runs pinned at once, at most: a caller that never releases its runs cannot grow the map forever
 RUN_AFFINE = "run_affine"
 ROUND_ROBIN = "round_robin"
 
@@ -114,6 +115,8 @@ class BoundedLoadRouter:
         candidates = [n for n in self.ring.walk(key) if usable(n)]
         if not candidates:
             return None
+        if len(self.pins) >= MAX_PINS:
+            self._unpin(next(iter(self.pins)))  # the oldest pin: a run that was never released
         cap = self.capacity()
         chosen = next((n for n in candidates if self.loads[n] < cap), candidates[0])
         self.pins[key] = chosen

@@ -181,3 +181,14 @@ async def test_a_dns_refresh_moves_calls_to_the_new_pods_and_forgets_the_old_one
         assert (await client.complete(MESSAGES)).text == "好"
         assert client.router.nodes == (server.base_url,) and set(client._breakers) == {server.base_url}
         await client.aclose()
+
+
+def test_runs_never_released_cannot_grow_the_pins_forever(monkeypatch):
+    import react_tier.routing as routing
+
+    monkeypatch.setattr(routing, "MAX_PINS", 10)
+    router = BoundedLoadRouter(NODES)
+    for key in KEYS[:25]:
+        router.route(key)
+    assert len(router.pins) == 10 and sum(router.loads.values()) == 10
+    assert list(router.pins) == KEYS[15:25]  # the oldest went first
