@@ -200,6 +200,10 @@ def test_each_vllm_tier_has_a_headless_service_the_agent_resolves(overlay):
         assert tier["resolve_dns"] is True and tier["routing"] == "run_affine" and not tier["replicas"]
         port = headless["spec"]["ports"][0]["port"]
         assert tier["base_url"] == f"http://vllm-{role}-replicas.sui-qa.svc:{port}/v1"
+        # a terminating pod leaves DNS; the agent's next lookup (+ CoreDNS's 5 s TTL) comes before its SIGTERM
+        pod = next(d for d in _docs(overlay, "Deployment") if d["metadata"]["name"] == f"vllm-{role}")
+        sleep = int(pod["spec"]["template"]["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][-1])
+        assert tier["dns_refresh_s"] + 5 <= sleep
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
