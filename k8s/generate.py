@@ -8,8 +8,8 @@ One generator, so the cluster runs what the local stack runs:
   image's ``python3``, ``--shutdown-timeout``);
 - ``overlays/<target>/generated/rayservice.yaml``: the RayService's ``serveConfigV2``, built by
   :func:`deployments.serve_config.serve_config` (what ``suiqa serve-config`` prints) from the stack profile's
-  ApiSettings, with the LLM endpoints pointing at the vLLM tiers' headless Services (``resolve_dns``: the agent
-  routes each run to one pod) and the proxy on 0.0.0.0;
+  ApiSettings, with the LLM endpoints pointing at the vLLM tiers' headless Services (``resolve_dns``: the
+  agent routes each run to one pod) and the proxy on 0.0.0.0;
 - ``components/monitoring/generated/``: the PrometheusRule wrapping ``monitoring/prometheus/rules.yml`` and the
   Grafana dashboard ConfigMap holding ``monitoring/grafana/sui-dashboard.json`` (kustomize may not read files
   outside its folder, so they are copied here, byte for byte).
@@ -180,8 +180,9 @@ def cluster_api_settings(target: KubeTarget):
     profiles = {tier.role: tier_profile(tier) for tier in target.tiers}
     agent = settings.agent.model_dump()
     for role, key in (("domain", "domain_llm"), ("agent", "agent_llm")):
-        # every ready pod of the tier, by the headless Service's DNS: each run's calls go to one pod (its cache)
-        agent[key]["base_url"] = f"http://{replicas_service_name(role)}.{NAMESPACE}.svc:{profiles[role].port}/v1"
+        # every ready pod of the tier, by the headless Service's DNS: a run's calls go to one pod (its cache)
+        host = f"{replicas_service_name(role)}.{NAMESPACE}.svc"
+        agent[key]["base_url"] = f"http://{host}:{profiles[role].port}/v1"
         agent[key]["resolve_dns"] = True
         agent[key]["model"] = profiles[role].api_model_name
         agent[key]["context_tokens"] = profiles[role].max_model_len

@@ -40,8 +40,8 @@ class CircuitBreaker:
 
     @property
     def ready(self) -> bool:
-        """Would :meth:`before` let a call go now (closed, or half-open with the probe slot free)? No side effect:
-        the replica router asks it of every replica before it picks one."""
+        """Would :meth:`before` let a call go now (closed, or half-open with the probe slot free)? No side
+        effect: the replica router asks it of every replica before it picks one."""
         if self.opened_at is None:
             return True
         return self.clock() - self.opened_at >= self.reset_s and not self.probing

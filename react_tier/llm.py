@@ -35,10 +35,11 @@ both tiers. Each call gets its own id because vLLM aborts by the external id: a 
 cap must not abort the next call of the same request. Each attempt is one log line (event ``llm_call``: tier, call
 id, replica, latency, status, vLLM's response id).
 
-Replicas: a tier may be several vLLM servers (settings ``replicas``, or ``resolve_dns`` on a headless Service's
-name). Each call picks one with react_tier/routing.py (every call of a run on the same replica, for its prefix
-cache; bounded load), each replica has its own circuit breaker, and a retry after an upstream fault goes to the
-next replica on the ring. One endpoint behaves exactly as before (one breaker named after the tier).
+Replicas: a tier may be several vLLM servers (settings ``replicas``, or ``resolve_dns`` on a headless
+Service's name). Each call picks one with react_tier/routing.py (every call of a run on the same replica, for
+its prefix cache; bounded load), each replica has its own circuit breaker, and a retry after an upstream fault
+goes to the next replica on the ring. One endpoint behaves exactly as before (one breaker named after the
+tier).
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ class LLMClient:
 
     @property
     def client(self) -> openai.AsyncOpenAI:
-        """The SDK client of ``base_url`` (with one endpoint: the one every call uses; replaceable in tests)."""
+        """The SDK client of ``base_url`` (with one endpoint: the one every call uses; tests replace it)."""
         return self.client_for(self.settings.base_url)
 
     @client.setter
@@ -178,8 +179,9 @@ class LLMClient:
     def client_for(self, url: str) -> openai.AsyncOpenAI:
         """The SDK client of one replica (all share the one connection pool)."""
         if url not in self._clients:
-            self._clients[url] = openai.AsyncOpenAI(base_url=url, api_key=self.settings.api_key.get_secret_value(),
-                                                    max_retries=0, http_client=self.http)
+            key = self.settings.api_key.get_secret_value()
+            self._clients[url] = openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=0,
+                                                    http_client=self.http)
         return self._clients[url]
 
     def breaker_for(self, url: str) -> CircuitBreaker:
@@ -187,7 +189,8 @@ class LLMClient:
         if url not in self._breakers:
             single = not self.settings.replicas and not self.settings.resolve_dns
             name = self.tier if single else f"{self.tier} replica {urlsplit(url).netloc}"
-            self._breakers[url] = CircuitBreaker(name, self.settings.breaker_failures, self.settings.breaker_reset_s)
+            s = self.settings
+            self._breakers[url] = CircuitBreaker(name, s.breaker_failures, s.breaker_reset_s)
         return self._breakers[url]
 
     @property
@@ -200,9 +203,9 @@ class LLMClient:
         self._breakers[self.router.nodes[0]] = value
 
     async def _pick(self, avoid: set[str]) -> str:
-        """The replica for the next attempt: the run's (RUN_KEY) by the router, skipping replicas whose breaker
-        is open and those that failed this call (``avoid``) while another is usable; all open: the first one,
-        whose breaker then refuses the call (CircuitOpenError)."""
+        """The replica for the next attempt: the run's (RUN_KEY) by the router, skipping replicas whose
+        breaker is open and those that failed this call (``avoid``) while another is usable; all open: the
+        first one, whose breaker then refuses the call (CircuitOpenError)."""
         urls = await self.endpoints.current()
         if tuple(urls) != self.router.nodes:  # a DNS refresh: forget the clients and breakers of pods gone
             self.router.set_nodes(urls)

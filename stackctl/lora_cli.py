@@ -1,9 +1,9 @@
 """`suiqa lora load | unload | list`: LoRA adapters on the running domain tier, without a restart.
 
 The target is the server of a serving profile (the same ``--profile``/``--model``/``--port`` as `suiqa serve
-domain`): the profile says whether runtime adapters are on (``runtime_lora``), the largest rank the server takes
-(``max_lora_rank``) and the base model an adapter must have been trained on; serving/lora.py checks the folder
-against them before vLLM is called. The pipeline calls an adapter once its tier's settings name it
+domain`): the profile says whether runtime adapters are on (``runtime_lora``), the largest rank the server
+takes (``max_lora_rank``) and the base model an adapter must have been trained on; serving/lora.py checks the
+folder against them before vLLM is called. The pipeline calls an adapter once its tier's settings name it
 (``domain_llm.adapter``: docs/lora.md)."""
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def _target(profile: str, role: str, model: str | None, port: int | None, url: s
 
 @app.command("load")
 def load(name: str = typer.Argument(..., help="The adapter's model name (what requests ask for)."),
-         folder: str = typer.Argument(..., help="The PEFT adapter folder (`suiqa finetune lora` → <out>/adapter)."),
+         folder: str = typer.Argument(..., help="The PEFT adapter folder (`suiqa finetune lora`: "
+                                                 "<out>/adapter)."),
          profile: str = _PROFILE, role: str = _ROLE, model: str | None = _MODEL, port: int | None = _PORT,
          url: str | None = _URL) -> None:
     """Check the adapter folder against the tier's profile, then load it into the running server."""

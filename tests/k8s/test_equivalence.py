@@ -103,9 +103,10 @@ def test_serve_config_equals_the_local_stack(overlay):
     args = cluster["applications"][0]["args"]
     assert cluster["http_options"]["host"] == args["host"] == "0.0.0.0"
     assert args["require_api_keys"] is True  # never an open API in a cluster (the cpu-tiny demo profile is open)
-    for role, key in (("domain", "domain_llm"), ("agent", "agent_llm")):  # ... and at the vLLM pods (issue 28)
+    for role, key in (("domain", "domain_llm"), ("agent", "agent_llm")):  # ... and at the vLLM pods (#28)
         name = f"vllm-{role}-replicas"
-        service = next(d for d in rendered(overlay) if d["kind"] == "Service" and d["metadata"]["name"] == name)
+        service = next(d for d in rendered(overlay)
+                       if d["kind"] == "Service" and d["metadata"]["name"] == name)
         port = service["spec"]["ports"][0]["port"]
         assert args["agent"][key]["base_url"] == f"http://{name}.sui-qa.svc:{port}/v1"
         assert args["agent"][key]["resolve_dns"] is True

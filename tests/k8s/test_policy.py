@@ -183,13 +183,15 @@ def test_every_service_selects_a_pod_template(overlay):
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_each_vllm_tier_has_a_headless_service_the_agent_resolves(overlay):
-    """Issue 28: run-affine routing needs every ready pod's address: a headless Service per tier, selecting the
+    """Issue 28: run-affine routing needs every ready pod's address: a headless Service per tier, selecting
+    the
     same pods on the same port as the tier's ClusterIP Service, without not-ready pods; the agent's settings
     name it with resolve_dns (a ClusterIP name would resolve to one virtual IP: one 'replica')."""
     import yaml
 
     services = {d["metadata"]["name"]: d for d in _docs(overlay, "Service")}
-    agent = yaml.safe_load(_docs(overlay, "RayService")[0]["spec"]["serveConfigV2"])["applications"][0]["args"]
+    serve = yaml.safe_load(_docs(overlay, "RayService")[0]["spec"]["serveConfigV2"])
+    agent = serve["applications"][0]["args"]
     for role in ("domain", "agent"):
         cluster_ip, headless = services[f"vllm-{role}"], services[f"vllm-{role}-replicas"]
         assert headless["spec"]["clusterIP"] == "None" and cluster_ip["spec"].get("clusterIP") != "None"
@@ -202,7 +204,8 @@ def test_each_vllm_tier_has_a_headless_service_the_agent_resolves(overlay):
         assert tier["base_url"] == f"http://vllm-{role}-replicas.sui-qa.svc:{port}/v1"
         # a terminating pod leaves DNS; the agent's next lookup (+ CoreDNS's 5 s TTL) comes before its SIGTERM
         pod = next(d for d in _docs(overlay, "Deployment") if d["metadata"]["name"] == f"vllm-{role}")
-        sleep = int(pod["spec"]["template"]["spec"]["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][-1])
+        container = pod["spec"]["template"]["spec"]["containers"][0]
+        sleep = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
         assert tier["dns_refresh_s"] + 5 <= sleep
 
 

