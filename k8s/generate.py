@@ -8,7 +8,8 @@ One generator, so the cluster runs what the local stack runs:
   image's ``python3``, ``--shutdown-timeout``);
 - ``overlays/<target>/generated/rayservice.yaml``: the RayService's ``serveConfigV2``, built by
   :func:`deployments.serve_config.serve_config` (what ``suiqa serve-config`` prints) from the stack profile's
-  ApiSettings, with the LLM endpoints pointing at the vLLM Services and the proxy on 0.0.0.0;
+  ApiSettings, with the LLM endpoints pointing at the vLLM tiers' headless Services (``resolve_dns``: the
+  agent routes each run to one pod) and the proxy on 0.0.0.0;
 - ``components/monitoring/generated/``: the PrometheusRule wrapping ``monitoring/prometheus/rules.yml`` and the
   Grafana dashboard ConfigMap holding ``monitoring/grafana/sui-dashboard.json`` (kustomize may not read files
   outside its folder, so they are copied here, byte for byte).
@@ -101,6 +102,11 @@ def service_name(role: str) -> str:
     return f"vllm-{role}"
 
 
+def replicas_service_name(role: str) -> str:
+    """The tier's headless Service: one DNS address per ready pod (the agent's run-affine routing)."""
+    return f"{service_name(role)}-replicas"
+
+
 def tier_overrides(tier: TierTarget) -> dict[str, Any]:
     """The ServingProfile fields the cluster sets on top of the profile (also what the argv test passes)."""
     from serving.config import ServingProfile, load_profile
@@ -151,9 +157,10 @@ def vllm_patches(target: KubeTarget) -> list[dict[str, Any]]:
                      "spec": {"template": {
                          "metadata": {"annotations": {"suiqa.io/serving-profile": profile.name}},
                          "spec": {"containers": [container]}}}})
-        docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
-                     "spec": {"ports": [{"name": "http", "port": profile.port, "targetPort": "http",
-                                         "protocol": "TCP"}]}})
+        for service in (name, replicas_service_name(tier.role)):
+            docs.append({"apiVersion": "v1", "kind": "Service", "metadata": {"name": service},
+                         "spec": {"ports": [{"name": "http", "port": profile.port, "targetPort": "http",
+                                             "protocol": "TCP"}]}})
     return docs
 
 
@@ -173,7 +180,10 @@ def cluster_api_settings(target: KubeTarget):
     profiles = {tier.role: tier_profile(tier) for tier in target.tiers}
     agent = settings.agent.model_dump()
     for role, key in (("domain", "domain_llm"), ("agent", "agent_llm")):
-        agent[key]["base_url"] = f"http://{service_name(role)}.{NAMESPACE}.svc:{profiles[role].port}/v1"
+        # every ready pod of the tier, by the headless Service's DNS: a run's calls go to one pod (its cache)
+        host = f"{replicas_service_name(role)}.{NAMESPACE}.svc"
+        agent[key]["base_url"] = f"http://{host}:{profiles[role].port}/v1"
+        agent[key]["resolve_dns"] = True
         agent[key]["model"] = profiles[role].api_model_name
         agent[key]["context_tokens"] = profiles[role].max_model_len
     # a cluster's API is never an open demo: keys come from the Secret (SUIQA_API_API_KEYS), required

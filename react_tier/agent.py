@@ -25,6 +25,7 @@ import contextlib
 import logging
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -55,6 +56,7 @@ from react_tier.results import (
     StepStarted,
     Usage,
 )
+from react_tier.routing import RUN_KEY
 from react_tier.settings import AgentSettings
 from react_tier.tools import DOMAIN_SYSTEM_PROMPT, Tool, ToolContext, ToolInputError, build_tools
 from suiqa.logs import REQUEST_ID
@@ -147,6 +149,7 @@ class _Run:
     def __init__(self, agent: ReActAgent, request: AgentRequest) -> None:
         self.agent, self.settings, self.hooks = agent, agent.settings, agent.hooks
         self.request, self.question, self.request_id = request, request.question, request.request_id or ""
+        self.run_key = self.request_id or uuid.uuid4().hex
         self.history = [turn.model_dump() for turn in request.history]
         self.max_steps = request.max_steps or self.settings.max_steps
         self.sampling = request.generation.sampling()
@@ -168,8 +171,17 @@ class _Run:
         return (until or self.loop_deadline) - time.monotonic()
 
     async def execute(self, emit) -> None:
-        # this task's context: its log lines and upstream calls (X-Request-Id) carry the request's id
+        # this task's context: its log lines and upstream calls (X-Request-Id) carry the request's id, and its
+        # calls go to the run's replica of each tier (react_tier/routing.py), released when the run ends
         REQUEST_ID.set(self.request_id or REQUEST_ID.get())
+        RUN_KEY.set(self.run_key)
+        try:
+            await self._execute(emit)
+        finally:
+            self.agent.agent_llm.release_run(self.run_key)
+            self.agent.domain_llm.release_run(self.run_key)
+
+    async def _execute(self, emit) -> None:
         log.info("run_start", extra={"question_chars": len(self.question), "history_turns": len(self.history),
                                      "max_steps": self.max_steps})
         await self.hooks.emit("on_run_start", self.question, self.request_id)

@@ -38,6 +38,14 @@ class CircuitBreaker:
             return "closed"
         return "half-open" if self.clock() - self.opened_at >= self.reset_s else "open"
 
+    @property
+    def ready(self) -> bool:
+        """Would :meth:`before` let a call go now (closed, or half-open with the probe slot free)? No side
+        effect: the replica router asks it of every replica before it picks one."""
+        if self.opened_at is None:
+            return True
+        return self.clock() - self.opened_at >= self.reset_s and not self.probing
+
     def before(self) -> None:
         """Raise CircuitOpenError unless a call may go out now (closed, or the one half-open probe)."""
         if self.opened_at is None:

@@ -33,17 +33,25 @@ from :data:`suiqa.logs.REQUEST_ID`, plus a per-client call number). vLLM takes t
 response id is ``chatcmpl-<header>``; ``--enable-request-id-headers`` echoes it), so one request can be followed into
 both tiers. Each call gets its own id because vLLM aborts by the external id: a stream closed at the answer's token
 cap must not abort the next call of the same request. Each attempt is one log line (event ``llm_call``: tier, call
-id, latency, status, vLLM's response id).
+id, replica, latency, status, vLLM's response id).
+
+Replicas: a tier may be several vLLM servers (settings ``replicas``, or ``resolve_dns`` on a headless
+Service's name). Each call picks one with react_tier/routing.py (every call of a run on the same replica, for
+its prefix cache; bounded load), each replica has its own circuit breaker, and a retry after an upstream fault
+goes to the next replica on the ring. One endpoint behaves exactly as before (one breaker named after the
+tier).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import openai
@@ -52,6 +60,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from react_tier.breaker import CircuitBreaker
 from react_tier.errors import UpstreamError
 from react_tier.results import Usage
+from react_tier.routing import RUN_KEY, BoundedLoadRouter, EndpointSet
 from react_tier.settings import LLMEndpointSettings
 from suiqa.logs import current_request_id
 
@@ -151,10 +160,76 @@ class LLMClient:
         self.on_call = on_call
         limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE, keepalive_expiry=30)
         self.http = openai.DefaultAsyncHttpxClient(limits=limits)  # the one pool (also /tokenize, /detokenize)
-        self.client = openai.AsyncOpenAI(base_url=settings.base_url, api_key=settings.api_key.get_secret_value(),
-                                         max_retries=0, http_client=self.http)
+        self._clients: dict[str, openai.AsyncOpenAI] = {}
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self.endpoints = EndpointSet(settings.base_url, settings.replicas, settings.resolve_dns,
+                                     settings.dns_refresh_s)
+        self.router = BoundedLoadRouter(self.endpoints.urls, settings.routing, settings.balance_factor)
         self._calls = itertools.count(1)
-        self.breaker = CircuitBreaker(tier, settings.breaker_failures, settings.breaker_reset_s)
+
+    @property
+    def client(self) -> openai.AsyncOpenAI:
+        """The SDK client of ``base_url`` (with one endpoint: the one every call uses; tests replace it)."""
+        return self.client_for(self.settings.base_url)
+
+    @client.setter
+    def client(self, value: openai.AsyncOpenAI) -> None:
+        self._clients[self.settings.base_url] = value
+
+    def client_for(self, url: str) -> openai.AsyncOpenAI:
+        """The SDK client of one replica (all share the one connection pool)."""
+        if url not in self._clients:
+            key = self.settings.api_key.get_secret_value()
+            self._clients[url] = openai.AsyncOpenAI(base_url=url, api_key=key, max_retries=0,
+                                                    http_client=self.http)
+        return self._clients[url]
+
+    def breaker_for(self, url: str) -> CircuitBreaker:
+        """The replica's circuit breaker; with one endpoint it is the tier's (named after the tier)."""
+        if url not in self._breakers:
+            single = not self.settings.replicas and not self.settings.resolve_dns
+            name = self.tier if single else f"{self.tier} replica {urlsplit(url).netloc}"
+            s = self.settings
+            self._breakers[url] = CircuitBreaker(name, s.breaker_failures, s.breaker_reset_s)
+        return self._breakers[url]
+
+    @property
+    def breaker(self) -> CircuitBreaker:
+        """The first replica's breaker (the tier's, with one endpoint)."""
+        return self.breaker_for(self.router.nodes[0])
+
+    @breaker.setter
+    def breaker(self, value: CircuitBreaker) -> None:
+        self._breakers[self.router.nodes[0]] = value
+
+    async def _pick(self, avoid: set[str]) -> str:
+        """The replica for the next attempt: the run's (RUN_KEY) by the router, skipping replicas whose
+        breaker is open and those that failed this call (``avoid``) while another is usable; all open: the
+        first one, whose breaker then refuses the call (CircuitOpenError)."""
+        urls = await self.endpoints.current()
+        if tuple(urls) != self.router.nodes:  # a DNS refresh: forget the clients and breakers of pods gone
+            self.router.set_nodes(urls)
+            for gone in set(self._clients) - set(urls) - {self.settings.base_url}:
+                del self._clients[gone]
+            for gone in set(self._breakers) - set(urls):
+                del self._breakers[gone]
+        key = RUN_KEY.get()
+        url = (self.router.route(key, lambda u: u not in avoid and self.breaker_for(u).ready)
+               or self.router.route(key, lambda u: self.breaker_for(u).ready))
+        return url or self.router.nodes[0]
+
+    def current_url(self) -> str:
+        """The replica of the current run (for /tokenize), else the first one."""
+        return self.router.pinned(RUN_KEY.get()) or self.router.nodes[0]
+
+    def release_run(self, key: str) -> None:
+        """Run ``key`` ended: its replica's load drops (the router's bounded load counts runs in flight)."""
+        self.router.release(key)
+
+    @property
+    def model_name(self) -> str:
+        """What each chat call asks for: the tier's LoRA adapter when one is set, else its model."""
+        return self.settings.adapter or self.settings.model
 
     def _call_id(self) -> str | None:
         """The X-Request-Id of one upstream attempt (None outside a request: vLLM then makes its own)."""
@@ -167,11 +242,13 @@ class LLMClient:
         read = min(whole, self.settings.stream_idle_timeout_s) if stream else whole
         return openai.Timeout(whole, read=read, connect=min(self.settings.connect_timeout_s, whole))
 
-    def _judge(self, exc: BaseException) -> None:
+    def _judge(self, exc: BaseException, trace: dict[str, Any]) -> None:
+        breaker = self.breaker_for(trace["replica"])
         if _upstream_fault(exc):
-            self.breaker.failure()
+            breaker.failure()
+            trace.setdefault("failed", set()).add(trace["replica"])  # a retry goes to another replica
         else:
-            self.breaker.release()
+            breaker.release()
 
     def _account(self, sink: dict[str, Usage] | None, result: Completion) -> None:
         if sink is not None:
@@ -184,6 +261,7 @@ class LLMClient:
              trace: dict[str, Any], status: int | str | None = None) -> None:
         log.log(logging.WARNING if error else logging.INFO, "llm_call",
                 extra={"tier": self.tier, "call_id": trace.get("call_id"), "upstream_id": trace.get("upstream_id"),
+                       "replica": urlsplit(trace["replica"]).netloc if trace.get("replica") else None,
                        "latency_ms": round(latency_s * 1000, 1), "status": status or _status_of(error),
                        "error": f"{type(error).__name__}: {error}"[:300] if error else None,
                        "prompt_tokens": (usage or {}).get("prompt_tokens"),
@@ -205,7 +283,7 @@ class LLMClient:
     def _request(self, messages: list[dict], stop: list[str] | None, max_tokens: int | None,
                  sampling: dict[str, Any] | None = None, budget_s: float | None = None) -> dict:
         """The request body; ``sampling`` (a request's GenerationOptions.sampling()) overrides the tier's values."""
-        body: dict[str, Any] = {"model": self.settings.model, "messages": messages,
+        body: dict[str, Any] = {"model": self.model_name, "messages": messages,
                                 "temperature": self.settings.temperature,
                                 "max_tokens": max_tokens or self.settings.max_tokens}
         if stop:
@@ -222,7 +300,9 @@ class LLMClient:
 
     async def _attempt(self, body: dict, budget_s: float | None, trace: dict[str, Any]):
         """One HTTP attempt; ``trace`` gets its ``call_id`` (the X-Request-Id sent)."""
-        self.breaker.before()  # CircuitOpenError (an UpstreamError, not retried) while the tier is known down
+        trace["replica"] = url = await self._pick(trace.get("failed", set()))
+        breaker = self.breaker_for(url)
+        breaker.before()  # CircuitOpenError (an UpstreamError, not retried) while every replica is known down
         started = time.monotonic()
         trace["call_id"] = call_id = self._call_id()
         headers = {"X-Request-Id": call_id} if call_id else None
@@ -231,16 +311,17 @@ class LLMClient:
         if headers:
             options["headers"] = headers
         try:
-            response = await self.client.post("/chat/completions", body=body, cast_to=object, options=options,
-                                              stream=stream, stream_cls=openai.AsyncStream[object])
+            response = await self.client_for(url).post(
+                "/chat/completions", body=body, cast_to=object, options=options, stream=stream,
+                stream_cls=openai.AsyncStream[object])
         except Exception as exc:
-            self._judge(exc)
+            self._judge(exc, trace)
             await self._report(started, None, exc, trace)
             raise
         except BaseException:  # cancelled: says nothing about the tier
-            self.breaker.release()
+            breaker.release()
             raise
-        self.breaker.success()  # answered (a stream: its headers came)
+        breaker.success()  # answered (a stream: its headers came)
         return response
 
     async def complete(self, messages: list[dict], *, stop: list[str] | None = None, max_tokens: int | None = None,
@@ -301,7 +382,7 @@ class LLMClient:
                       status="closed_by_caller")
             raise
         except Exception as exc:
-            self._judge(exc)  # a stream that broke midway: the tier may be going down
+            self._judge(exc, trace)  # a stream that broke midway: the replica may be going down
             await self._report(started, None, exc, trace)
             raise
         self._account(usage, final)
@@ -313,7 +394,7 @@ class LLMClient:
         /detokenize; when the tier cannot tokenize (it may be the tier that is down), ``cap`` characters and their
         character count: an approximation. Uses the client's pool: a new ``httpx.AsyncClient`` per call built an
         SSL context each time (py-spy: 2.5% of a loaded replica's event loop)."""
-        root = self.settings.base_url.removesuffix("/v1")
+        root = self.current_url().removesuffix("/v1")
         model = self.settings.model
         try:
             tokens = (await self.http.post(f"{root}/tokenize", timeout=timeout_s,
@@ -330,13 +411,19 @@ class LLMClient:
 
     async def ready(self, timeout_s: float = 2.0) -> bool:
         """True when the tier serves this client's model name (``GET /v1/models`` lists it) and answers a 1-token
-        completion within ``timeout_s``: a server that is up with other names, or up but stuck, is not ready."""
+        completion within ``timeout_s``: a server that is up with other names, or up but stuck, is not ready.
+        With replicas: when at least one of them is (the router skips the others by their breakers)."""
+        urls = await self.endpoints.current()
+        return any(await asyncio.gather(*(self._replica_ready(url, timeout_s) for url in urls)))
+
+    async def _replica_ready(self, url: str, timeout_s: float) -> bool:
+        client = self.client_for(url)
         try:
-            models = await self.client.models.list(timeout=timeout_s)
-            if self.settings.model not in {m.id for m in models.data}:
+            models = await client.models.list(timeout=timeout_s)
+            if self.model_name not in {m.id for m in models.data}:
                 return False
-            await self.client.chat.completions.create(
-                model=self.settings.model, messages=[{"role": "user", "content": "ping"}], max_tokens=1,
+            await client.chat.completions.create(
+                model=self.model_name, messages=[{"role": "user", "content": "ping"}], max_tokens=1,
                 temperature=0, timeout=timeout_s)
             return True
         except Exception:  # noqa: BLE001 - readiness is a yes/no question

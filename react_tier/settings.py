@@ -7,7 +7,7 @@ keeps its own prefix (``SUIQA_KB_``); see suiqa/settings.py for the precedence.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
@@ -27,6 +27,9 @@ class LLMEndpointSettings(BaseModel):
 
     base_url: str = Field(..., description="OpenAI-compatible base URL; a bare http://host:port gets '/v1'.")
     model: str = Field(..., description="Model name sent in each request (vLLM's --served-model-name).")
+    adapter: str | None = Field(
+        None, description="A LoRA adapter loaded on this tier (`suiqa lora load NAME FOLDER`, docs/lora.md): "
+        "calls ask for it instead of `model`, and the tier is ready only while the server lists it.")
     api_key: SecretStr = Field(SecretStr("EMPTY"), description="Bearer token ('EMPTY' for a local vLLM).")
     timeout_s: float = Field(30.0, gt=0, description="Per-call read timeout (also capped by the run deadline).")
     connect_timeout_s: float = Field(1.0, gt=0, description="TCP connect timeout per call (a dead upstream is "
@@ -52,14 +55,50 @@ class LLMEndpointSettings(BaseModel):
                           "continuous_usage_stats), so the answer's max_tokens is counted in the model's tokens; "
                           "off for endpoints that refuse it (then each chunk counts as one token).")
 
+    replicas: list[str] = Field(
+        default_factory=list, description="Base URLs of this tier's vLLM replicas (each like base_url); "
+        "calls are routed over them (react_tier/routing.py). Empty: base_url alone, as one endpoint.")
+    resolve_dns: bool = Field(
+        False, description="base_url's host is a headless Service: each of its DNS addresses is one replica "
+        "(base_url's port and path), looked up again every dns_refresh_s.")
+    dns_refresh_s: float = Field(10.0, gt=0, description="How often the replicas' DNS name is looked up.")
+    routing: Literal["run_affine", "round_robin"] = Field(
+        "run_affine", description="run_affine: every call of one ReAct run goes to the same replica (its "
+        "prefix cache), by consistent hashing with bounded loads; round_robin: call by call.")
+    balance_factor: float = Field(
+        1.25, ge=1.0, le=10.0, description="run_affine: no replica holds more than this times the mean "
+        "number of runs in flight (consistent hashing with bounded loads).")
+
     @field_validator("base_url")
     @classmethod
     def _add_v1(cls, value: str) -> str:
-        value = value.rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"base_url must be an http(s) URL, got {value!r}")
-        return value + "/v1" if parts.path in ("", "/") else value
+        return _endpoint_url(value)
+
+    @field_validator("replicas")
+    @classmethod
+    def _replica_urls(cls, value: list[str]) -> list[str]:
+        urls = [_endpoint_url(url) for url in value]
+        if len(set(urls)) != len(urls):
+            raise ValueError(f"replicas lists a URL twice: {urls}")
+        return urls
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LLMEndpointSettings:
+        if self.adapter is not None and self.adapter == self.model:
+            raise ValueError(f"adapter {self.adapter!r} is the base model's name; name the loaded adapter")
+        if self.replicas and self.resolve_dns:
+            raise ValueError("replicas and resolve_dns exclude each other: list the replicas, or let "
+                             "base_url's DNS name list them")
+        return self
+
+
+def _endpoint_url(value: str) -> str:
+    """An http(s) base URL, '/v1' added to a bare host:port."""
+    value = value.rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"base_url must be an http(s) URL, got {value!r}")
+    return value + "/v1" if parts.path in ("", "/") else value
 
 
 class DomainLLMSettings(LLMEndpointSettings):

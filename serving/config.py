@@ -55,6 +55,10 @@ class ServingProfile(TierSettings):
     enable_lora: bool = False
     lora_modules: dict[str, str] = Field(default_factory=dict, description="adapter name -> adapter folder")
     max_lora_rank: int = Field(16, ge=1)
+    runtime_lora: bool = Field(
+        False, description="Adapters can be loaded and unloaded while the server runs (`suiqa lora "
+        "load|unload`): --enable-lora and VLLM_ALLOW_RUNTIME_LORA_UPDATING=True (vLLM: local development "
+        "only, no auth of its own on those routes beyond the server's key).")
     api_server_count: int = Field(1, ge=1, le=64, description="GPU only: API-server processes in front of the "
                                   "engine (`vllm serve --api-server-count`); CPU profiles must keep 1.")
     stream_interval: int | None = Field(
@@ -88,7 +92,7 @@ class ServingProfile(TierSettings):
 
     @model_validator(mode="after")
     def _lora_needs_flag(self) -> ServingProfile:
-        if self.lora_modules and not self.enable_lora:
+        if (self.lora_modules or self.runtime_lora) and not self.enable_lora:
             self.enable_lora = True
         return self
 
@@ -165,6 +169,8 @@ class ServingProfile(TierSettings):
         if self.device == "cpu":
             env["VLLM_CPU_KVCACHE_SPACE"] = str(self.cpu_kvcache_space_gib)
             env.setdefault("VLLM_TARGET_DEVICE", "cpu")
+        if self.runtime_lora:
+            env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
         env.update(self.env)
         if self.api_key is not None:
             env["VLLM_API_KEY"] = self.api_key.get_secret_value()

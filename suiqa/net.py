@@ -26,6 +26,13 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def wait_http_ok(url: str, timeout_s: float, interval_s: float = 1.0, *, proc: subprocess.Popen | None = None,
                  log: Path | None = None) -> None:
     """Poll ``GET url`` until it answers 200; SuiqaError naming the last answer after ``timeout_s``, or at once

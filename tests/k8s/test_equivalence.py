@@ -87,6 +87,7 @@ def _cluster_differences(config: dict) -> dict:
     args["host"] = "<host>"
     for key in ("domain_llm", "agent_llm"):
         args["agent"][key]["base_url"] = f"<{key}>"
+        args["agent"][key]["resolve_dns"] = "<the headless Service's pods>"
     args["require_api_keys"] = "<required in a cluster>"
     return config
 
@@ -102,10 +103,13 @@ def test_serve_config_equals_the_local_stack(overlay):
     args = cluster["applications"][0]["args"]
     assert cluster["http_options"]["host"] == args["host"] == "0.0.0.0"
     assert args["require_api_keys"] is True  # never an open API in a cluster (the cpu-tiny demo profile is open)
-    for role, key in (("domain", "domain_llm"), ("agent", "agent_llm")):  # ... and point at the vLLM Services
-        service = next(d for d in rendered(overlay) if d["kind"] == "Service" and d["metadata"]["name"] == f"vllm-{role}")
+    for role, key in (("domain", "domain_llm"), ("agent", "agent_llm")):  # ... and at the vLLM pods (#28)
+        name = f"vllm-{role}-replicas"
+        service = next(d for d in rendered(overlay)
+                       if d["kind"] == "Service" and d["metadata"]["name"] == name)
         port = service["spec"]["ports"][0]["port"]
-        assert args["agent"][key]["base_url"] == f"http://vllm-{role}.sui-qa.svc:{port}/v1"
+        assert args["agent"][key]["base_url"] == f"http://{name}.sui-qa.svc:{port}/v1"
+        assert args["agent"][key]["resolve_dns"] is True
     # the Serve deployment's options (autoscaling, limits) are the stack profile's
     assert cluster["applications"][0]["deployments"] == local["applications"][0]["deployments"]
     # secrets never enter the config

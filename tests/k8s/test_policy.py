@@ -182,6 +182,34 @@ def test_every_service_selects_a_pod_template(overlay):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_vllm_tier_has_a_headless_service_the_agent_resolves(overlay):
+    """Issue 28: run-affine routing needs every ready pod's address: a headless Service per tier, selecting
+    the
+    same pods on the same port as the tier's ClusterIP Service, without not-ready pods; the agent's settings
+    name it with resolve_dns (a ClusterIP name would resolve to one virtual IP: one 'replica')."""
+    import yaml
+
+    services = {d["metadata"]["name"]: d for d in _docs(overlay, "Service")}
+    serve = yaml.safe_load(_docs(overlay, "RayService")[0]["spec"]["serveConfigV2"])
+    agent = serve["applications"][0]["args"]
+    for role in ("domain", "agent"):
+        cluster_ip, headless = services[f"vllm-{role}"], services[f"vllm-{role}-replicas"]
+        assert headless["spec"]["clusterIP"] == "None" and cluster_ip["spec"].get("clusterIP") != "None"
+        assert headless["spec"].get("publishNotReadyAddresses", False) is False
+        assert headless["spec"]["selector"] == cluster_ip["spec"]["selector"]
+        assert headless["spec"]["ports"] == cluster_ip["spec"]["ports"]
+        tier = agent["agent"][f"{role}_llm"]
+        assert tier["resolve_dns"] is True and tier["routing"] == "run_affine" and not tier["replicas"]
+        port = headless["spec"]["ports"][0]["port"]
+        assert tier["base_url"] == f"http://vllm-{role}-replicas.sui-qa.svc:{port}/v1"
+        # a terminating pod leaves DNS; the agent's next lookup (+ CoreDNS's 5 s TTL) comes before its SIGTERM
+        pod = next(d for d in _docs(overlay, "Deployment") if d["metadata"]["name"] == f"vllm-{role}")
+        container = pod["spec"]["template"]["spec"]["containers"][0]
+        sleep = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
+        assert tier["dns_refresh_s"] + 5 <= sleep
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_pdbs_select_pods(overlay):
     pdbs = _docs(overlay, "PodDisruptionBudget")
     assert {p["metadata"]["name"] for p in pdbs} == {"vllm-domain", "vllm-agent", "sui-react-workers"}
