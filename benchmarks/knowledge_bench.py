@@ -5,7 +5,9 @@ one index), and search / poem-lookup latency on ONE core over the whole index, s
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.knowledge_bench [--repeat 5] [--no-build]
 
-Prints the tables and writes benchmarks/results/knowledge/<UTC time>.json.
+Prints the tables and writes benchmarks/results/knowledge/<UTC time>.json and .png (recall@5 by shape).
+Question sets: dev (tuning), heldout and heldout30 (issue 30's, written before its tuning); misses at 5 are classified
+(right document wrong window / multi-fact partial / vocabulary / poem, evaluation.classify_miss).
 
 Configurations (all on the same index; the poem-group passages are in the index in every one of them, the
 "structured" switch is the route that puts a named group / 《title》 first):
@@ -34,7 +36,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).with_name("results") / "knowledge"
 QUESTION_SETS = {"dev": REPO / "tests" / "data" / "kb_dev_questions.jsonl",
-                 "heldout": REPO / "tests" / "data" / "kb_heldout_questions.jsonl"}
+                 "heldout": REPO / "tests" / "data" / "kb_heldout_questions.jsonl",
+                 # issue 30's 44 new held-out questions, written before its tuning
+                 "heldout30": REPO / "tests" / "data" / "kb_heldout30_questions.jsonl"}
 OFF = {"use_lexicon": False, "decompose": False, "use_poem_groups": False}
 CONFIGS = {
     "baseline": OFF,
@@ -48,7 +52,14 @@ CONFIGS = {
     "all -aliases": {"use_aliases": False},  # the learned lexicon alone, without the hand-written table
     "all -aliases -lexicon": {"use_aliases": False, "use_lexicon": False},
     "all +coverage": {"coverage_weight": 1.0},  # the coordination-level re-rank (off by default)
+    # issue 30: the sentence granularity (a sentence hit returns its window) and the in-section completion
+    "all +sentences": {"sentence_weight": 0.7},
+    "all +completion": {"section_completion": True},
+    "all +sentences +completion": {"sentence_weight": 0.7, "section_completion": True},
+    "all +sentences +coverage": {"sentence_weight": 0.7, "coverage_weight": 1.0},
 }
+# configurations whose misses at 5 are classified (evaluation.classify_miss)
+CLASSIFIED = ("all", "all +sentences")
 
 
 def _cpu_seconds() -> float:
@@ -82,6 +93,15 @@ def _recall(report, ks=(1, 5, 10)) -> dict:
             "by_shape": report.by_shape(ks), "misses_at_5": report.misses_at_5}
 
 
+def _classified(kb, questions, misses: list[str]) -> dict[str, dict[str, str]]:
+    """{question id: {"shape", "why"}} for the misses at 5 (wrong_window / multi_partial / vocabulary /
+    poem)."""
+    from react_tier.knowledge.evaluation import classify_miss
+
+    return {q.id: {"shape": q.shape, "why": classify_miss(kb, q, kb.search(q.question, 10))}
+            for q in questions if q.id in misses}
+
+
 def run(repeat: int, build: bool) -> dict:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if hasattr(os, "sched_setaffinity"):
@@ -113,6 +133,10 @@ def run(repeat: int, build: bool) -> dict:
             variant = KnowledgeBase(settings.model_copy(update=overrides), kb.index_dir)
             result["recall"][config] = {name: _recall(evaluate(variant, qs, ks=(1, 5, 10)))
                                         for name, qs in questions.items()}
+            if config in CLASSIFIED:
+                for name, qs in questions.items():
+                    got = result["recall"][config][name]
+                    got["miss_classes"] = _classified(variant, qs, got["misses_at_5"])
 
         rng = random.Random(0)
         every = [q.question for qs in questions.values() for q in qs]
@@ -123,10 +147,14 @@ def run(repeat: int, build: bool) -> dict:
         kb.search("预热")  # first-call warm-up (jieba, numpy)
         result["search_k5_single"] = _timed(lambda q: kb.search(q, k=5), single * repeat + keyword_queries)
         result["search_k5_decomposed"] = _timed(lambda q: kb.search(q, k=5), decomposed * repeat)
+        sentences = KnowledgeBase(settings.model_copy(update=CONFIGS["all +sentences"]), kb.index_dir)
+        result["search_k5_sentences"] = _timed(lambda q: sentences.search(q, k=5),
+                                               every * repeat + keyword_queries)
         baseline = KnowledgeBase(settings.model_copy(update=OFF), kb.index_dir)
         result["search_k5_baseline"] = _timed(lambda q: baseline.search(q, k=5), every * repeat + keyword_queries)
         lines = [p.content.split("，")[0] for p in rng.sample(kb._poems.poems, 100)]
         result["lookup_poem_k5"] = _timed(lambda q: kb.lookup_poem(q, k=5), lines)
+        result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         result["load_average"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     return result
 
@@ -141,10 +169,12 @@ def print_table(result: dict) -> None:
     rows += [("  of which lexicon", learned),
              ("load (cached)", f"{result['load_cached_s']} s"),
              ("index", f"{result['passages']} passages, {result['poems']} poems, {result['poem_groups']} groups")]
-    for name in ("search_k5_baseline", "search_k5_single", "search_k5_decomposed", "lookup_poem_k5"):
+    for name in ("search_k5_baseline", "search_k5_single", "search_k5_decomposed", "search_k5_sentences",
+                 "lookup_poem_k5"):
         s = result[name]
         rows.append((f"{name} latency (1 core)", (f"wall p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms; CPU p50 "
                                                  f"{s['cpu']['p50_ms']} ms, p99 {s['cpu']['p99_ms']} ms (n={s['n']})")))
+    rows.append(("peak RSS (build + all configs)", f"{result.get('peak_rss_mib')} MiB"))
     rows.append(("load average (1/5/15 min)", str(result.get("load_average"))))
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
@@ -164,8 +194,42 @@ def print_table(result: dict) -> None:
             by = sets[name]["by_shape"]
             print(f"  {config:<16} " + "  ".join(f"{by[s]['at_5']:.3f}".rjust(len(s) + 4) if s in by else " " * (len(s) + 4)
                                               for s in shapes))
-    for name in result["questions"]:
-        print(f"{name} misses@5 (all): {', '.join(result['recall']['all'][name]['misses_at_5']) or '-'}")
+    for config in CLASSIFIED:
+        for name in result["questions"]:
+            classes = result["recall"][config][name].get("miss_classes", {})
+            counts: dict[str, int] = {}
+            for row in classes.values():
+                counts[row["why"]] = counts.get(row["why"], 0) + 1
+            print(f"{name} misses@5 ({config}): {counts} " + ", ".join(
+                f"{q}({row['shape']}:{row['why']})" for q, row in classes.items()))
+
+
+def plot(result: dict, path: Path) -> None:
+    """Recall@5 by question shape, one panel per question set, one bar per configuration of CLASSIFIED etc."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    configs = ["baseline", "all", "all +coverage", "all +sentences", "all +completion",
+               "all +sentences +coverage"]
+    sets = list(result["questions"])
+    fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4), sharey=True)
+    for ax, name in zip(axes, sets, strict=True):
+        shapes = sorted(result["recall"]["all"][name]["by_shape"]) + ["ALL"]
+        width = 0.8 / len(configs)
+        for i, config in enumerate(configs):
+            got = result["recall"][config][name]
+            values = [got["by_shape"][s]["at_5"] for s in shapes[:-1]] + [got["at_5"]]
+            ax.bar([x + i * width for x in range(len(shapes))], values, width, label=config)
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(shapes))], shapes)
+        ax.set_title(f"{name} (n={result['questions'][name]}): recall@5")
+        ax.axhline(0.9, color="grey", lw=0.5, ls="--")
+        ax.set_ylim(0, 1.05)
+    axes[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle("OMP_NUM_THREADS=1 python -m benchmarks.knowledge_bench", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def main() -> None:
@@ -178,7 +242,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{result['time'].replace(':', '').replace('+0000', 'Z')}.json"
     out.write_text(json.dumps(result, ensure_ascii=False, indent=1))
-    print(f"wrote {out.relative_to(REPO)}")
+    plot(result, out.with_suffix(".png"))
+    print(f"wrote {out.relative_to(REPO)} and its .png")
 
 
 if __name__ == "__main__":
