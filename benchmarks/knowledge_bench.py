@@ -18,6 +18,8 @@ Configurations (all on the same index; the poem-group passages are in the index 
   all           everything (the default settings), and "all -X" without one addition; "all -aliases" shows
                 what the learned lexicon does without the hand-written table; "all +coverage" the optional
                 coordination-level re-rank (off by default: +1 dev question at @5, -3 at @1)
+  all +dense    the learned dense ranking fused by RRF (react_tier/knowledge/dense.py); the encoder is trained
+                in the run (both cores, like `suiqa kb build --dense`; with --no-build the cached one is reused)
 """
 
 from __future__ import annotations
@@ -57,9 +59,12 @@ CONFIGS = {
     "all +completion": {"section_completion": True},
     "all +sentences +completion": {"sentence_weight": 0.7, "section_completion": True},
     "all +sentences +coverage": {"sentence_weight": 0.7, "coverage_weight": 1.0},
+    # issue 30: the learned dense ranking (weight 0.5: the best dev recall@5 of 0.15 / 0.3 / 0.5 / 1.0)
+    "all +dense": {"dense_weight": 0.5},
+    "all +sentences +dense": {"sentence_weight": 0.7, "dense_weight": 0.5},
 }
 # configurations whose misses at 5 are classified (evaluation.classify_miss)
-CLASSIFIED = ("all", "all +sentences")
+CLASSIFIED = ("all", "all +sentences", "all +sentences +dense")
 
 
 def _cpu_seconds() -> float:
@@ -102,6 +107,26 @@ def _classified(kb, questions, misses: list[str]) -> dict[str, dict[str, str]]:
             for q in questions if q.id in misses}
 
 
+def _dense(settings, index_dir: Path, train: bool) -> dict:
+    """Train the dense encoder (on both cores: `suiqa kb build --dense` does the same) and encode the passages;
+    with ``train`` False the default cache's encoder is reused (its training time is in its metadata)."""
+    from react_tier.knowledge.base import resolve_dirs
+    from react_tier.knowledge.index import build_dense, encoder_file
+
+    data_dir, cache_dir = resolve_dirs(settings)
+    pinned = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    if pinned is not None:
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    t0, c0 = time.perf_counter(), _cpu_seconds()
+    try:
+        record = build_dense(settings, data_dir, index_dir, encoder_file(settings, cache_dir), progress=True)
+    finally:
+        if pinned is not None:
+            os.sched_setaffinity(0, pinned)
+    return {**record, "wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(_cpu_seconds() - c0, 2),
+            "trained_here": train}
+
+
 def run(repeat: int, build: bool) -> dict:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if hasattr(os, "sched_setaffinity"):
@@ -118,6 +143,7 @@ def run(repeat: int, build: bool) -> dict:
         if build:
             result["build_wall_s"] = round(first_wall, 2)
             result["build_cpu_s"] = round(first_cpu, 2)
+        result["dense"] = _dense(settings, kb.index_dir, train=build)
         result["lexicon"] = kb.manifest.get("lexicon")
         t0 = time.perf_counter()
         kb = KnowledgeBase.load(settings)
@@ -150,6 +176,10 @@ def run(repeat: int, build: bool) -> dict:
         sentences = KnowledgeBase(settings.model_copy(update=CONFIGS["all +sentences"]), kb.index_dir)
         result["search_k5_sentences"] = _timed(lambda q: sentences.search(q, k=5),
                                                every * repeat + keyword_queries)
+        for config in ("all +dense", "all +sentences +dense"):
+            variant = KnowledgeBase(settings.model_copy(update=CONFIGS[config]), kb.index_dir)
+            result[f"search_k5_{config.replace('all +', '').replace(' +', '_')}"] = _timed(
+                lambda q, v=variant: v.search(q, k=5), every * repeat + keyword_queries)
         baseline = KnowledgeBase(settings.model_copy(update=OFF), kb.index_dir)
         result["search_k5_baseline"] = _timed(lambda q: baseline.search(q, k=5), every * repeat + keyword_queries)
         lines = [p.content.split("，")[0] for p in rng.sample(kb._poems.poems, 100)]
@@ -169,8 +199,11 @@ def print_table(result: dict) -> None:
     rows += [("  of which lexicon", learned),
              ("load (cached)", f"{result['load_cached_s']} s"),
              ("index", f"{result['passages']} passages, {result['poems']} poems, {result['poem_groups']} groups")]
+    dense = result.get("dense") or {}
+    rows.append(("dense encoder + passage vectors", f"{dense.get('wall_s')} s wall, {dense.get('cpu_s')} s CPU "
+                 f"(training {dense.get('encoder', {}).get('train_seconds')} s, encoding {dense.get('encode_seconds')} s)"))
     for name in ("search_k5_baseline", "search_k5_single", "search_k5_decomposed", "search_k5_sentences",
-                 "lookup_poem_k5"):
+                 "search_k5_dense", "search_k5_sentences_dense", "lookup_poem_k5"):
         s = result[name]
         rows.append((f"{name} latency (1 core)", (f"wall p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms; CPU p50 "
                                                  f"{s['cpu']['p50_ms']} ms, p99 {s['cpu']['p99_ms']} ms (n={s['n']})")))
@@ -212,7 +245,7 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     configs = ["baseline", "all", "all +coverage", "all +sentences", "all +completion",
-               "all +sentences +coverage"]
+               "all +sentences +coverage", "all +dense", "all +sentences +dense"]
     sets = list(result["questions"])
     fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4), sharey=True)
     for ax, name in zip(axes, sets, strict=True):

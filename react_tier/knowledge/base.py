@@ -11,7 +11,10 @@ first. Then a diversity
 step demotes a window that overlaps one ranked above it (consecutive windows of a juan share half their text)
 until it sits ``overlap_min_distance`` places below that one, so the top k is not the same text twice in a row
 while a near-duplicate that is still strong stays in the top k instead of dropping behind everything else.
-Everything is read-only after load, so concurrent searches from several threads are safe.
+Optionally (``dense_weight`` > 0) a learned dense ranking (:mod:`.dense`: a char-n-gram bi-encoder trained on the
+corpus, its passage vectors built by ``suiqa kb build --dense``) is one more ranking of the fusion; the index's
+manifest names the encoder, and a missing / stale one is refused. Everything is read-only after load, so
+concurrent searches from several threads are safe.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from react_tier.knowledge.index import (
     build_index,
     cache_key,
     char_tokens,
+    encoder_file,
     jieba_extra_words,
 )
 from react_tier.knowledge.lexicon import Lexicon
@@ -122,6 +126,27 @@ class KnowledgeBase:
             base = compact(clean_query(split_title(poem.title)[0], 1000))
             for key in dict.fromkeys((full, base, compact(group_name(base)))):
                 self._titles.setdefault(key, []).append(self._position[poem.id])
+        self._dense: tuple | None = None  # (encoder, passage vectors), loaded when dense_weight > 0
+        if settings.dense_weight > 0:
+            self._dense = self._load_dense()
+
+    def _load_dense(self) -> tuple:
+        """The encoder and the passage vectors; refused (naming `suiqa kb build --dense`) when the index has no
+        vectors, the encoder file is missing, or it is not the encoder whose sha256 the manifest records."""
+        from react_tier.knowledge.dense import DENSE_VECTORS, REBUILD_HINT, Encoder
+
+        record = self.manifest.get("dense")
+        if not record or not (self.index_dir / DENSE_VECTORS).is_file():
+            raise SuiqaError(f"dense_weight > 0 but the index {self.index_dir} has no dense vectors; {REBUILD_HINT}")
+        path = encoder_file(self.settings, resolve_dirs(self.settings)[1])
+        encoder = Encoder.load(path)
+        if encoder.sha256 != record["encoder_sha256"]:
+            raise SuiqaError(f"the encoder {path} (sha256 {encoder.sha256[:12]}) is stale: the index {self.index_dir} "
+                             f"was encoded by {record['encoder_sha256'][:12]}; {REBUILD_HINT}")
+        vectors = np.load(self.index_dir / DENSE_VECTORS)
+        if vectors.shape != (len(self._records), encoder.weights.shape[1]):
+            raise SuiqaError(f"dense vectors of {self.index_dir} have shape {vectors.shape}; {REBUILD_HINT}")
+        return encoder, vectors
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -214,6 +239,19 @@ class KnowledgeBase:
         top = top[scores[top] > 0]
         return top[np.argsort(-scores[top], kind="stable")]
 
+    def _dense_ranking(self, words: list[str], extra: list[tuple[str, float]]) -> list[int]:
+        """Passage positions by cosine similarity to the query's content words and classical forms, best first."""
+        if self._dense is None:
+            self._dense = self._load_dense()
+        encoder, vectors = self._dense
+        query = encoder.encode([" ".join(words + [form for form, _ in extra])])[0]
+        if not query.any():
+            return []
+        scores = vectors @ query
+        depth = min(self.settings.fusion_depth, len(scores))
+        top = np.argpartition(-scores, depth - 1)[:depth]
+        return top[np.argsort(-scores[top], kind="stable")].tolist()
+
     def _sentence_windows(self, tokens: list[str], extra: list[tuple[str, float]]) -> list[int]:
         """The windows of the best-matching history sentences (child -> parent window), best first, unique."""
         owners = self._sent_owner[self._ranking(self._sent, tokens, extra)]
@@ -264,6 +302,8 @@ class KnowledgeBase:
         if self.settings.sentence_weight > 0:
             rankings.append((self._sentence_windows(words + chars, extra_words + extra_chars),
                              self.settings.sentence_weight))
+        if self.settings.dense_weight > 0:
+            rankings.append((self._dense_ranking(words, extra_words), self.settings.dense_weight))
         structured = self._structured_ranking(query)
         if structured:  # outweighs the two text rankings together: the records that hold the answer
             rankings.append((structured, 1.0 + self.settings.bigram_weight + 0.01))

@@ -18,6 +18,8 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
+
 from react_tier.knowledge import aliases
 from react_tier.knowledge.corpus import (
     DATA_FILES,
@@ -172,3 +174,41 @@ def build_index(settings: KnowledgeSettings, data_dir: Path, target: Path, hashe
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def encoder_file(settings: KnowledgeSettings, cache_dir: Path) -> Path:
+    return Path(settings.encoder_path) if settings.encoder_path else cache_dir / "encoder.npz"
+
+
+def build_dense(settings: KnowledgeSettings, data_dir: Path, index_dir: Path, encoder_path: Path,
+                retrain: bool = False, progress: bool = False) -> dict:
+    """Train the dense encoder (if its file is missing, or ``retrain``) from the corpus, encode the index's
+    passages with it into ``dense.npy`` and record the encoder's sha256 in the index manifest. Returns that
+    record (with the training and encoding seconds)."""
+    from react_tier.knowledge import dense
+
+    started = time.perf_counter()
+    docs, _, _ = collect_documents(settings, data_dir)
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    if len(docs) != manifest["passages"]:
+        raise SuiqaError(f"index {index_dir} has {manifest['passages']} passages, the data gives {len(docs)}; "
+                         "rebuild it with `suiqa kb build --force --dense`")
+    if retrain or not encoder_path.is_file():
+        config = dense.TrainConfig(dim=settings.encoder_dim, epochs=settings.encoder_epochs)
+        pairs = dense.training_pairs(docs, bilingual_pairs(data_dir), seed=config.seed)
+        dense.train(pairs, config, progress=progress).save(encoder_path)
+    encoder = dense.Encoder.load(encoder_path)
+    encoded_at = time.perf_counter()
+    vectors = encoder.encode([" ".join(doc.search_pieces) for doc in docs])
+    tmp = index_dir / f".tmp-{os.getpid()}-{dense.DENSE_VECTORS}"
+    with tmp.open("wb") as fh:
+        np.save(fh, vectors)
+    tmp.replace(index_dir / dense.DENSE_VECTORS)
+    record = {"encoder_sha256": encoder.sha256, "encoder": encoder.meta, "dim": int(vectors.shape[1]),
+              "encode_seconds": round(time.perf_counter() - encoded_at, 2),
+              "seconds": round(time.perf_counter() - started, 2)}
+    manifest["dense"] = record
+    tmp = index_dir / f".tmp-{os.getpid()}-manifest.json"
+    tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=1, default=list))
+    tmp.replace(index_dir / "manifest.json")
+    return record
