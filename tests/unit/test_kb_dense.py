@@ -115,3 +115,19 @@ def test_unknown_poem_gives_a_clear_answer(dense_root):
     assert "no poem in the knowledge base matches title '并无此诗'" in str(result.exception)
     result = CliRunner().invoke(app, [*args, "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout) == []
+
+
+def test_cli_build_dense_trains_encodes_and_enables_dense_search(tmp_path, monkeypatch):
+    from react_tier.knowledge.cli import app
+
+    monkeypatch.setenv("SUIQA_KB_WINDOW_CHARS", "40")  # the tiny index's windows (tiny_settings)
+    monkeypatch.setenv("SUIQA_KB_WINDOW_STRIDE_CHARS", "20")
+
+    root = prebuilt_copy(tmp_path / "cli")
+    args = ["build", "--dense", "--data-dir", str(root / "data"), "--cache-dir", str(root / "kb")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "dense vectors ready: encoder" in result.output and (root / "kb" / "encoder.npz").is_file()
+    kb = KnowledgeBase.load(tiny_settings(root, dense_weight=0.5))
+    assert kb.manifest["dense"]["encoder_sha256"] == Encoder.load(root / "kb" / "encoder.npz").sha256
+    assert kb.search("韩擒虎去世时多少岁", 3)
