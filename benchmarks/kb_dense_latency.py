@@ -1,7 +1,7 @@
 """What the dense ranking alone costs per query on ONE core: encoding the query (numpy row sum), the matmul
 against the 10,496 x 64 passage vectors and the top-k cut (``KnowledgeBase._dense_ranking``), over the 213
-benchmark questions x 3, CPU time of this thread. Measured 0.12 ms p50 / 0.23 ms p99 (matmul 0.04 ms), which is
-why no vector-index library is used (benchmarks/results/knowledge/ISSUE30.md).
+benchmark questions x 3, CPU time of this thread. Measured 0.12 ms p50 / 0.23 ms p99 (matmul 0.04 ms),
+which is why no vector-index library is used (benchmarks/results/knowledge/ISSUE30.md).
 
     OMP_NUM_THREADS=1 python -m benchmarks.kb_dense_latency    # needs `suiqa kb build --dense` first
 """

@@ -18,8 +18,8 @@ Configurations (all on the same index; the poem-group passages are in the index 
   all           everything (the default settings), and "all -X" without one addition; "all -aliases" shows
                 what the learned lexicon does without the hand-written table; "all +coverage" the optional
                 coordination-level re-rank (off by default: +1 dev question at @5, -3 at @1)
-  all +dense    the learned dense ranking fused by RRF (react_tier/knowledge/dense.py); the encoder is trained
-                in the run (both cores, like `suiqa kb build --dense`; with --no-build the cached one is reused)
+  all +dense    the learned dense ranking fused by RRF (react_tier/knowledge/dense.py); the encoder is
+                trained in the run (both cores, as `suiqa kb build --dense`; --no-build reuses the cached one)
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def _classified(kb, questions, misses: list[str]) -> dict[str, dict[str, str]]:
 
 
 def _dense(settings, index_dir: Path, train: bool) -> dict:
-    """Train the dense encoder (on both cores: `suiqa kb build --dense` does the same) and encode the passages;
+    """Train the dense encoder (on both cores, as `suiqa kb build --dense` does) and encode the passages;
     with ``train`` False the default cache's encoder is reused (its training time is in its metadata)."""
     from react_tier.knowledge.base import resolve_dirs
     from react_tier.knowledge.index import build_dense, encoder_file
@@ -200,8 +200,10 @@ def print_table(result: dict) -> None:
              ("load (cached)", f"{result['load_cached_s']} s"),
              ("index", f"{result['passages']} passages, {result['poems']} poems, {result['poem_groups']} groups")]
     dense = result.get("dense") or {}
-    rows.append(("dense encoder + passage vectors", f"{dense.get('wall_s')} s wall, {dense.get('cpu_s')} s CPU "
-                 f"(training {dense.get('encoder', {}).get('train_seconds')} s, encoding {dense.get('encode_seconds')} s)"))
+    trained = dense.get("encoder", {}).get("train_seconds")
+    rows.append(("dense encoder + passage vectors",
+                 f"{dense.get('wall_s')} s wall, {dense.get('cpu_s')} s CPU (training {trained} s, "
+                 f"encoding {dense.get('encode_seconds')} s)"))
     for name in ("search_k5_baseline", "search_k5_single", "search_k5_decomposed", "search_k5_sentences",
                  "search_k5_dense", "search_k5_sentences_dense", "lookup_poem_k5"):
         s = result[name]

@@ -11,8 +11,8 @@ first. Then a diversity
 step demotes a window that overlaps one ranked above it (consecutive windows of a juan share half their text)
 until it sits ``overlap_min_distance`` places below that one, so the top k is not the same text twice in a row
 while a near-duplicate that is still strong stays in the top k instead of dropping behind everything else.
-Optionally (``dense_weight`` > 0) a learned dense ranking (:mod:`.dense`: a char-n-gram bi-encoder trained on the
-corpus, its passage vectors built by ``suiqa kb build --dense``) is one more ranking of the fusion; the index's
+Optionally (``dense_weight`` > 0) a learned dense ranking (:mod:`.dense`: a char-n-gram bi-encoder trained on
+the corpus, its passage vectors built by ``suiqa kb build --dense``) is one more ranking of the fusion; the
 manifest names the encoder, and a missing / stale one is refused. Everything is read-only after load, so
 concurrent searches from several threads are safe.
 """
@@ -131,18 +131,20 @@ class KnowledgeBase:
             self._dense = self._load_dense()
 
     def _load_dense(self) -> tuple:
-        """The encoder and the passage vectors; refused (naming `suiqa kb build --dense`) when the index has no
-        vectors, the encoder file is missing, or it is not the encoder whose sha256 the manifest records."""
+        """The encoder and the passage vectors; refused (naming `suiqa kb build --dense`) when the index has
+        no vectors, the encoder file is missing, or it is not the one whose sha256 the manifest records."""
         from react_tier.knowledge.dense import DENSE_VECTORS, REBUILD_HINT, Encoder
 
         record = self.manifest.get("dense")
         if not record or not (self.index_dir / DENSE_VECTORS).is_file():
-            raise SuiqaError(f"dense_weight > 0 but the index {self.index_dir} has no dense vectors; {REBUILD_HINT}")
+            raise SuiqaError(f"dense_weight > 0 but the index {self.index_dir} has no dense vectors; "
+                             f"{REBUILD_HINT}")
         path = encoder_file(self.settings, resolve_dirs(self.settings)[1])
         encoder = Encoder.load(path)
         if encoder.sha256 != record["encoder_sha256"]:
-            raise SuiqaError(f"the encoder {path} (sha256 {encoder.sha256[:12]}) is stale: the index {self.index_dir} "
-                             f"was encoded by {record['encoder_sha256'][:12]}; {REBUILD_HINT}")
+            raise SuiqaError(f"the encoder {path} (sha256 {encoder.sha256[:12]}) is stale: the index "
+                             f"{self.index_dir} was encoded by {record['encoder_sha256'][:12]}; "
+                             f"{REBUILD_HINT}")
         vectors = np.load(self.index_dir / DENSE_VECTORS)
         if vectors.shape != (len(self._records), encoder.weights.shape[1]):
             raise SuiqaError(f"dense vectors of {self.index_dir} have shape {vectors.shape}; {REBUILD_HINT}")
@@ -240,7 +242,8 @@ class KnowledgeBase:
         return top[np.argsort(-scores[top], kind="stable")]
 
     def _dense_ranking(self, words: list[str], extra: list[tuple[str, float]]) -> list[int]:
-        """Passage positions by cosine similarity to the query's content words and classical forms, best first."""
+        """Passage positions by cosine similarity to the query's content words and classical forms, best
+        first."""
         if self._dense is None:
             self._dense = self._load_dense()
         encoder, vectors = self._dense

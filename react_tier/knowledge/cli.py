@@ -25,11 +25,14 @@ def _load(data_dir: Path | None, cache_dir: Path | None):
     return KnowledgeBase.load(_settings(data_dir, cache_dir), progress=True)
 
 
+DENSE_HELP = ("Also train the dense encoder (if missing) and encode the passages with it "
+              "(for dense_weight > 0).")
+
+
 @app.command()
 def build(force: bool = typer.Option(False, "--force", help="Rebuild even if a cached index exists (with "
                                                           "--dense: retrain the encoder too)."),
-          dense: bool = typer.Option(False, "--dense", help="Also train the dense encoder (if missing) and encode "
-                                                            "the passages with it (needed by dense_weight > 0)."),
+          dense: bool = typer.Option(False, "--dense", help=DENSE_HELP),
           data_dir: Path | None = DataDir, cache_dir: Path | None = CacheDir) -> None:
     """Build (or reuse) the index cache for the current data files."""
     import time
@@ -78,7 +81,8 @@ def poem(text: str | None = typer.Argument(None, help="A line (or lines) of vers
         typer.echo(json.dumps([p.to_dict() for p in poems], ensure_ascii=False, indent=1))
         return
     if not poems:  # an unknown poem is an answer, not an empty screen
-        asked = ", ".join(f"{n} {v!r}" for n, v in (("line", text), ("title", title), ("author", author)) if v)
+        given = (("line", text), ("title", title), ("author", author))
+        asked = ", ".join(f"{name} {value!r}" for name, value in given if value)
         raise SuiqaError(f"no poem in the knowledge base matches {asked}")
     for p in poems:
         typer.echo(f"{p.id}  《{p.title}》 {p.author or '无名氏'}\n{p.content}\n")

@@ -10,9 +10,9 @@ minute on 2 cores (torch, sparse gradients, in-batch negatives) and needs no tor
 query is a numpy row sum, the search a matmul over ~10.5k x 64 float32 passage vectors (< 1 ms on one core,
 measured in benchmarks/knowledge_bench.py), so no vector-index library is needed.
 
-The weights (``encoder.npz``: vocabulary + matrix, a few MB) are built by ``suiqa kb build --dense`` under the
-index cache, never committed; the index's manifest records the sha256 of the encoder that encoded its passages,
-and a missing or different encoder file is refused with an error naming that command.
+The weights (``encoder.npz``: vocabulary + matrix, 51 MB) are built by ``suiqa kb build --dense`` under the
+index cache, never committed; the index's manifest records the sha256 of the encoder that encoded its
+passages, and a missing or different encoder file is refused with an error naming that command.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ class Encoder:
         with np.load(path, allow_pickle=False) as data:
             tokens, weights, meta = data["vocab"].tolist(), data["weights"], json.loads(str(data["meta"]))
         if meta.get("format") != ENCODER_FORMAT:
-            raise SuiqaError(f"encoder {path} has format {meta.get('format')}, this code reads {ENCODER_FORMAT}; "
-                             f"{REBUILD_HINT}")
+            raise SuiqaError(f"encoder {path} has format {meta.get('format')}, this code reads "
+                             f"{ENCODER_FORMAT}; {REBUILD_HINT}")
         return cls({t: i for i, t in enumerate(tokens)}, weights.astype(np.float32), file_sha256(path), meta)
 
     def save(self, path: Path) -> None:
@@ -164,10 +164,10 @@ def train(pairs: list[tuple[str, str, str]], config: TrainConfig, progress: bool
 
 
 def training_pairs(docs: list, bilingual: list[tuple[str, str]], seed: int = 0) -> list[tuple[str, str, str]]:
-    """(query, document, key) triples from the corpus alone: each aligned (modern, classical) sentence pair; for
-    each history sentence a synthetic question = its section's subject + a 6-24 character span of the sentence
-    or its translation, whose document is the window that owns the sentence; for each biography / poem /
-    poem group its title (+ a span of its text) -> the passage. ``docs``: the index's Documents."""
+    """(query, document, key) triples from the corpus alone: each aligned (modern, classical) sentence pair;
+    for each history sentence a synthetic question = its section's subject + a 6-24 character span of the
+    sentence or its translation, whose document is the window that owns the sentence; for each biography /
+    poem / poem group its title (+ a span of its text) -> the passage. ``docs``: the index's Documents."""
     rng = random.Random(seed)
     triples = [(modern, classical, f"pair:{n}") for n, (modern, classical) in enumerate(bilingual)]
 

@@ -191,7 +191,8 @@ def build_dense(settings: KnowledgeSettings, data_dir: Path, index_dir: Path, en
     docs, _, _ = collect_documents(settings, data_dir)
     manifest = json.loads((index_dir / "manifest.json").read_text())
     if len(docs) != manifest["passages"]:
-        raise SuiqaError(f"index {index_dir} has {manifest['passages']} passages, the data gives {len(docs)}; "
+        raise SuiqaError(f"index {index_dir} has {manifest['passages']} passages, the data gives "
+                         f"{len(docs)}; "
                          "rebuild it with `suiqa kb build --force --dense`")
     if retrain or not encoder_path.is_file():
         config = dense.TrainConfig(dim=settings.encoder_dim, epochs=settings.encoder_epochs)

@@ -73,10 +73,12 @@ class KnowledgeSettings(TierSettings):
                                            "name the sections searched.")
     dense_weight: float = Field(
         0.0, ge=0.0, le=10.0,
-        description="Weight in the fusion of the learned dense ranking (the char-n-gram bi-encoder trained on the "
-                    "corpus, built by `suiqa kb build --dense`); 0 = off (see benchmarks/results/knowledge/ISSUE30.md).")
+        description="Weight in the fusion of the learned dense ranking (the char-n-gram bi-encoder trained "
+                    "on the corpus, built by `suiqa kb build --dense`); 0 = off (see "
+                    "benchmarks/results/knowledge/ISSUE30.md).")
     encoder_path: Path | None = Field(
-        None, description="The dense encoder's weights (None: <cache_dir>/encoder.npz); built, never committed.")
+        None, description="The dense encoder's weights (None: <cache_dir>/encoder.npz); built, never "
+                          "committed.")
     encoder_dim: int = Field(64, ge=4, le=1024, description="Dimension of the dense encoder's vectors.")
     encoder_epochs: int = Field(4, ge=1, le=100, description="Training epochs of the dense encoder (seeded).")
     coverage_weight: float = Field(

@@ -1,5 +1,5 @@
-"""The learned dense retriever (react_tier/knowledge/dense.py) on the real tiny index (tests/unit/kb_tiny.py): an
-encoder trained in the test (a second on the tiny corpus) by the same code `suiqa kb build --dense` runs,
+"""The learned dense retriever (react_tier/knowledge/dense.py) on the real tiny index (tests/unit/kb_tiny.py):
+an encoder trained in the test (a second on the tiny corpus) by the same code `suiqa kb build --dense` runs,
 the passage vectors it writes, the dense ranking against a numpy oracle, its RRF fusion with BM25, and the
 errors for an index without vectors and a missing or stale encoder file. Plus the unknown-poem answer."""
 
@@ -109,7 +109,8 @@ def test_unknown_poem_gives_a_clear_answer(dense_root):
 
     root, _ = dense_root
     assert _kb(root).lookup_poem(title="并无此诗") == []
-    args = ["poem", "--title", "并无此诗", "--data-dir", str(root / "data"), "--cache-dir", str(root / "kb")]
+    args = ["poem", "--title", "并无此诗", "--data-dir", str(root / "data"),
+            "--cache-dir", str(root / "kb")]
     result = CliRunner().invoke(app, args)
     assert isinstance(result.exception, SuiqaError)
     assert "no poem in the knowledge base matches title '并无此诗'" in str(result.exception)
