@@ -5,7 +5,9 @@ one index), and search / poem-lookup latency on ONE core over the whole index, s
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.knowledge_bench [--repeat 5] [--no-build]
 
-Prints the tables and writes benchmarks/results/knowledge/<UTC time>.json.
+Prints the tables and writes benchmarks/results/knowledge/<UTC time>.json and .png (recall@5 by shape).
+Question sets: dev (tuning), heldout and heldout30 (issue 30's, written before its tuning); misses at 5 are classified
+(right document wrong window / multi-fact partial / vocabulary / poem, evaluation.classify_miss).
 
 Configurations (all on the same index; the poem-group passages are in the index in every one of them, the
 "structured" switch is the route that puts a named group / 《title》 first):
@@ -16,6 +18,8 @@ Configurations (all on the same index; the poem-group passages are in the index 
   all           everything (the default settings), and "all -X" without one addition; "all -aliases" shows
                 what the learned lexicon does without the hand-written table; "all +coverage" the optional
                 coordination-level re-rank (off by default: +1 dev question at @5, -3 at @1)
+  all +dense    the learned dense ranking fused by RRF (react_tier/knowledge/dense.py); the encoder is
+                trained in the run (both cores, as `suiqa kb build --dense`; --no-build reuses the cached one)
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).with_name("results") / "knowledge"
 QUESTION_SETS = {"dev": REPO / "tests" / "data" / "kb_dev_questions.jsonl",
-                 "heldout": REPO / "tests" / "data" / "kb_heldout_questions.jsonl"}
+                 "heldout": REPO / "tests" / "data" / "kb_heldout_questions.jsonl",
+                 # issue 30's 44 new held-out questions, written before its tuning
+                 "heldout30": REPO / "tests" / "data" / "kb_heldout30_questions.jsonl"}
 OFF = {"use_lexicon": False, "decompose": False, "use_poem_groups": False}
 CONFIGS = {
     "baseline": OFF,
@@ -48,7 +54,17 @@ CONFIGS = {
     "all -aliases": {"use_aliases": False},  # the learned lexicon alone, without the hand-written table
     "all -aliases -lexicon": {"use_aliases": False, "use_lexicon": False},
     "all +coverage": {"coverage_weight": 1.0},  # the coordination-level re-rank (off by default)
+    # issue 30: the sentence granularity (a sentence hit returns its window) and the in-section completion
+    "all +sentences": {"sentence_weight": 0.7},
+    "all +completion": {"section_completion": True},
+    "all +sentences +completion": {"sentence_weight": 0.7, "section_completion": True},
+    "all +sentences +coverage": {"sentence_weight": 0.7, "coverage_weight": 1.0},
+    # issue 30: the learned dense ranking (weight 0.5: the best dev recall@5 of 0.15 / 0.3 / 0.5 / 1.0)
+    "all +dense": {"dense_weight": 0.5},
+    "all +sentences +dense": {"sentence_weight": 0.7, "dense_weight": 0.5},
 }
+# configurations whose misses at 5 are classified (evaluation.classify_miss)
+CLASSIFIED = ("all", "all +sentences", "all +sentences +dense")
 
 
 def _cpu_seconds() -> float:
@@ -82,6 +98,35 @@ def _recall(report, ks=(1, 5, 10)) -> dict:
             "by_shape": report.by_shape(ks), "misses_at_5": report.misses_at_5}
 
 
+def _classified(kb, questions, misses: list[str]) -> dict[str, dict[str, str]]:
+    """{question id: {"shape", "why"}} for the misses at 5 (wrong_window / multi_partial / vocabulary /
+    poem)."""
+    from react_tier.knowledge.evaluation import classify_miss
+
+    return {q.id: {"shape": q.shape, "why": classify_miss(kb, q, kb.search(q.question, 10))}
+            for q in questions if q.id in misses}
+
+
+def _dense(settings, index_dir: Path, train: bool) -> dict:
+    """Train the dense encoder (on both cores, as `suiqa kb build --dense` does) and encode the passages;
+    with ``train`` False the default cache's encoder is reused (its training time is in its metadata)."""
+    from react_tier.knowledge.base import resolve_dirs
+    from react_tier.knowledge.index import build_dense, encoder_file
+
+    data_dir, cache_dir = resolve_dirs(settings)
+    pinned = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    if pinned is not None:
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+    t0, c0 = time.perf_counter(), _cpu_seconds()
+    try:
+        record = build_dense(settings, data_dir, index_dir, encoder_file(settings, cache_dir), progress=True)
+    finally:
+        if pinned is not None:
+            os.sched_setaffinity(0, pinned)
+    return {**record, "wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(_cpu_seconds() - c0, 2),
+            "trained_here": train}
+
+
 def run(repeat: int, build: bool) -> dict:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if hasattr(os, "sched_setaffinity"):
@@ -98,6 +143,7 @@ def run(repeat: int, build: bool) -> dict:
         if build:
             result["build_wall_s"] = round(first_wall, 2)
             result["build_cpu_s"] = round(first_cpu, 2)
+        result["dense"] = _dense(settings, kb.index_dir, train=build)
         result["lexicon"] = kb.manifest.get("lexicon")
         t0 = time.perf_counter()
         kb = KnowledgeBase.load(settings)
@@ -113,6 +159,10 @@ def run(repeat: int, build: bool) -> dict:
             variant = KnowledgeBase(settings.model_copy(update=overrides), kb.index_dir)
             result["recall"][config] = {name: _recall(evaluate(variant, qs, ks=(1, 5, 10)))
                                         for name, qs in questions.items()}
+            if config in CLASSIFIED:
+                for name, qs in questions.items():
+                    got = result["recall"][config][name]
+                    got["miss_classes"] = _classified(variant, qs, got["misses_at_5"])
 
         rng = random.Random(0)
         every = [q.question for qs in questions.values() for q in qs]
@@ -123,10 +173,18 @@ def run(repeat: int, build: bool) -> dict:
         kb.search("预热")  # first-call warm-up (jieba, numpy)
         result["search_k5_single"] = _timed(lambda q: kb.search(q, k=5), single * repeat + keyword_queries)
         result["search_k5_decomposed"] = _timed(lambda q: kb.search(q, k=5), decomposed * repeat)
+        sentences = KnowledgeBase(settings.model_copy(update=CONFIGS["all +sentences"]), kb.index_dir)
+        result["search_k5_sentences"] = _timed(lambda q: sentences.search(q, k=5),
+                                               every * repeat + keyword_queries)
+        for config in ("all +dense", "all +sentences +dense"):
+            variant = KnowledgeBase(settings.model_copy(update=CONFIGS[config]), kb.index_dir)
+            result[f"search_k5_{config.replace('all +', '').replace(' +', '_')}"] = _timed(
+                lambda q, v=variant: v.search(q, k=5), every * repeat + keyword_queries)
         baseline = KnowledgeBase(settings.model_copy(update=OFF), kb.index_dir)
         result["search_k5_baseline"] = _timed(lambda q: baseline.search(q, k=5), every * repeat + keyword_queries)
         lines = [p.content.split("，")[0] for p in rng.sample(kb._poems.poems, 100)]
         result["lookup_poem_k5"] = _timed(lambda q: kb.lookup_poem(q, k=5), lines)
+        result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         result["load_average"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     return result
 
@@ -141,10 +199,17 @@ def print_table(result: dict) -> None:
     rows += [("  of which lexicon", learned),
              ("load (cached)", f"{result['load_cached_s']} s"),
              ("index", f"{result['passages']} passages, {result['poems']} poems, {result['poem_groups']} groups")]
-    for name in ("search_k5_baseline", "search_k5_single", "search_k5_decomposed", "lookup_poem_k5"):
+    dense = result.get("dense") or {}
+    trained = dense.get("encoder", {}).get("train_seconds")
+    rows.append(("dense encoder + passage vectors",
+                 f"{dense.get('wall_s')} s wall, {dense.get('cpu_s')} s CPU (training {trained} s, "
+                 f"encoding {dense.get('encode_seconds')} s)"))
+    for name in ("search_k5_baseline", "search_k5_single", "search_k5_decomposed", "search_k5_sentences",
+                 "search_k5_dense", "search_k5_sentences_dense", "lookup_poem_k5"):
         s = result[name]
         rows.append((f"{name} latency (1 core)", (f"wall p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms; CPU p50 "
                                                  f"{s['cpu']['p50_ms']} ms, p99 {s['cpu']['p99_ms']} ms (n={s['n']})")))
+    rows.append(("peak RSS (build + all configs)", f"{result.get('peak_rss_mib')} MiB"))
     rows.append(("load average (1/5/15 min)", str(result.get("load_average"))))
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
@@ -164,8 +229,42 @@ def print_table(result: dict) -> None:
             by = sets[name]["by_shape"]
             print(f"  {config:<16} " + "  ".join(f"{by[s]['at_5']:.3f}".rjust(len(s) + 4) if s in by else " " * (len(s) + 4)
                                               for s in shapes))
-    for name in result["questions"]:
-        print(f"{name} misses@5 (all): {', '.join(result['recall']['all'][name]['misses_at_5']) or '-'}")
+    for config in CLASSIFIED:
+        for name in result["questions"]:
+            classes = result["recall"][config][name].get("miss_classes", {})
+            counts: dict[str, int] = {}
+            for row in classes.values():
+                counts[row["why"]] = counts.get(row["why"], 0) + 1
+            print(f"{name} misses@5 ({config}): {counts} " + ", ".join(
+                f"{q}({row['shape']}:{row['why']})" for q, row in classes.items()))
+
+
+def plot(result: dict, path: Path) -> None:
+    """Recall@5 by question shape, one panel per question set, one bar per configuration of CLASSIFIED etc."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    configs = ["baseline", "all", "all +coverage", "all +sentences", "all +completion",
+               "all +sentences +coverage", "all +dense", "all +sentences +dense"]
+    sets = list(result["questions"])
+    fig, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4), sharey=True)
+    for ax, name in zip(axes, sets, strict=True):
+        shapes = sorted(result["recall"]["all"][name]["by_shape"]) + ["ALL"]
+        width = 0.8 / len(configs)
+        for i, config in enumerate(configs):
+            got = result["recall"][config][name]
+            values = [got["by_shape"][s]["at_5"] for s in shapes[:-1]] + [got["at_5"]]
+            ax.bar([x + i * width for x in range(len(shapes))], values, width, label=config)
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(shapes))], shapes)
+        ax.set_title(f"{name} (n={result['questions'][name]}): recall@5")
+        ax.axhline(0.9, color="grey", lw=0.5, ls="--")
+        ax.set_ylim(0, 1.05)
+    axes[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle("OMP_NUM_THREADS=1 python -m benchmarks.knowledge_bench", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 def main() -> None:
@@ -178,7 +277,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{result['time'].replace(':', '').replace('+0000', 'Z')}.json"
     out.write_text(json.dumps(result, ensure_ascii=False, indent=1))
-    print(f"wrote {out.relative_to(REPO)}")
+    plot(result, out.with_suffix(".png"))
+    print(f"wrote {out.relative_to(REPO)} and its .png")
 
 
 if __name__ == "__main__":

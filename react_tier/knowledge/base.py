@@ -11,7 +11,10 @@ first. Then a diversity
 step demotes a window that overlaps one ranked above it (consecutive windows of a juan share half their text)
 until it sits ``overlap_min_distance`` places below that one, so the top k is not the same text twice in a row
 while a near-duplicate that is still strong stays in the top k instead of dropping behind everything else.
-Everything is read-only after load, so concurrent searches from several threads are safe.
+Optionally (``dense_weight`` > 0) a learned dense ranking (:mod:`.dense`: a char-n-gram bi-encoder trained on
+the corpus, its passage vectors built by ``suiqa kb build --dense``) is one more ranking of the fusion; the
+manifest names the encoder, and a missing / stale one is refused. Everything is read-only after load, so
+concurrent searches from several threads are safe.
 """
 
 from __future__ import annotations
@@ -28,13 +31,22 @@ import numpy as np
 
 from react_tier.knowledge import aliases
 from react_tier.knowledge.decompose import decompose
-from react_tier.knowledge.index import build_index, cache_key, char_tokens, jieba_extra_words
+from react_tier.knowledge.index import (
+    INDEX_FILES,
+    INDEX_FORMAT,
+    build_index,
+    cache_key,
+    char_tokens,
+    encoder_file,
+    jieba_extra_words,
+)
 from react_tier.knowledge.lexicon import Lexicon
 from react_tier.knowledge.models import KnowledgeQueryError, Passage, Poem
 from react_tier.knowledge.poem_groups import PoemGroup, group_name, split_title
 from react_tier.knowledge.poems import PoemIndex
 from react_tier.knowledge.settings import KnowledgeSettings
 from react_tier.knowledge.text import WordTokenizer, clean_query, compact
+from suiqa.errors import SuiqaError
 
 log = logging.getLogger(__name__)
 HISTORY_SOURCES = frozenset({"suishu", "zztj"})
@@ -70,7 +82,15 @@ class KnowledgeBase:
 
         self.settings = settings
         self.index_dir = index_dir
+        missing = [name for name in INDEX_FILES if not (index_dir / name).exists()]
+        if missing:
+            raise SuiqaError(f"knowledge base index {index_dir} is incomplete "
+                             f"(missing {', '.join(missing)}); rebuild it with `suiqa kb build --force`")
         self.manifest = json.loads((index_dir / "manifest.json").read_text())
+        if self.manifest.get("format") != INDEX_FORMAT:
+            found = self.manifest.get("format")
+            raise SuiqaError(f"knowledge base index {index_dir} has format {found}, this code reads "
+                             f"{INDEX_FORMAT}; rebuild it with `suiqa kb build --force`")
         with (index_dir / "passages.jsonl").open(encoding="utf-8") as fh:
             self._records = [json.loads(line) for line in fh]
         self._position = {r["id"]: i for i, r in enumerate(self._records)}
@@ -82,6 +102,11 @@ class KnowledgeBase:
             self._poems = PoemIndex([Poem(**json.loads(line)) for line in fh])
         self._word = bm25s.BM25.load(str(index_dir / "word"), show_progress=False)
         self._char = bm25s.BM25.load(str(index_dir / "char"), show_progress=False)
+        self._sent = bm25s.BM25.load(str(index_dir / "sent"), show_progress=False)
+        self._sent_owner = np.asarray(json.loads((index_dir / "sentence_owner.json").read_text()), dtype=np.int64)
+        # parent of a history window: its juan and the section (biography / 志 section / year) it starts in
+        self._section = [(j, r["title"]) if r["source"] in HISTORY_SOURCES else None
+                         for j, r in zip(juan, self._records, strict=True)]
         self._tokenizer = WordTokenizer(jieba_extra_words())
         self.lexicon = Lexicon.load(index_dir / "lexicon.json")
         self._search_texts: dict[int, str] = {}  # position -> compact search form, filled on first use
@@ -101,6 +126,29 @@ class KnowledgeBase:
             base = compact(clean_query(split_title(poem.title)[0], 1000))
             for key in dict.fromkeys((full, base, compact(group_name(base)))):
                 self._titles.setdefault(key, []).append(self._position[poem.id])
+        self._dense: tuple | None = None  # (encoder, passage vectors), loaded when dense_weight > 0
+        if settings.dense_weight > 0:
+            self._dense = self._load_dense()
+
+    def _load_dense(self) -> tuple:
+        """The encoder and the passage vectors; refused (naming `suiqa kb build --dense`) when the index has
+        no vectors, the encoder file is missing, or it is not the one whose sha256 the manifest records."""
+        from react_tier.knowledge.dense import DENSE_VECTORS, REBUILD_HINT, Encoder
+
+        record = self.manifest.get("dense")
+        if not record or not (self.index_dir / DENSE_VECTORS).is_file():
+            raise SuiqaError(f"dense_weight > 0 but the index {self.index_dir} has no dense vectors; "
+                             f"{REBUILD_HINT}")
+        path = encoder_file(self.settings, resolve_dirs(self.settings)[1])
+        encoder = Encoder.load(path)
+        if encoder.sha256 != record["encoder_sha256"]:
+            raise SuiqaError(f"the encoder {path} (sha256 {encoder.sha256[:12]}) is stale: the index "
+                             f"{self.index_dir} was encoded by {record['encoder_sha256'][:12]}; "
+                             f"{REBUILD_HINT}")
+        vectors = np.load(self.index_dir / DENSE_VECTORS)
+        if vectors.shape != (len(self._records), encoder.weights.shape[1]):
+            raise SuiqaError(f"dense vectors of {self.index_dir} have shape {vectors.shape}; {REBUILD_HINT}")
+        return encoder, vectors
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -193,6 +241,40 @@ class KnowledgeBase:
         top = top[scores[top] > 0]
         return top[np.argsort(-scores[top], kind="stable")]
 
+    def _dense_ranking(self, words: list[str], extra: list[tuple[str, float]]) -> list[int]:
+        """Passage positions by cosine similarity to the query's content words and classical forms, best
+        first."""
+        if self._dense is None:
+            self._dense = self._load_dense()
+        encoder, vectors = self._dense
+        query = encoder.encode([" ".join(words + [form for form, _ in extra])])[0]
+        if not query.any():
+            return []
+        scores = vectors @ query
+        depth = min(self.settings.fusion_depth, len(scores))
+        top = np.argpartition(-scores, depth - 1)[:depth]
+        return top[np.argsort(-scores[top], kind="stable")].tolist()
+
+    def _sentence_windows(self, tokens: list[str], extra: list[tuple[str, float]]) -> list[int]:
+        """The windows of the best-matching history sentences (child -> parent window), best first, unique."""
+        owners = self._sent_owner[self._ranking(self._sent, tokens, extra)]
+        _, first = np.unique(owners, return_index=True)
+        return owners[np.sort(first)].tolist()
+
+    def _section_window(self, query: str, sections: set) -> int | None:
+        """The window of ``query``'s best sentence inside one of ``sections`` (the parents the whole question
+        landed in): a sub-query's fact found in the right biography even where another window of it ranks
+        higher as a whole."""
+        for _, title in sections:  # the section is given: its subject's name would only add noise
+            subject = title.rsplit(" ", 1)[-1]
+            if len(subject) >= 2 and subject in query and len(query) > len(subject) + 1:
+                query = query.replace(subject, "")
+        (words, chars, extra_words, extra_chars) = self.query_tokens(query)
+        for position in self._sentence_windows(words + chars, extra_words + extra_chars):
+            if self._section[position] in sections:
+                return position
+        return None
+
     def _structured_ranking(self, query: str) -> list[int]:
         """Records a question names exactly: the poem-group passages of a counting / list question (组诗 named
         in it; a name under three characters only inside 《》), or else the poems whose title, or group
@@ -220,6 +302,11 @@ class KnowledgeBase:
         rrf_k = self.settings.rrf_k
         rankings = [(self._ranking(self._word, words, extra_words).tolist(), 1.0),
                     (self._ranking(self._char, chars, extra_chars).tolist(), self.settings.bigram_weight)]
+        if self.settings.sentence_weight > 0:
+            rankings.append((self._sentence_windows(words + chars, extra_words + extra_chars),
+                             self.settings.sentence_weight))
+        if self.settings.dense_weight > 0:
+            rankings.append((self._dense_ranking(words, extra_words), self.settings.dense_weight))
         structured = self._structured_ranking(query)
         if structured:  # outweighs the two text rankings together: the records that hold the answer
             rankings.append((structured, 1.0 + self.settings.bigram_weight + 0.01))
@@ -308,6 +395,14 @@ class KnowledgeBase:
             for rank, position in enumerate(ranking):
                 fused[position] = fused.get(position, 0.0) + weight / (rrf_k + rank + 1)
         reserved: list[int] = []
+        if self.settings.section_completion and len(per_query) > 1:
+            # the sections of the whole question's best passages; each part reserves its best window there
+            sections = {self._section[p] for p in per_query[0][:self.settings.section_depth]} - {None}
+            for q in list(weighted)[1:]:
+                position = self._section_window(q, sections) if sections else None
+                if position is not None and position not in reserved and len(reserved) < k:
+                    reserved.append(position)
+                    fused[position] = fused.get(position, 0.0)
         for ranking in per_query:
             taken = 0
             for position in ranking:

@@ -25,18 +25,33 @@ def _load(data_dir: Path | None, cache_dir: Path | None):
     return KnowledgeBase.load(_settings(data_dir, cache_dir), progress=True)
 
 
+DENSE_HELP = ("Also train the dense encoder (if missing) and encode the passages with it "
+              "(for dense_weight > 0).")
+
+
 @app.command()
-def build(force: bool = typer.Option(False, "--force", help="Rebuild even if a cached index exists."),
+def build(force: bool = typer.Option(False, "--force", help="Rebuild even if a cached index exists (with "
+                                                          "--dense: retrain the encoder too)."),
+          dense: bool = typer.Option(False, "--dense", help=DENSE_HELP),
           data_dir: Path | None = DataDir, cache_dir: Path | None = CacheDir) -> None:
     """Build (or reuse) the index cache for the current data files."""
     import time
 
-    from react_tier.knowledge.base import KnowledgeBase
+    from react_tier.knowledge.base import KnowledgeBase, resolve_dirs
+    from react_tier.knowledge.index import build_dense, encoder_file
 
     started = time.perf_counter()
-    kb = KnowledgeBase.build(_settings(data_dir, cache_dir), progress=True, force=force)
+    settings = _settings(data_dir, cache_dir)
+    # the dense vectors are added after the BM25 index: load it without them first
+    kb = KnowledgeBase.build(settings.model_copy(update={"dense_weight": 0.0}), progress=True, force=force)
     typer.echo(f"knowledge base ready: {len(kb)} passages, {kb.manifest['poems']} poems in {kb.index_dir} "
                f"({time.perf_counter() - started:.1f} s)")
+    if dense:
+        data, cache = resolve_dirs(settings)
+        record = build_dense(settings, data, kb.index_dir, encoder_file(settings, cache), retrain=force,
+                             progress=True)
+        typer.echo(f"dense vectors ready: encoder {record['encoder_sha256'][:12]} "
+                   f"(trained in {record['encoder'].get('train_seconds')} s), {record['seconds']} s")
 
 
 @app.command()
@@ -59,10 +74,16 @@ def poem(text: str | None = typer.Argument(None, help="A line (or lines) of vers
          as_json: bool = typer.Option(False, "--json", help='JSON list of {"id","title","author","content"}.'),
          data_dir: Path | None = DataDir, cache_dir: Path | None = CacheDir) -> None:
     """Poems matching a line of verse, a title and/or an author."""
+    from suiqa.errors import SuiqaError
+
     poems = _load(data_dir, cache_dir).lookup_poem(text, title=title, author=author, k=k)
     if as_json:
         typer.echo(json.dumps([p.to_dict() for p in poems], ensure_ascii=False, indent=1))
         return
+    if not poems:  # an unknown poem is an answer, not an empty screen
+        given = (("line", text), ("title", title), ("author", author))
+        asked = ", ".join(f"{name} {value!r}" for name, value in given if value)
+        raise SuiqaError(f"no poem in the knowledge base matches {asked}")
     for p in poems:
         typer.echo(f"{p.id}  《{p.title}》 {p.author or '无名氏'}\n{p.content}\n")
 

@@ -51,6 +51,9 @@ class Document:
     title: str
     text: str
     search_pieces: tuple[str, ...]
+    # the window's own sentences (those before the next window starts), each "heading + classical sentence +
+    # its modern translation" in search form: the child units of the sentence index (see index.py)
+    sentence_units: tuple[str, ...] = ()
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -120,7 +123,7 @@ def _paragraph_heading(paragraph: str, source: str) -> str | None:
     if source == "zztj":
         match = ZZTJ_YEAR.match(paragraph)
         return match.group(1) if match else None
-    if len(paragraph) <= 14 and not any(p in paragraph for p in "，。；"):
+    if len(paragraph) <= 14 and not any(p in paragraph for p in "，。；：:曰"):  # not a speech's opening
         return paragraph.lstrip("○").strip() or None
     match = HEADING_NAME.match(paragraph) or HEADING_MARK.match(paragraph)
     return match.group(1) if match else None
@@ -150,14 +153,18 @@ def history_documents(data_dir: Path, classical_file: str, bilingual_file: str, 
         section = "" if record["section_juan"].startswith(record["section"]) else record["section"]
         book = f"{record['book']}·{section}{record['section_juan']}"
         lengths = [len(compact(s)) for s in sentences]
-        for number, (start, end) in enumerate(_windows(lengths, window_chars, stride_chars)):
+        ranges = _windows(lengths, window_chars, stride_chars)
+        for number, (start, end) in enumerate(ranges):
+            owned_end = min(end, ranges[number + 1][0]) if number + 1 < len(ranges) else end
+            units = tuple(search_form(f"{headings[i]} {sentences[i]} {''.join(translations[i])}")
+                          for i in range(start, owned_end))
             classical = "".join(sentences[start:end])
             modern = "".join(m for ms in translations[start:end] for m in ms)
             text = f"{classical}\n{MODERN_MARK}{modern}" if modern else classical
             title = f"{book} {headings[start]}".strip()
             pieces = (title, *sentences[start:end], *(m for ms in translations[start:end] for m in ms))
             yield Document(id=f"{source}:卷{juan}:{number}", source=source, title=title, text=text,
-                           search_pieces=tuple(search_form(p) for p in pieces))
+                           search_pieces=tuple(search_form(p) for p in pieces), sentence_units=units)
 
 
 def biography_documents(data_dir: Path) -> Iterator[Document]:

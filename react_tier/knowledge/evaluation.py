@@ -95,3 +95,43 @@ def evaluate(kb, questions: list[DevQuestion], ks: tuple[int, ...] = (1, 5), sea
         if rank is None or rank >= 5:
             report.misses_at_5.append(q.id)
     return report
+
+
+def _section(passage_id: str, title: str) -> tuple[str, str]:
+    """(juan, title): a history window's title names its juan and the biography / section / year it starts in."""
+    return (passage_id.rsplit(":", 1)[0] if passage_id.count(":") >= 2 else passage_id, title)
+
+
+def _holders(kb, fact: list[dict]) -> list[Passage]:
+    """Every passage of the index that satisfies one of the fact's alternatives."""
+    texts = getattr(kb, "_eval_compact_texts", None)
+    if texts is None:
+        texts = kb._eval_compact_texts = [compact(kb._passage(i).text) for i in range(len(kb))]
+    found = []
+    for i, text in enumerate(texts):
+        passage = kb._passage(i)
+        for alt in fact:
+            source = alt["source"].rstrip(":")
+            if (passage.id == source or passage.id.startswith(source + ":")) and \
+                    compact(alt.get("evidence") or "") in text:
+                found.append(passage)
+                break
+    return found
+
+
+def classify_miss(kb, question: DevQuestion, results: list[Passage], k: int = 5) -> str | None:
+    """Why a question misses at k (None: a hit). ``wrong_window``: a fact's juan and section (biography, 志
+    section or year) is in the top k, but not the window that holds its evidence; ``multi_partial``: some facts
+    found, the others nowhere near; ``vocabulary``: a fact's section is not in the top k at all (the words of
+    the question do not reach it); ``poem``: a poem / poem-group fact not found."""
+    top = results[:k]
+    missing = [fact for fact in question.facts if not any(is_hit(p, alt) for p in top for alt in fact)]
+    if not missing:
+        return None
+    top_sections = {_section(p.id, p.title) for p in top}
+    for fact in missing:
+        if any(_section(h.id, h.title) in top_sections for h in _holders(kb, fact)):
+            return "wrong_window"
+    if any(alt["source"].startswith("poem") for fact in missing for alt in fact):
+        return "poem"
+    return "multi_partial" if len(missing) < len(question.facts) else "vocabulary"

@@ -1,6 +1,7 @@
 """Building, caching and loading the index: two BM25 indexes (jieba words, character uni+bigrams) over the
-passages, the passages, poems and poem groups themselves, and the modern->classical lexicon learned from the
-parallel corpus (:mod:`.lexicon`).
+passages, a third over the history sentences (the child units of the windows, each mapped to the window that
+owns it: 49,957 sentences for 10,496 passages), the passages, poems and poem groups themselves, and the
+modern->classical lexicon learned from the parallel corpus (:mod:`.lexicon`).
 
 The cache lives in ``<cache_dir>/<key>/`` where the key hashes the data files, the settings that shape the
 index and INDEX_FORMAT; a build writes into a temporary folder and renames it into place, so concurrent
@@ -16,6 +17,8 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
+
+import numpy as np
 
 from react_tier.knowledge import aliases
 from react_tier.knowledge.corpus import (
@@ -38,7 +41,10 @@ from react_tier.knowledge.settings import KnowledgeSettings
 from react_tier.knowledge.text import WordTokenizer, char_bigrams
 from suiqa.errors import SuiqaError
 
-INDEX_FORMAT = 10  # bump when the builder or the tokenisation changes
+INDEX_FORMAT = 12  # bump when the builder or the tokenisation changes
+# what a complete index folder holds (KnowledgeBase refuses a folder missing one, naming it)
+INDEX_FILES = ("manifest.json", "passages.jsonl", "poems.jsonl", "poem_groups.jsonl", "lexicon.json",
+               "sentence_owner.json", "word", "char", "sent")
 INDEX_SHAPING_FIELDS = ("window_chars", "window_stride_chars", "extra_poem_authors")
 
 
@@ -125,13 +131,21 @@ def build_index(settings: KnowledgeSettings, data_dir: Path, target: Path, hashe
             chars.extend(memo[piece][1])
         word_corpus.append(words)
         char_corpus.append(chars)
+    # the child granularity: one unit per history sentence (heading + classical + translation), owned by the
+    # window that starts before it; a sentence hit returns that window (the one holding the fact)
+    sent_corpus: list[list[str]] = []
+    sent_owner: list[int] = []
+    for position, doc in enumerate(docs):
+        for unit in doc.sentence_units:
+            sent_corpus.append(tokenizer.words(unit) + char_tokens(unit))
+            sent_owner.append(position)
 
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".tmp-{target.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        for name, corpus in (("word", word_corpus), ("char", char_corpus)):
+        for name, corpus in (("word", word_corpus), ("char", char_corpus), ("sent", sent_corpus)):
             retriever = bm25s.BM25()
             retriever.index(corpus, show_progress=False)
             retriever.save(str(tmp / name), show_progress=False)
@@ -139,6 +153,7 @@ def build_index(settings: KnowledgeSettings, data_dir: Path, target: Path, hashe
             for doc in docs:
                 fh.write(json.dumps({"id": doc.id, "source": doc.source, "title": doc.title, "text": doc.text},
                                     ensure_ascii=False) + "\n")
+        (tmp / "sentence_owner.json").write_text(json.dumps(sent_owner))
         with (tmp / "poems.jsonl").open("w", encoding="utf-8") as fh:
             for poem in poems:
                 fh.write(json.dumps(asdict(poem), ensure_ascii=False) + "\n")
@@ -147,7 +162,7 @@ def build_index(settings: KnowledgeSettings, data_dir: Path, target: Path, hashe
         with (tmp / "poem_groups.jsonl").open("w", encoding="utf-8") as fh:
             for group in groups:
                 fh.write(json.dumps(asdict(group), ensure_ascii=False) + "\n")
-        manifest = {"format": INDEX_FORMAT, "data_files": hashes, "passages": len(docs), "poems": len(poems),
+        manifest = {"format": INDEX_FORMAT, "data_files": hashes, "passages": len(docs), "sentences": len(sent_owner), "poems": len(poems),
                     "poem_groups": len(groups), "lexicon": lexicon.meta,
                     "settings": {f: getattr(settings, f) for f in INDEX_SHAPING_FIELDS},
                     "build_seconds": round(time.perf_counter() - started, 2)}
@@ -159,3 +174,42 @@ def build_index(settings: KnowledgeSettings, data_dir: Path, target: Path, hashe
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def encoder_file(settings: KnowledgeSettings, cache_dir: Path) -> Path:
+    return Path(settings.encoder_path) if settings.encoder_path else cache_dir / "encoder.npz"
+
+
+def build_dense(settings: KnowledgeSettings, data_dir: Path, index_dir: Path, encoder_path: Path,
+                retrain: bool = False, progress: bool = False) -> dict:
+    """Train the dense encoder (if its file is missing, or ``retrain``) from the corpus, encode the index's
+    passages with it into ``dense.npy`` and record the encoder's sha256 in the index manifest. Returns that
+    record (with the training and encoding seconds)."""
+    from react_tier.knowledge import dense
+
+    started = time.perf_counter()
+    docs, _, _ = collect_documents(settings, data_dir)
+    manifest = json.loads((index_dir / "manifest.json").read_text())
+    if len(docs) != manifest["passages"]:
+        raise SuiqaError(f"index {index_dir} has {manifest['passages']} passages, the data gives "
+                         f"{len(docs)}; "
+                         "rebuild it with `suiqa kb build --force --dense`")
+    if retrain or not encoder_path.is_file():
+        config = dense.TrainConfig(dim=settings.encoder_dim, epochs=settings.encoder_epochs)
+        pairs = dense.training_pairs(docs, bilingual_pairs(data_dir), seed=config.seed)
+        dense.train(pairs, config, progress=progress).save(encoder_path)
+    encoder = dense.Encoder.load(encoder_path)
+    encoded_at = time.perf_counter()
+    vectors = encoder.encode([" ".join(doc.search_pieces) for doc in docs])
+    tmp = index_dir / f".tmp-{os.getpid()}-{dense.DENSE_VECTORS}"
+    with tmp.open("wb") as fh:
+        np.save(fh, vectors)
+    tmp.replace(index_dir / dense.DENSE_VECTORS)
+    record = {"encoder_sha256": encoder.sha256, "encoder": encoder.meta, "dim": int(vectors.shape[1]),
+              "encode_seconds": round(time.perf_counter() - encoded_at, 2),
+              "seconds": round(time.perf_counter() - started, 2)}
+    manifest["dense"] = record
+    tmp = index_dir / f".tmp-{os.getpid()}-manifest.json"
+    tmp.write_text(json.dumps(manifest, ensure_ascii=False, indent=1, default=list))
+    tmp.replace(index_dir / "manifest.json")
+    return record

@@ -60,6 +60,27 @@ class KnowledgeSettings(TierSettings):
     subquery_quota: int = Field(
         1, ge=0, le=10,
         description="search_many: places in the top k reserved for each query's best passages (0 = plain fusion).")
+    sentence_weight: float = Field(
+        0.0, ge=0.0, le=10.0,
+        description="Weight in the fusion of the sentence-granularity ranking (each history sentence with its "
+                    "heading and translation, a hit returning the window that holds it); 0 = off (0.7: +2 dev questions "
+                    "at @5, -5 at @1; see benchmarks/results/knowledge/ISSUE30.md).")
+    section_completion: bool = Field(
+        False, description="search_many: each sub-query reserves its best-matching window inside the sections "
+                          "(biography / 志 section / year) the whole question's top passages come from (off: -1 dev question at @5).")
+    section_depth: int = Field(3, ge=1, le=50,
+                               description="With section_completion: how many of the whole question's top passages "
+                                           "name the sections searched.")
+    dense_weight: float = Field(
+        0.0, ge=0.0, le=10.0,
+        description="Weight in the fusion of the learned dense ranking (the char-n-gram bi-encoder trained "
+                    "on the corpus, built by `suiqa kb build --dense`); 0 = off (see "
+                    "benchmarks/results/knowledge/ISSUE30.md).")
+    encoder_path: Path | None = Field(
+        None, description="The dense encoder's weights (None: <cache_dir>/encoder.npz); built, never "
+                          "committed.")
+    encoder_dim: int = Field(64, ge=4, le=1024, description="Dimension of the dense encoder's vectors.")
+    encoder_epochs: int = Field(4, ge=1, le=100, description="Training epochs of the dense encoder (seeded).")
     coverage_weight: float = Field(
         0.0, ge=0.0, le=10.0,
         description="Coordination-level re-rank: a top passage holding all of the question's concepts (a word or "

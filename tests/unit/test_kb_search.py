@@ -12,6 +12,7 @@ with rank counted from 1 (word ranking 1.0, character ranking ``bigram_weight``,
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 
@@ -57,7 +58,8 @@ def bm25(make_kb, order):
     import bm25s
 
     index_dir = make_kb().index_dir
-    return {name: bm25s.BM25.load(str(index_dir / name), show_progress=False) for name in ("word", "char")}
+    loaded = {name: bm25s.BM25.load(str(index_dir / name), show_progress=False) for name in ("word", "char", "sent")}
+    return {**loaded, "owner": json.loads((index_dir / "sentence_owner.json").read_text())}
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +91,9 @@ def _oracle(kb, bm25, query, structured=()) -> dict[str, float]:
     words, chars, extra_words, extra_chars = kb.query_tokens(query)
     rankings = [(_bm25_ranking(bm25["word"], words, extra_words, s.fusion_depth), 1.0),
                 (_bm25_ranking(bm25["char"], chars, extra_chars, s.fusion_depth), s.bigram_weight)]
+    if s.sentence_weight > 0:  # the sentence ranking, each sentence standing for the window that owns it
+        sentences = _bm25_ranking(bm25["sent"], words + chars, extra_words + extra_chars, s.fusion_depth)
+        rankings.append((list(dict.fromkeys(bm25["owner"][i] for i in sentences)), s.sentence_weight))
     if structured:
         rankings.append(([_ORDER[i] for i in structured], 1.0 + s.bigram_weight + 0.01))
     fused: dict[int, float] = {}
@@ -109,7 +114,8 @@ def _expected(fused: dict[str, float], k: int) -> list[tuple[str, float]]:
 QUERIES = ["隋文帝是哪一年去世的", "韩擒虎", "开通济渠", "陈后主躲到了哪里", "薛道衡的诗"]
 VARIANTS = [{}, {"rrf_k": 5, "bigram_weight": 2.0, "fusion_depth": 10, "alias_weight": 0.5},
             {"fusion_depth": 11}, {"fusion_depth": 13},
-            {"rrf_k": 60, "bigram_weight": 0.0, "alias_weight": 0.0}]
+            {"rrf_k": 60, "bigram_weight": 0.0, "alias_weight": 0.0}, {"sentence_weight": 0.7},
+            {"sentence_weight": 2.0, "bigram_weight": 0.0}]
 
 
 # ------------------------------------------------------------------ the index itself
@@ -154,7 +160,7 @@ def test_k_is_bounded_by_max_k_and_one_is_the_smallest(make_kb):
 
 # ------------------------------------------------------------------ fusion
 @pytest.mark.parametrize("variant", VARIANTS, ids=["default", "k5-bigram2-depth10", "depth11", "depth13",
-                                                  "k60-words-only"])
+                                                  "k60-words-only", "sentences", "words-sentences"])
 @pytest.mark.parametrize("query", QUERIES)
 def test_search_scores_are_the_weighted_reciprocal_rank_fusion_of_both_bm25_rankings(make_kb, bm25, query, variant):
     kb = make_kb(**PLAIN, **variant)
@@ -592,3 +598,58 @@ def test_default_dirs_come_from_suiqa_paths():
     from suiqa import paths
 
     assert resolve_dirs(KnowledgeSettings()) == (paths.data_dir(), paths.state_dir() / "kb")
+
+
+# ------------------------------------------------------------------ windows (issue 30)
+def test_every_history_sentence_is_owned_by_a_window_that_holds_it(make_kb, bm25):
+    from react_tier.knowledge.text import compact
+
+    kb = make_kb()
+    owners = bm25["owner"]
+    assert len(owners) == kb.manifest["sentences"] > 0
+    assert owners == sorted(owners)  # the windows' own sentences, in order
+    for query, needle in (("崩于大宝殿", "崩于大宝殿"), ("字子通", "字子通"), ("时年五十五", "时年五十五")):
+        words, chars, extra_words, extra_chars = kb.query_tokens(query)
+        first = kb._sentence_windows(words + chars, extra_words + extra_chars)[0]
+        assert compact(needle) in compact(kb._records[first]["text"]), (query, kb._records[first]["id"])
+
+
+def test_section_completion_reserves_each_parts_window_inside_the_questions_section(make_kb):
+    question = "韩擒虎字什么，他去世时多少岁？"
+    kb = make_kb(section_completion=True, section_depth=1)
+    parts = kb.subqueries(question)
+    assert len(parts) == 2
+    whole = kb._fused(question)
+    section = kb._section[max(whole, key=lambda p: (whole[p], -p))]
+    assert section[0] == "suishu:卷52"
+    wanted = [kb._records[kb._section_window(part, {section})]["id"] for part in parts]
+    assert all(w.startswith("suishu:卷52:") for w in wanted)
+    found = [p.id for p in kb.search(question, k=3)]
+    assert set(wanted) <= set(found), (wanted, found)
+    texts = " ".join(p.text for p in kb.search(question, k=3))
+    assert "字子通" in texts and "时年五十五" in texts
+
+
+@pytest.mark.parametrize("victim", ["sent", "sentence_owner.json", "word", "manifest.json"])
+def test_a_missing_index_file_is_a_clear_error(tiny_root, tmp_path, victim):
+    from suiqa.errors import SuiqaError
+
+    index_dir = next((tiny_root / "kb").iterdir())
+    copy_dir = tmp_path / index_dir.name
+    shutil.copytree(index_dir, copy_dir)
+    target = copy_dir / victim
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    with pytest.raises(SuiqaError, match=f"missing {victim}.*suiqa kb build --force"):
+        KnowledgeBase(tiny_settings(tiny_root), copy_dir)
+
+
+def test_an_index_of_another_format_is_a_clear_error(tiny_root, tmp_path):
+    from suiqa.errors import SuiqaError
+
+    index_dir = next((tiny_root / "kb").iterdir())
+    copy_dir = tmp_path / index_dir.name
+    shutil.copytree(index_dir, copy_dir)
+    manifest = json.loads((copy_dir / "manifest.json").read_text())
+    (copy_dir / "manifest.json").write_text(json.dumps({**manifest, "format": 10}))
+    with pytest.raises(SuiqaError, match="format 10.*suiqa kb build --force"):
+        KnowledgeBase(tiny_settings(tiny_root), copy_dir)
