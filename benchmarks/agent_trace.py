@@ -4,30 +4,30 @@
         --model agent=qwen-agent --model domain=internlm2-chat-sui --shared-prefix agent=1180 --out DIR
 
 Source: the replica's JSON log (suiqa/logs.py; ``logs_pipeline`` in ``suiqa status``), where every run leaves
-``run_start``, one ``llm_call`` per upstream call (tier, the X-Request-Id it sent, latency, prompt and completion
-tokens as vLLM counted them in ``usage``) and one ``step`` per ReAct step (tool, latency), all with the run's
-request id and a millisecond timestamp taken when the event ended. No new instrumentation: the trace is what a
-production replica already writes.
+``run_start``, one ``llm_call`` per upstream call (tier, the X-Request-Id it sent, latency, prompt and
+completion tokens as vLLM counted them in ``usage``) and one ``step`` per ReAct step (tool, latency), all with
+the run's request id and a millisecond timestamp taken when the event ended. No new instrumentation: the trace
+is what a production replica already writes.
 
 Two files per export:
 
-- ``runs.json``: per run, its calls (tier, served model, start offset, latency, prompt/output tokens), its steps with
-  the tool's own latency (the step's time less the agent call inside it: an ``ask_sui_expert`` step keeps its domain
-  call, a forced ``search_knowledge`` step has no agent call) and the gaps between calls;
-- ``trace.jsonl``: AIPerf's ``mooncake_trace`` format, one line per call, ordered by start: ``timestamp`` (ms since
-  the first call), ``input_length``, ``output_length``, ``hash_ids`` and ``extra.model`` (the tier's served
-  name, merged into the request body: one file drives both tiers of a shared vLLM process; ``--tier`` writes one
-  tier only for stacks whose tiers are separate servers). Fields AIPerf ignores carry the provenance: ``run_id``,
-  ``tier``, ``call``, ``recorded_latency_ms``.
+- ``runs.json``: per run, its calls (tier, served model, start offset, latency, prompt/output tokens), its
+  steps with the tool's own latency (the step's time less the agent call inside it: an ``ask_sui_expert`` step
+  keeps its domain call, a forced ``search_knowledge`` step has no agent call) and the gaps between calls;
+- ``trace.jsonl``: AIPerf's ``mooncake_trace`` format, one line per call, ordered by start: ``timestamp`` (ms
+  since the first call), ``input_length``, ``output_length``, ``hash_ids`` and ``extra.model`` (the tier's
+  served name, merged into the request body: one file drives both tiers of a shared vLLM process; ``--tier``
+  writes one tier only for stacks whose tiers are separate servers). Fields AIPerf ignores carry the
+  provenance: ``run_id``, ``tier``, ``call``, ``recorded_latency_ms``.
 
-``hash_ids`` say which prompt blocks repeat, the only thing a replay can know of prompts it never saw: a run's agent
-calls re-send the whole conversation, so call k starts with every block of call k-1's prompt; the first call of a
-run on a tier starts with that tier's system prompt, shared by all runs (``--shared-prefix TIER=TOKENS``, measured
-with the tier's own /tokenize: :func:`measure_shared_prefix`). Everything else is a fresh block. Replayed at its
-timestamps (``--fixed-schedule``) the trace is open loop: the calls keep their recorded arrival times even when the
-server answers slower than it did, which is what a fixed trace means (Mooncake's semantics); the run's own
-dependency (call k+1 waits for call k and its tool) is in the gaps of ``runs.json``.
-"""
+``hash_ids`` say which prompt blocks repeat, the only thing a replay can know of prompts it never saw: a run's
+agent calls re-send the whole conversation, so call k starts with every block of call k-1's prompt; the first
+call of a run on a tier starts with that tier's system prompt, shared by all runs (``--shared-prefix
+TIER=TOKENS``, measured with the tier's own /tokenize: :func:`measure_shared_prefix`). Everything else is a
+fresh block. Replayed at its timestamps (``--fixed-schedule``) the trace is open loop: the calls keep their
+recorded arrival times even when the server answers slower than it did, which is what a fixed trace means
+(Mooncake's semantics); the run's own dependency (call k+1 waits for call k and its tool) is in the gaps of
+``runs.json``."""
 
 from __future__ import annotations
 
@@ -74,7 +74,8 @@ class Run:
 
     def gaps_ms(self) -> list[float]:
         """Time between one call's end and the next call's start (tools, parsing, the run's own code)."""
-        return [round(b.start_ms - (a.start_ms + a.latency_ms), 1) for a, b in zip(self.calls, self.calls[1:])]
+        pairs = zip(self.calls, self.calls[1:])
+        return [round(b.start_ms - (a.start_ms + a.latency_ms), 1) for a, b in pairs]
 
 
 def _epoch(ts: str) -> float:
@@ -138,7 +139,7 @@ def _step(event: dict, t0: float, calls: list[Call]) -> StepRecord:
 
 
 class BlockIds:
-    """Hash ids of prompt blocks: a tier's shared system prompt, a run's growing conversation, fresh blocks."""
+    """Hash ids of prompt blocks: a tier's shared system prompt, a run's growing conversation, new blocks."""
 
     def __init__(self, block: int, shared_prefix: dict[str, int]) -> None:
         self.block, self._next = block, 0
@@ -160,7 +161,8 @@ class BlockIds:
 def mooncake_lines(runs: list[Run], models: dict[str, str], block: int = DEFAULT_BLOCK,
                    shared_prefix: dict[str, int] | None = None, tier: str | None = None) -> list[dict]:
     """One mooncake_trace record per call, by start time. Agent calls of a run extend the run's previous agent
-    call (the conversation grows); domain calls (the draft, ``ask_sui_expert``) are conversations of their own."""
+    call (the conversation grows); domain calls (the draft, ``ask_sui_expert``) are conversations of their
+    own."""
     ids = BlockIds(block, shared_prefix or {})
     rows = []
     for run in runs:
@@ -199,7 +201,8 @@ def runs_summary(runs: list[Run]) -> dict:
             if step.tool and step.tool_ms is not None:
                 tools[step.tool].append(step.tool_ms)
     n = len(runs)
-    out["per_run"] = {tier: {"calls": round(t["calls"] / n, 2), "prompt_tokens": round(t["prompt_tokens"] / n, 1),
+    out["per_run"] = {tier: {"calls": round(t["calls"] / n, 2),
+                             "prompt_tokens": round(t["prompt_tokens"] / n, 1),
                              "output_tokens": round(t["output_tokens"] / n, 1),
                              "mean_call_ms": round(t["latency_ms"] / t["calls"], 1) if t["calls"] else None}
                       for tier, t in sorted(tiers.items())}
@@ -212,7 +215,7 @@ def runs_summary(runs: list[Run]) -> dict:
 
 def write_trace(runs: list[Run], out_dir: Path, models: dict[str, str], block: int = DEFAULT_BLOCK,
                 shared_prefix: dict[str, int] | None = None, tier: str | None = None) -> dict:
-    """``runs.json`` + ``trace.jsonl`` (or ``trace.<tier>.jsonl``) into ``out_dir``; returns the runs' summary."""
+    """``runs.json`` + ``trace.jsonl`` (or ``trace.<tier>.jsonl``) into ``out_dir``; returns the summary."""
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = {**runs_summary(runs), "block_size": block, "shared_prefix_tokens": shared_prefix or {},
                "models": models}
@@ -229,7 +232,7 @@ def write_trace(runs: list[Run], out_dir: Path, models: dict[str, str], block: i
 
 
 def measure_shared_prefix(base_url: str, model: str, system_text: str, timeout_s: float = 10.0) -> int:
-    """Tokens of a chat that holds only ``system_text`` as its system message, by the tier's own /tokenize (its
+    """Tokens of a chat that holds only ``system_text`` as its system message, by the tier's /tokenize (its
     chat template, its tokenizer): the prefix every run's first call on that tier starts with."""
     import httpx
 
@@ -247,7 +250,8 @@ def agent_system_prompts() -> dict[str, str]:
     from react_tier.settings import AgentSettings
     from react_tier.tools import DOMAIN_SYSTEM_PROMPT, build_tools
 
-    return {"agent": system_prompt(list(build_tools(AgentSettings()).values())), "domain": DOMAIN_SYSTEM_PROMPT}
+    tools = list(build_tools(AgentSettings()).values())
+    return {"agent": system_prompt(tools), "domain": DOMAIN_SYSTEM_PROMPT}
 
 
 def _pairs(items: list[str], cast=str) -> dict:
@@ -276,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = build_runs(read_events(args.log), args.since, args.until)
     if not runs:
         raise SystemExit(f"no complete run in {args.log} between {args.since} and {args.until}")
-    summary = write_trace(runs, args.out, _pairs(args.model), args.block_size, _pairs(args.shared_prefix, int),
-                          args.tier)
+    summary = write_trace(runs, args.out, _pairs(args.model), args.block_size,
+                          _pairs(args.shared_prefix, int), args.tier)
     print(json.dumps(summary, ensure_ascii=False))
     return 0
 

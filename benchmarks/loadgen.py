@@ -1,32 +1,33 @@
-"""The field's load generators beside ours: AIPerf, ``vllm bench serve`` and the Locust runner on the same load.
+"""The field's load generators beside ours: AIPerf, ``vllm bench serve`` and the Locust runner on the same
+load.
 
     flock /tmp/suiqa-stack.lock python -m benchmarks.loadgen compare --targets domain,pipeline --users 4 \
         --duration 20 --rounds 3 --max-tokens 32 --out benchmarks/results/loadgen
     flock /tmp/suiqa-stack.lock python -m benchmarks.loadgen trace --users 4 --duration 20 \
         --out benchmarks/results/loadgen        (`make bench-loadgen` runs both on a stack it starts)
 
-Why: a number from our Locust runner means something to others only if their own tool, on the same load, gets the
-same number. ``compare`` runs, against each target of the running stack (the domain vLLM tier, and the pipeline's
-OpenAI-compatible API on Ray Serve), the three clients with the same closed-loop concurrency, the same prompts
-(benchmarks/data/sui_questions.txt), the same output cap, the same ``ignore_eos`` (domain on, pipeline off: the
-pipeline ends its answers itself) and the same token count (the server's ``usage``, never a re-tokenization), in
-``--rounds`` interleaved rounds (the order rotates each round, so no client always runs on a warmer server), and
-reports each client's median and best with its ratio to the Locust runner's median; |ratio - 1| <= 10% agrees.
+Why: a number from our Locust runner means something to others only if their own tool, on the same load, gets
+the same number. ``compare`` runs, against each target of the running stack (the domain vLLM tier, and the
+pipeline's OpenAI-compatible API on Ray Serve), the three clients with the same closed-loop concurrency, the
+same prompts (benchmarks/data/sui_questions.txt), the same output cap, the same ``ignore_eos`` (domain on,
+pipeline off: the pipeline ends its answers itself) and the same token count (the server's ``usage``, never a
+re-tokenization), in ``--rounds`` interleaved rounds (the order rotates each round, so no client always runs
+on a warmer server), and reports each client's median and best with its ratio to the Locust runner's median;
+|ratio - 1| <= 10% agrees.
 
 The clients differ where they must, and the report says where that shows:
 
-- Locust (benchmarks/runner.py) and AIPerf run for a duration; ``vllm bench serve`` runs a request count, set to
-  what the Locust runner completed in round 1, so the three last about as long. Locust counts requests that
-  completed inside its window; vLLM's client divides by the time until its last request ended (the tail runs at
-  less than full concurrency); AIPerf counts what completed in its duration plus a grace period.
+- Locust (benchmarks/runner.py) and AIPerf run for a duration; ``vllm bench serve`` runs a request count, set
+  to what the Locust runner completed in round 1, so the three last about as long. Locust counts requests that
+  completed inside its window; vLLM's client divides by the time until its last request ended (the tail runs
+  at less than full concurrency); AIPerf counts what completed in its duration plus a grace period.
 - TTFT: Locust and AIPerf stamp the first chunk that carries output; vLLM's client stamps the first chunk with
   ``choices``, which for chat is the role-only opening chunk, so benchmarks.gpu.vllm_bench adds the first gap.
 
 ``trace`` captures the pipeline's agent workload from a real run (the Locust runner on the pipeline for
-``--duration``), exports it (benchmarks/agent_trace.py: runs.json + an AIPerf mooncake trace) and replays the trace
-with AIPerf against the vLLM tier(s) at its own timestamps; the report puts the recorded per-call latency (seen from
-the pipeline's replica) beside the replayed one (seen by AIPerf).
-"""
+``--duration``), exports it (benchmarks/agent_trace.py: runs.json + an AIPerf mooncake trace) and replays the
+trace with AIPerf against the vLLM tier(s) at its own timestamps; the report puts the recorded per-call
+latency (seen from the pipeline's replica) beside the replayed one (seen by AIPerf)."""
 
 from __future__ import annotations
 
@@ -70,22 +71,29 @@ class Load:
 
 def stack_loads(state: dict, users: int, duration_s: float, max_tokens: int, api_key: str | None) -> dict:
     """The targets of the running stack, from its run state (``$SUIQA_HOME/run/stack.json``, written by
-    ``suiqa up``; read as data: benchmarks sit below stackctl). Also the agent tier and the replica's log."""
+    ``suiqa up``; read as data: benchmarks sit below stackctl). Also the agent tier and the replica's log. A
+    tier that requires a key gets it from SUIQA_<ROLE>_API_KEY (the state never holds keys:
+    stackctl/tier_keys.py)."""
+    import os
+
+    from serving.config import ServingProfile
+
     urls, servers = state.get("urls") or {}, state.get("servers") or {}
     if "api" not in urls or "domain" not in servers:
         raise SystemExit("no running stack with a pipeline API and a domain tier (`suiqa up` first)")
-    domain = servers["domain"]
-    agent = servers.get("agent")
-    tiers = {"domain": {"url": f"http://127.0.0.1:{domain['port']}", "model": domain["served_model_name"][0],
-                        "tokenizer": domain["model"]},
-             "agent": ({"url": f"http://127.0.0.1:{agent['port']}", "model": agent["served_model_name"][0],
-                        "tokenizer": agent["model"]} if agent else
-                       {"url": f"http://127.0.0.1:{domain['port']}", "model": domain["served_model_name"][-1],
-                        "tokenizer": domain["model"]})}
-    loads = {"domain": Load("domain", tiers["domain"]["url"], tiers["domain"]["model"], domain["model"], users,
-                            duration_s, max_tokens, True, domain.get("api_key")),
-             "pipeline": Load("pipeline", urls["api"].removesuffix("/v1"), urls["model"], domain["model"], users,
-                              duration_s, max_tokens, False, api_key)}
+    profiles = {role: ServingProfile.model_validate(servers[role])
+                for role in ("domain", "agent") if role in servers}
+    domain = profiles["domain"]
+    agent = profiles.get("agent") or domain  # cpu-tiny-shared: one process, the agent's name served last
+    agent_model = agent.api_model_name if "agent" in profiles else domain.served_model_name[-1]
+    tiers = {"domain": {"url": domain.base_url, "model": domain.api_model_name,
+                        "tokenizer": domain.model_path},
+             "agent": {"url": agent.base_url, "model": agent_model, "tokenizer": agent.model_path}}
+    domain_key = os.environ.get("SUIQA_DOMAIN_API_KEY")
+    loads = {"domain": Load("domain", domain.base_url, domain.api_model_name, domain.model_path, users,
+                            duration_s, max_tokens, True, domain_key),
+             "pipeline": Load("pipeline", urls["api"].removesuffix("/v1"), urls["model"], domain.model_path,
+                              users, duration_s, max_tokens, False, api_key)}
     return {"loads": loads, "tiers": tiers, "log": urls.get("logs_pipeline"), "profile": state.get("profile")}
 
 
@@ -109,7 +117,8 @@ def _row(client: str, round_: int, step: dict, seconds: float) -> dict:
     out_tokens = step.get("output_tokens") or {}
     return {"client": client, "round": round_, "status": step.get("status", "ok"),
             "requests": step.get("requests", step.get("completed")), "failures": step.get("failures", 0),
-            "req_s": round(step.get("req_s") or 0.0, 3), "output_tok_s": round(step.get("output_tok_s") or 0.0, 1),
+            "req_s": round(step.get("req_s") or 0.0, 3),
+            "output_tok_s": round(step.get("output_tok_s") or 0.0, 1),
             "ttft_p50_ms": p50("ttft_ms"), "e2e_p50_ms": p50("e2e_ms"),
             "output_tokens_per_request": out_tokens.get("mean") if isinstance(out_tokens, dict)
             else step.get("output_tokens_per_request"), "wall_s": round(seconds, 1)}
@@ -118,8 +127,8 @@ def _row(client: str, round_: int, step: dict, seconds: float) -> dict:
 def run_locust(load: Load, work: Path, seed: int) -> dict:
     from benchmarks.runner import LoadSpec, run_step
 
-    spec = LoadSpec(host=load.url, model=load.model, max_tokens=str(load.max_tokens), ignore_eos=load.ignore_eos,
-                    prompts=str(PROMPTS), seed=seed, processes=1,
+    spec = LoadSpec(host=load.url, model=load.model, max_tokens=str(load.max_tokens),
+                    ignore_eos=load.ignore_eos, prompts=str(PROMPTS), seed=seed, processes=1,
                     extra_env={"BENCH_API_KEY": load.api_key} if load.api_key else {})
     return run_step(spec, load.users, load.duration_s, work, SLO())
 
@@ -163,8 +172,8 @@ def write_datasets(prompts: list[str], max_tokens: int, out: Path) -> dict[str, 
 # ------------------------------------------------------------------------------------------------ statistics
 
 def aggregate(rows: list[dict]) -> dict:
-    """Per client: the median and the best (highest throughput, lowest latency) over its ok rounds; each median's
-    ratio to the Locust runner's, and whether it is within TOLERANCE."""
+    """Per client: the median and the best (highest throughput, lowest latency) over its ok rounds; each
+    median's ratio to the Locust runner's, and whether it is within TOLERANCE."""
     out: dict = {}
     for client in CLIENTS:
         ok = [r for r in rows if r["client"] == client and r["status"] == "ok"]
@@ -207,7 +216,8 @@ def compare_target(load: Load, rounds: int, out: Path, aiperf: Path, progress=pr
                     if num_prompts is None:
                         num_prompts = max(load.users * 2, step["completed_in_window"])
                 elif client == "vllm-bench":
-                    step = run_vllm_bench(load, datasets[client], num_prompts, work, f"{load.name}-r{r}", seed=r)
+                    step = run_vllm_bench(load, datasets[client], num_prompts, work, f"{load.name}-r{r}",
+                                          seed=r)
                 else:
                     step = run_aiperf(load, datasets[client], work, r, aiperf)
             except Exception as exc:  # noqa: BLE001 - one failed client run is a FAILED row, not a lost table
@@ -216,9 +226,11 @@ def compare_target(load: Load, rounds: int, out: Path, aiperf: Path, progress=pr
             if step.get("error"):
                 row["error"] = step["error"]
             rows.append(row)
-            progress(f"{load.name} round {r} {client:10s} req/s={row['req_s']:.2f} out tok/s={row['output_tok_s']:.0f}"
-                     f" TTFT p50={row['ttft_p50_ms']} E2E p50={row['e2e_p50_ms']} ms "
-                     f"({row['requests']} requests, {row['failures']} failed, {row['wall_s']} s)")
+            progress(f"{load.name} round {r} {client:10s} req/s={row['req_s']:.2f} "
+                     f"out tok/s={row['output_tok_s']:.0f} TTFT p50={row['ttft_p50_ms']} "
+                     f"E2E p50={row['e2e_p50_ms']} ms "
+                     f"({row['requests']} requests, {row['failures']} failed, {row['wall_s']} s)"
+                     + (f" {row['error']}" if row.get("error") else ""))
     return {"target": load.name, "url": load.url, "model": load.model, "users": load.users,
             "duration_s": load.duration_s, "max_tokens": load.max_tokens, "ignore_eos": load.ignore_eos,
             "vllm_bench_num_prompts": num_prompts, "rounds": rows, "clients": aggregate(rows)}
@@ -228,7 +240,7 @@ def compare_target(load: Load, rounds: int, out: Path, aiperf: Path, progress=pr
 
 def capture_and_replay(info: dict, users: int, duration_s: float, max_tokens: int, out: Path, aiperf: Path,
                        api_key: str | None, progress=print) -> dict:
-    """A real pipeline run under the Locust runner, its trace, and AIPerf replaying the trace on the vLLM tiers."""
+    """A real pipeline run under the Locust runner, its trace, and AIPerf replaying it on the vLLM tiers."""
     from benchmarks import agent_trace
 
     load = info["loads"]["pipeline"]
@@ -239,7 +251,8 @@ def capture_and_replay(info: dict, users: int, duration_s: float, max_tokens: in
     progress(f"capture: {step['completed_in_window']} pipeline runs in {duration_s:g} s at {users} users")
     tiers = info["tiers"]
     prompts = agent_trace.agent_system_prompts()
-    shared = {t: agent_trace.measure_shared_prefix(tiers[t]["url"], tiers[t]["model"], prompts[t]) for t in tiers}
+    shared = {t: agent_trace.measure_shared_prefix(tiers[t]["url"], tiers[t]["model"], prompts[t])
+              for t in tiers}
     runs = agent_trace.build_runs(agent_trace.read_events(Path(info["log"])), since, until)
     trace_dir = out / "trace"
     models = {t: tiers[t]["model"] for t in tiers}
@@ -251,7 +264,7 @@ def capture_and_replay(info: dict, users: int, duration_s: float, max_tokens: in
 
 
 def replay_trace(trace: Path, tiers: dict, work: Path, aiperf: Path) -> dict:
-    """AIPerf replays the trace on the tier that serves both names (shared profile) or on each tier's own file."""
+    """AIPerf replays the trace on the process that serves both names (shared profile) or per tier."""
     from benchmarks import agent_trace
 
     rows = [json.loads(line) for line in trace.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -261,8 +274,8 @@ def replay_trace(trace: Path, tiers: dict, work: Path, aiperf: Path) -> dict:
         plan = {}
         for tier, spec in tiers.items():
             part = trace.with_name(f"trace.{tier}.jsonl")
-            part.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows if r["tier"] == tier),
-                            encoding="utf-8")
+            mine = [json.dumps(r, ensure_ascii=False) + "\n" for r in rows if r["tier"] == tier]
+            part.write_text("".join(mine), encoding="utf-8")
             plan[tier] = (part, spec)
     result = {}
     for name, (path, spec) in plan.items():
@@ -286,13 +299,17 @@ def _quantiles(values: list[float]) -> dict:
     import numpy as np
 
     arr = np.asarray(values, dtype=float)
-    return {"n": int(arr.size), "mean": round(float(arr.mean()), 1), "p50": round(float(np.percentile(arr, 50)), 1),
-            "p90": round(float(np.percentile(arr, 90)), 1), "max": round(float(arr.max()), 1)} if arr.size else {}
+    if not arr.size:
+        return {}
+    return {"n": int(arr.size), "mean": round(float(arr.mean()), 1),
+            "p50": round(float(np.percentile(arr, 50)), 1), "p90": round(float(np.percentile(arr, 90)), 1),
+            "max": round(float(arr.max()), 1)}
 
 
 def _replayed_latencies(work: Path) -> dict:
-    """AIPerf's per-request latencies by the model each request went to: its records (profile_export.jsonl) name
-    the conversation and turn, its inputs.json the payload (with ``extra.model`` merged in) of each."""
+    """AIPerf's per-request latencies by the model each request went to: its records
+    (profile_export.jsonl) name the conversation and turn, its inputs.json the payload (with ``extra.model``
+    merged in) of each."""
     records, inputs = work / "profile_export.jsonl", work / "inputs.json"
     if not records.is_file() or not inputs.is_file():
         return {}
@@ -301,7 +318,8 @@ def _replayed_latencies(work: Path) -> dict:
     by_model: dict[str, list[float]] = {}
     for line in records.read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
-        meta, latency = rec.get("metadata") or {}, (rec.get("metrics") or {}).get("request_latency", {}).get("value")
+        meta = rec.get("metadata") or {}
+        latency = (rec.get("metrics") or {}).get("request_latency", {}).get("value")
         turns = models.get(meta.get("conversation_id"), [])
         turn = meta.get("turn_index", 0)
         model = turns[turn] if turn < len(turns) else "?"
@@ -350,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
             write_json(args.out / "compare.json", results)  # partial results survive an interrupted run
         print(f"wrote {write_compare(results, args.out)}")
     else:
-        result = capture_and_replay(info, args.users, args.duration, args.max_tokens, args.out, binary, api_key)
+        result = capture_and_replay(info, args.users, args.duration, args.max_tokens, args.out, binary,
+                                    api_key)
         result.update(command=command, profile=info["profile"], created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
         write_json(args.out / "trace_replay.json", result)
         print(f"wrote {write_trace_report(result, args.out)}")

@@ -1,5 +1,6 @@
-"""Tables and figures of benchmarks/loadgen.py: the clients' agreement (compare.md, compare.png) and the agent
-trace's replay (trace.md, trace.png). Markdown and matplotlib only; every file names the command that made it."""
+"""Tables and figures of benchmarks/loadgen.py: the clients' agreement (compare.md, compare.png) and the
+agent trace's replay (trace.md, trace.png). Markdown and matplotlib only; every file names the command that
+made it."""
 
 from __future__ import annotations
 
@@ -27,28 +28,32 @@ def compare_table(target: dict) -> list[str]:
         cells = [f"{_fmt(agg[m]['median'])} ({_fmt(agg[m]['best'])})" if m in agg else "-" for m in METRICS]
         ratios = ", ".join(_fmt(agg.get("ratio_to_locust", {}).get(m)) for m in METRICS)
         agree = agg.get("agree", {})
-        verdict = "-" if client == "locust" else ("yes" if agree and all(agree.values()) else
-                                                  "no: " + ", ".join(LABELS[m] for m, ok in agree.items() if not ok))
-        lines.append(f"| {client} | {agg.get('rounds', 0)} | " + " | ".join(cells) + f" | {ratios} | {verdict} |")
+        off = ", ".join(LABELS[m] for m, ok in agree.items() if not ok)
+        verdict = "-" if client == "locust" else ("yes" if agree and not off else f"no: {off}")
+        lines.append(f"| {client} | {agg.get('rounds', 0)} | " + " | ".join(cells)
+                     + f" | {ratios} | {verdict} |")
     return lines
 
 
 def rounds_table(target: dict) -> list[str]:
-    lines = ["| round | client | status | requests | failed | req/s | out tok/s | tokens/request | TTFT p50 | "
-             "E2E p50 | wall s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| round | client | status | requests | failed | req/s | out tok/s | tokens/request | "
+             "TTFT p50 | E2E p50 | wall s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in target["rounds"]:
         lines.append(f"| {r['round']} | {r['client']} | {r['status']} | {r['requests']} | {r['failures']} | "
-                     f"{_fmt(r['req_s'])} | {_fmt(r['output_tok_s'])} | {_fmt(r.get('output_tokens_per_request'))}"
-                     f" | {_fmt(r['ttft_p50_ms'])} | {_fmt(r['e2e_p50_ms'])} | {r['wall_s']} |")
+                     f"{_fmt(r['req_s'])} | {_fmt(r['output_tok_s'])} | "
+                     f"{_fmt(r.get('output_tokens_per_request'))} | {_fmt(r['ttft_p50_ms'])} | "
+                     f"{_fmt(r['e2e_p50_ms'])} | {r['wall_s']} |")
     return lines
 
 
 def write_compare(results: dict, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     md = ["# Load generators on the same load: Locust runner vs `vllm bench serve` vs AIPerf", "",
-          f"Command: `{results['command']}` (stack profile `{results.get('profile')}`, {results['created']}).", "",
-          "Medians of the rounds (best in brackets); ratios are each client's median over the Locust runner's "
-          f"median; 'within 10%' is |ratio - 1| <= {results['tolerance']:.0%}. Figure: compare.png.", ""]
+          f"Command: `{results['command']}` (stack profile `{results.get('profile')}`, "
+          f"{results['created']}).", "",
+          "Medians of the rounds (best in brackets); ratios are each client's median over the Locust "
+          f"runner's median; 'within 10%' is |ratio - 1| <= {results['tolerance']:.0%}. "
+          "Figure: compare.png.", ""]
     for target in results["targets"]:
         md += [f"## {target['target']} ({target['url']}, model `{target['model']}`)", "",
                f"{target['users']} concurrent users (closed loop), {target['duration_s']:g} s per run, "
@@ -76,7 +81,8 @@ def _compare_png(results: dict, path: Path) -> None:
             ratios = target["clients"].get(client, {}).get("ratio_to_locust", {})
             ax.bar([j + i * width for j in range(len(METRICS))], [ratios.get(m, 0) for m in METRICS], width,
                    label=client)
-        ax.axhspan(1 - results["tolerance"], 1 + results["tolerance"], color="green", alpha=0.12, label="±10%")
+        tol = results["tolerance"]
+        ax.axhspan(1 - tol, 1 + tol, color="green", alpha=0.12, label="±10%")
         ax.set_xticks([j + width for j in range(len(METRICS))], [LABELS[m] for m in METRICS], fontsize=8)
         ax.set_ylabel("median / Locust runner's median")
         ax.set_title(f"{target['target']}: {target['users']} users, {target['duration_s']:g} s x "
@@ -92,22 +98,25 @@ def write_trace_report(result: dict, out: Path) -> Path:
     trace, replay, cap = result["trace"], result["replay"], result["capture"]
     models = trace.get("models", {})
     md = ["# The pipeline's agent workload as an AIPerf trace, replayed on the vLLM tiers", "",
-          f"Command: `{result['command']}` (stack profile `{result.get('profile')}`, {result['created']}).", "",
+          f"Command: `{result['command']}` (stack profile `{result.get('profile')}`, "
+          f"{result['created']}).", "",
           f"Capture: the Locust runner on the pipeline, {cap['users']} users for {cap['duration_s']:g} s: "
           f"{cap['locust']['requests']} runs, {_fmt(cap['locust']['req_s'])} runs/s, E2E p50 "
-          f"{_fmt(cap['locust']['e2e_p50_ms'])} ms. Exported from the replica's log: {trace['runs']} complete runs, "
-          f"{trace['trace_calls']} vLLM calls (trace/trace.jsonl, AIPerf `mooncake_trace`; trace/runs.json per run)."
-          f" Block size {trace['block_size']}, shared system-prompt tokens {trace['shared_prefix_tokens']}.", "",
+          f"{_fmt(cap['locust']['e2e_p50_ms'])} ms. Exported from the replica's log: "
+          f"{trace['runs']} complete runs, {trace['trace_calls']} vLLM calls (trace/trace.jsonl, AIPerf "
+          f"`mooncake_trace`; trace/runs.json per run). Block size {trace['block_size']}, shared "
+          f"system-prompt tokens {trace['shared_prefix_tokens']}.", "",
           "Per run (means):", "", "| tier | calls | prompt tokens | output tokens | call latency ms |",
           "|---|---|---|---|---|"]
     for tier, row in (trace.get("per_run") or {}).items():
         md.append(f"| {tier} | {row['calls']} | {row['prompt_tokens']} | {row['output_tokens']} | "
                   f"{row['mean_call_ms']} |")
-    md += ["", "Tools (their own latency, the agent's call subtracted):", "", "| tool | calls | mean ms | max ms |",
-           "|---|---|---|---|"]
+    md += ["", "Tools (their own latency, the agent's call subtracted):", "",
+           "| tool | calls | mean ms | max ms |", "|---|---|---|---|"]
     for tool, row in (trace.get("tools") or {}).items():
         md.append(f"| {tool} | {row['calls']} | {row['mean_ms']} | {row['max_ms']} |")
-    md += ["", "Replay (AIPerf, fixed schedule, per-call latency; recorded = the same calls seen from the replica):",
+    md += ["", "Replay (AIPerf, fixed schedule, per-call latency; recorded = the same calls seen from the "
+           "replica):",
            "", "| tier | model | recorded p50 / p90 ms | replayed p50 / p90 ms | calls recorded / replayed |",
            "|---|---|---|---|---|"]
     replayed_all = {}
@@ -122,7 +131,8 @@ def write_trace_report(result: dict, out: Path) -> Path:
         if isinstance(part, dict) and "step" in part:
             s = part["step"]
             md += ["", f"AIPerf replay `{name}`: {s['requests']} requests, {s['failures']} failed, "
-                       f"{_fmt(s['req_s'])} req/s over {s['duration_s']} s (trace span {replay['trace_span_s']} s)."
+                       f"{_fmt(s['req_s'])} req/s over {s['duration_s']} s "
+                       f"(trace span {replay['trace_span_s']} s)."
                        f" Command: `{part['command']}`"]
     md += ["", "Figure: trace.png (recorded vs replayed per-call latency by tier)."]
     (out / "trace.md").write_text("\n".join(md) + "\n", encoding="utf-8")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make bench-loadgen`: `suiqa up --profile cpu-tiny-shared`, the three load generators on the domain tier and the
-# pipeline (benchmarks/loadgen.py compare), the agent trace captured and replayed with AIPerf (... trace),
+# `make bench-loadgen`: `suiqa up --profile cpu-tiny-shared`, the three load generators on the domain tier and
+# the pipeline (benchmarks/loadgen.py compare), the agent trace captured and replayed with AIPerf (... trace),
 # `suiqa down`. It holds the stack's ports for ~15 minutes: run it under the stack lock,
 #   flock /tmp/suiqa-stack.lock benchmarks/loadgen_run.sh
 # Environment: USERS (4), DURATION (20 s per client run), ROUNDS (3), MAX_TOKENS (32),

