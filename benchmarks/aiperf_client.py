@@ -13,6 +13,7 @@ Choices that make the three clients send the same load (benchmarks/loadgen.py):
   benchmarks/data/sui_questions.txt;
 - the same lengths: ``output_length`` -> ``max_completion_tokens`` and ``ignore_eos`` through
   ``--extra-inputs`` (the domain tier; the pipeline ends its answers itself, as in the Locust runner);
+  ``temperature`` 0 as the Locust runner sends (vLLM's client gets ``--temperature 0``: it sends none);
 - the same token count: ``--use-server-token-count`` reads ``usage`` like the other two. Without it AIPerf
   re-tokenizes the streamed text with ``--tokenizer``, and the tiny random-weight models emit byte pieces that
   re-tokenize to other counts than vLLM generated;
@@ -62,8 +63,7 @@ def base_cmd(binary: Path, url: str, model: str, tokenizer: str, artifact_dir: P
            "--tokenizer", tokenizer, "--use-server-token-count", "--artifact-dir", str(artifact_dir), *QUIET]
     if api_key:
         cmd += ["--api-key", api_key]
-    if ignore_eos:
-        cmd += ["--extra-inputs", "ignore_eos:true"]
+    cmd += ["--extra-inputs", "temperature:0", *(["ignore_eos:true"] if ignore_eos else [])]
     return cmd
 
 

@@ -142,7 +142,8 @@ def run_vllm_bench(load: Load, dataset: Path, num_prompts: int, work: Path, name
                               model=load.model, tokenizer=load.tokenizer, concurrency=load.users,
                               num_prompts=num_prompts, clients=1, input_len=0, output_len=load.max_tokens,
                               dataset_jsonl=str(dataset), seed=seed, timeout=load.duration_s * 6 + 120,
-                              keep_detailed=False, name=name, out=str(work), ignore_eos=load.ignore_eos)
+                              keep_detailed=False, name=name, out=str(work), ignore_eos=load.ignore_eos,
+                              temperature=0.0)
     if load.api_key:  # vLLM's client sends OPENAI_API_KEY as the bearer token
         os.environ["OPENAI_API_KEY"] = load.api_key
     summary = vllm_bench.run(args)

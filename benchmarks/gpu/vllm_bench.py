@@ -90,6 +90,8 @@ def run(args: argparse.Namespace) -> dict:
                f"{args.name}-{i}.json", "--ready-check-timeout-sec", "0"]
         if getattr(args, "ignore_eos", True):
             cmd.append("--ignore-eos")
+        if getattr(args, "temperature", None) is not None:  # unset: the server's default (vLLM's: 1.0)
+            cmd += ["--temperature", str(args.temperature)]
         if args.dataset_jsonl:
             cmd += ["--dataset-name", "custom", "--dataset-path", args.dataset_jsonl, "--custom-output-len",
                     str(args.output_len), "--skip-chat-template"]
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--output-len", type=int, default=256)
     r.add_argument("--dataset-jsonl", default=None, help="custom dataset ({'prompt': ...} lines) instead of random")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--temperature", type=float, default=None, help="sent on every request (default: none)")
     r.add_argument("--no-ignore-eos", dest="ignore_eos", action="store_false",
                    help="do not send ignore_eos (the pipeline's answers end where the agent ends them)")
     r.add_argument("--timeout", type=float, default=300)

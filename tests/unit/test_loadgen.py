@@ -182,9 +182,10 @@ def test_aiperf_commands_send_the_same_load_as_the_runner(tmp_path):
     base = aiperf_client.base_cmd(Path("/x/aiperf"), "http://127.0.0.1:8080", "sui-react", "/m", tmp_path,
                                   api_key="k", ignore_eos=False)
     assert "--use-server-token-count" in base and base[base.index("--api-key") + 1] == "k"
-    assert "--extra-inputs" not in base  # the pipeline ends its own answers
+    extra = base[base.index("--extra-inputs") + 1:]
+    assert extra[0] == "temperature:0" and "ignore_eos:true" not in extra  # the pipeline ends its answers
     domain = aiperf_client.base_cmd(Path("/x/aiperf"), "http://h", "m", "/m", tmp_path, ignore_eos=True)
-    assert domain[domain.index("--extra-inputs") + 1] == "ignore_eos:true"
+    assert domain[domain.index("--extra-inputs") + 1:][:2] == ["temperature:0", "ignore_eos:true"]
     loop = aiperf_client.closed_loop_cmd(base, tmp_path / "d.jsonl", 4, 20)
     assert loop[loop.index("--concurrency") + 1] == "4"
     assert loop[loop.index("--benchmark-duration") + 1] == "20"
