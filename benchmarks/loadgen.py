@@ -114,7 +114,7 @@ def _row(client: str, round_: int, step: dict, seconds: float) -> dict:
         d = step.get(key)
         return round(d["p50"], 1) if d else None
 
-    out_tokens = step.get("output_tokens") or {}
+    out_tokens = step.get("output_tokens")  # a distribution (Locust, AIPerf) or absent (vLLM's client)
     return {"client": client, "round": round_, "status": step.get("status", "ok"),
             "requests": step.get("requests", step.get("completed")), "failures": step.get("failures", 0),
             "req_s": round(step.get("req_s") or 0.0, 3),
@@ -199,6 +199,15 @@ def aggregate(rows: list[dict]) -> dict:
     return out
 
 
+def _children_cpu_s() -> float:
+    """User + system CPU seconds of the client processes this one ran and waited for (their own children
+    included when they waited for them): what a client took from the 2 cores the server also runs on."""
+    import os
+
+    t = os.times()
+    return t.children_user + t.children_system
+
+
 def compare_target(load: Load, rounds: int, out: Path, aiperf: Path, progress=print) -> dict:
     """``rounds`` rounds of the three clients on one target; the order rotates each round."""
     prompts = load_prompts(str(PROMPTS))
@@ -210,7 +219,7 @@ def compare_target(load: Load, rounds: int, out: Path, aiperf: Path, progress=pr
             order = ("locust",) + tuple(c for c in order if c != "locust")
         for client in order:
             work = out / "raw" / load.name / f"{client}-r{r}"
-            started = time.monotonic()
+            started, cpu_before = time.monotonic(), _children_cpu_s()
             try:
                 if client == "locust":
                     step = run_locust(load, work, seed=r)
@@ -224,6 +233,9 @@ def compare_target(load: Load, rounds: int, out: Path, aiperf: Path, progress=pr
             except Exception as exc:  # noqa: BLE001 - one failed client run is a FAILED row, not a lost table
                 step = {"status": "FAILED", "error": f"{type(exc).__name__}: {exc}"[:300]}
             row = _row(client, r, step, time.monotonic() - started)
+            row["client_cpu_s"] = round(_children_cpu_s() - cpu_before, 2)
+            if row["requests"]:
+                row["client_cpu_ms_per_request"] = round(1000 * row["client_cpu_s"] / row["requests"], 2)
             if step.get("error"):
                 row["error"] = step["error"]
             rows.append(row)
@@ -349,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     api_key = args.api_key or os.environ.get("SUIQA_BENCH_API_KEY")
+    args.out = args.out.resolve()  # AIPerf runs in its artifact folder: its input files need absolute paths
     if args.users < 1 or args.duration <= 0 or args.max_tokens < 1:
         raise SystemExit("--users, --duration and --max-tokens must be positive")
     try:

@@ -37,12 +37,14 @@ def compare_table(target: dict) -> list[str]:
 
 def rounds_table(target: dict) -> list[str]:
     lines = ["| round | client | status | requests | failed | req/s | out tok/s | tokens/request | "
-             "TTFT p50 | E2E p50 | wall s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "TTFT p50 | E2E p50 | wall s | client CPU ms/request |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in target["rounds"]:
         lines.append(f"| {r['round']} | {r['client']} | {r['status']} | {r['requests']} | {r['failures']} | "
                      f"{_fmt(r['req_s'])} | {_fmt(r['output_tok_s'])} | "
                      f"{_fmt(r.get('output_tokens_per_request'))} | {_fmt(r['ttft_p50_ms'])} | "
-                     f"{_fmt(r['e2e_p50_ms'])} | {r['wall_s']} |")
+                     f"{_fmt(r['e2e_p50_ms'])} | {r['wall_s']} | "
+                     f"{_fmt(r.get('client_cpu_ms_per_request'))} |")
     return lines
 
 

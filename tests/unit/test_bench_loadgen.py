@@ -236,3 +236,21 @@ def test_cli_refuses_in_one_line_without_a_stack_or_with_a_bad_mode(tmp_path, mo
     assert "must be positive" in refused("compare", "--users", "0")
     monkeypatch.setattr(aiperf_client, "DEFAULT_BIN", tmp_path / "none")
     assert "make aiperf-env" in refused("trace")
+
+
+def test_each_clients_own_result_becomes_one_row_layout():
+    from benchmarks.gpu.vllm_bench import merge
+    from benchmarks.loadgen import _row
+    from benchmarks.stats import SLO, summarize_step
+
+    vllm = merge([{"duration": 2.0, "completed": 2, "failed": 0, "total_output_tokens": 16,
+                   "ttfts": [0.1, 0.2], "itls": [[0.01] * 7, [0.01] * 7], "errors": ["", ""]}], chat=True)
+    records = [{"start": 100.0 + i, "ok": True, "ttft_ms": 110.0, "e2e_ms": 180.0, "tpot_ms": 10.0,
+                "output_tokens": 8, "itl_ms": [10.0] * 7} for i in range(2)]
+    locust = summarize_step(records, 2, 100.0, 2.0, SLO())
+    export = json.loads((REPO / "tests" / "data" / "aiperf_profile_export.json").read_text())
+    rows = [_row("vllm-bench", 1, vllm, 1.0), _row("locust", 1, locust, 1.0),
+            _row("aiperf", 1, aiperf_client.step_from_export(export), 1.0)]
+    assert [r["output_tokens_per_request"] for r in rows] == [8.0, 8.0, 16.0]
+    assert rows[0]["ttft_p50_ms"] == pytest.approx(160.0) and rows[1]["ttft_p50_ms"] == 110.0
+    assert rows[0]["req_s"] == 1.0 and rows[1]["req_s"] == 1.0 and rows[2]["requests"] == 77
