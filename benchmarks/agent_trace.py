@@ -150,11 +150,13 @@ class BlockIds:
         self._next += n
         return ids
 
-    def for_call(self, tier: str, prompt_tokens: int, previous: list[int] | None) -> list[int]:
-        """``previous``: the ids of this run's last call on the same tier when this prompt extends it."""
+    def for_call(self, tier: str, prompt_tokens: int, previous: tuple[list[int], int] | None) -> list[int]:
+        """``previous``: (ids, prompt tokens) of this run's last call on the same tier when this prompt extends
+        it. Only full blocks are shared: a partial last block is a block of another size (AIPerf refuses a
+        hash id used at two sizes), and vLLM caches only full blocks anyway."""
         blocks = math.ceil(prompt_tokens / self.block)
-        reused = previous if previous is not None else self.shared.get(tier, [])
-        reused = reused[: min(len(reused), prompt_tokens // self.block)]
+        reused = previous[0][: previous[1] // self.block] if previous else self.shared.get(tier, [])
+        reused = reused[: prompt_tokens // self.block]
         return reused + self._fresh(blocks - len(reused))
 
 
@@ -166,12 +168,12 @@ def mooncake_lines(runs: list[Run], models: dict[str, str], block: int = DEFAULT
     ids = BlockIds(block, shared_prefix or {})
     rows = []
     for run in runs:
-        last_agent: list[int] | None = None
+        last_agent: tuple[list[int], int] | None = None
         for index, call in enumerate(run.calls):
             previous = last_agent if call.tier == "agent" else None
             hash_ids = ids.for_call(call.tier, call.prompt_tokens, previous)
             if call.tier == "agent":
-                last_agent = hash_ids
+                last_agent = (hash_ids, call.prompt_tokens)
             rows.append({"abs_ms": run.start * 1000 + call.start_ms, "input_length": call.prompt_tokens,
                          "output_length": max(1, call.output_tokens), "hash_ids": hash_ids,
                          "extra": {"model": models.get(call.tier, call.tier)}, "run_id": run.run_id,

@@ -124,6 +124,12 @@ async def test_mooncake_lines_order_calls_and_share_blocks_like_the_prompts_do(l
     # call k re-sends call k-1's prompt: all of its full blocks (300 tokens -> 18) come first
     assert run1[1]["hash_ids"][:18] == run1[0]["hash_ids"][:18]
     assert run1[2]["hash_ids"][:26] == run1[1]["hash_ids"][:26]
+    assert run1[1]["hash_ids"][18] != run1[0]["hash_ids"][18]  # call 1's partial last block (12 tokens)
+    # AIPerf's rule: one hash id, one block size. Only a row's last block may be partial, so an id that ends a
+    # partial row must appear nowhere else
+    partial_ends = {r["hash_ids"][-1] for r in rows if r["input_length"] % 16}
+    for row in rows:
+        assert not partial_ends & set(row["hash_ids"][:-1]), row
     assert not set(run1[1]["hash_ids"][18:]) & set(run2[1]["hash_ids"])  # nothing else shared across runs
     domain = [r for r in rows if r["tier"] == "domain"]
     assert all(r["hash_ids"][0] == domain[0]["hash_ids"][0] for r in domain)  # the domain system prompt block
