@@ -17,8 +17,8 @@ Choices that make the three clients send the same load (benchmarks/loadgen.py):
 - the same token count: ``--use-server-token-count`` reads ``usage`` like the other two. Without it AIPerf
   re-tokenizes the streamed text with ``--tokenizer``, and the tiny random-weight models emit byte pieces that
   re-tokenize to other counts than vLLM generated;
-- the tokenizer is the served model's folder (needed to synthesize prompts for traces; AIPerf's offline mode
-  only reads the HF cache, so ``HF_HUB_OFFLINE`` must stay unset: a local folder never reaches the network).
+- the tokenizer is the served model's (needed to synthesize prompts for traces), copied into a private HF
+  cache (:func:`cached_tokenizer`): AIPerf runs offline, and offline it reads only that cache.
 """
 
 from __future__ import annotations
@@ -26,12 +26,15 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_BIN = REPO / ".venv-aiperf" / "bin" / "aiperf"
+HF_HOME = REPO / "var" / "aiperf-hf"  # git-ignored: the tokenizers AIPerf reads, as a Hugging Face cache
+SNAPSHOT = "0" * 40
 EXPORT = "profile_export_aiperf.json"
 QUIET = ["--ui-type", "none", "--no-server-metrics", "--no-gpu-telemetry"]
 
@@ -56,9 +59,29 @@ def write_single_turn(prompts: list[str], output_length: int, path: Path) -> Pat
     return path
 
 
+def cached_tokenizer(folder: str | Path, hf_home: Path = HF_HOME) -> str:
+    """A local model folder's tokenizer as ``local/<name>`` in a private Hugging Face cache (no weights).
+
+    Why: AIPerf 0.13's prompt-synthesis workers (dataset/generator/parallel_decode.py, used by trace replay) load
+    the tokenizer with ``HF_HUB_OFFLINE=1``, and offline it reads only the HF cache: a folder path fails in every
+    worker (BrokenProcessPool, seen here). Run with ``HF_HOME`` set to ``hf_home`` and offline (:func:`run`)."""
+    src = Path(folder)
+    repo = hf_home / "hub" / f"models--local--{src.name}"
+    snap = repo / "snapshots" / SNAPSHOT
+    snap.mkdir(parents=True, exist_ok=True)
+    for item in src.iterdir():
+        if item.is_file() and not item.name.endswith((".safetensors", ".bin", ".pt")):
+            shutil.copy2(item, snap / item.name)
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(SNAPSHOT)
+    return f"local/{src.name}"
+
+
 def base_cmd(binary: Path, url: str, model: str, tokenizer: str, artifact_dir: Path, *,
              api_key: str | None = None, ignore_eos: bool = False) -> list[str]:
     """What every run shares: the endpoint (streamed chat), the tokenizer, server token counts, no UI."""
+    if Path(tokenizer).is_dir():
+        tokenizer = cached_tokenizer(tokenizer)
     cmd = [str(binary), "profile", "--model", model, "--url", url, "--endpoint-type", "chat", "--streaming",
            "--tokenizer", tokenizer, "--use-server-token-count", "--artifact-dir", str(artifact_dir), *QUIET]
     if api_key:
@@ -85,7 +108,7 @@ def replay_cmd(base: list[str], trace: Path, block_size: int) -> list[str]:
 def run(cmd: list[str], artifact_dir: Path, timeout_s: float) -> dict:
     """Run one ``aiperf profile``; returns its export JSON (AIPerfError with the log's tail if none)."""
     artifact_dir.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    env = {**os.environ, "HF_HOME": str(HF_HOME), "HF_HUB_OFFLINE": "1"}  # never the network
     log = artifact_dir / "aiperf-console.log"
     started = time.monotonic()
     with log.open("w", encoding="utf-8") as fh:

@@ -260,3 +260,15 @@ def test_each_clients_own_result_becomes_one_row_layout():
     assert [r["output_tokens_per_request"] for r in rows] == [8.0, 8.0, 16.0]
     assert rows[0]["ttft_p50_ms"] == pytest.approx(160.0) and rows[1]["ttft_p50_ms"] == 110.0
     assert rows[0]["req_s"] == 1.0 and rows[1]["req_s"] == 1.0 and rows[2]["requests"] == 77
+
+
+def test_a_local_tokenizer_becomes_an_offline_hf_cache_entry_without_weights(tmp_path):
+    folder = tmp_path / "domain-tiny"
+    folder.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "config.json", "model.safetensors"):
+        (folder / name).write_text("{}")
+    name = aiperf_client.cached_tokenizer(folder, tmp_path / "hf")
+    repo = tmp_path / "hf" / "hub" / "models--local--domain-tiny"
+    assert name == "local/domain-tiny" and (repo / "refs" / "main").read_text() == aiperf_client.SNAPSHOT
+    snap = repo / "snapshots" / aiperf_client.SNAPSHOT
+    assert sorted(p.name for p in snap.iterdir()) == ["config.json", "tokenizer.json", "tokenizer_config.json"]
