@@ -62,9 +62,10 @@ def write_single_turn(prompts: list[str], output_length: int, path: Path) -> Pat
 def cached_tokenizer(folder: str | Path, hf_home: Path = HF_HOME) -> str:
     """A local model folder's tokenizer as ``local/<name>`` in a private Hugging Face cache (no weights).
 
-    Why: AIPerf 0.13's prompt-synthesis workers (dataset/generator/parallel_decode.py, used by trace replay) load
-    the tokenizer with ``HF_HUB_OFFLINE=1``, and offline it reads only the HF cache: a folder path fails in every
-    worker (BrokenProcessPool, seen here). Run with ``HF_HOME`` set to ``hf_home`` and offline (:func:`run`)."""
+    Why: AIPerf 0.13's prompt-synthesis workers (dataset/generator/parallel_decode.py, used by trace
+    replay) load the tokenizer with ``HF_HUB_OFFLINE=1``, and offline it reads only the HF cache: a folder
+    path fails in every worker (BrokenProcessPool, seen here). Run with ``HF_HOME`` set to ``hf_home`` and
+    offline (:func:`run`)."""
     src = Path(folder)
     repo = hf_home / "hub" / f"models--local--{src.name}"
     snap = repo / "snapshots" / SNAPSHOT

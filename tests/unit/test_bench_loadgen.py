@@ -271,4 +271,5 @@ def test_a_local_tokenizer_becomes_an_offline_hf_cache_entry_without_weights(tmp
     repo = tmp_path / "hf" / "hub" / "models--local--domain-tiny"
     assert name == "local/domain-tiny" and (repo / "refs" / "main").read_text() == aiperf_client.SNAPSHOT
     snap = repo / "snapshots" / aiperf_client.SNAPSHOT
-    assert sorted(p.name for p in snap.iterdir()) == ["config.json", "tokenizer.json", "tokenizer_config.json"]
+    files = sorted(p.name for p in snap.iterdir())
+    assert files == ["config.json", "tokenizer.json", "tokenizer_config.json"]
