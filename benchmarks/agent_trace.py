@@ -152,8 +152,8 @@ class BlockIds:
 
     def for_call(self, tier: str, prompt_tokens: int, previous: tuple[list[int], int] | None) -> list[int]:
         """``previous``: (ids, prompt tokens) of this run's last call on the same tier when this prompt
-        extends it. Only full blocks are shared: a partial last block is a block of another size (AIPerf refuses a
-        hash id used at two sizes), and vLLM caches only full blocks anyway."""
+        extends it. Only full blocks are shared: a partial last block is a block of another size (AIPerf
+        refuses a hash id used at two sizes), and vLLM caches only full blocks anyway."""
         blocks = math.ceil(prompt_tokens / self.block)
         reused = previous[0][: previous[1] // self.block] if previous else self.shared.get(tier, [])
         reused = reused[: prompt_tokens // self.block]
