@@ -125,7 +125,11 @@ def _row(client: str, round_: int, step: dict, seconds: float) -> dict:
 
 
 def run_locust(load: Load, work: Path, seed: int) -> dict:
+    import shutil
+
     from benchmarks.runner import LoadSpec, run_step
+
+    shutil.rmtree(work, ignore_errors=True)  # Locust appends to its records file: never count a rerun twice
 
     spec = LoadSpec(host=load.url, model=load.model, max_tokens=str(load.max_tokens),
                     ignore_eos=load.ignore_eos, prompts=str(PROMPTS), seed=seed, processes=1,
@@ -296,7 +300,8 @@ def replay_trace(trace: Path, tiers: dict, work: Path, aiperf: Path) -> dict:
                                       ignore_eos=True)
         cmd = aiperf_client.replay_cmd(base, path, agent_trace.DEFAULT_BLOCK)
         export = aiperf_client.run(cmd, work / name, 900)
-        per_call = _replayed_latencies(work / name)
+        part_rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        per_call = _replayed_latencies(work / name, part_rows)
         result[name] = {"command": shlex.join(cmd), "step": aiperf_client.step_from_export(export),
                         "replayed_latency_ms": per_call}
     recorded: dict[str, list[float]] = {}
@@ -319,26 +324,30 @@ def _quantiles(values: list[float]) -> dict:
             "max": round(float(arr.max()), 1)}
 
 
-def _replayed_latencies(work: Path) -> dict:
-    """AIPerf's per-request latencies by the model each request went to: its records
-    (profile_export.jsonl) name the conversation and turn, its inputs.json the payload (with ``extra.model``
-    merged in) of each."""
-    records, inputs = work / "profile_export.jsonl", work / "inputs.json"
-    if not records.is_file() or not inputs.is_file():
+def _replayed_latencies(work: Path, rows: list[dict]) -> dict:
+    """AIPerf's per-request latencies by the model each request went to. A trace replay writes no inputs.json;
+    its records' ``session_num`` is the trace line (each line is its own conversation, replayed in file order:
+    checked by the prompt tokens, which the server counts as the line's ``input_length`` plus the chat
+    template's tokens). Also that difference, per call."""
+    records = work / "profile_export.jsonl"
+    if not records.is_file():
         return {}
-    models = {s["session_id"]: [p.get("model") for p in s["payloads"]]
-              for s in json.loads(inputs.read_text(encoding="utf-8"))["data"]}
     by_model: dict[str, list[float]] = {}
+    extra_tokens: list[float] = []
     for line in records.read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
-        meta = rec.get("metadata") or {}
-        latency = (rec.get("metrics") or {}).get("request_latency", {}).get("value")
-        turns = models.get(meta.get("conversation_id"), [])
-        turn = meta.get("turn_index", 0)
-        model = turns[turn] if turn < len(turns) else "?"
-        if latency is not None:
-            by_model.setdefault(model, []).append(latency)
-    return {model: _quantiles(v) for model, v in by_model.items()}
+        n = (rec.get("metadata") or {}).get("session_num")
+        metrics = rec.get("metrics") or {}
+        latency = metrics.get("request_latency", {}).get("value")
+        if latency is None or n is None or n >= len(rows):
+            continue
+        by_model.setdefault(rows[n]["extra"]["model"], []).append(latency)
+        isl = metrics.get("input_sequence_length", {}).get("value")
+        if isl is not None:
+            extra_tokens.append(isl - rows[n]["input_length"])
+    out = {model: _quantiles(v) for model, v in by_model.items()}
+    out["server_prompt_tokens_over_trace"] = _quantiles(extra_tokens)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -131,6 +131,10 @@ def write_trace_report(result: dict, out: Path) -> Path:
                   f"{rep.get('p50', '-')} / {rep.get('p90', '-')} | {rec.get('n')} / {rep.get('n', 0)} |")
     for name, part in replay.items():
         if isinstance(part, dict) and "step" in part:
+            extra = part["replayed_latency_ms"].get("server_prompt_tokens_over_trace") or {}
+            if extra:
+                md += ["", f"Prompt tokens as the server counted them, over the trace's `input_length`: "
+                           f"p50 {extra['p50']}, max {extra['max']} (the chat template's tokens)."]
             s = part["step"]
             md += ["", f"AIPerf replay `{name}`: {s['requests']} requests, {s['failures']} failed, "
                        f"{_fmt(s['req_s'])} req/s over {s['duration_s']} s "

@@ -47,6 +47,9 @@ def test_three_clients_measure_both_targets_and_the_trace_replays(stack, tmp_pat
     assert trace["shared_prefix_tokens"]["agent"] > 100  # the agent's system prompt, by vLLM's /tokenize
     replay = result["replay"]["all"]  # one vLLM process serves both names on this profile
     assert replay["step"]["requests"] == len(calls) and replay["step"]["failures"] == 0
-    assert sum(v["n"] for v in replay["replayed_latency_ms"].values()) == len(calls)
-    assert set(replay["replayed_latency_ms"]) == set(trace["models"].values())
+    per_model = dict(replay["replayed_latency_ms"])
+    template = per_model.pop("server_prompt_tokens_over_trace")
+    assert set(per_model) == set(trace["models"].values())  # every call went to its tier's served name
+    assert sum(v["n"] for v in per_model.values()) == len(calls)
+    assert template["n"] == len(calls) and 0 <= template["p50"] <= 64  # the chat template's few tokens
     assert (out / "trace.md").is_file() and (out / "trace.png").stat().st_size > 1000

@@ -273,3 +273,23 @@ def test_a_local_tokenizer_becomes_an_offline_hf_cache_entry_without_weights(tmp
     snap = repo / "snapshots" / aiperf_client.SNAPSHOT
     files = sorted(p.name for p in snap.iterdir())
     assert files == ["config.json", "tokenizer.json", "tokenizer_config.json"]
+
+
+def test_replayed_records_map_to_their_trace_line_and_model(tmp_path):
+    from benchmarks.loadgen import _replayed_latencies
+
+    rows = [{"input_length": 100, "extra": {"model": "qwen-agent"}},
+            {"input_length": 40, "extra": {"model": "internlm2-chat-sui"}},
+            {"input_length": 120, "extra": {"model": "qwen-agent"}}]
+    # AIPerf's record layout (profile_export.jsonl of a replay): session_num is the trace line
+    records = [{"metadata": {"session_num": n, "turn_index": 0},
+                "metrics": {"request_latency": {"value": latency, "unit": "ms"},
+                            "input_sequence_length": {"value": rows[n]["input_length"] + 20,
+                                                      "unit": "tokens"}}}
+               for n, latency in ((2, 300.0), (0, 100.0), (1, 50.0))]
+    (tmp_path / "profile_export.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = _replayed_latencies(tmp_path, rows)
+    assert out["qwen-agent"]["n"] == 2 and out["qwen-agent"]["p50"] == 200.0
+    assert out["internlm2-chat-sui"] == {"n": 1, "mean": 50.0, "p50": 50.0, "p90": 50.0, "max": 50.0}
+    assert out["server_prompt_tokens_over_trace"]["max"] == 20.0
+    assert _replayed_latencies(tmp_path / "none", rows) == {}
