@@ -121,6 +121,16 @@ _REFUSED: dict[str, str] = {
     "service_tier": "service tiers are not supported",
 }
 _NEUTRAL = {"tool_choice": ("none",), "function_call": ("none",), "service_tier": ("auto", "default")}
+
+
+def refuse_unless_neutral(value: Any, name: str, reasons: dict[str, str], neutral: dict[str, tuple]) -> Any:
+    """``value`` when it asks for nothing (null, false, 0, empty, or one of ``neutral[name]``), else the
+    ValueError (a 400 naming ``name``) with ``reasons[name]``."""
+    if value in (None, False, [], {}, 0) or value in neutral.get(name, ()):
+        return value
+    raise ValueError(reasons[name])
+
+
 NUMBERS = ("max_completion_tokens", "max_tokens", "temperature", "top_p", "seed", "presence_penalty",
            "frequency_penalty", "n", "top_k", "min_p", "repetition_penalty", "min_tokens", "sui_max_steps")
 
@@ -186,9 +196,7 @@ class ChatCompletionRequest(BaseModel):
     @field_validator(*_REFUSED)
     @classmethod
     def _refuse(cls, value: Any, info: ValidationInfo) -> Any:
-        if value in (None, False, [], {}, 0) or value in _NEUTRAL.get(info.field_name, ()):
-            return value
-        raise ValueError(_REFUSED[info.field_name])
+        return refuse_unless_neutral(value, info.field_name, _REFUSED, _NEUTRAL)
 
     @field_validator("n")
     @classmethod

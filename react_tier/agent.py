@@ -60,7 +60,7 @@ from react_tier.tools import DOMAIN_SYSTEM_PROMPT, Tool, ToolContext, ToolInputE
 from suiqa.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
-_REF_RE = re.compile(r"[\[【]([^\[\]【】\n]{1,200})[\]】]")
+REF_RE = re.compile(r"[\[【]([^\[\]【】\n]{1,200})[\]】]")
 _END = object()
 
 
@@ -366,7 +366,7 @@ class _Run:
     def _citations(self, answer: str) -> list[Citation]:
         cited: dict[str, Citation] = {}
         for text in [answer, *(step.thought for step in self.steps if not step.forced)]:
-            for ref in _REF_RE.findall(text or ""):
+            for ref in REF_RE.findall(text or ""):
                 if ref.strip() in self.observed:
                     cited.setdefault(ref.strip(), self.observed[ref.strip()])
         return list(cited.values())
