@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from openai.types.responses import (
     Response,
@@ -50,8 +50,9 @@ from pydantic import (
 from deployments.protocol import (
     MAX_MESSAGES,
     ChatCompletionRequest,
+    RefusesParameters,
     SuiExtras,
-    refuse_unless_neutral,
+    options_need_a_stream,
     usage_of,
 )
 from react_tier.agent import REF_RE  # a citation marker, as the agent reads them
@@ -61,7 +62,7 @@ MAX_INPUT_ITEMS = MAX_MESSAGES - 1  # one message of the chat request is kept fo
 SERVER_LABEL = "sui"  # the mcp_call items' server: the pipeline's own tools
 WEB_SOURCE = "web"  # Citation.source of a web search result (its id is the URL)
 
-# Parameters refused when they ask for something, and why (see refuse_unless_neutral).
+# Parameters refused when they ask for something, and why (see deployments.protocol.RefusesParameters).
 REFUSED: dict[str, str] = {
     "store": "this API keeps no responses (store: true is not supported); send the whole conversation in input",
     "previous_response_id": "this API keeps no responses; send the whole conversation in input",
@@ -131,11 +132,13 @@ class ResponsesStreamOptions(BaseModel):
     include_obfuscation: Literal[False] | None = Field(None, description="Not supported (no padding).")
 
 
-class ResponsesRequest(BaseModel):
+class ResponsesRequest(RefusesParameters):
     """OpenAI's ``responses.create`` parameters this API honours (the rest are refused with a 400 naming them);
     :meth:`to_chat` is the one seam into the pipeline."""
 
     model_config = ConfigDict(extra="forbid")
+    REFUSED: ClassVar[dict[str, str]] = REFUSED
+    NEUTRAL: ClassVar[dict[str, tuple]] = NEUTRAL
 
     model: str
     input: Annotated[Annotated[str, Tag("text")]
@@ -178,11 +181,6 @@ class ResponsesRequest(BaseModel):
     def _json_numbers(cls, value: Any) -> Any:
         return ChatCompletionRequest._json_numbers(value)
 
-    @field_validator(*REFUSED)
-    @classmethod
-    def _refuse(cls, value: Any, info: ValidationInfo) -> Any:
-        return refuse_unless_neutral(value, info.field_name, REFUSED, NEUTRAL)
-
     @field_validator("input")
     @classmethod
     def _ends_with_the_question(cls, value: str | list[InputMessage]) -> str | list[InputMessage]:
@@ -201,9 +199,7 @@ class ResponsesRequest(BaseModel):
     @classmethod
     def _options_need_a_stream(cls, value: ResponsesStreamOptions | None,
                                info: ValidationInfo) -> ResponsesStreamOptions | None:
-        if value is not None and info.data.get("stream") is not True:
-            raise ValueError("stream_options is only allowed when stream is true")
-        return value
+        return options_need_a_stream(value, info)
 
     def to_chat(self) -> ChatCompletionRequest:
         """The chat request this one means (validated like any chat request)."""
