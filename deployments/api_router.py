@@ -18,6 +18,8 @@ request-id 400s, validation 400s, 404/405 and disconnects are counted like any o
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -240,16 +242,22 @@ def _openapi(app: FastAPI) -> dict:
     return app.openapi_schema
 
 
-def create_app(chat: OpenAIServingChat | None, echo_request_id: bool = True, keys: KeyRing | None = None) -> FastAPI:
+def create_app(chat: OpenAIServingChat | None, echo_request_id: bool = True, keys: KeyRing | None = None,
+               tracer: Any = None) -> FastAPI:
     """The API around ``chat`` (None: every route but /health answers 503 "starting up"). ``echo_request_id``:
     set X-Request-Id on responses (off under Ray Serve, whose proxy does it). ``keys``: the API keys (None or
-    empty: an open API; deployments.app refuses that unless the settings allow it)."""
+    empty: an open API; deployments.app refuses that unless the settings allow it). ``tracer``: an
+    OpenTelemetry tracer for the requests' server spans (deployments/tracing.py; None: no tracing)."""
     app = FastAPI(title="Sui QA pipeline API", version="0.2.0")
     app.state.chat = chat
     app.include_router(router)
     if chat is not None:
         app.state.gate = Gate(chat.settings, keys or KeyRing([]))
         app.add_middleware(GuardMiddleware, gate=app.state.gate)  # inner: its refusals get the request id
+    if tracer is not None:
+        from deployments.tracing import TracingMiddleware
+
+        app.add_middleware(TracingMiddleware, tracer=tracer)  # inside the request id, outside the guard
     app.add_middleware(RequestIdMiddleware, echo=echo_request_id)
     app.add_middleware(RequestMetricsMiddleware, metrics=getattr(chat, "metrics", None))  # outermost: counts all
     app.openapi = lambda: _openapi(app)
