@@ -1,8 +1,8 @@
 """What tracing costs a request: the pipeline with ``tracing.enabled`` off and on, in ONE run.
 
-    python -m benchmarks.tracing_overhead --requests 40 --repeats 3 --concurrency 1 4 --out benchmarks/results/tracing
+    python -m benchmarks.tracing_overhead --requests 30 --repeats 3 --concurrency 1 4 --out benchmarks/results/tracing
 
-Each repeat runs both modes back to back (their order alternating) against the same in-process app: the real
+Each repeat alternates the modes round by round (a round: ``concurrency`` requests at once) against in-process apps: the real
 ingress (deployments/api_router.create_app) and the real ReActAgent (draft, forced search, agent turns) over the
 stand-in vLLM (benchmarks/standin_vllm, a fast pace: the upstream costs almost nothing, so what tracing adds is
 not hidden behind model time). "on" exports every span over OTLP/HTTP (the SDK's exporter, a
@@ -51,25 +51,47 @@ def build_app(base: str, endpoint: str | None, knowledge_base):
     return create_app(OpenAIServingChat(settings, agent), tracer=tracer), provider, agent
 
 
-async def measure(app, requests: int, concurrency: int) -> tuple[list[float], float]:
-    """Latencies (s) of ``requests`` streamed chat requests, ``concurrency`` at a time; CPU seconds per request."""
-    latencies: list[float] = []
-    slots = asyncio.Semaphore(concurrency)
+async def one_request(client: httpx.AsyncClient) -> tuple[float, float]:
+    """One streamed chat request: its latency and the process CPU it took (s)."""
     body = {"model": "sui-react", "messages": [{"role": "user", "content": QUESTION}], "stream": True}
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api",
-                                 timeout=60) as client:
-        async def one() -> None:
-            async with slots:
-                started = time.perf_counter()
-                resp = await client.post("/v1/chat/completions", json=body)
-                assert resp.status_code == 200 and "[DONE]" in resp.text, resp.text[:300]
-                latencies.append(time.perf_counter() - started)
+    started, cpu = time.perf_counter(), time.process_time()
+    resp = await client.post("/v1/chat/completions", json=body)
+    assert resp.status_code == 200 and "[DONE]" in resp.text, resp.text[:300]
+    return time.perf_counter() - started, time.process_time() - cpu
 
-        await one()  # warm-up (the knowledge base, connections): not counted
-        latencies.clear()
-        cpu = time.process_time()
-        await asyncio.gather(*(one() for _ in range(requests)))
-        return latencies, (time.process_time() - cpu) / requests
+
+async def measure(clients: dict[str, httpx.AsyncClient], requests: int, concurrency: int
+                  ) -> dict[str, dict[str, list[float]]]:
+    """``requests`` rounds of ``concurrency`` requests per mode, the modes alternating round by round (so the
+    machine's other load falls on both alike); per mode the requests' latencies and CPU (per request: the
+    round's CPU over its requests)."""
+    found: dict[str, dict[str, list[float]]] = {mode: {"latency": [], "cpu": []} for mode in clients}
+    for index in range(requests):
+        for mode in (("off", "on") if index % 2 == 0 else ("on", "off")):
+            cpu = time.process_time()
+            results = await asyncio.gather(*(one_request(clients[mode]) for _ in range(concurrency)))
+            found[mode]["latency"] += [latency for latency, _ in results]
+            found[mode]["cpu"].append((time.process_time() - cpu) / concurrency)
+    return found
+
+
+def span_cost_us(endpoint: str, spans: int = 3000) -> float:
+    """Process CPU per span of the hooks' own kind (open, attributes, note, close, batch export over OTLP/HTTP
+    to ``endpoint``), in microseconds: what one span costs, apart from any request."""
+    from deployments.config import TracingSettings
+    from deployments.tracing import OtelAgentHooks, tracer_provider
+
+    provider = tracer_provider(TracingSettings(enabled=True, otlp_endpoint=endpoint))
+    hooks = OtelAgentHooks(provider.get_tracer("bench"))
+    cpu = time.process_time()
+    with hooks.span("agent.run", {"sui.request_id": "bench"}):
+        for index in range(spans - 1):
+            with hooks.span("llm.call", {"sui.tier": "agent", "gen_ai.request.model": "agent"}) as note:
+                note({"sui.call_id": f"bench.a{index}", "gen_ai.usage.input_tokens": 900})
+                hooks.upstream_headers()
+    provider.force_flush(30_000)
+    provider.shutdown()
+    return (time.process_time() - cpu) / spans * 1e6
 
 
 async def run(requests: int, repeats: int, concurrencies: list[int]) -> dict:
@@ -80,30 +102,37 @@ async def run(requests: int, repeats: int, concurrencies: list[int]) -> dict:
         knowledge_base = KnowledgeBase.load()  # once, before any pass: loading it is not a request's cost
         apps = {"off": build_app(base, None, knowledge_base), "on": build_app(base, receiver.endpoint,
                                                                                 knowledge_base)}
-        steps = [(c, r, mode) for c in concurrencies for r in range(repeats)
-                 for mode in (("off", "on") if r % 2 == 0 else ("on", "off"))]
-        for concurrency, repeat, mode in tqdm(steps, desc="tracing overhead", unit="pass"):
-            app, provider, _ = apps[mode]
-            latencies, cpu_s = await measure(app, requests, concurrency)
-            if provider is not None:
-                provider.force_flush(10_000)
-            key = f"{mode}@c{concurrency}"
-            results.setdefault(key, {"mode": mode, "concurrency": concurrency, "passes": []})["passes"].append(
-                {"repeat": repeat, "latency": distribution([x * 1000 for x in latencies]), "cpu_ms": cpu_s * 1000,
-                 "latencies_ms": [round(x * 1000, 2) for x in latencies]})
+        clients = {mode: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api",
+                                           timeout=60) for mode, (app, _, _) in apps.items()}
+        for client in clients.values():
+            await one_request(client)  # warm-up (connections, first imports): not counted
+        for concurrency, repeat in tqdm([(c, r) for c in concurrencies for r in range(repeats)],
+                                        desc="tracing overhead", unit="pass"):
+            found = await measure(clients, requests, concurrency)
+            for mode, values in found.items():
+                results.setdefault(f"{mode}@c{concurrency}", {"mode": mode, "concurrency": concurrency,
+                                                               "passes": []})["passes"].append({
+                    "repeat": repeat, "latency": distribution([x * 1000 for x in values["latency"]]),
+                    "cpu_ms": statistics.median(values["cpu"]) * 1000,
+                    "latencies_ms": [round(x * 1000, 2) for x in values["latency"]]})
+        apps["on"][1].force_flush(10_000)
         spans = len(receiver.spans)
+        for client in clients.values():
+            await client.aclose()
         for _, provider, agent in apps.values():
             if provider is not None:
                 provider.shutdown()
             await agent.aclose()
+        per_span = [span_cost_us(receiver.endpoint) for _ in range(3)]
     for item in results.values():
         passes = item["passes"]
         item["p50_ms"] = statistics.median(p["latency"]["p50"] for p in passes)
         item["p95_ms"] = statistics.median(p["latency"]["p95"] for p in passes)
         item["cpu_ms_per_request"] = statistics.median(p["cpu_ms"] for p in passes)
-    runs = (requests + 1) * repeats * len(concurrencies)  # every "on" request, warm-ups included
+    traced = 1 + requests * repeats * sum(concurrencies)  # every "on" request, the warm-up included
     return {"requests": requests, "repeats": repeats, "concurrency": concurrencies, "results": results,
-            "spans_exported": spans, "spans_per_request": round(spans / runs, 1)}
+            "spans_exported": spans, "spans_per_request": round(spans / traced, 1),
+            "span_cost_us": {"runs": [round(x, 1) for x in per_span], "median": round(statistics.median(per_span), 1)}}
 
 
 def report(data: dict, out: Path, command: str) -> None:
@@ -134,9 +163,16 @@ def report(data: dict, out: Path, command: str) -> None:
     fig.savefig(out / "latency.png", dpi=120)
     text = [f"# Tracing overhead\n\n`{command}`\n", *rows, "",
             f"{data['spans_per_request']} spans per request exported (OTLP/HTTP, BatchSpanProcessor). "
-            f"Medians of {data['repeats']} repeats of {data['requests']} streamed chat requests per mode, modes "
-            "alternating; the stand-in vLLM answers at once (ttft 2 ms), so the added time is not hidden "
-            "behind model time. Plot: latency.png (same command).", ""]
+            f"Medians of {data['repeats']} repeats; each repeat is {data['requests']} rounds of `concurrency` "
+            "streamed chat requests per mode, the modes alternating round by round (the machine's other load "
+            "falls on both alike). The stand-in vLLM answers at once (ttft 2 ms), so the added time is not "
+            "hidden behind model time. CPU per request: the process's CPU (stand-in included) per request, "
+            "median of the rounds. Plot: latency.png (same command).", "",
+            f"One span on its own (open, attributes, close, batch export over OTLP/HTTP; the receiver runs in the "
+            "same process, so its parsing is counted too: an upper bound): "
+            f"{data['span_cost_us']['median']} µs of CPU (median of 3 runs of 3000: "
+            f"{data['span_cost_us']['runs']}), so {data['spans_per_request']} spans are "
+            f"{data['span_cost_us']['median'] * data['spans_per_request'] / 1000:.2f} ms of CPU per request.", ""]
     (out / "README.md").write_text("\n".join(text), encoding="utf-8")
 
 
@@ -145,7 +181,7 @@ def main() -> None:
 
     logging.getLogger("react_tier").setLevel(logging.ERROR)  # a degraded run's step warnings, per request
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--requests", type=int, default=30, help="rounds per mode and repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/tracing"))
