@@ -43,7 +43,8 @@ async def test_vllms_spans_join_the_pipelines_trace(traced_vllm):
     llm = {"base_url": server.base_url, "model": server.profile.api_model_name, "max_tokens": 24,
            "timeout_s": 60}
     settings = ApiSettings.load(tracing={"enabled": True, "otlp_endpoint": receiver.endpoint}, agent={
-        "agent_llm": llm, "domain_llm": llm, "max_steps": 1, "always_search_first": True, "deadline_s": 120})
+        "agent_llm": llm, "domain_llm": llm, "max_steps": 1, "always_search_first": True, "deadline_s": 120,
+        "max_observation_chars": 400})
     provider = tracer_provider(settings.tracing)
     tracer = provider.get_tracer("it")
     agent = ReActAgent.from_settings(settings.agent, hooks=[OtelAgentHooks(tracer)])
