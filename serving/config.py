@@ -173,6 +173,8 @@ class ServingProfile(TierSettings):
             env.setdefault("VLLM_TARGET_DEVICE", "cpu")
         if (self.otlp_traces_endpoint or "").startswith(("http://", "https://")):
             env.setdefault("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")  # vLLM's default is gRPC
+        if self.otlp_traces_endpoint:
+            env.setdefault("OTEL_SERVICE_NAME", f"vllm-{self.role}")  # else "unknown_service:python"
         env.update(self.env)
         if self.api_key is not None:
             env["VLLM_API_KEY"] = self.api_key.get_secret_value()
