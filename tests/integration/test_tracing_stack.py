@@ -74,7 +74,7 @@ async def test_vllms_spans_join_the_pipelines_trace(traced_vllm):
     by_id = {s.span_id: s for s in ours(spans)}
     # one trace: the client's, the pipeline's, vLLM's
     assert {s.trace_id for s in ours(spans) + vllm} == {CLIENT_TRACE}
-    assert {s.service for s in vllm} != {"sui-pipeline"}
+    assert {s.service for s in vllm} == {"vllm-agent"}  # the profile names its service
     for span in vllm:
         parent = by_id[span.parent_id]
         assert parent.name.startswith("llm.call")
