@@ -27,8 +27,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
+import socket
+import threading
 import time
+from collections.abc import Iterator
 
 import uvicorn
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
@@ -50,6 +54,27 @@ MAX_MODEL_LEN = 32768
 class Pace:
     def __init__(self, ttft_s: float, itl_s: float, stream_interval: int) -> None:
         self.ttft_s, self.itl_s, self.stream_interval = ttft_s, itl_s, max(1, stream_interval)
+
+
+@contextlib.contextmanager
+def serve_standin(standin: StandIn) -> Iterator[str]:
+    """Run ``standin`` on a free loopback port in a thread; yields its base URL (without /v1)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(standin.app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "stand-in did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def _error(message: str, status: int = 400, param: str | None = None) -> JSONResponse:

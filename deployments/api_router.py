@@ -18,6 +18,8 @@ request-id 400s, validation 400s, 404/405 and disconnects are counted like any o
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -39,7 +41,10 @@ from deployments.protocol import (
     error_body,
 )
 from deployments.request_schema import publish as publish_request
+from deployments.request_schema import publish_responses
+from deployments.responses_protocol import ResponsesRequest
 from deployments.serving_chat import ApiError, OpenAIServingChat, classify_exception
+from deployments.serving_responses import OpenAIServingResponses
 from suiqa.logs import request_context
 
 router = APIRouter()
@@ -63,6 +68,16 @@ SSE_EVENT = {
     "description": "`data`: a ChatCompletionChunk as JSON (the last with `sui`; with include_usage one more "
                    "with `usage`), an OpenAI-format error if the run fails midway, then `[DONE]`. With "
                    "sui_events, `event: sui.step` events carry each step as it starts and ends."}
+RESPONSES_SSE_EVENT = {
+    "type": "object", "required": ["event", "data"],
+    "properties": {"event": {"enum": [
+        "response.created", "response.in_progress", "response.output_item.added", "response.output_item.done",
+        "response.content_part.added", "response.content_part.done", "response.output_text.delta",
+        "response.output_text.done", "response.completed", "response.incomplete", "error", "response.failed"]},
+        "data": {"type": "string"}},
+    "description": "`data`: the event (openai.types.responses.ResponseStreamEvent) as JSON, its `type` the "
+                   "SSE event's name; the last is response.completed (response.incomplete when cut at "
+                   "max_output_tokens), or `error` then response.failed if the run fails midway."}
 
 
 def _errors(*codes: int) -> dict:
@@ -134,17 +149,32 @@ def _error(status: int, message: str, param: str | None = None) -> JSONResponse:
           "content": {"text/event-stream": {"schema": SSE_EVENT}}},
     **_errors(400, 401, 404, 413, 429, 502, 503, 504)})
 async def create_chat_completion(body: ChatCompletionRequest, request: Request):
-    chat = _chat(request)
+    return await _answer(_chat(request), body, request)
+
+
+@router.post("/v1/responses", response_model=None, responses={
+    200: {"description": "The Response (JSON), or its events (SSE) when `stream` is true",
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Response"}},
+                      "text/event-stream": {"schema": RESPONSES_SSE_EVENT}}},
+    **_errors(400, 401, 404, 413, 429, 502, 503, 504)})
+async def create_response(body: ResponsesRequest, request: Request):
+    """OpenAI's Responses API over the same pipeline (docs/responses.md): the agent's steps as `reasoning` and
+    `mcp_call` items, the answer as a `message` whose text cites its sources (annotations)."""
+    return await _answer(OpenAIServingResponses(_chat(request)), body, request)
+
+
+async def _answer(handler: OpenAIServingChat | OpenAIServingResponses, body: BaseModel, request: Request):
+    """One answer: SSE when the body asks for a stream, else JSON; every failure an OpenAI-format error."""
     request_id = request.state.request_id
     try:
         if body.stream:
-            lines = await chat.stream(body, request_id)
+            lines = await handler.stream(body, request_id)
             return StreamingResponse(lines, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-        response = await chat.create(body, request_id)
+        response = await handler.create(body, request_id)
     except Exception as exc:  # noqa: BLE001 - every failure leaves as an OpenAI-format error
         err = classify_exception(exc)
         return _error(err.status, err.message, err.param)
-    return JSONResponse(response.model_dump(exclude_none=True))
+    return JSONResponse(response if isinstance(response, dict) else response.model_dump(exclude_none=True))
 
 
 @router.get("/v1/models", responses=_errors(401, 503))
@@ -199,6 +229,7 @@ def _openapi(app: FastAPI) -> dict:
             settings = chat.settings
             publish_request(schema, settings.served_model_name, settings.agent.limits,
                             settings.agent.agent_llm.max_tokens)
+            publish_responses(schema, settings.served_model_name, settings.agent.limits)
         gate = getattr(app.state, "gate", None)
         if gate is not None and gate.keys:
             schema.setdefault("components", {})["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
@@ -211,16 +242,22 @@ def _openapi(app: FastAPI) -> dict:
     return app.openapi_schema
 
 
-def create_app(chat: OpenAIServingChat | None, echo_request_id: bool = True, keys: KeyRing | None = None) -> FastAPI:
+def create_app(chat: OpenAIServingChat | None, echo_request_id: bool = True, keys: KeyRing | None = None,
+               tracer: Any = None) -> FastAPI:
     """The API around ``chat`` (None: every route but /health answers 503 "starting up"). ``echo_request_id``:
     set X-Request-Id on responses (off under Ray Serve, whose proxy does it). ``keys``: the API keys (None or
-    empty: an open API; deployments.app refuses that unless the settings allow it)."""
+    empty: an open API; deployments.app refuses that unless the settings allow it). ``tracer``: an
+    OpenTelemetry tracer for the requests' server spans (deployments/tracing.py; None: no tracing)."""
     app = FastAPI(title="Sui QA pipeline API", version="0.2.0")
     app.state.chat = chat
     app.include_router(router)
     if chat is not None:
         app.state.gate = Gate(chat.settings, keys or KeyRing([]))
         app.add_middleware(GuardMiddleware, gate=app.state.gate)  # inner: its refusals get the request id
+    if tracer is not None:
+        from deployments.tracing import TracingMiddleware
+
+        app.add_middleware(TracingMiddleware, tracer=tracer)  # inside the request id, outside the guard
     app.add_middleware(RequestIdMiddleware, echo=echo_request_id)
     app.add_middleware(RequestMetricsMiddleware, metrics=getattr(chat, "metrics", None))  # outermost: counts all
     app.openapi = lambda: _openapi(app)

@@ -47,7 +47,13 @@ class SuiReActDeployment:
         metrics.use_multiprocess(metrics.multiprocess_dir() or run_dir() / "pipeline-metrics")
         self.metrics = metrics.PipelineMetrics()
         self.exporter = metrics.NodeMetricsExporter(settings.host, settings.metrics_port).start()
-        self.agent = ReActAgent.from_settings(settings.agent, hooks=[metrics.PrometheusAgentHooks(self.metrics)])
+        hooks, self.tracer_provider = [metrics.PrometheusAgentHooks(self.metrics)], None
+        if settings.tracing.enabled:
+            from deployments.tracing import OtelAgentHooks, tracer_provider
+
+            self.tracer_provider = tracer_provider(settings.tracing)
+            hooks.append(OtelAgentHooks(self.tracer_provider.get_tracer("sui.pipeline")))
+        self.agent = ReActAgent.from_settings(settings.agent, hooks=hooks)
         self.chat = OpenAIServingChat(settings, self.agent, self.metrics)
         # Load the knowledge base now (off the event loop) rather than on this replica's first request.
         self._warm_up = asyncio.get_running_loop().create_task(self.agent.load_knowledge())
@@ -55,7 +61,9 @@ class SuiReActDeployment:
     def __serve_build_asgi_app__(self):
         from deployments.api_router import create_app
 
-        self._asgi = create_app(self.chat, echo_request_id=False, keys=self.keys)  # the proxy echoes X-Request-Id
+        tracer = self.tracer_provider.get_tracer("sui.pipeline") if self.tracer_provider else None
+        self._asgi = create_app(self.chat, echo_request_id=False, keys=self.keys,  # the proxy echoes X-Request-Id
+                                tracer=tracer)
         return self._asgi
 
     async def check_health(self) -> None:
@@ -68,6 +76,9 @@ class SuiReActDeployment:
         exporter = getattr(self, "exporter", None)
         if exporter is not None:
             exporter.close()
+        provider = getattr(self, "tracer_provider", None)
+        if provider is not None:
+            provider.shutdown()  # exports the spans still batched
         agent = getattr(self, "agent", None)  # absent when the constructor failed
         if agent is not None:
             await agent.aclose()

@@ -113,6 +113,20 @@ class AdmissionSettings(BaseModel):
     per_key_burst: int = Field(20, ge=1, description="Token-bucket size: requests a key may send at once.")
 
 
+class TracingSettings(BaseModel):
+    """OpenTelemetry traces of each request (deployments/tracing.py, docs/tracing.md): off by default."""
+
+    enabled: bool = Field(False, description="One span tree per request: ingress, agent run, steps, tools, LLM "
+                          "calls (with `traceparent` sent to vLLM), exported over OTLP/HTTP.")
+    otlp_endpoint: str = Field("http://127.0.0.1:4318/v1/traces", description="OTLP/HTTP traces URL (a "
+                               "collector, Jaeger, Tempo ...).")
+    service_name: str = Field("sui-pipeline", description="The spans' service.name.")
+    sample_ratio: float = Field(1.0, ge=0, le=1, description="Share of new traces kept (a client's sampled "
+                                "`traceparent` is followed).")
+    export_timeout_s: float = Field(5, gt=0, description="Per OTLP export; a down collector drops spans, "
+                                    "never blocks requests.")
+
+
 class ApiSettings(TierSettings):
     """The pipeline API: an autoscaled Serve deployment, OpenAI-compatible ingress + ReAct agent per replica."""
 
@@ -134,6 +148,7 @@ class ApiSettings(TierSettings):
     api_keys_file: Path | None = Field(None, description="A secret file with more keys, one 'id:key' a line.")
     require_api_keys: bool = Field(True, description="Refuse to start without keys (false: an open demo API).")
     admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings,
                                  description="The react_tier configuration (a nested tier: SUIQA_REACT_* env vars; "
                                              "its input limits are the API's limits).")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -121,15 +121,42 @@ _REFUSED: dict[str, str] = {
     "service_tier": "service tiers are not supported",
 }
 _NEUTRAL = {"tool_choice": ("none",), "function_call": ("none",), "service_tier": ("auto", "default")}
+
+
+class RefusesParameters(BaseModel):
+    """A request whose parameters named in ``REFUSED`` pass only when they ask for nothing (null, false, 0,
+    empty, or one of ``NEUTRAL[name]``); else a 400 naming the parameter with ``REFUSED[name]``."""
+
+    REFUSED: ClassVar[dict[str, str]] = {}
+    NEUTRAL: ClassVar[dict[str, tuple]] = {}
+
+    @field_validator("*")
+    @classmethod
+    def _refuse(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name
+        if name not in cls.REFUSED or value in (None, False, [], {}, 0) or value in cls.NEUTRAL.get(name, ()):
+            return value
+        raise ValueError(cls.REFUSED[name])
+
+
+def options_need_a_stream(value: Any, info: ValidationInfo) -> Any:
+    """``stream_options`` (a field declared after ``stream``) only with ``stream: true``."""
+    if value is not None and info.data.get("stream") is not True:
+        raise ValueError("stream_options is only allowed when stream is true")
+    return value
+
+
 NUMBERS = ("max_completion_tokens", "max_tokens", "temperature", "top_p", "seed", "presence_penalty",
            "frequency_penalty", "n", "top_k", "min_p", "repetition_penalty", "min_tokens", "sui_max_steps")
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(RefusesParameters):
     """OpenAI's chat request as this API understands it: each parameter is honoured (see README, "The pipeline
     API") or refused with a 400 that names it. :meth:`to_agent_request` is the one seam into the agent."""
 
     model_config = ConfigDict(extra="forbid")
+    REFUSED: ClassVar[dict[str, str]] = _REFUSED
+    NEUTRAL: ClassVar[dict[str, tuple]] = _NEUTRAL
 
     model: str
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=MAX_MESSAGES)
@@ -183,13 +210,6 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError("must be a JSON number")
         return value
 
-    @field_validator(*_REFUSED)
-    @classmethod
-    def _refuse(cls, value: Any, info: ValidationInfo) -> Any:
-        if value in (None, False, [], {}, 0) or value in _NEUTRAL.get(info.field_name, ()):
-            return value
-        raise ValueError(_REFUSED[info.field_name])
-
     @field_validator("n")
     @classmethod
     def _one_choice(cls, value: int | None) -> int | None:
@@ -233,11 +253,8 @@ class ChatCompletionRequest(BaseModel):
 
     @field_validator("stream_options")
     @classmethod
-    def _options_need_a_stream(cls, value: StreamOptions | None,
-                               info: ValidationInfo) -> StreamOptions | None:
-        if value is not None and info.data.get("stream") is not True:
-            raise ValueError("stream_options is only allowed when stream is true")
-        return value
+    def _options_need_a_stream(cls, value: StreamOptions | None, info: ValidationInfo) -> StreamOptions | None:
+        return options_need_a_stream(value, info)
 
     @property
     def answer_token_cap(self) -> int | None:

@@ -31,7 +31,7 @@ from deployments.protocol import (
 )
 from react_tier.errors import AgentInputError
 from react_tier.request import Agent, AgentRequest
-from react_tier.results import AnswerDelta, Done, StepFinished, StepStarted
+from react_tier.results import AgentEvent, AgentResult, AnswerDelta, Done, StepFinished, StepStarted
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +104,37 @@ class OpenAIServingChat:
                                             "max_steps": checked.max_steps, "user": request.user})
         return checked
 
-    async def create(self, request: ChatCompletionRequest, request_id: str) -> ChatCompletionResponse:
-        agent_request = self.prepare(request, request_id)
+    async def run(self, agent_request: AgentRequest) -> AgentResult:
+        """One whole run within the pipeline's time limit (its latency observed): the seam every non-streaming
+        API (chat completions, responses) runs through."""
         started = _received_at()
         result = await asyncio.wait_for(self.agent.run(agent_request), timeout=self.settings.request_timeout_s)
         self._observe(started, ttft=time.perf_counter() - started, stream=False)
+        return result
+
+    async def events(self, agent_request: AgentRequest) -> AsyncIterator[AgentEvent]:
+        """The run's events until the pipeline's time limit (TimeoutError after it; latency and time to the first
+        answer token observed at the end): the seam every streaming API runs through. A client that leaves
+        (cancellation) or a failure closes the agent's stream, which cancels its upstream calls."""
+        started = _received_at()
+        first_token_at: float | None = None
+        events = self.agent.stream(agent_request)
+        try:
+            async for item in _with_deadline(events, started + self.settings.request_timeout_s):
+                if isinstance(item, AnswerDelta) and item.text:
+                    first_token_at = first_token_at or time.perf_counter()
+                yield item
+        except asyncio.CancelledError:
+            with contextlib.suppress(RuntimeError):  # (already closing itself: "generator is already running")
+                await events.aclose()
+            raise
+        except BaseException:
+            await events.aclose()
+            raise
+        self._observe(started, ttft=(first_token_at or time.perf_counter()) - started, stream=True)
+
+    async def create(self, request: ChatCompletionRequest, request_id: str) -> ChatCompletionResponse:
+        result = await self.run(self.prepare(request, request_id))
         return ChatCompletionResponse(
             id=f"chatcmpl-{request_id}", model=request.model, usage=usage_of(result),
             sui=SuiExtras.from_result(result),
@@ -119,15 +145,11 @@ class OpenAIServingChat:
         """SSE lines. Everything that can refuse the request runs here, before the first byte: a refusal is a 4xx
         status, never a 200 followed by an error."""
         agent_request = self.prepare(request, request_id)
-        record = current_request()
-        if record is not None:
-            record.stream = True
+        mark_streaming()
         return self._stream(request, request_id, agent_request)
 
     async def _stream(self, request: ChatCompletionRequest, request_id: str,
                       agent_request: AgentRequest) -> AsyncIterator[str]:
-        started = _received_at()
-        first_token_at: float | None = None
         chunk_id, created = f"chatcmpl-{request_id}", int(time.time())
 
         def chunk(delta: DeltaMessage, finish: str | None = None, **extra: Any) -> str:
@@ -136,39 +158,26 @@ class OpenAIServingChat:
             return f"data: {body.model_dump_json(exclude_none=True)}\n\n"
 
         yield chunk(DeltaMessage(role="assistant", content=""))
-        events = self.agent.stream(agent_request)
-        deadline = started + self.settings.request_timeout_s
         try:
-            async for item in _with_deadline(events, deadline):
-                if isinstance(item, AnswerDelta):
-                    if item.text:
-                        first_token_at = first_token_at or time.perf_counter()
-                        yield chunk(DeltaMessage(content=item.text))
-                elif isinstance(item, StepStarted | StepFinished):
-                    if request.sui_events:
-                        yield f"event: sui.step\ndata: {item.model_dump_json()}\n\n"
-                elif isinstance(item, Done):
-                    result = item.result
-                    yield chunk(DeltaMessage(), finish=openai_finish_reason(result),
-                                sui=SuiExtras.from_result(result))
-                    if request.stream_options and request.stream_options.include_usage:
-                        usage = ChatCompletionChunk(id=chunk_id, created=created, model=request.model, choices=[],
-                                                    usage=usage_of(result))
-                        yield f"data: {usage.model_dump_json(exclude_none=True)}\n\n"
-        except asyncio.CancelledError:  # client went away: closing the agent's stream cancels its upstream calls
-            with contextlib.suppress(RuntimeError):  # (already closing itself: "generator is already running")
-                await events.aclose()
-            raise
+            async with contextlib.aclosing(self.events(agent_request)) as events:
+                async for item in events:
+                    if isinstance(item, AnswerDelta):
+                        if item.text:
+                            yield chunk(DeltaMessage(content=item.text))
+                    elif isinstance(item, StepStarted | StepFinished):
+                        if request.sui_events:
+                            yield f"event: sui.step\ndata: {item.model_dump_json()}\n\n"
+                    elif isinstance(item, Done):
+                        result = item.result
+                        yield chunk(DeltaMessage(), finish=openai_finish_reason(result),
+                                    sui=SuiExtras.from_result(result))
+                        if request.stream_options and request.stream_options.include_usage:
+                            usage = ChatCompletionChunk(id=chunk_id, created=created, model=request.model,
+                                                        choices=[], usage=usage_of(result))
+                            yield f"data: {usage.model_dump_json(exclude_none=True)}\n\n"
         except Exception as exc:  # noqa: BLE001 - the status line is sent: report in-band, OpenAI-style
-            await events.aclose()
-            err = classify_exception(exc)
-            record = current_request()
-            if record is not None:
-                record.error_status = err.status  # counted with the status the client reads in the stream
+            err = stream_failure(exc)
             yield f"data: {json.dumps(error_body(err.status, err.message), ensure_ascii=False)}\n\n"
-            yield "data: [DONE]\n\n"
-            return
-        self._observe(started, ttft=(first_token_at or time.perf_counter()) - started, stream=True)
         yield "data: [DONE]\n\n"
 
     def _observe(self, started: float, ttft: float, stream: bool) -> None:
@@ -178,6 +187,22 @@ class OpenAIServingChat:
         label = "true" if stream else "false"
         self.metrics.e2e.labels(label).observe(time.perf_counter() - started)
         self.metrics.ttft.labels(label).observe(ttft)
+
+
+def mark_streaming() -> None:
+    """Count the current request as a stream (its SSE response is about to start)."""
+    record = current_request()
+    if record is not None:
+        record.stream = True
+
+
+def stream_failure(exc: BaseException) -> ApiError:
+    """The error a started stream reports in-band; counted with the status the client reads in the stream."""
+    err = classify_exception(exc)
+    record = current_request()
+    if record is not None:
+        record.error_status = err.status
+    return err
 
 
 def _received_at() -> float:
@@ -204,4 +229,4 @@ async def _with_deadline(events: AsyncIterator[dict], deadline: float) -> AsyncI
         yield item
 
 
-__all__ = ["ApiError", "OpenAIServingChat", "classify_exception", "completion_id"]
+__all__ = ["ApiError", "OpenAIServingChat", "classify_exception", "completion_id", "mark_streaming", "stream_failure"]

@@ -62,8 +62,9 @@ from react_tier.tools import DOMAIN_SYSTEM_PROMPT, Tool, ToolContext, ToolInputE
 from suiqa.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
-_REF_RE = re.compile(r"[\[【]([^\[\]【】\n]{1,200})[\]】]")
+REF_RE = re.compile(r"[\[【]([^\[\]【】\n]{1,200})[\]】]")
 _END = object()
+_NEXT = object()  # a loop step that did not answer
 
 
 class _GiveUp(Exception):
@@ -92,8 +93,8 @@ class ReActAgent:
         async def on_llm_call(*args: Any) -> None:
             await hook_set.emit("on_llm_call", *args)
 
-        return cls(settings, agent_llm=LLMClient("agent", settings.agent_llm, on_llm_call),
-                   domain_llm=LLMClient("domain", settings.domain_llm, on_llm_call),
+        return cls(settings, agent_llm=LLMClient("agent", settings.agent_llm, on_llm_call, hook_set),
+                   domain_llm=LLMClient("domain", settings.domain_llm, on_llm_call, hook_set),
                    tools=build_tools(settings), hooks=hook_set, knowledge_base=knowledge_base)
 
     async def load_knowledge(self) -> Any:
@@ -176,12 +177,16 @@ class _Run:
         REQUEST_ID.set(self.request_id or REQUEST_ID.get())
         RUN_KEY.set(self.run_key)
         try:
-            await self._execute(emit)
+            with self.hooks.span("agent.run", **{"sui.request_id": self.request_id,
+                                                 "sui.max_steps": self.max_steps}) as note:
+                result = await self._execute(emit)
+                note({"sui.finish_reason": result.finish_reason, "sui.steps": len(result.steps),
+                      "sui.answer_tokens": result.answer_tokens, "sui.citations": len(result.citations)})
         finally:
             self.agent.agent_llm.release_run(self.run_key)
             self.agent.domain_llm.release_run(self.run_key)
 
-    async def _execute(self, emit) -> None:
+    async def _execute(self, emit) -> AgentResult:
         log.info("run_start", extra={"question_chars": len(self.question), "history_turns": len(self.history),
                                      "max_steps": self.max_steps})
         await self.hooks.emit("on_run_start", self.question, self.request_id)
@@ -214,6 +219,7 @@ class _Run:
                                    "usage": {tier: u.model_dump() for tier, u in self.usage.items()}})
         await self.hooks.emit("on_run_end", result, time.monotonic() - self.started)
         emit(Done(result=result))
+        return result
 
     async def _prepare(self, emit) -> None:
         history = self.history
@@ -228,53 +234,61 @@ class _Run:
                 log.warning("draft failed (%s): %s", self.request_id, exc)
         self.messages = self._opening_messages()
         if self.settings.always_search_first and "search_knowledge" in self.agent.tools:
-            emit(StepStarted(index=0))
-            step = await self._act(0, "由系统先检索知识库。", "search_knowledge", {"query": self.question})
-            step.forced = True
-            await self._finish_step(step, emit)
+            with self.hooks.span("react.step", **{"sui.step": 0, "sui.forced": True}):
+                emit(StepStarted(index=0))
+                step = await self._act(0, "由系统先检索知识库。", "search_knowledge", {"query": self.question})
+                step.forced = True
+                await self._finish_step(step, emit)
 
     def _opening_messages(self) -> list[dict[str, str]]:
         return [{"role": "system", "content": system_prompt(list(self.agent.tools.values()))}, *self.history,
                 {"role": "user", "content": question_message(self.question, self.draft, self.request.instructions)}]
 
     async def _loop(self, emit) -> str | None:
-        parse_failures = 0
-        first = len(self.steps)
+        first, self.parse_failures = len(self.steps), 0
         for index in range(first, first + self.max_steps):
             if time.monotonic() >= self.loop_deadline:
                 raise TimeoutError
-            emit(StepStarted(index=index))
-            started, completion = time.monotonic(), Completion("")
-            try:
-                await self._stream_answer(self.agent.agent_llm.stream(
-                    self.messages, stop=STOP_WORDS, budget_s=self.budget(), final=completion, usage=self.usage,
-                    sampling=self.sampling), emit, completion)
-            except Exception as exc:
-                if self.budget() <= 0.05:  # the per-call timeout was the loop deadline
-                    raise TimeoutError from exc
-                await self._finish_step(Step(index=index, error=f"agent LLM: {type(exc).__name__}: {exc}",
-                                             latency_s=time.monotonic() - started), emit)
-                raise _GiveUp(exc) from exc
-            try:
-                turn = parse_turn(completion.text, list(self.agent.tools))
-            except ReActParseError as exc:
-                await self.hooks.emit("on_parse_error", str(exc), completion.text)
-                self._remember(clean_output(completion.text) or "（空）", f"Observation: {exc}")
-                await self._finish_step(Step(index=index, error=f"parse: {exc} output: {completion.text[:120]!r}",
-                                             latency_s=time.monotonic() - started), emit)
-                parse_failures += 1
-                if parse_failures > self.settings.max_parse_retries:
-                    raise _GiveUp() from exc
-                continue
-            parse_failures = 0
-            if turn.final_answer is not None or self.shaper.ended:
-                await self._finish_step(Step(index=index, thought=turn.thought,
-                                             latency_s=time.monotonic() - started), emit)
-                return self.shaper.shown
-            step = await self._act(index, turn.thought, turn.action, turn.action_input)
-            step.latency_s = time.monotonic() - started
-            await self._finish_step(step, emit)
+            with self.hooks.span("react.step", **{"sui.step": index}):
+                answer = await self._step(index, emit)
+            if answer is not _NEXT:
+                return answer
         return None
+
+    async def _step(self, index: int, emit) -> str | object:
+        """One loop iteration: the answer (a str), or _NEXT to go on."""
+        emit(StepStarted(index=index))
+        started, completion = time.monotonic(), Completion("")
+        try:
+            await self._stream_answer(self.agent.agent_llm.stream(
+                self.messages, stop=STOP_WORDS, budget_s=self.budget(), final=completion, usage=self.usage,
+                sampling=self.sampling), emit, completion)
+        except Exception as exc:
+            if self.budget() <= 0.05:  # the per-call timeout was the loop deadline
+                raise TimeoutError from exc
+            await self._finish_step(Step(index=index, error=f"agent LLM: {type(exc).__name__}: {exc}",
+                                         latency_s=time.monotonic() - started), emit)
+            raise _GiveUp(exc) from exc
+        try:
+            turn = parse_turn(completion.text, list(self.agent.tools))
+        except ReActParseError as exc:
+            await self.hooks.emit("on_parse_error", str(exc), completion.text)
+            self._remember(clean_output(completion.text) or "（空）", f"Observation: {exc}")
+            await self._finish_step(Step(index=index, error=f"parse: {exc} output: {completion.text[:120]!r}",
+                                         latency_s=time.monotonic() - started), emit)
+            self.parse_failures += 1
+            if self.parse_failures > self.settings.max_parse_retries:
+                raise _GiveUp() from exc
+            return _NEXT
+        self.parse_failures = 0
+        if turn.final_answer is not None or self.shaper.ended:
+            await self._finish_step(Step(index=index, thought=turn.thought,
+                                         latency_s=time.monotonic() - started), emit)
+            return self.shaper.shown
+        step = await self._act(index, turn.thought, turn.action, turn.action_input)
+        step.latency_s = time.monotonic() - started
+        await self._finish_step(step, emit)
+        return _NEXT
 
     async def _stream_answer(self, deltas: AsyncIterator[str], emit, completion: Completion) -> str:
         """Consume a streamed turn, emitting Final Answer text (shaped by stop/max_tokens) as it arrives; stops
@@ -302,8 +316,10 @@ class _Run:
         args: Any = raw_input
         try:
             args = tool.coerce_args(parse_action_input(raw_input) if isinstance(raw_input, str) else raw_input)
-            async with asyncio.timeout(self.settings.tool_timeout_s):
-                result = await tool.run(args, self.ctx)
+            with self.hooks.span("tool", **{"sui.tool": name}) as note:
+                async with asyncio.timeout(self.settings.tool_timeout_s):
+                    result = await tool.run(args, self.ctx)
+                note({"sui.sources": len(result.sources)})
             text, sources = result.text, result.sources
         except (ReActParseError, ToolInputError) as exc:
             text, error = f"参数错误：{exc}", f"input: {exc}"
@@ -378,7 +394,7 @@ class _Run:
     def _citations(self, answer: str) -> list[Citation]:
         cited: dict[str, Citation] = {}
         for text in [answer, *(step.thought for step in self.steps if not step.forced)]:
-            for ref in _REF_RE.findall(text or ""):
+            for ref in REF_RE.findall(text or ""):
                 if ref.strip() in self.observed:
                     cited.setdefault(ref.strip(), self.observed[ref.strip()])
         return list(cited.values())

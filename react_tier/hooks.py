@@ -1,13 +1,22 @@
-"""Observation points for tracing and metrics. The loop calls hooks; it contains no metrics code itself.
+"""Observation points for tracing and metrics. The loop calls hooks; it contains no metrics or tracing code.
 
 Subclass :class:`AgentHooks` and override what you need (sync or async methods both work). A hook that raises is
 logged and ignored: observability must never break a run.
+
+Tracing needs two things events after the fact cannot give: a scope that *encloses* a unit of work (so the
+spans a unit starts inside it, and the upstream calls it makes, are its children) and headers for the upstream
+calls (``traceparent``, so vLLM's own spans join). :meth:`AgentHooks.span` and
+:meth:`AgentHooks.upstream_headers` are those seams; the loop opens ``agent.run``, ``react.step``, ``tool`` and
+``llm.call`` (one per LLM call, retries inside). Both are no-ops here: react_tier imports no tracing library
+(deployments/tracing.py implements them with OpenTelemetry).
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -33,6 +42,18 @@ class AgentHooks:
 
     async def on_run_end(self, result: AgentResult, latency_s: float) -> None: ...
 
+    def span(self, name: str, attributes: dict[str, Any]) -> contextlib.AbstractContextManager[Note | None]:
+        """A scope around one unit of work, entered and left in the task that does it; it may yield a
+        :data:`Note` that takes attributes learned inside (tokens, status)."""
+        return contextlib.nullcontext()
+
+    def upstream_headers(self) -> dict[str, str]:
+        """Headers for an upstream call made now (in the current span)."""
+        return {}
+
+
+Note = Callable[[dict[str, Any]], None]  # attributes for the span that yielded it
+
 
 class HookSet:
     """Fans one event out to many hooks, awaiting async ones, swallowing their errors."""
@@ -48,3 +69,36 @@ class HookSet:
                     await outcome
             except Exception:
                 log.exception("hook %s.%s failed", type(hook).__name__, name)
+
+    @contextlib.contextmanager
+    def span(self, name: str, **attributes: Any) -> Iterator[Note]:
+        """Every hook's span around the body (a hook that fails to open one is logged and skipped); yields a
+        :data:`Note` for all of them."""
+        notes: list[Note] = []
+        with contextlib.ExitStack() as stack:
+            for hook in self.hooks:
+                try:
+                    note = stack.enter_context(hook.span(name, attributes))
+                except Exception:
+                    log.exception("hook %s.span failed", type(hook).__name__)
+                    continue
+                if note is not None:
+                    notes.append(note)
+            yield lambda found: self._note(notes, found)
+
+    @staticmethod
+    def _note(notes: list[Note], attributes: dict[str, Any]) -> None:
+        for note in notes:
+            try:
+                note(attributes)
+            except Exception:
+                log.exception("span note failed")
+
+    def upstream_headers(self) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        for hook in self.hooks:
+            try:
+                headers.update(hook.upstream_headers())
+            except Exception:
+                log.exception("hook %s.upstream_headers failed", type(hook).__name__)
+        return headers

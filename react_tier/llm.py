@@ -45,6 +45,7 @@ tier).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -59,6 +60,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from react_tier.breaker import CircuitBreaker
 from react_tier.errors import UpstreamError
+from react_tier.hooks import HookSet
 from react_tier.results import Usage
 from react_tier.routing import RUN_KEY, BoundedLoadRouter, EndpointSet
 from react_tier.settings import LLMEndpointSettings
@@ -154,10 +156,12 @@ def deadline_priority(budget_s: float | None, timeout_s: float, now: float | Non
 
 
 class LLMClient:
-    def __init__(self, tier: str, settings: LLMEndpointSettings, on_call: LLMCallHook | None = None) -> None:
+    def __init__(self, tier: str, settings: LLMEndpointSettings, on_call: LLMCallHook | None = None,
+                 hooks: HookSet | None = None) -> None:
         self.tier = tier
         self.settings = settings
         self.on_call = on_call
+        self.hooks = hooks or HookSet()  # span() around each call, upstream_headers() on each attempt
         limits = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE, keepalive_expiry=30)
         self.http = openai.DefaultAsyncHttpxClient(limits=limits)  # the one pool (also /tokenize, /detokenize)
         self._clients: dict[str, openai.AsyncOpenAI] = {}
@@ -305,7 +309,7 @@ class LLMClient:
         breaker.before()  # CircuitOpenError (an UpstreamError, not retried) while every replica is known down
         started = time.monotonic()
         trace["call_id"] = call_id = self._call_id()
-        headers = {"X-Request-Id": call_id} if call_id else None
+        headers = {**self.hooks.upstream_headers(), **({"X-Request-Id": call_id} if call_id else {})}
         stream = bool(body.get("stream"))
         options: dict[str, Any] = {"timeout": self._timeout(budget_s, stream=stream)}
         if headers:
@@ -330,11 +334,13 @@ class LLMClient:
         """One non-streamed chat completion (with retries)."""
         started, trace = time.monotonic(), {}
         body = self._request(messages, stop, max_tokens, sampling, budget_s)
-        response = await self._retrying()(self._attempt, body, budget_s, trace)
-        trace["upstream_id"] = response.get("id")
-        choice, counts = response["choices"][0], response.get("usage") or {}
-        result = Completion(choice["message"].get("content") or "", counts.get("prompt_tokens", 0),
-                            counts.get("completion_tokens", 0), choice.get("finish_reason"))
+        with self._span(stream=False) as note:
+            response = await self._retrying()(self._attempt, body, budget_s, trace)
+            trace["upstream_id"] = response.get("id")
+            choice, counts = response["choices"][0], response.get("usage") or {}
+            result = Completion(choice["message"].get("content") or "", counts.get("prompt_tokens", 0),
+                                counts.get("completion_tokens", 0), choice.get("finish_reason"))
+            note(self._span_result(trace, result))
         self._account(usage, result)
         await self._report(started, {"prompt_tokens": result.prompt_tokens,
                                      "completion_tokens": result.completion_tokens}, None, trace)
@@ -356,7 +362,32 @@ class LLMClient:
         body = {**self._request(messages, stop, max_tokens, sampling, budget_s), "stream": True,
                 "stream_options": options}
         started, trace = time.monotonic(), {}
-        stream = await self._retrying()(self._attempt, body, budget_s, trace)
+        with self._span(stream=True) as note:
+            stream = await self._retrying()(self._attempt, body, budget_s, trace)
+            try:  # closing this generator closes the deltas' (and so the HTTP response) at once
+                async with contextlib.aclosing(self._deltas(stream, final, trace, started)) as deltas:
+                    async for delta in deltas:
+                        yield delta
+            finally:
+                note(self._span_result(trace, final))
+        self._account(usage, final)
+        await self._report(started, {"prompt_tokens": final.prompt_tokens,
+                                     "completion_tokens": final.completion_tokens}, None, trace)
+
+    def _span(self, stream: bool):
+        return self.hooks.span("llm.call", **{"sui.tier": self.tier, "gen_ai.request.model": self.model_name,
+                                              "sui.stream": stream})
+
+    @staticmethod
+    def _span_result(trace: dict[str, Any], result: Completion) -> dict[str, Any]:
+        return {"sui.call_id": trace.get("call_id") or "", "gen_ai.response.id": trace.get("upstream_id") or "",
+                "sui.replica": urlsplit(trace["replica"]).netloc if trace.get("replica") else "",
+                "gen_ai.usage.input_tokens": result.prompt_tokens,
+                "gen_ai.usage.output_tokens": result.completion_tokens}
+
+    async def _deltas(self, stream, final: Completion, trace: dict[str, Any], started: float
+                      ) -> AsyncIterator[str]:
+        """The stream's text deltas, ``final`` filled as they come (see :meth:`stream`)."""
         chunks = 0
         try:
             async with stream:  # closes the HTTP response on cancellation, error or early exit
@@ -385,9 +416,6 @@ class LLMClient:
             self._judge(exc, trace)  # a stream that broke midway: the replica may be going down
             await self._report(started, None, exc, trace)
             raise
-        self._account(usage, final)
-        await self._report(started, {"prompt_tokens": final.prompt_tokens,
-                                     "completion_tokens": final.completion_tokens}, None, trace)
 
     async def truncate_to_tokens(self, text: str, cap: int, timeout_s: float = 2.0) -> tuple[str, int]:
         """(``text`` cut to ``cap`` tokens of this tier's tokenizer, its token count), with vLLM's /tokenize and

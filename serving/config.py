@@ -74,6 +74,10 @@ class ServingProfile(TierSettings):
         ".converted; 'refuse' = stop with the exact convert command.")
     request_id_headers: bool = Field(True, description="--enable-request-id-headers: echo the X-Request-Id the "
                                      "pipeline sends (vLLM takes it as its request id either way).")
+    otlp_traces_endpoint: str | None = Field(
+        None, description="vLLM --otlp-traces-endpoint: where vLLM sends its own request spans (an http(s) URL "
+        "as OTLP/HTTP protobuf, else gRPC). The pipeline's `traceparent` makes them children of its LLM-call "
+        "spans (docs/tracing.md). None = off.")
     extra_args: list[str] = Field(default_factory=list, description="Passed verbatim to the vLLM server.")
     env: dict[str, str] = Field(default_factory=dict, description="Extra environment for the server process.")
     allow_hub_download: bool = Field(False, description="Allow a hub model id instead of a local folder.")
@@ -154,6 +158,8 @@ class ServingProfile(TierSettings):
             cmd.append("--trust-remote-code")
         if self.request_id_headers:
             cmd.append("--enable-request-id-headers")
+        if self.otlp_traces_endpoint:
+            cmd += ["--otlp-traces-endpoint", self.otlp_traces_endpoint]
         if self.enable_lora:
             cmd += ["--enable-lora", "--max-lora-rank", str(self.max_lora_rank)]
             if self.lora_modules:
@@ -171,6 +177,10 @@ class ServingProfile(TierSettings):
             env.setdefault("VLLM_TARGET_DEVICE", "cpu")
         if self.runtime_lora:
             env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+        if (self.otlp_traces_endpoint or "").startswith(("http://", "https://")):
+            env.setdefault("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")  # vLLM's default is gRPC
+        if self.otlp_traces_endpoint:
+            env.setdefault("OTEL_SERVICE_NAME", f"vllm-{self.role}")  # else "unknown_service:python"
         env.update(self.env)
         if self.api_key is not None:
             env["VLLM_API_KEY"] = self.api_key.get_secret_value()

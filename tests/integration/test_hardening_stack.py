@@ -228,8 +228,11 @@ def test_served_openapi_holds_under_schemathesis(stack):
 
     urls, _ = stack
     schema = schemathesis.openapi.from_url(urls["api"].removesuffix("/v1") + "/openapi.json", timeout=30)
+    from schemathesis.specs.openapi.checks import positive_data_acceptance
+
     budget = {("/v1/chat/completions", GenerationMode.POSITIVE): 60,
-              ("/v1/chat/completions", GenerationMode.NEGATIVE): 190}
+              ("/v1/chat/completions", GenerationMode.NEGATIVE): 190,
+              ("/v1/responses", GenerationMode.POSITIVE): 20, ("/v1/responses", GenerationMode.NEGATIVE): 60}
     ran = 0
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -242,7 +245,9 @@ def test_served_openapi_holds_under_schemathesis(stack):
             def run(case):
                 nonlocal ran
                 ran += 1
-                case.call_and_validate(timeout=120)  # no `checks=`: every check
+                # /v1/responses on the tiny limits: sums JSON Schema cannot state (test_hardening_schema.py)
+                excluded = [positive_data_acceptance] if case.path == "/v1/responses" else []
+                case.call_and_validate(timeout=120, excluded_checks=excluded)  # every other check
 
             run()
     assert ran >= 250  # hypothesis stops early on routes without parameters (/health: one case)

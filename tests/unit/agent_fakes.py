@@ -49,8 +49,9 @@ class ContractAgent:
         checked = self.check(request)
         self.requests.append(checked)
         try:
-            yield StepStarted(index=0)
-            yield StepFinished(step=self.result.steps[0])
+            for step in self.result.steps:  # as the real agent: every step, as it starts and ends
+                yield StepStarted(index=step.index)
+                yield StepFinished(step=step)
             for i, delta in enumerate(self.deltas):
                 if self.fail is not None and i == self.fail_after:
                     raise self.fail

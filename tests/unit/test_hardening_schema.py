@@ -12,6 +12,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from jsonschema import Draft202012Validator
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from deployments.api_router import create_app
 from deployments.auth import KeyRing, parse_keys
@@ -43,7 +44,11 @@ def test_api_matches_its_openapi(case):
 @tiny_schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_matches_its_openapi_with_the_tiny_profiles_limits(case):
-    case.call_and_validate(headers={"Authorization": f"Bearer {KEY}"})
+    # /v1/responses' text parts and system messages add up past the tiny limits (200 characters of
+    # instructions) in most generated conversations: a sum JSON Schema cannot state (request_schema.py), so
+    # ST202 is left out for that route on this profile only; the default limits' run keeps it
+    excluded = [positive_data_acceptance] if case.path == "/v1/responses" else []
+    case.call_and_validate(headers={"Authorization": f"Bearer {KEY}"}, excluded_checks=excluded)
 
 
 def test_a_body_over_the_limit_is_a_rejection_to_schemathesis():
@@ -150,3 +155,36 @@ def test_the_published_limits_are_the_apps_own():
     validate = _validator(doc).is_valid
     assert validate({"model": "sui-react", "messages": [{"role": "user", "content": "问" * 500}]})
     assert not validate({"model": "sui-react", "messages": [{"role": "user", "content": "问" * 501}]})
+
+
+R = {"role": "user", "content": "隋朝何时建立？"}
+RESPONSES_AGREEMENT = [
+    ({}, True), ({"input": [R]}, True), ({"input": [{**R, "type": "message"}]}, True),
+    ({"input": [{"role": "system", "content": "简短"}, {"role": "assistant", "content": "a"}, R]}, True),
+    ({"input": [{"role": "user", "content": [{"type": "input_text", "text": "隋"}]}, R]}, True),
+    ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}, R]}, False),
+    ({"input": [R, {"role": "assistant", "content": "a"}]}, False), ({"input": [{"role": "user"}]}, False),
+    ({"input": [R] * 63}, True), ({"input": [R] * 64}, False), ({"input": []}, False),
+    ({"input": "问" * 2000}, True), ({"input": "问" * 2001}, False), ({"input": " \u3000"}, False),
+    ({"store": False}, True), ({"store": True}, False), ({"previous_response_id": "resp_1"}, False),
+    ({"tools": []}, True), ({"tools": [{"type": "function"}]}, False), ({"service_tier": "auto"}, True),
+    ({"tool_choice": "auto"}, True), ({"tool_choice": "required"}, False), ({"truncation": "auto"}, False),
+    ({"text": {"format": {"type": "text"}}}, True), ({"text": {"format": {"type": "json_object"}}}, False),
+    ({"metadata": {"k": "v"}}, True), ({"metadata": {"k" * 65: "v"}}, False),
+    ({"metadata": {str(i): "v" for i in range(17)}}, False),
+    ({"stream": True, "stream_options": {"include_obfuscation": False}}, True),
+    ({"stream_options": {"include_obfuscation": False}}, False),
+    ({"max_output_tokens": 5}, True), ({"max_output_tokens": "5"}, False), ({"sui_max_steps": 21}, False),
+    ({"model": "gpt-4"}, False), ({"frobnicate": 1}, False),
+]
+
+
+@pytest.mark.parametrize(("fields", "accepted"), RESPONSES_AGREEMENT)
+def test_the_responses_document_says_what_the_server_accepts(fields, accepted):
+    from fastapi.testclient import TestClient
+
+    body = {"model": "sui-react", "input": "隋朝何时建立？", **fields}
+    resp = TestClient(app).post("/v1/responses", json=body, headers={"Authorization": f"Bearer {KEY}"})
+    assert (resp.status_code == 200) is accepted, resp.text
+    validator = Draft202012Validator({**app.openapi(), "$ref": "#/components/schemas/ResponsesRequest"})
+    assert validator.is_valid(body) is accepted

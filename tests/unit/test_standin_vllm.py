@@ -5,38 +5,14 @@ tests/integration/test_scripted_contract.py."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 
-from benchmarks.standin_vllm import TEXT, Pace, StandIn
+from benchmarks.standin_vllm import TEXT, Pace, StandIn, serve_standin
 from react_tier.llm import Completion, LLMClient
 from react_tier.settings import LLMEndpointSettings
-from tests.support import free_port
-
-
-@contextlib.contextmanager
-def serve_standin(standin: StandIn) -> Iterator[str]:
-    """Run ``standin`` on a free loopback port in a thread; yields its base URL (without /v1)."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(standin.app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "stand-in did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
