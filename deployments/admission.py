@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.auth import KeyLimiter, KeyRing, bearer_token
 from deployments.protocol import error_body
+from deployments.quality_ladder import Ladder, set_step
 
 log = logging.getLogger(__name__)
 GUARDED_PREFIX = "/v1/"
@@ -139,6 +140,8 @@ class Gate:
         self.admission = Admission(a.max_in_flight, a.max_queue, a.queue_timeout_s, a.retry_after_s)
         self.limiter = KeyLimiter(a.per_key_concurrency, a.per_key_rpm, a.per_key_burst)
         self.draining = False
+        ladder = getattr(settings, "quality_ladder", None)  # deployments/quality_ladder.py
+        self.ladder = Ladder(ladder) if ladder is not None and ladder.enabled else None
 
     def drain(self) -> None:
         """Stop admitting: new chat requests get 503, /ready says not ready; in-flight requests continue."""
@@ -188,6 +191,19 @@ class GuardMiddleware:
             await refuse(429, refusal.reason, refusal.retry_after_s)
             return
         try:
+            step = gate.ladder.choose(gate.admission) if gate.ladder is not None else "full"
+            if step is None:
+                await refuse(429, "the API is overloaded (no run slot in time, extractive lane full); retry later",
+                             gate.retry_after_s)
+                return
+            set_step(step)
+            if step == "extractive":  # no run slot: the answer is the knowledge base's evidence
+                gate.ladder.extractive_in_flight += 1
+                try:
+                    await self.app(scope, receive, send)
+                finally:
+                    gate.ladder.extractive_in_flight -= 1
+                return
             try:
                 ticket = await gate.admission.enter()
             except Shed as shed:

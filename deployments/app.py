@@ -48,7 +48,12 @@ class SuiReActDeployment:
         self.metrics = metrics.PipelineMetrics()
         self.exporter = metrics.NodeMetricsExporter(settings.host, settings.metrics_port).start()
         self.agent = ReActAgent.from_settings(settings.agent, hooks=[metrics.PrometheusAgentHooks(self.metrics)])
-        self.chat = OpenAIServingChat(settings, self.agent, self.metrics)
+        from deployments.answer_cache import caching_agent
+        from deployments.quality_ladder import LadderAgent
+
+        self.cached = caching_agent(self.agent, settings.answer_cache, self.metrics)
+        front = LadderAgent(self.cached, settings.quality_ladder, settings.agent.max_steps, self.metrics)
+        self.chat = OpenAIServingChat(settings, front, self.metrics)
         # Load the knowledge base now (off the event loop) rather than on this replica's first request.
         self._warm_up = asyncio.get_running_loop().create_task(self.agent.load_knowledge())
 
@@ -68,6 +73,9 @@ class SuiReActDeployment:
         exporter = getattr(self, "exporter", None)
         if exporter is not None:
             exporter.close()
+        cached = getattr(self, "cached", None)
+        if cached is not None:
+            await cached.upstream_models.close()
         agent = getattr(self, "agent", None)  # absent when the constructor failed
         if agent is not None:
             await agent.aclose()

@@ -12,7 +12,9 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from deployments.quality_ladder import QualityLadderSettings
 from react_tier import AgentSettings
+from react_tier.answer_cache import AnswerCacheSettings
 from suiqa.settings import TierSettings
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
@@ -134,6 +136,10 @@ class ApiSettings(TierSettings):
     api_keys_file: Path | None = Field(None, description="A secret file with more keys, one 'id:key' a line.")
     require_api_keys: bool = Field(True, description="Refuse to start without keys (false: an open demo API).")
     admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
+    answer_cache: AnswerCacheSettings = Field(default_factory=AnswerCacheSettings,
+                                              description="The evidence-keyed answer cache, per replica.")
+    quality_ladder: QualityLadderSettings = Field(default_factory=QualityLadderSettings,
+                                                  description="Step answers down under load before a 429.")
     agent: AgentSettings = Field(default_factory=AgentSettings,
                                  description="The react_tier configuration (a nested tier: SUIQA_REACT_* env vars; "
                                              "its input limits are the API's limits).")

@@ -136,6 +136,16 @@ class PipelineMetrics:
                                 "too_large, rate_limited, queue_full, ...).", ("reason",), registry=r)
         self.in_flight = Gauge("sui_requests_in_flight", "Requests the ingress is handling now (all replicas of the "
                                "node).", registry=r, multiprocess_mode="livesum")
+        self.answer_cache = Counter("sui_answer_cache_total", "Chat requests by answer-cache verdict (hit|miss|"
+                                    "bypass) and reason (react_tier/answer_cache.py: a fixed set).",
+                                    ("result", "reason"), registry=r)
+        self.quality_step = Counter("sui_quality_step_total", "Admitted chat requests by quality-ladder step "
+                                    "(full, fewer_steps, no_draft, extractive).", ("step",), registry=r)
+        self.goodput = Counter("sui_goodput_total", "Answers by quality step and outcome: grounded (within the "
+                               "SLO, citing an observed source, grounding >= threshold: grounded goodput), late, "
+                               "ungrounded.", ("step", "outcome"), registry=r)
+        self.answer_cache_entries = Gauge("sui_answer_cache_entries", "Answers cached (all replicas of the node).",
+                                          registry=r, multiprocess_mode="livesum")
 
     def observe_grounding(self, score: float) -> None:
         """For the grounding checker: one checked answer's score in [0, 1]."""

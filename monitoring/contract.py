@@ -24,6 +24,10 @@ PIPELINE = {
     "sui_upstream_tokens_total": ("counter", ("tier", "kind")),
     "sui_rejected_total": ("counter", ("reason",)),
     "sui_requests_in_flight": ("gauge", ()),
+    "sui_answer_cache_total": ("counter", ("result", "reason")),  # hit|miss|bypass, answer_cache.py's reasons
+    "sui_answer_cache_entries": ("gauge", ()),
+    "sui_quality_step_total": ("counter", ("step",)),  # full, fewer_steps, no_draft, extractive
+    "sui_goodput_total": ("counter", ("step", "outcome")),  # outcome: grounded, late, ungrounded
 }
 VLLM = {
     "vllm:num_requests_waiting": ("gauge", ("model_name", "engine")),

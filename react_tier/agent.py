@@ -177,6 +177,8 @@ class _Run:
         try:
             async with asyncio.timeout_at(self.loop_deadline):
                 await self._prepare(emit)
+                if self.request.quality == "extractive":  # the ladder's last step: no LLM call at all
+                    raise _GiveUp(UpstreamError("overloaded, and no evidence to answer from", 503))
                 answer = await self._loop(emit)
                 finish = "max_steps" if answer is None else "stop"
         except TimeoutError:
@@ -194,7 +196,7 @@ class _Run:
         result = AgentResult(answer=answer, citations=self._citations(answer), steps=self.steps, usage=self.usage,
                              finish_reason=finish, draft=self.draft, request_id=self.request_id,
                              truncated=self.shaper.truncated, answer_tokens=self.shaper.tokens,
-                             grounding=Grounding.model_validate(report.to_dict()))
+                             grounding=Grounding.model_validate(report.to_dict()), quality=self.request.quality)
         log.info("run_end", extra={"finish_reason": finish, "steps": len(self.steps), "truncated": result.truncated,
                                    "answer_tokens": result.answer_tokens, "citations": len(result.citations),
                                    "grounding": round(report.score, 3),
@@ -205,7 +207,7 @@ class _Run:
 
     async def _prepare(self, emit) -> None:
         history = self.history
-        if self.settings.draft_first:
+        if self.settings.draft_first and self.request.quality in ("full", "fewer_steps"):
             system = DOMAIN_SYSTEM_PROMPT + (f"\n\n{self.request.instructions}" if self.request.instructions else "")
             try:
                 draft = await self.agent.domain_llm.complete(
@@ -215,7 +217,8 @@ class _Run:
             except Exception as exc:  # noqa: BLE001 - no draft is not fatal
                 log.warning("draft failed (%s): %s", self.request_id, exc)
         self.messages = self._opening_messages()
-        if self.settings.always_search_first and "search_knowledge" in self.agent.tools:
+        extractive = self.request.quality == "extractive"
+        if (self.settings.always_search_first or extractive) and "search_knowledge" in self.agent.tools:
             emit(StepStarted(index=0))
             step = await self._act(0, "由系统先检索知识库。", "search_knowledge", {"query": self.question})
             step.forced = True
