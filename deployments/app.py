@@ -54,6 +54,9 @@ class SuiReActDeployment:
         self.cached = caching_agent(self.agent, settings.answer_cache, self.metrics)
         front = LadderAgent(self.cached, settings.quality_ladder, settings.agent.max_steps, self.metrics)
         self.chat = OpenAIServingChat(settings, front, self.metrics)
+        from deployments.canary import CanaryLane
+
+        self.canary = CanaryLane(self.cached, settings.canary, self.metrics).start()
         # Load the knowledge base now (off the event loop) rather than on this replica's first request.
         self._warm_up = asyncio.get_running_loop().create_task(self.agent.load_knowledge())
 
@@ -73,6 +76,9 @@ class SuiReActDeployment:
         exporter = getattr(self, "exporter", None)
         if exporter is not None:
             exporter.close()
+        canary = getattr(self, "canary", None)
+        if canary is not None:
+            await canary.close()
         cached = getattr(self, "cached", None)
         if cached is not None:
             await cached.upstream_models.close()

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from deployments.canary import CanarySettings
 from deployments.quality_ladder import QualityLadderSettings
 from react_tier import AgentSettings
 from react_tier.answer_cache import AnswerCacheSettings
@@ -140,6 +141,8 @@ class ApiSettings(TierSettings):
                                               description="The evidence-keyed answer cache, per replica.")
     quality_ladder: QualityLadderSettings = Field(default_factory=QualityLadderSettings,
                                                   description="Step answers down under load before a 429.")
+    canary: CanarySettings = Field(default_factory=CanarySettings,
+                                   description="The answer-quality canary lane of each replica.")
     agent: AgentSettings = Field(default_factory=AgentSettings,
                                  description="The react_tier configuration (a nested tier: SUIQA_REACT_* env vars; "
                                              "its input limits are the API's limits).")

@@ -79,6 +79,12 @@ ROWS: list[tuple[str, list[Panel]]] = [
               description="Grounded goodput: answers within the SLO citing an observed source with grounding >= "
                           "0.5 (alert SuiGroundedGoodputLow below half of the responses). The quality ladder's "
                           "steps: full, fewer_steps, no_draft, extractive (docs/agent_aware_serving.md)."),
+        Panel("Canary: answer quality", [
+            (f"min(sui_canary_recall_at_5{{{P}}})", "recall@5 of evidence"),
+            (f"min(sui_canary_citation_validity{{{P}}})", "citation validity"),
+            (f"min(sui_canary_grounding{{{P}}})", "grounding (mean)")], unit="percentunit",
+              description="The canary lane's last pass (deployments/canary.py; `suiqa canary` runs it once). "
+                          "Alerts: recall@5 < 0.5, citation validity < 0.8, grounding < 0.3, no pass for 2 h."),
         Panel("Answer cache", [
             (f"sum by (result) (rate(sui_answer_cache_total{{{P}}}{R}))", "{{result}}"),
             (f"sum(sui_answer_cache_entries{{{P}}})", "entries")],

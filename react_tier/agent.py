@@ -178,9 +178,11 @@ class _Run:
             async with asyncio.timeout_at(self.loop_deadline):
                 await self._prepare(emit)
                 if self.request.quality == "extractive":  # the ladder's last step: no LLM call at all
-                    raise _GiveUp(UpstreamError("overloaded, and no evidence to answer from", 503))
-                answer = await self._loop(emit)
-                finish = "max_steps" if answer is None else "stop"
+                    finish, answer = "degraded", await self._extractive_answer()
+                    emit(AnswerDelta(text=answer))
+                else:
+                    answer = await self._loop(emit)
+                    finish = "max_steps" if answer is None else "stop"
         except TimeoutError:
             finish = "deadline"
         except _GiveUp as give_up:
@@ -343,7 +345,20 @@ class _Run:
         if not parts:
             cause = self.agent_error or TimeoutError("no time left")
             raise to_upstream_error("agent", cause) if not isinstance(cause, UpstreamError) else cause
-        text = self.shaper.cut_at_stop("\n\n".join(parts))
+        return await self._shaped("\n\n".join(parts))
+
+    async def _extractive_answer(self) -> str:
+        """The quality ladder's extractive step: the lead sentences of each passage the forced search showed, each
+        cited — an answer the grounding check can follow sentence by sentence (the evidence block of the
+        degraded answer cites a passage once, so its later sentences and lines counted as uncited: 0.47-0.62)."""
+        lines = [f"{_lead(c.text)}[{c.id}]" for c in self.observed.values() if c.text and _lead(c.text)]
+        if not lines:
+            raise UpstreamError("overloaded, and the knowledge base has no evidence to answer from", 503)
+        return await self._shaped("\n".join(lines))
+
+    async def _shaped(self, text: str) -> str:
+        """``text`` as an answer: cut at the request's stop strings and max_tokens (the domain tier's tokens)."""
+        text = self.shaper.cut_at_stop(text)
         cap = self.request.generation.max_tokens
         cut, self.shaper.tokens = await self.agent.domain_llm.truncate_to_tokens(text, cap or 1 << 30)
         self.shaper.truncated = len(cut) < len(text)
@@ -454,6 +469,13 @@ class _UsageDomain:
 
     async def complete(self, messages: list[dict], **kwargs: Any) -> Completion:
         return await self.client.complete(messages, usage=self.usage, **kwargs)
+
+
+def _lead(text: str, limit: int = 120) -> str:
+    """The first one or two sentences of a passage, on one line, within ``limit`` characters."""
+    flat = re.sub(r"\s+", "", text)
+    ends = [m.end() for m in re.finditer(r"[。！？]", flat[:limit])]
+    return flat[:ends[1] if len(ends) > 1 else ends[0]] if ends else flat[:limit // 2]
 
 
 def _as_json(value: Any) -> str:

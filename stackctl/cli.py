@@ -26,6 +26,7 @@ def _register() -> None:
     from react_tier.cli import register as register_agent
     from react_tier.knowledge.cli import app as kb_app
     from serving.cli import app as serve_app
+    from stackctl.canary_cli import register as register_canary
     from stackctl.settings_doc import register as register_settings
     from stackctl.stack_cli import register as register_stack
     from suiqa.models.cli import app as models_app
@@ -40,6 +41,7 @@ def _register() -> None:
     register_stack(app)   # suiqa up / down / status
     register_settings(app)  # suiqa settings
     register_webui(app)   # suiqa webui
+    register_canary(app)  # suiqa canary [gate-kb]
 
 
 _register()

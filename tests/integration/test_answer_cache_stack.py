@@ -42,7 +42,7 @@ def test_streamed_answer_carries_the_verdict(stack):
     import json
 
     urls, _ = stack
-    lines = chat(urls, stream=True).text.splitlines()
+    lines = [line for line in chat(urls, stream=True).text.splitlines() if line]
     chunks = [json.loads(line[6:]) for line in lines if line.startswith("data: {")]
     assert chunks[-1]["sui"]["cache"] == "miss" and lines[-1] == "data: [DONE]"
 
