@@ -134,6 +134,12 @@ def start_standin(port: int, ttft_ms: float, itl_ms: float, log: Path) -> subpro
     return proc
 
 
+def standin_options(ap: argparse.ArgumentParser, out: str) -> None:
+    """The stand-in's pace and port and the results folder: the options the Serve-app benchmarks share."""
+    for flag, default in (("--ttft-ms", 30.0), ("--itl-ms", 5.0), ("--port", 8300), ("--out", out)):
+        ap.add_argument(flag, type=type(default), default=default)
+
+
 def bench_settings(port: int, in_flight: int):
     from deployments.config import PROFILES_DIR, ApiSettings
 
@@ -202,10 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--zipf", type=float, default=1.1)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--miss-questions", type=int, default=60)
-    ap.add_argument("--ttft-ms", type=float, default=30.0)
-    ap.add_argument("--itl-ms", type=float, default=5.0)
-    ap.add_argument("--port", type=int, default=8300)
-    ap.add_argument("--out", default="benchmarks/results/answer_cache")
+    standin_options(ap, "benchmarks/results/answer_cache")
     args = ap.parse_args(argv)
 
     from benchmarks.gpu.pipeline_bench import deploy_app, start_ray

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.answer_cache_bench import bench_settings, question_pool, start_standin
+from benchmarks.answer_cache_bench import bench_settings, question_pool, standin_options, start_standin
 
 LADDER = {"enabled": True, "fewer_steps_after_s": 1.0, "no_draft_after_s": 2.0, "extractive_after_s": 3.0,
           "extractive_max_in_flight": 8, "slo_s": 4.0, "min_grounding": 0.5}
@@ -129,10 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--in-flight", type=int, default=2)
     ap.add_argument("--ladder", default=json.dumps(LADDER), help="quality_ladder settings (JSON) of the 'on' arm")
-    ap.add_argument("--ttft-ms", type=float, default=30.0)
-    ap.add_argument("--itl-ms", type=float, default=5.0)
-    ap.add_argument("--port", type=int, default=8300)
-    ap.add_argument("--out", default="benchmarks/results/quality_ladder")
+    standin_options(ap, "benchmarks/results/quality_ladder")
     args = ap.parse_args(argv)
 
     from benchmarks.gpu.pipeline_bench import deploy_app, start_ray
@@ -153,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         offset = 0
         for arm in ("off", "on"):
             base = bench_settings(args.port, args.in_flight)
+            # Ray's proxy queue unbounded in both arms: the 429s measured are the replica's policy (admission,
+            # ladder), not the proxy's transient queue bound (max_queued_requests = max_in_flight by default)
+            deployment = {**base.agent_deployment.model_dump(), "max_queued_requests": -1}
             settings = base.model_validate({**base.model_dump(), "answer_cache": {"enabled": False},
+                                            "agent_deployment": deployment,
                                             "admission": {**base.admission.model_dump(), "queue_timeout_s": 10},
                                             "quality_ladder": ladder if arm == "on" else {"enabled": False}})
             KnowledgeBase.load(settings.agent.knowledge)

@@ -72,12 +72,14 @@ class AgentDeploymentSettings(BaseModel):
             raise ValueError("agent_deployment.max_queued_requests must be -1 (unbounded) or at least 1")
         return self
 
-    def deployment_options(self, admission: AdmissionSettings) -> dict[str, Any]:
+    def deployment_options(self, admission: AdmissionSettings, extra_ongoing: int = 0) -> dict[str, Any]:
         """Ray Serve deployment options; unset, ``max_ongoing_requests`` and ``max_queued_requests`` are the
-        replica's admission capacity (runs + queue) and its runs."""
+        replica's admission capacity (runs + queue + ``extra_ongoing``: the quality ladder's extractive lane) and
+        its runs."""
         queued = admission.max_in_flight if self.max_queued_requests is None else self.max_queued_requests
+        capacity = admission.max_in_flight + admission.max_queue + extra_ongoing
         options: dict[str, Any] = {
-            "max_ongoing_requests": self.max_ongoing_requests or admission.max_in_flight + admission.max_queue,
+            "max_ongoing_requests": self.max_ongoing_requests or capacity,
             "max_queued_requests": queued,
             # Ray 2.60: the proxy's own overflow answer (deployments/front_door.py gives it OpenAI's error format)
             "backpressure_config": {"status_code": 429, "retry_after_s": self.backpressure_retry_after_s},
@@ -155,4 +157,6 @@ class ApiSettings(TierSettings):
 
     def deployment_options(self) -> dict[str, Any]:
         """The agent deployment's Ray Serve options, sized from the admission settings unless set."""
-        return self.agent_deployment.deployment_options(self.admission)
+        ladder = self.quality_ladder
+        return self.agent_deployment.deployment_options(
+            self.admission, ladder.extractive_max_in_flight if ladder.enabled else 0)

@@ -36,7 +36,9 @@ serve.run(build_app(settings), name="ladder-probe", route_prefix="/ladder-probe"
 def deploy(env: dict, ladder: dict) -> None:
     overrides = {"metrics_port": 0, "answer_cache": {"enabled": False},
                  "admission": {"max_in_flight": 1, "max_queue": 8, "queue_timeout_s": 60},
-                 "agent_deployment": {"autoscaling": None, "num_replicas": 1, "num_cpus": 0},
+                 # Ray's proxy queue bound (max_in_flight by default) would refuse part of the burst itself
+                 "agent_deployment": {"autoscaling": None, "num_replicas": 1, "num_cpus": 0,
+                                      "max_queued_requests": 16},
                  "quality_ladder": {"enabled": True, "extractive_max_in_flight": 8, **ladder}}
     driver_env = {**env, **RAY_LOCAL_ENV, "PYTHONPATH": str(REPO_ROOT)}
     subprocess.run([sys.executable, "-c", DEPLOY, f"127.0.0.1:{env['SUIQA_STACK_RAY_PORT']}",
