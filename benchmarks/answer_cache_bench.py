@@ -172,8 +172,16 @@ def write_report(summary: dict, out: Path) -> None:
              "| arm | p50 ms | p99 ms |", "|---|---|---|",
              f"| cache off | {med['miss_off']['p50_ms']} | {med['miss_off']['p99_ms']} |",
              f"| cache on (all misses) | {med['miss_on']['p50_ms']} | {med['miss_on']['p99_ms']} |", "",
+             "Miss path by round (p50 / p99 ms; the arms run one after the other, so a round's drift is in both):",
+             "", "| round | cache off | cache on (all misses) |", "|---|---|---|",
+             *[f"| {i} | {r['miss_off']['p50_ms']} / {r['miss_off']['p99_ms']} | {r['miss_on']['p50_ms']} / "
+               f"{r['miss_on']['p99_ms']} |" for i, r in enumerate(summary["rounds"])], "",
              f"Near-duplicate pairs: {summary['pair_hits']} hits on pair questions, "
-             f"{summary['pair_wrong']} of them wrong.", ""]
+             f"{summary['pair_wrong']} of them wrong.", "",
+             "Upstream: the stand-in vLLM with an answering agent (`--react-model`; the tiny random models never "
+             "write a cacheable answer: every tiny run ends `degraded`, never cached). A wrong hit is a hit whose "
+             "answer differs from the cache-off answer to the same question or whose cached run searched for "
+             "another question.", ""]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.6))
     arms = ["off", "on"]

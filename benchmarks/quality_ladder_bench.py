@@ -95,7 +95,8 @@ def write_report(summary: dict, out: Path) -> None:
              f"SLO {summary['ladder']['slo_s']} s; admission {summary['config']['in_flight']} run slots, queue "
              f"{4 * summary['config']['in_flight']}, queue_timeout 10 s; ladder thresholds (expected wait, s): "
              f"fewer_steps > {summary['ladder']['fewer_steps_after_s']}, no_draft > "
-             f"{summary['ladder']['no_draft_after_s']}, extractive > {summary['ladder']['extractive_after_s']}.", "",
+             f"{summary['ladder']['no_draft_after_s']}, extractive > {summary['ladder']['extractive_after_s']}. "
+             f"Ray's deployment options per arm: {json.dumps(summary.get('deployment', {}))}.", "",
              "| rate req/s | arm | offered/s | grounded goodput/s | 429/s | other errors | p50 s | p99 s | steps |",
              "|---|---|---|---|---|---|---|---|---|"]
     for rate in summary["rates"]:
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--in-flight", type=int, default=2)
     ap.add_argument("--ladder", default=json.dumps(LADDER), help="quality_ladder settings (JSON) of the 'on' arm")
+    ap.add_argument("--proxy-queue", type=int, default=None, help="Ray's max_queued_requests (default: as shipped)")
     standin_options(ap, "benchmarks/results/quality_ladder")
     args = ap.parse_args(argv)
 
@@ -142,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     pool, _ = question_pool()
     standin = start_standin(args.port, args.ttft_ms, args.itl_ms, out / "standin.log")
     command = "python -m benchmarks.quality_ladder_bench " + " ".join(sys.argv[1:] if argv is None else argv)
-    summary = {"command": command, "rates": rates, "ladder": ladder, "config": vars(args), "results": {}}
+    summary = {"command": command, "rates": rates, "ladder": ladder, "config": vars(args), "results": {},
+               "deployment": {}}
     try:
         from react_tier.knowledge import KnowledgeBase
 
@@ -150,14 +153,16 @@ def main(argv: list[str] | None = None) -> int:
         offset = 0
         for arm in ("off", "on"):
             base = bench_settings(args.port, args.in_flight)
-            # Ray's proxy queue unbounded in both arms: the 429s measured are the replica's policy (admission,
-            # ladder), not the proxy's transient queue bound (max_queued_requests = max_in_flight by default)
-            deployment = {**base.agent_deployment.model_dump(), "max_queued_requests": -1}
+            # Ray's proxy queue as shipped (max_queued_requests = max_in_flight) unless --proxy-queue: unbounded
+            # (-1), nothing beyond max_ongoing_requests is refused and the queue grows without limit
+            deployment = {**base.agent_deployment.model_dump(), "max_queued_requests": args.proxy_queue}
             settings = base.model_validate({**base.model_dump(), "answer_cache": {"enabled": False},
                                             "agent_deployment": deployment,
                                             "admission": {**base.admission.model_dump(), "queue_timeout_s": 10},
                                             "quality_ladder": ladder if arm == "on" else {"enabled": False}})
             KnowledgeBase.load(settings.agent.knowledge)
+            options = settings.deployment_options()
+            summary["deployment"][arm] = {k: options[k] for k in ("max_ongoing_requests", "max_queued_requests")}
             deploy_app(address, settings)
             api = f"http://127.0.0.1:{settings.port}"
             wait_http_ok(f"{api}/ready", 300)
