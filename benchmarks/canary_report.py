@@ -21,14 +21,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--http", type=Path, required=True, help="`suiqa canary --json` output")
     ap.add_argument("--gate", type=Path, required=True, help="`suiqa canary gate-kb --report` output")
+    ap.add_argument("--good", type=Path, default=None, help="a gate report of a sound rebuild (promoted)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/canary"))
     args = ap.parse_args(argv)
     http, gate = json.loads(args.http.read_text()), json.loads(args.gate.read_text())
     runs = {"live KB, through the API": http, "live KB, in process (gate)": gate["current"],
             "broken build (candidate)": gate["candidate"]}
+    good = json.loads(args.good.read_text()) if args.good else None
+    if good is not None:
+        runs["sound rebuild (candidate)"] = good["candidate"]
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {"runs": {k: {s: v[s] for s in (*SLIS, "questions", "errors", "seconds")} for k, v in runs.items()},
-               "thresholds": gate["thresholds"], "decision": gate["decision"], "failures": gate["failures"]}
+               "thresholds": gate["thresholds"], "decision": gate["decision"], "failures": gate["failures"],
+               "sound_rebuild_decision": good["decision"] if good else None}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
     t = gate["thresholds"]
     lines = ["# Canary SLIs before/after a broken knowledge-base build (cpu-tiny-shared)", "",
@@ -39,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
                      f"{r['grounding']:.2f} | {r['errors']} |")
     lines += ["", f"Thresholds: recall@5 >= {t['min_recall_at_5']}, citation validity >= "
               f"{t['min_citation_validity']}, grounding >= {t['min_grounding']}. Gate decision: "
-              f"**{gate['decision']}** ({'; '.join(gate['failures']) or 'all SLIs above threshold'}).", ""]
+              f"**{gate['decision']}** ({'; '.join(gate['failures']) or 'all SLIs above threshold'})"
+              + (f"; the sound rebuild: **{good['decision']}**." if good else "."), ""]
     (args.out / "report.md").write_text("\n".join(lines) + "\n")
 
     import matplotlib
