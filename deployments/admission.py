@@ -80,6 +80,10 @@ class Admission:
             return rounds * self.mean_run_s
         return max(0.0, self.mean_run_s - (self._clock() - starts[index])) + rounds * self.mean_run_s
 
+    def saturated(self) -> bool:
+        """Every run slot is taken, or somebody is already waiting for one."""
+        return self._slots.locked() or self.waiting > 0
+
     def _refuse(self, message: str) -> Shed:
         self.shed += 1
         return Shed(message, self.retry_after_s)

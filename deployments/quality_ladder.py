@@ -73,7 +73,7 @@ class Ladder:
     def choose(self, admission: Any) -> str | None:
         """The step, or None for a 429."""
         s = self.settings
-        if not admission._slots.locked() and not admission.waiting:
+        if not admission.saturated():
             return "full"
         wait = admission.expected_wait_s(admission.waiting + 1)
         if wait is None:
