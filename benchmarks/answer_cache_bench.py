@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.gpu.pipeline_bench import deploy_app, start_ray
     from suiqa.net import wait_http_ok
+    from suiqa.paths import logs_dir
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     pair_questions = {q for pair in pairs for q in pair}
     sequence = zipf_sequence(pool, args.requests, args.zipf, seed=1)
     unique = [q for q in dict.fromkeys(pool[len(pair_questions):]) if q not in set(sequence)][:args.miss_questions]
-    standin = start_standin(args.port, args.ttft_ms, args.itl_ms, out / "standin.log")
+    standin = start_standin(args.port, args.ttft_ms, args.itl_ms, logs_dir() / "standin.log")  # not a result
     command = "python -m benchmarks.answer_cache_bench " + " ".join(sys.argv[1:] if argv is None else argv)
     summary = {"command": command, "pool": len(pool), "pairs": len(pairs), "rounds": [],
                "config": {**vars(args), "distinct_in_sequence": len(set(sequence)), "cpus": os.cpu_count()}}

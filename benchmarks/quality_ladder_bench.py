@@ -136,13 +136,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmarks.gpu.pipeline_bench import deploy_app, start_ray
     from suiqa.net import wait_http_ok
+    from suiqa.paths import logs_dir
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     ladder = json.loads(args.ladder)
     rates = [float(r) for r in args.rates.split(",")]
     pool, _ = question_pool()
-    standin = start_standin(args.port, args.ttft_ms, args.itl_ms, out / "standin.log")
+    standin = start_standin(args.port, args.ttft_ms, args.itl_ms, logs_dir() / "standin.log")  # not a result
     command = "python -m benchmarks.quality_ladder_bench " + " ".join(sys.argv[1:] if argv is None else argv)
     summary = {"command": command, "rates": rates, "ladder": ladder, "config": vars(args), "results": {},
                "deployment": {}}
