@@ -52,6 +52,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from react_tier.request import AgentRequest
 from react_tier.results import AgentEvent, AgentResult, AnswerDelta, Done, Usage
+from react_tier.tools import PREFETCHED_SEARCH
 
 log = logging.getLogger(__name__)
 CacheStatus = Literal["hit", "miss", "bypass"]
@@ -263,18 +264,20 @@ class CachingAgent:
         if self._on_lookup is not None:
             self._on_lookup(status, reason)
 
-    async def _lookup(self, request: AgentRequest) -> tuple[str | None, AgentResult | None, str]:
-        """(key, cached result or None, reason). key None: bypass (reason says why)."""
+    async def _lookup(self, request: AgentRequest) -> tuple[str | None, AgentResult | None, str, tuple | None]:
+        """(key, cached result or None, reason, the key's search for the run to reuse). key None: bypass (reason
+        says why)."""
         reason = self._bypass_reason(request)
         if reason is not None:
-            return None, None, reason
+            return None, None, reason, None
         try:
             identity = await self.identity()
             kb = await self.agent.load_knowledge()
             passages = await asyncio.to_thread(kb.search, request.question, self.agent.settings.search_k)
         except Exception as exc:  # noqa: BLE001 - no evidence to key on: run uncached, the run reports the rest
             log.warning("answer cache: no evidence key (%s: %s)", type(exc).__name__, exc)
-            return None, None, "no_knowledge"
+            return None, None, "no_knowledge", None
+        prefetched = (kb, request.question, self.agent.settings.search_k, passages)
         max_steps = request.max_steps or self.agent.settings.max_steps
         key = cache_key(request, [p.id for p in passages], identity, max_steps)
         try:
@@ -282,14 +285,14 @@ class CachingAgent:
         except CorruptEntry as exc:
             self.corrupt += 1
             log.warning("answer cache: corrupt entry dropped (%s); running the question", exc)
-            return key, None, "corrupt"
+            return key, None, "corrupt", prefetched
         if isinstance(found, str):
-            return key, None, found
-        return key, found, "evidence_match"
+            return key, None, found, prefetched
+        return key, found, "evidence_match", prefetched
 
     async def stream(self, request: AgentRequest) -> AsyncIterator[AgentEvent]:
         checked = self.check(request)
-        key, cached, reason = await self._lookup(checked)
+        key, cached, reason, prefetched = await self._lookup(checked)
         if cached is not None:
             self._note("hit", reason)
             async for event in self._replay(checked, cached):
@@ -298,14 +301,20 @@ class CachingAgent:
         status: CacheStatus = "bypass" if key is None else "miss"
         self._note(status, reason)
         identity = self._identity
-        async with contextlib.aclosing(self.agent.stream(checked)) as events:
-            async for event in events:
-                if isinstance(event, Done):
-                    result = event.result
-                    if key is not None and self.cacheable(result) and self._identity == identity:
-                        self.store.put(key, result)
-                    event = Done(result=result.model_copy(update={"cache": status}))
-                yield event
+        # the run's forced first search takes the key's search (react_tier/tools.py); the worker task the agent
+        # starts copies this context, and the caller's context is cleared again at the end
+        PREFETCHED_SEARCH.set(prefetched)
+        try:
+            async with contextlib.aclosing(self.agent.stream(checked)) as events:
+                async for event in events:
+                    if isinstance(event, Done):
+                        result = event.result
+                        if key is not None and self.cacheable(result) and self._identity == identity:
+                            self.store.put(key, result)
+                        event = Done(result=result.model_copy(update={"cache": status}))
+                    yield event
+        finally:
+            PREFETCHED_SEARCH.set(None)
 
     async def _replay(self, request: AgentRequest, cached: AgentResult) -> AsyncIterator[AgentEvent]:
         size = self.settings.stream_chunk_chars

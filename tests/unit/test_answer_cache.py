@@ -243,3 +243,28 @@ def test_api_says_cache_in_sui_and_counts_it(kb):
     value = metrics.registry.get_sample_value
     assert value("sui_answer_cache_total", {"result": "hit", "reason": "evidence_match"}) == 2
     assert value("sui_answer_cache_total", {"result": "bypass", "reason": "client_off"}) == 1
+
+
+async def test_the_runs_forced_search_reuses_the_keys_search(scripted):
+    """A miss searches the question once: the run's forced first search takes the cache key's result (same KB
+    object, query and k); another query still searches."""
+    from react_tier.tools import PREFETCHED_SEARCH
+    from tests.unit.test_react_loop import ANSWER, make_agent
+
+    scripted.script("agent", ANSWER)
+    agent, _ = make_agent(scripted, draft_first=False, always_search_first=True)
+    kb = await agent.load_knowledge()
+    calls: list[str] = []
+    real = kb.search
+
+    def counted(query, k=5):
+        calls.append(query)
+        return real(query, k)
+
+    kb.search = counted
+    cache = CachingAgent(agent, AnswerCacheSettings())
+    result = await cache.run(AgentRequest(question="通济渠是哪一年开的？"))
+    await agent.aclose()
+    assert calls == ["通济渠是哪一年开的？"] and result.cache == "miss"
+    assert result.steps[0].forced and "[suishu:卷3:18]" in result.steps[0].observation
+    assert PREFETCHED_SEARCH.get() is None  # set in the run's context only, not leaked to the caller's
