@@ -14,9 +14,9 @@ CASES = [
     ("citations fall back to every observed id", "react_tier/agent.py", "return list(cited.values())", "return list(cited.values()) or list(self.observed.values())"),
     ("citations not read from Thoughts", "react_tier/agent.py", "for text in [answer, *(step.thought for step in self.steps if not step.forced)]:", "for text in [answer]:"),
     ("alias expansion matches shorter keys inside longer ones", "react_tier/knowledge/aliases.py", "if not any(taken[start:end]):", "if True:"),
-    ("API errors sent with HTTP 200", "deployments/api_router.py", "return JSONResponse(error_body(status, message, param), status_code=status)", "return JSONResponse(error_body(status, message, param), status_code=200)"),
+    ("API errors sent with HTTP 200", "deployments/api_router.py", "return JSONResponse(error_body(status, message, param), status_code=status, headers=headers)", "return JSONResponse(error_body(status, message, param), status_code=200, headers=headers)"),
     ("validation errors returned as 422", "deployments/api_router.py", "return _error(400, f\"{where}: {message}\" if where else message, param=param)", "return _error(422, f\"{where}: {message}\" if where else message, param=param)"),
-    ("a full queue returned as 500", "deployments/serving_chat.py", "return ApiError(503, \"the agent tier is at capacity (queue full); retry later\")", "return ApiError(500, \"the agent tier is at capacity (queue full); retry later\")"),
+    ("a full queue returned as 500", "deployments/serving_chat.py", "return ApiError(429, \"the agent tier is at capacity (queue full); retry later\")", "return ApiError(500, \"the agent tier is at capacity (queue full); retry later\")"),
 ]
 TESTS = ["tests/unit/test_request_pinned.py", "tests/unit/test_agent_contract.py", "tests/unit/test_api_routes.py",
          "tests/unit/test_routes_pinned.py", "tests/unit/test_api_protocol.py", "tests/unit/test_parser_pinned.py",

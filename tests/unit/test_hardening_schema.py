@@ -46,6 +46,19 @@ def test_api_matches_its_openapi_with_the_tiny_profiles_limits(case):
     case.call_and_validate(headers={"Authorization": f"Bearer {KEY}"})
 
 
+def test_a_body_over_the_limit_is_a_rejection_to_schemathesis():
+    """CI, 2026-12-06: a negative case of 64 over-long messages exceeded 256 KiB and the front door's 413 was
+    reported as "schema-violating request accepted". schemathesis.toml (repo root) adds 413 to that check."""
+    from fastapi.testclient import TestClient
+
+    op = schema["/v1/chat/completions"]["POST"]
+    expected = schema.config.checks_config_for(operation=op, phase="fuzzing").negative_data_rejection
+    assert "413" in expected.expected_statuses and not any(s.startswith("5") for s in expected.expected_statuses)
+    huge = {"model": "sui-react", "messages": [{"role": "user", "content": "问" * 2001}] * 64}
+    resp = TestClient(app).post("/v1/chat/completions", json=huge, headers={"Authorization": f"Bearer {KEY}"})
+    assert resp.status_code == 413 and resp.json()["error"]["code"] == 413
+
+
 def test_the_document_has_no_422_and_declares_bearer_auth():
     doc = app.openapi()
     codes = {code for item in doc["paths"].values() for op in item.values() for code in op["responses"]}
