@@ -160,7 +160,7 @@ class GuardMiddleware:
         self.app, self.gate = app, gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(GUARDED_PREFIX):
+        if scope["type"] != "http" or not _app_path(scope).startswith(GUARDED_PREFIX):
             await self.app(scope, receive, send)
             return
         gate = self.gate
@@ -241,6 +241,13 @@ class GuardMiddleware:
             if not message.get("more_body", False):
                 break
         return _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive)
+
+
+def _app_path(scope: Scope) -> str:
+    """The path inside the app: Serve's route prefix (``root_path``) removed, so that an app deployed under a
+    prefix (the tests' probe apps) is guarded like the one at "/"."""
+    path, root = scope["path"], scope.get("root_path") or ""
+    return path[len(root):] if root and path.startswith(root) else path
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

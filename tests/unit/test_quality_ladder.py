@@ -144,3 +144,22 @@ def test_ladder_off_is_todays_policy():
     app = create_app(OpenAIServingChat(settings, LadderAgent(ContractAgent(settings.agent),
                                                              settings.quality_ladder, 5)))
     assert app.state.gate.ladder is None and settings.quality_ladder.enabled is False
+
+
+def test_an_app_under_a_route_prefix_is_guarded_too():
+    """Serve passes a route prefix as root_path with the full path: the guard (and so the ladder) must still see
+    /v1/ (the stack test deploys its ladder probe under /ladder-probe)."""
+    from deployments.api_router import create_app
+    from deployments.config import ApiSettings
+    from deployments.serving_chat import OpenAIServingChat
+
+    settings = ApiSettings.load(quality_ladder=LADDER.model_dump(), admission={"max_in_flight": 1})
+    app = create_app(OpenAIServingChat(settings, LadderAgent(ContractAgent(settings.agent), LADDER, 5)))
+    gate = app.state.gate
+    gate.ladder.extractive_in_flight = 1
+    gate.admission._slots._value = 0
+    gate.admission._running = {0: time.monotonic()}
+    gate.admission.mean_run_s = 60.0
+    client = TestClient(app, root_path="/probe")
+    body = {"model": "sui-react", "messages": [{"role": "user", "content": "隋朝何时建立？"}]}
+    assert client.post("/probe/v1/chat/completions", json=body).status_code == 429
