@@ -195,7 +195,7 @@ class CachingAgent:
         self.store = AnswerStore(settings.max_entries, settings.max_bytes, settings.ttl_s, clock)
         self._models, self._on_lookup = models, on_lookup
         self._identity: Identity | None = None
-        self._kb_versions: dict[int, str] = {}
+        self._kb_version: tuple[Any, str] | None = None  # (the KB object, its version): held, so never a reused id
         self.invalidations = 0
         self.corrupt = 0
 
@@ -228,9 +228,9 @@ class CachingAgent:
     async def identity(self) -> Identity:
         """The current identity; a change from the last one empties the cache."""
         kb = await self.agent.load_knowledge()
-        version = self._kb_versions.get(id(kb))
-        if version is None:
-            self._kb_versions = {id(kb): (version := kb_version(kb))}
+        if self._kb_version is None or self._kb_version[0] is not kb:
+            self._kb_version = (kb, kb_version(kb))
+        version = self._kb_version[1]
         settings = self.agent.settings
         models = await self._models() if self._models else (settings.domain_llm.model, settings.agent_llm.model)
         current = Identity(version, tuple(models))
@@ -240,7 +240,7 @@ class CachingAgent:
         return current
 
     def _bypass_reason(self, request: AgentRequest) -> str | None:
-        policy = getattr(request, "cache", "auto")
+        policy = request.cache
         if not self.settings.enabled:
             return "disabled"
         if policy == "off":
@@ -250,7 +250,7 @@ class CachingAgent:
         temperature = request.generation.temperature
         if temperature is not None and temperature > 0 and policy != "allow":
             return "temperature"
-        if getattr(request, "quality", "full") != "full":
+        if request.quality != "full":
             return "quality_step"
         return None
 
