@@ -84,7 +84,7 @@ def test_queued_requests_get_extractive_answers_without_an_llm_call(probe):
     extractive = [s for s in suis if s["quality"] == "extractive"]
     assert len(extractive) >= 3, [s["quality"] for s in suis]  # the slot is busy for all but the first few
     for sui in extractive:
-        assert sui["finish_reason"] == "degraded" and sui["draft"] is None and sui["citations"]
+        assert sui["finish_reason"] == "degraded" and sui.get("draft") is None and sui["citations"]
         assert all(u["calls"] == 0 for u in sui["usage"].values())  # no chat call to either tier
         assert sui["steps"][0]["forced"] and sui["steps"][0]["tool"] == "search_knowledge"
         assert sui["grounding"]["score"] >= 0.5
@@ -96,5 +96,5 @@ def test_queued_requests_step_down_to_no_draft(probe):
     stepped = [s for s in suis if s["quality"] == "no_draft"]
     assert stepped, [s["quality"] for s in suis]
     for sui in stepped:
-        assert sui["draft"] is None and sui["usage"]["domain"]["calls"] == 0
+        assert sui.get("draft") is None and sui["usage"]["domain"]["calls"] == 0  # (None is left out)
         assert len([s for s in sui["steps"] if not s["forced"]]) <= 1  # max_steps 1
