@@ -351,7 +351,8 @@ class _Run:
         """The quality ladder's extractive step: the lead sentences of each passage the forced search showed, each
         cited — an answer the grounding check can follow sentence by sentence (the evidence block of the
         degraded answer cites a passage once, so its later sentences and lines counted as uncited: 0.47-0.62)."""
-        lines = [f"{_lead(c.text)}[{c.id}]" for c in self.observed.values() if c.text and _lead(c.text)]
+        # the id first: a max_tokens cut keeps the citation (the stack test cut "...。[id]" at 24 tokens)
+        lines = [f"[{c.id}] {_lead(c.text)}" for c in self.observed.values() if c.text and _lead(c.text)]
         if not lines:
             raise UpstreamError("overloaded, and the knowledge base has no evidence to answer from", 503)
         return await self._shaped("\n".join(lines))

@@ -163,3 +163,18 @@ def test_an_app_under_a_route_prefix_is_guarded_too():
     client = TestClient(app, root_path="/probe")
     body = {"model": "sui-react", "messages": [{"role": "user", "content": "隋朝何时建立？"}]}
     assert client.post("/probe/v1/chat/completions", json=body).status_code == 429
+
+
+async def test_an_extractive_answer_cut_by_max_tokens_keeps_its_citation(scripted):
+    """The id comes first on each line, so a short max_tokens still leaves a cited answer."""
+    agent, _ = make_agent(scripted, always_search_first=False)
+    front = LadderAgent(agent, LADDER, agent.settings.max_steps)
+
+    async def go():
+        set_step("extractive")
+        return await front.run(front.check(AgentRequest(question="通济渠是哪一年开的？",
+                                                        generation={"max_tokens": 24})))
+
+    result = await asyncio.create_task(go())
+    await agent.aclose()
+    assert result.truncated and result.citations and result.answer.startswith("[")
