@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import re
 import socket
 import threading
 import time
@@ -97,9 +98,21 @@ def _generate(n: int, stops: list[str]) -> tuple[str, str]:
     return (text[:min(cuts)], "stop") if cuts else (text, "length")
 
 
+OBSERVED = re.compile(r"\[([^\[\]\s]+:[^\[\]\s]+)\] 《[^》]*》：([^。\n]{1,60})")
+
+
+def _react_turn(messages: list[dict]) -> str:
+    """A ReAct turn: search first, then the first observed passage's first sentence, cited."""
+    for m in reversed(messages):
+        content = m.get("content") if isinstance(m.get("content"), str) else ""
+        if m.get("role") == "user" and (found := OBSERVED.search(content)):
+            return f"Thought: 资料已足。\nFinal Answer: {found.group(2)}。[{found.group(1)}]"
+    return 'Thought: 先检索。\nAction: search_knowledge\nAction Input: {"query": "隋朝"}'
+
+
 class StandIn:
-    def __init__(self, models: list[str], pace: Pace) -> None:
-        self.models, self.pace = models, pace
+    def __init__(self, models: list[str], pace: Pace, react_model: str | None = None) -> None:
+        self.models, self.pace, self.react_model = models, pace, react_model
         self._ids = itertools.count(1)
         reg = self.registry = CollectorRegistry()
         buckets = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64)
@@ -152,6 +165,8 @@ class StandIn:
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or 16
         stops = body.get("stop") or []
         text, finish = _generate(int(max_tokens), [stops] if isinstance(stops, str) else stops)
+        if model == self.react_model:
+            text, finish = _react_turn(body["messages"])[:int(max_tokens)], "stop"
         prompt = _prompt_tokens(body)
         rid = request.headers.get("x-request-id") or f"standin-{next(self._ids)}"
         base = {"id": f"chatcmpl-{rid}", "created": int(time.time()), "model": model}
@@ -226,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ttft-ms", type=float, default=30.0, help="pause before the first token")
     ap.add_argument("--itl-ms", type=float, default=5.0, help="pause per generated token")
     ap.add_argument("--stream-interval", type=int, default=8, help="tokens per streamed chunk (vLLM's flag)")
+    ap.add_argument("--react-model", default=None, help="this model writes grounded ReAct turns (module doc)")
     args = ap.parse_args(argv)
-    server = StandIn(args.model, Pace(args.ttft_ms / 1000, args.itl_ms / 1000, args.stream_interval))
+    server = StandIn(args.model, Pace(args.ttft_ms / 1000, args.itl_ms / 1000, args.stream_interval),
+                     args.react_model)
     uvicorn.run(server.app, host=args.host, port=args.port, log_level="warning", access_log=False,
                 timeout_keep_alive=60)
     return 0

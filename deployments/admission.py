@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.auth import KeyLimiter, KeyRing, bearer_token
 from deployments.protocol import error_body
+from deployments.quality_ladder import Ladder, set_step
 
 log = logging.getLogger(__name__)
 GUARDED_PREFIX = "/v1/"
@@ -78,6 +79,10 @@ class Admission:
         if index >= len(starts):
             return rounds * self.mean_run_s
         return max(0.0, self.mean_run_s - (self._clock() - starts[index])) + rounds * self.mean_run_s
+
+    def saturated(self) -> bool:
+        """Every run slot is taken, or somebody is already waiting for one."""
+        return self._slots.locked() or self.waiting > 0
 
     def _refuse(self, message: str) -> Shed:
         self.shed += 1
@@ -139,6 +144,8 @@ class Gate:
         self.admission = Admission(a.max_in_flight, a.max_queue, a.queue_timeout_s, a.retry_after_s)
         self.limiter = KeyLimiter(a.per_key_concurrency, a.per_key_rpm, a.per_key_burst)
         self.draining = False
+        ladder = getattr(settings, "quality_ladder", None)  # deployments/quality_ladder.py
+        self.ladder = Ladder(ladder) if ladder is not None and ladder.enabled else None
 
     def drain(self) -> None:
         """Stop admitting: new chat requests get 503, /ready says not ready; in-flight requests continue."""
@@ -153,7 +160,7 @@ class GuardMiddleware:
         self.app, self.gate = app, gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(GUARDED_PREFIX):
+        if scope["type"] != "http" or not _app_path(scope).startswith(GUARDED_PREFIX):
             await self.app(scope, receive, send)
             return
         gate = self.gate
@@ -188,6 +195,19 @@ class GuardMiddleware:
             await refuse(429, refusal.reason, refusal.retry_after_s)
             return
         try:
+            step = gate.ladder.choose(gate.admission) if gate.ladder is not None else "full"
+            if step is None:
+                await refuse(429, "the API is overloaded (no run slot in time, extractive lane full); retry later",
+                             gate.retry_after_s)
+                return
+            set_step(step)
+            if step == "extractive":  # no run slot: the answer is the knowledge base's evidence
+                gate.ladder.extractive_in_flight += 1
+                try:
+                    await self.app(scope, receive, send)
+                finally:
+                    gate.ladder.extractive_in_flight -= 1
+                return
             try:
                 ticket = await gate.admission.enter()
             except Shed as shed:
@@ -221,6 +241,13 @@ class GuardMiddleware:
             if not message.get("more_body", False):
                 break
         return _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive)
+
+
+def _app_path(scope: Scope) -> str:
+    """The path inside the app: Serve's route prefix (``root_path``) removed, so that an app deployed under a
+    prefix (the tests' probe apps) is guarded like the one at "/"."""
+    path, root = scope["path"], scope.get("root_path") or ""
+    return path[len(root):] if root and path.startswith(root) else path
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

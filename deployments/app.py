@@ -54,7 +54,15 @@ class SuiReActDeployment:
             self.tracer_provider = tracer_provider(settings.tracing)
             hooks.append(OtelAgentHooks(self.tracer_provider.get_tracer("sui.pipeline")))
         self.agent = ReActAgent.from_settings(settings.agent, hooks=hooks)
-        self.chat = OpenAIServingChat(settings, self.agent, self.metrics)
+        from deployments.answer_cache import caching_agent
+        from deployments.quality_ladder import LadderAgent
+
+        self.cached = caching_agent(self.agent, settings.answer_cache, self.metrics)
+        front = LadderAgent(self.cached, settings.quality_ladder, settings.agent.max_steps, self.metrics)
+        self.chat = OpenAIServingChat(settings, front, self.metrics)
+        from deployments.canary import CanaryLane
+
+        self.canary = CanaryLane(self.cached, settings.canary, self.metrics).start()
         # Load the knowledge base now (off the event loop) rather than on this replica's first request.
         self._warm_up = asyncio.get_running_loop().create_task(self.agent.load_knowledge())
 
@@ -79,6 +87,12 @@ class SuiReActDeployment:
         provider = getattr(self, "tracer_provider", None)
         if provider is not None:
             provider.shutdown()  # exports the spans still batched
+        canary = getattr(self, "canary", None)
+        if canary is not None:
+            await canary.close()
+        cached = getattr(self, "cached", None)
+        if cached is not None:
+            await cached.upstream_models.close()
         agent = getattr(self, "agent", None)  # absent when the constructor failed
         if agent is not None:
             await agent.aclose()

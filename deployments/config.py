@@ -12,7 +12,10 @@ from typing import Any
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from deployments.canary import CanarySettings
+from deployments.quality_ladder import QualityLadderSettings
 from react_tier import AgentSettings
+from react_tier.answer_cache import AnswerCacheSettings
 from suiqa.settings import TierSettings
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
@@ -69,12 +72,14 @@ class AgentDeploymentSettings(BaseModel):
             raise ValueError("agent_deployment.max_queued_requests must be -1 (unbounded) or at least 1")
         return self
 
-    def deployment_options(self, admission: AdmissionSettings) -> dict[str, Any]:
+    def deployment_options(self, admission: AdmissionSettings, extra_ongoing: int = 0) -> dict[str, Any]:
         """Ray Serve deployment options; unset, ``max_ongoing_requests`` and ``max_queued_requests`` are the
-        replica's admission capacity (runs + queue) and its runs."""
+        replica's admission capacity (runs + queue + ``extra_ongoing``: the quality ladder's extractive lane) and
+        its runs."""
         queued = admission.max_in_flight if self.max_queued_requests is None else self.max_queued_requests
+        capacity = admission.max_in_flight + admission.max_queue + extra_ongoing
         options: dict[str, Any] = {
-            "max_ongoing_requests": self.max_ongoing_requests or admission.max_in_flight + admission.max_queue,
+            "max_ongoing_requests": self.max_ongoing_requests or capacity,
             "max_queued_requests": queued,
             # Ray 2.60: the proxy's own overflow answer (deployments/front_door.py gives it OpenAI's error format)
             "backpressure_config": {"status_code": 429, "retry_after_s": self.backpressure_retry_after_s},
@@ -149,6 +154,12 @@ class ApiSettings(TierSettings):
     require_api_keys: bool = Field(True, description="Refuse to start without keys (false: an open demo API).")
     admission: AdmissionSettings = Field(default_factory=AdmissionSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    answer_cache: AnswerCacheSettings = Field(default_factory=AnswerCacheSettings,
+                                              description="The evidence-keyed answer cache, per replica.")
+    quality_ladder: QualityLadderSettings = Field(default_factory=QualityLadderSettings,
+                                                  description="Step answers down under load before a 429.")
+    canary: CanarySettings = Field(default_factory=CanarySettings,
+                                   description="The answer-quality canary lane of each replica.")
     agent: AgentSettings = Field(default_factory=AgentSettings,
                                  description="The react_tier configuration (a nested tier: SUIQA_REACT_* env vars; "
                                              "its input limits are the API's limits).")
@@ -161,4 +172,6 @@ class ApiSettings(TierSettings):
 
     def deployment_options(self) -> dict[str, Any]:
         """The agent deployment's Ray Serve options, sized from the admission settings unless set."""
-        return self.agent_deployment.deployment_options(self.admission)
+        ladder = self.quality_ladder
+        return self.agent_deployment.deployment_options(
+            self.admission, ladder.extractive_max_in_flight if ladder.enabled else 0)

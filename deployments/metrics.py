@@ -136,6 +136,27 @@ class PipelineMetrics:
                                 "too_large, rate_limited, queue_full, ...).", ("reason",), registry=r)
         self.in_flight = Gauge("sui_requests_in_flight", "Requests the ingress is handling now (all replicas of the "
                                "node).", registry=r, multiprocess_mode="livesum")
+        self.answer_cache = Counter("sui_answer_cache_total", "Chat requests by answer-cache verdict (hit|miss|"
+                                    "bypass) and reason (react_tier/answer_cache.py: a fixed set).",
+                                    ("result", "reason"), registry=r)
+        self.quality_step = Counter("sui_quality_step_total", "Admitted chat requests by quality-ladder step "
+                                    "(full, fewer_steps, no_draft, extractive).", ("step",), registry=r)
+        self.goodput = Counter("sui_goodput_total", "Answers by quality step and outcome: grounded (within the "
+                               "SLO, citing an observed source, grounding >= threshold: grounded goodput), late, "
+                               "ungrounded.", ("step", "outcome"), registry=r)
+        # the canary lane (deployments/canary.py): the worst replica's last pass ("min"), the newest pass ("max")
+        self.canary_recall = Gauge("sui_canary_recall_at_5", "Canary: share of questions whose expected evidence "
+                                   "was among the first 5 passages the run saw.", registry=r, multiprocess_mode="min")
+        self.canary_citations = Gauge("sui_canary_citation_validity", "Canary: share of answers citing only "
+                                      "observed, existing passages.", registry=r, multiprocess_mode="min")
+        self.canary_grounding = Gauge("sui_canary_grounding", "Canary: mean grounding score of the answers.",
+                                      registry=r, multiprocess_mode="min")
+        self.canary_errors = Gauge("sui_canary_errors", "Canary: questions of the last pass that failed.",
+                                   registry=r, multiprocess_mode="max")
+        self.canary_last_run = Gauge("sui_canary_last_run_timestamp_seconds", "Canary: when the last pass ended.",
+                                     registry=r, multiprocess_mode="max")
+        self.answer_cache_entries = Gauge("sui_answer_cache_entries", "Answers cached (all replicas of the node).",
+                                          registry=r, multiprocess_mode="livesum")
 
     def observe_grounding(self, score: float) -> None:
         """For the grounding checker: one checked answer's score in [0, 1]."""

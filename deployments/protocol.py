@@ -183,6 +183,8 @@ class ChatCompletionRequest(RefusesParameters):
     # Pipeline extensions (extra_body): named `event: sui.step` SSE events; fewer agent steps than the default.
     sui_events: StrictBool = False
     sui_max_steps: int | None = Field(None, ge=1)
+    # the answer cache: auto | allow (a cached answer also for temperature > 0) | off (always run)
+    sui_cache: Literal["auto", "allow", "off"] = "auto"
     # Refused parameters (see _REFUSED): typed loosely so the 400 names the parameter and says why.
     tools: Any = None
     tool_choice: Any = None
@@ -272,7 +274,8 @@ class ChatCompletionRequest(RefusesParameters):
             stop=self.stop or [], extra=extra)
         return AgentRequest(question=self.messages[-1].text(), history=turns,
                             instructions="\n\n".join(instructions) or None, generation=generation,
-                            max_steps=self.sui_max_steps, request_id=request_id, user=self.user)
+                            max_steps=self.sui_max_steps, request_id=request_id, user=self.user,
+                            cache=self.sui_cache)
 
 
 class UsageInfo(BaseModel):
@@ -294,6 +297,10 @@ class SuiExtras(BaseModel):
     draft: str | None = None
     usage: dict[str, Usage] = Field(default_factory=dict, description="Per tier: every upstream call of the run.")
     grounding: Grounding | None = Field(None, description="How far the answer's claims are backed by its citations.")
+    cache: Literal["hit", "miss", "bypass"] | None = Field(
+        None, description="The answer cache's verdict for this request (None: the cache is not in front).")
+    quality: Literal["full", "fewer_steps", "no_draft", "extractive"] = Field(
+        "full", description="The quality ladder's step this answer ran at (deployments/quality_ladder.py).")
 
     @classmethod
     def from_result(cls, result: AgentResult) -> SuiExtras:

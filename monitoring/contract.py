@@ -24,6 +24,15 @@ PIPELINE = {
     "sui_upstream_tokens_total": ("counter", ("tier", "kind")),
     "sui_rejected_total": ("counter", ("reason",)),
     "sui_requests_in_flight": ("gauge", ()),
+    "sui_answer_cache_total": ("counter", ("result", "reason")),  # hit|miss|bypass, answer_cache.py's reasons
+    "sui_answer_cache_entries": ("gauge", ()),
+    "sui_quality_step_total": ("counter", ("step",)),  # full, fewer_steps, no_draft, extractive
+    "sui_goodput_total": ("counter", ("step", "outcome")),  # outcome: grounded, late, ungrounded
+    "sui_canary_recall_at_5": ("gauge", ()),
+    "sui_canary_citation_validity": ("gauge", ()),
+    "sui_canary_grounding": ("gauge", ()),
+    "sui_canary_errors": ("gauge", ()),
+    "sui_canary_last_run_timestamp_seconds": ("gauge", ()),
 }
 VLLM = {
     "vllm:num_requests_waiting": ("gauge", ("model_name", "engine")),

@@ -71,6 +71,24 @@ ROWS: list[tuple[str, list[Panel]]] = [
         Panel("In flight / upstream tokens", [
             (f"sum(sui_requests_in_flight{{{P}}})", "in flight"),
             (f"sum by (tier, kind) (rate(sui_upstream_tokens_total{{{P}}}{R}))", "{{tier}} {{kind}} tok/s")]),
+        Panel("Grounded goodput and quality steps", [
+            (f"sum(rate(sui_goodput_total{{{P}, outcome=\"grounded\"}}{R}))", "grounded goodput"),
+            (f"sum(rate(sui_requests_total{{{P}}}{R}))", "offered (all responses)"),
+            (f"sum(rate(sui_requests_total{{{P}, status=\"429\"}}{R}))", "429s"),
+            (f"sum by (step) (rate(sui_quality_step_total{{{P}}}{R}))", "step {{step}}")], unit="reqps",
+              description="Grounded goodput: answers within the SLO citing an observed source with grounding >= "
+                          "0.5 (alert SuiGroundedGoodputLow below half of the responses). The quality ladder's "
+                          "steps: full, fewer_steps, no_draft, extractive (docs/agent_aware_serving.md)."),
+        Panel("Canary: answer quality", [
+            (f"min(sui_canary_recall_at_5{{{P}}})", "recall@5 of evidence"),
+            (f"min(sui_canary_citation_validity{{{P}}})", "citation validity"),
+            (f"min(sui_canary_grounding{{{P}}})", "grounding (mean)")], unit="percentunit",
+              description="The canary lane's last pass (deployments/canary.py; `suiqa canary` runs it once). "
+                          "Alerts: recall@5 < 0.5, citation validity < 0.8, grounding < 0.3, no pass for 2 h."),
+        Panel("Answer cache", [
+            (f"sum by (result) (rate(sui_answer_cache_total{{{P}}}{R}))", "{{result}}"),
+            (f"sum(sui_answer_cache_entries{{{P}}})", "entries")],
+              description="Verdicts (hit, miss, bypass) of the evidence-keyed answer cache; entries per node."),
         Panel("Knowledge-base search and grounding", [
             (_q(0.95, "sui_kb_search_seconds"), "KB search p95 (s)"),
             (_q(0.5, "sui_grounding_score"), "grounding score p50")]),

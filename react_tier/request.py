@@ -20,6 +20,7 @@ from react_tier.errors import AgentInputError
 from react_tier.results import AgentEvent, AgentResult
 
 MAX_STOP_SEQUENCES = 4  # OpenAI's limit
+QualityStep = Literal["full", "fewer_steps", "no_draft", "extractive"]
 # vLLM sampling extras a client may send in extra_body; passed to the agent LLM's turns unchanged.
 VLLM_SAMPLING_EXTRAS = ("top_k", "min_p", "repetition_penalty", "ignore_eos", "min_tokens")
 
@@ -104,6 +105,13 @@ class AgentRequest(BaseModel):
     max_steps: int | None = Field(None, ge=1, description="Fewer agent steps than the tier's default.")
     request_id: str | None = Field(None, max_length=64)
     user: str | None = Field(None, max_length=256, description="End-user id from the client (logs, limits).")
+    quality: QualityStep = Field(
+        "full", description="The quality ladder's step (deployments/quality_ladder.py): full; fewer_steps (the "
+                            "ingress lowers max_steps); no_draft (no domain draft); extractive (no LLM call: the "
+                            "knowledge base's evidence for the question is the answer, finish_reason degraded).")
+    cache: Literal["auto", "allow", "off"] = Field(
+        "auto", description="Answer cache (react_tier/answer_cache.py): auto = used unless the request asks for a "
+                            "sample (temperature > 0); allow = used even then; off = always run.")
 
     @classmethod
     def of(cls, request: AgentRequest | str) -> AgentRequest:

@@ -62,6 +62,10 @@ class AgentResult(BaseModel):
     grounding: Grounding | None = None
     draft: str | None = None
     request_id: str | None = None
+    cache: Literal["hit", "miss", "bypass"] | None = Field(
+        None, description="The answer cache's verdict (react_tier/answer_cache.py); None: no cache in front.")
+    quality: Literal["full", "fewer_steps", "no_draft", "extractive"] = Field(
+        "full", description="The quality ladder's step the run ran at (AgentRequest.quality).")
 
 
 class StepStarted(BaseModel):

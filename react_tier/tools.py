@@ -12,6 +12,7 @@ import asyncio
 import importlib
 import json
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -30,6 +31,13 @@ class ToolInputError(ValueError):
 class ToolResult:
     text: str
     sources: list[Citation] = field(default_factory=list)
+
+
+# A search the caller already ran for this request: (knowledge base, query, k, passages). The answer cache
+# (react_tier/answer_cache.py) searches the question for its key; the run's forced first search of the same
+# question takes that result instead of searching twice (the cache's miss path then costs no extra search).
+PREFETCHED_SEARCH: ContextVar[tuple[Any, str, int, list] | None] = ContextVar("sui_prefetched_search",
+                                                                             default=None)
 
 
 @dataclass
@@ -161,7 +169,11 @@ class SearchKnowledgeTool(Tool):
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         kb = await ctx.knowledge()
         k = max(1, min(int(args.get("k") or ctx.search_k), 10))
-        passages = await asyncio.to_thread(kb.search, args["query"], k)
+        prefetched = PREFETCHED_SEARCH.get()
+        if prefetched is not None and prefetched[0] is kb and prefetched[1:3] == (args["query"], k):
+            passages = prefetched[3]
+        else:
+            passages = await asyncio.to_thread(kb.search, args["query"], k)
         if not passages:
             return ToolResult("没有找到相关资料。")
         lines = [f"[{p.id}] 《{p.title}》：{p.text}" for p in passages]

@@ -26,6 +26,7 @@ def _register() -> None:
     from react_tier.cli import register as register_agent
     from react_tier.knowledge.cli import app as kb_app
     from serving.cli import app as serve_app
+    from stackctl.canary_cli import register as register_canary
     from stackctl.lora_cli import register as register_lora
     from stackctl.settings_doc import register as register_settings
     from stackctl.stack_cli import register as register_stack
@@ -42,6 +43,7 @@ def _register() -> None:
     register_settings(app)  # suiqa settings
     register_webui(app)   # suiqa webui
     register_lora(app)    # suiqa lora load / unload / list
+    register_canary(app)  # suiqa canary [gate-kb]
 
 
 _register()

@@ -74,11 +74,15 @@ def test_rules_cover_the_issue_list_and_alerts_are_labelled():
                  "sui:request_e2e_seconds:p95_5m", "sui:requests:rate5m", "sui:request_errors:ratio_rate5m",
                  "sui:degraded:ratio_rate5m", "sui:agent_steps:mean_5m", "sui:tool_latency_seconds:p95_5m",
                  "sui:upstream_errors:rate5m", "job:vllm_num_requests_waiting:sum", "job:vllm_kv_cache_usage_perc:max",
-                 "job:vllm_prefix_cache_hit:ratio_rate5m"):
+                 "job:vllm_prefix_cache_hit:ratio_rate5m", "sui:goodput:ratio_rate5m", "sui:quality_step:rate5m",
+                 "sui:answer_cache:hit_ratio_rate5m", "sui:canary_recall_at_5:min",
+                 "sui:canary_citation_validity:min", "sui:canary_grounding:min", "sui:canary_age_seconds:max"):
         assert name in recorded, name
     alerts = [rule for rule in rules if "alert" in rule]
     assert {a["alert"] for a in alerts} == {"SuiPipelineErrorRatioHigh", "SuiPipelineTTFTOverSLO",
-                                            "SuiVLLMQueueBuilding", "SuiVLLMKVCacheNearFull", "SuiTierDown"}
+                                            "SuiVLLMQueueBuilding", "SuiVLLMKVCacheNearFull", "SuiTierDown",
+                                            "SuiGroundedGoodputLow", "SuiCanaryRecallLow",
+                                            "SuiCanaryCitationsInvalid", "SuiCanaryGroundingLow", "SuiCanaryStale"}
     for alert in alerts:
         assert alert["labels"]["severity"] in {"warning", "critical"} and alert.get("for"), alert["alert"]
         assert alert["annotations"]["summary"] and alert["annotations"]["description"]

@@ -55,3 +55,20 @@ def test_refusals_are_openai_errors_and_tokenize_round_trips(standin):
     assert httpx.post(f"{standin}/detokenize", json={"tokens": tokens["tokens"]}).json()["prompt"] == "隋朝"
     assert httpx.post(f"{standin}/detokenize", json={"tokens": ["x"]}).status_code == 400
     assert "vllm:e2e_request_latency_seconds_count" in httpx.get(f"{standin}/metrics").text
+
+
+def test_react_model_writes_turns_the_agent_parses_and_cites_what_it_saw():
+    """``--react-model``: search first; after an Observation, a Final Answer citing the first observed passage."""
+    from react_tier.parser import parse_turn
+
+    with serve_standin(StandIn(["qwen-agent"], Pace(0, 0, 4), react_model="qwen-agent")) as base:
+        def turn(messages: list[dict]) -> str:
+            body = {"model": "qwen-agent", "messages": messages, "max_tokens": 200}
+            resp = httpx.post(f"{base}/v1/chat/completions", json=body, timeout=10)
+            return resp.json()["choices"][0]["message"]["content"]
+
+        first = parse_turn(turn([{"role": "user", "content": "隋朝？"}]), ["search_knowledge"])
+        assert first.action == "search_knowledge" and first.final_answer is None
+        observation = "Observation: [suishu:卷2:40] 《隋书·帝纪》：仁寿四年七月，高祖崩于大宝殿。时年六十四。"
+        final = parse_turn(turn([{"role": "user", "content": "隋朝？"}, {"role": "user", "content": observation}]))
+        assert final.final_answer == "仁寿四年七月，高祖崩于大宝殿。[suishu:卷2:40]"
