@@ -230,9 +230,13 @@ class _Run:
         if self.settings.draft_first and self.request.quality in ("full", "fewer_steps"):
             system = DOMAIN_SYSTEM_PROMPT + (f"\n\n{self.request.instructions}" if self.request.instructions else "")
             try:
+                # a request's seed also seeds the draft (its sampling stays the domain tier's): the draft is
+                # in the agent's prompt, so an unseeded draft made two seeded runs answer differently (CI)
+                seeded = {"seed": self.sampling["seed"]} if self.sampling.get("seed") is not None else None
                 draft = await self.agent.domain_llm.complete(
                     [{"role": "system", "content": system}, *history,
-                     {"role": "user", "content": self.question}], budget_s=self.budget(), usage=self.usage)
+                     {"role": "user", "content": self.question}], budget_s=self.budget(), usage=self.usage,
+                    sampling=seeded)
                 self.draft = draft.text.strip() or None
             except Exception as exc:  # noqa: BLE001 - no draft is not fatal
                 log.warning("draft failed (%s): %s", self.request_id, exc)

@@ -431,6 +431,17 @@ async def test_sampling_and_instructions_reach_the_agent_model(scripted):
     assert body["messages"][0]["content"].startswith("你是隋朝")  # the static system prompt is unchanged
     assert "用一句话回答。" in body["messages"][-1]["content"]
     assert "用一句话回答。" in scripted.requests_for("domain")[0]["messages"][0]["content"]
+    draft = scripted.requests_for("domain")[0]  # the seed makes the run reproducible: the draft is seeded too,
+    assert draft["seed"] == 7 and draft["temperature"] != 0.0 and "top_k" not in draft  # its sampling the tier's
+
+
+async def test_an_unseeded_request_leaves_the_draft_unseeded(scripted):
+    scripted.script("domain", "草稿")
+    scripted.script("agent", ANSWER)
+    agent, _ = make_agent(scripted)
+    await agent.run(AgentRequest(question="测试", generation={"temperature": 0.0}))
+    await agent.aclose()
+    assert "seed" not in scripted.requests_for("domain")[0]
 
 
 async def test_max_steps_per_request(scripted):
