@@ -99,11 +99,22 @@ def stack_processes(env: dict[str, str]) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def stack():
+def otlp_receiver():
+    """The OTLP/HTTP receiver the shared stack's replicas export their traces to (benchmarks/fixtures)."""
+    from benchmarks.fixtures.otlp_receiver import OtlpReceiver
+
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def stack(otlp_receiver):
     """ONE `suiqa up --profile cpu-tiny-shared --with-prometheus` for every test that needs the whole stack (~45 s
     to start; Prometheus is Debian's package, ~1 s more); `suiqa down` at the end must leave no process behind.
-    Yields (urls, env)."""
-    env = {**os.environ, **_stack_ports()}
+    Tracing is on (to ``otlp_receiver``: ~2 % per request, docs/tracing.md) so the Serve replica's span tree is
+    tested where it runs (tests/integration/test_tracing_stack.py). Yields (urls, env)."""
+    env = {**os.environ, **_stack_ports(), "SUIQA_API_TRACING__ENABLED": "true",
+           "SUIQA_API_TRACING__OTLP_ENDPOINT": otlp_receiver.endpoint}
     up = subprocess.run([*STACK_CLI, "up", "--profile", "cpu-tiny-shared", "--with-prometheus", "--json"], env=env,
                         cwd=REPO, capture_output=True, text=True, timeout=600)
     if up.returncode != 0:

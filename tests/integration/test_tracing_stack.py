@@ -2,7 +2,8 @@
 (the tiny agent model, serving both tiers) started with ``--otlp-traces-endpoint`` pointing at a real OTLP/HTTP
 receiver started by the test (benchmarks/fixtures/otlp_receiver.py), the real ingress app and ReActAgent with tracing on:
 each vLLM ``llm_request`` span is a child of the pipeline's ``llm.call`` span that made the call (the
-``traceparent`` header) and names the same X-Request-Id; the whole tree is one trace under the client's."""
+``traceparent`` header) and names the same X-Request-Id; the whole tree is one trace under the client's. And the
+same tree where it runs in production: the shared stack's Ray Serve replica (tracing on, tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -81,3 +82,35 @@ async def test_vllms_spans_join_the_pipelines_trace(traced_vllm):
         assert parent.attributes["sui.call_id"] in span.attributes["gen_ai.request.id"]  # joined by request id
         assert span.attributes["gen_ai.usage.prompt_tokens"] == parent.attributes["gen_ai.usage.input_tokens"]
     assert finished and len(vllm) >= 1
+
+
+def test_the_serve_replica_traces_a_request_under_the_clients_trace(stack, otlp_receiver):
+    """Through Ray's proxy into the replica: the ingress server span is the client's span's child, and the
+    agent's run, steps and LLM calls hang under it in one tree (every parent is a span of the trace)."""
+    urls, _ = stack
+    trace, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    resp = httpx.post(f"{urls['api']}/chat/completions", timeout=180,
+                      json={"model": "sui-react", "messages": [{"role": "user", "content": "隋朝何时建立？"}],
+                            "max_tokens": 16},
+                      headers={"traceparent": f"00-{trace}-{parent}-01"})
+    assert resp.status_code == 200, resp.text
+    route = "POST /v1/chat/completions"
+
+    def done(spans):  # the server span ends last; the replica exports in batches (~5 s)
+        return any(s.trace_id == trace and s.name == route for s in spans)
+
+    ours = [s for s in otlp_receiver.wait_for(done, timeout_s=60) if s.trace_id == trace]
+    by_id = {s.span_id: s for s in ours}
+    server = next(s for s in ours if s.name == route)
+    assert server.parent_id == parent and server.service == "sui-pipeline"
+    assert server.attributes["http.response.status_code"] == 200
+    kinds = {s.name.split()[0] for s in ours}  # "react.step 0", "llm.call agent", "tool search_knowledge"
+    assert {"agent.run", "react.step", "tool", "llm.call"} <= kinds, kinds
+    for span in ours:
+        if span is not server:
+            assert span.parent_id in by_id, (span.name, "outside the request's tree")
+    span, ancestors = next(s for s in ours if s.name.split()[0] == "agent.run"), []
+    while span is not server:
+        span = by_id[span.parent_id]
+        ancestors.append(span.name)
+    assert ancestors[-1] == route and len(ancestors) <= 3, ancestors
