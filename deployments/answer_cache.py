@@ -37,8 +37,8 @@ class UpstreamModels:
 
     def __init__(self, agent: Any, interval_s: float) -> None:
         self.agent, self.interval_s = agent, interval_s
-        s = agent.settings
-        self.current: tuple[str, ...] = (f"domain:{s.domain_llm.model}", f"agent:{s.agent_llm.model}")
+        # the names the calls ask for: a tier's LoRA adapter when one is set (LLMClient.model_name), else its model
+        self.current: tuple[str, ...] = (f"domain:{agent.domain_llm.model_name}", f"agent:{agent.agent_llm.model_name}")
         self._task: asyncio.Task | None = None
 
     async def refresh(self) -> tuple[str, ...]:
@@ -46,7 +46,7 @@ class UpstreamModels:
         for tier, client in (("domain", self.agent.domain_llm), ("agent", self.agent.agent_llm)):
             listed = await client.client.models.list(timeout=2.0)
             names = describe_models(tier, listed.data)
-            found += [n for n in names if n.split(":")[1] == client.settings.model]
+            found += [n for n in names if n.split(":")[1] == client.model_name]
         self.current = tuple(found)
         return self.current
 

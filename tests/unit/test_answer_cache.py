@@ -268,3 +268,47 @@ async def test_the_runs_forced_search_reuses_the_keys_search(scripted):
     assert calls == ["通济渠是哪一年开的？"] and result.cache == "miss"
     assert result.steps[0].forced and "[suishu:卷3:18]" in result.steps[0].observation
     assert PREFETCHED_SEARCH.get() is None  # set in the run's context only, not leaked to the caller's
+
+
+def test_without_a_listing_the_identity_is_the_names_the_calls_ask_for(kb):
+    cache, inner, _ = make(kb)
+    ask(cache)
+    inner.settings.domain_llm.adapter = "sui-lora"  # `suiqa lora load` + the setting: the domain calls change
+    _, result = ask(cache)
+    assert result.cache == "miss" and cache.invalidations == 1
+
+
+def test_the_served_identity_follows_the_adapter_the_calls_ask_for():
+    """UpstreamModels reads what vLLM lists (openai's Model type) for the name each tier's calls ask for: the
+    adapter when one is set, so an adapter reloaded under the same name from another folder is a new identity."""
+    from types import SimpleNamespace
+
+    from openai.types import Model
+
+    from deployments.answer_cache import UpstreamModels
+    from react_tier.llm import LLMClient
+    from react_tier.settings import LLMEndpointSettings
+
+    def served(name, root, parent=None):
+        return Model(id=name, created=0, object="model", owned_by="vllm", root=root, parent=parent)
+
+    listing = [served("internlm2", "/models/base"), served("sui-lora", "/adapters/v1", "internlm2"),
+               served("qwen", "/models/qwen")]
+
+    class Models:  # the SDK's `models` resource: list() -> a page with `.data`
+        async def list(self, timeout):
+            return SimpleNamespace(data=list(listing))
+
+    def tier(name, **fields):
+        client = LLMClient(name, LLMEndpointSettings(base_url="http://127.0.0.1:9", **fields))
+        client.client = SimpleNamespace(models=Models())
+        return client
+
+    agent = SimpleNamespace(domain_llm=tier("domain", model="internlm2", adapter="sui-lora"),
+                            agent_llm=tier("agent", model="qwen"))
+    models = UpstreamModels(agent, 10.0)
+    assert models.current == ("domain:sui-lora", "agent:qwen")
+    first = asyncio.run(models.refresh())
+    assert first == ("domain:sui-lora:/adapters/v1:internlm2", "agent:qwen:/models/qwen:")
+    listing[1] = served("sui-lora", "/adapters/v2", "internlm2")  # reloaded under the same name
+    assert asyncio.run(models.refresh()) == ("domain:sui-lora:/adapters/v2:internlm2", "agent:qwen:/models/qwen:")
