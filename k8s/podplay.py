@@ -36,7 +36,15 @@ from typing import Any
 
 import yaml
 
-from k8s.generate import K8S_DIR, NAMESPACE, RAY_HEAD_SERVICE, job_pod, rayservice_pods, service_name
+from k8s.generate import (
+    K8S_DIR,
+    NAMESPACE,
+    RAY_HEAD_SERVICE,
+    job_pod,
+    rayservice_pods,
+    replicas_service_name,
+    service_name,
+)
 
 REPO = K8S_DIR.parent
 STACK_LOCK = "/tmp/suiqa-stack.lock"
@@ -112,7 +120,9 @@ class Play:
         return path
 
     def _hosts(self) -> dict[str, Any]:
-        names = [f"{service_name(r)}.{NAMESPACE}.svc" for r in ("domain", "agent")]
+        # the tiers' Services and their headless ones (the agent resolves those: run-affine routing, one pod here)
+        names = [f"{name(r)}.{NAMESPACE}.svc" for name in (service_name, replicas_service_name)
+                 for r in ("domain", "agent")]
         names += [f"{RAY_HEAD_SERVICE}.{NAMESPACE}.svc.cluster.local"]
         hosts = self.work / "hosts"
         hosts.write_text("127.0.0.1 localhost " + " ".join(names) + "\n::1 localhost\n", encoding="utf-8")

@@ -58,3 +58,21 @@ def test_job_pod_is_the_job_template(overlay):
     pod = job_pod(job)
     kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
     assert pod["spec"] == job["spec"]["template"]["spec"] and pod["metadata"]["name"] == job["metadata"]["name"]
+
+
+def test_the_plays_hosts_file_names_every_host_the_pipeline_calls(tmp_path):
+    """The play's stand-in for cluster DNS must name each tier's URL host in the CPU overlay's serveConfigV2 (the
+    headless `-replicas` Services since run-affine routing): an unknown name leaves the agent no tier to call."""
+    import re
+
+    import yaml
+
+    from k8s.podplay import Play
+
+    ray = _one("cpu", "RayService")
+    hosts = set(re.findall(r"https?://([^:/]+)", yaml.safe_dump(ray["spec"]["serveConfigV2"])))
+    assert any(h.endswith("-replicas.sui-qa.svc") for h in hosts), hosts
+    play = Play(tmp_path, log=print)
+    play._hosts()
+    named = set((tmp_path / "hosts").read_text(encoding="utf-8").split())
+    assert hosts <= named, hosts - named
