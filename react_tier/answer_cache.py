@@ -232,8 +232,8 @@ class CachingAgent:
             self._kb_version = (kb, kb_version(kb))
         version = self._kb_version[1]
         settings = self.agent.settings
-        models = await self._models() if self._models else tuple(
-            tier.adapter or tier.model for tier in (settings.domain_llm, settings.agent_llm))
+        models = await self._models() if self._models else (settings.domain_llm.model_name,
+                                                             settings.agent_llm.model_name)
         current = Identity(version, tuple(models))
         if self._identity is not None and current != self._identity:
             self.invalidate("knowledge" if current.kb_version != self._identity.kb_version else "models")

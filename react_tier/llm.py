@@ -233,7 +233,7 @@ class LLMClient:
     @property
     def model_name(self) -> str:
         """What each chat call asks for: the tier's LoRA adapter when one is set, else its model."""
-        return self.settings.adapter or self.settings.model
+        return self.settings.model_name
 
     def _call_id(self) -> str | None:
         """The X-Request-Id of one upstream attempt (None outside a request: vLLM then makes its own)."""

@@ -69,6 +69,11 @@ class LLMEndpointSettings(BaseModel):
         1.25, ge=1.0, le=10.0, description="run_affine: no replica holds more than this times the mean "
         "number of runs in flight (consistent hashing with bounded loads).")
 
+    @property
+    def model_name(self) -> str:
+        """What each chat call asks for: the LoRA adapter when one is set, else the model."""
+        return self.adapter or self.model
+
     @field_validator("base_url")
     @classmethod
     def _add_v1(cls, value: str) -> str:
