@@ -1,0 +1,52 @@
+"""The two spellings of a request the OpenAPI document leaves out on purpose, for schemathesis' negative check.
+
+deployments/request_schema.py publishes one spelling of each rule and, where JSON Schema cannot state the
+server's rule, the stricter one (tests/unit/test_hardening_schema.py pins where): the question as text parts
+(the server joins them; JSON Schema cannot bound the joined text's length or blankness) and equal
+``max_tokens`` and ``max_completion_tokens`` (JSON Schema cannot compare two fields). A body in one of those
+spellings violates the document and is still a valid request, so schemathesis' negative_data_rejection (ST201)
+reported it as "schema-violating request accepted" (CI, 2026-12-07: a conversation whose question was six
+text parts). :func:`documented_equivalent` rewrites such a body into the document's own spelling, with the
+server's own join, and asks the document: a body it then allows is not negative data. Only that check is left
+out for it; every other check (no 5xx, the response as documented) still runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from deployments.protocol import ChatMessage
+from deployments.responses_protocol import InputMessage
+
+REQUESTS = {"/v1/chat/completions": ("ChatCompletionRequest", "messages", ChatMessage),
+            "/v1/responses": ("ResponsesRequest", "input", InputMessage)}
+
+
+def _canonical(body: dict[str, Any], conversation: str, message_type: type) -> dict[str, Any] | None:
+    """``body`` in the document's spelling, or None where nothing changes (or it is no request)."""
+    body, changed = dict(body), False
+    messages = body.get(conversation)
+    if isinstance(messages, list) and messages and isinstance(messages[-1], dict) \
+            and isinstance(messages[-1].get("content"), list):
+        try:
+            text = message_type.model_validate(messages[-1]).text()
+        except (ValueError, TypeError):
+            return None
+        body[conversation] = [*messages[:-1], {**messages[-1], "content": text}]
+        changed = True
+    caps = body.get("max_tokens"), body.get("max_completion_tokens")
+    if all(type(cap) is int for cap in caps) and caps[0] == caps[1]:  # bool is no int here, as in the server
+        del body["max_tokens"]
+        changed = True
+    return body if changed else None
+
+
+def documented_equivalent(document: dict[str, Any], path: str, body: Any) -> bool:
+    """True when ``body`` is one of the left-out spellings of a request ``document`` allows at ``path``."""
+    if path not in REQUESTS or not isinstance(body, dict):
+        return False
+    name, conversation, message_type = REQUESTS[path]
+    canonical = _canonical(body, conversation, message_type)
+    validator = Draft202012Validator({**document, "$ref": f"#/components/schemas/{name}"})
+    return canonical is not None and validator.is_valid(canonical)
