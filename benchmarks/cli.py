@@ -151,14 +151,15 @@ def overhead(
     instant_port: int = typer.Option(8206, help="Port of the instant OpenAI-compatible responder."),
     out: str = typer.Option(str(RESULTS / "overhead"), help="Results folder."),
 ) -> None:
-    """Agent-tier orchestration overhead: the pipeline against an instant LLM vs a trivial Serve echo, 1 vs 2 replicas."""
+    """Agent-tier orchestration overhead: the pipeline against an instant LLM vs a trivial Serve echo, 1 vs 2
+    replicas."""
     from benchmarks.overhead import run_overhead
     from benchmarks.runner import BenchError, parse_duration, parse_users
 
     try:
-        report = run_overhead(parse_users(users), parse_duration(duration), parse_users(replicas),
-                              [v.strip() for v in variants.split(",") if v.strip()], serve_port, instant_port, Path(out),
-                              echo=typer.echo)
+        names = [v.strip() for v in variants.split(",") if v.strip()]
+        report = run_overhead(parse_users(users), parse_duration(duration), parse_users(replicas), names,
+                              serve_port, instant_port, Path(out), echo=typer.echo)
     except (BenchError, ValueError) as exc:
         raise SuiqaError(f"overhead benchmark: {exc}") from None
     typer.echo(f"wrote {report}")

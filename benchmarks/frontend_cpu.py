@@ -42,7 +42,8 @@ def agent_messages(turns: int = 3, observation_chars: int = 400) -> list[dict]:
     tools = list(build_tools(AgentSettings()).values())
     passage = ("开皇九年，隋军渡江灭陈，南北复归一统。文帝勤于政事，轻徭薄赋，仓库丰盈。" * 20)[:observation_chars]
     messages = [{"role": "system", "content": system_prompt(tools)},
-                {"role": "user", "content": question_message("隋朝是怎样统一南北的？", "隋文帝派晋王杨广率军渡江灭陈。")}]
+                {"role": "user",
+                 "content": question_message("隋朝是怎样统一南北的？", "隋文帝派晋王杨广率军渡江灭陈。")}]
     for i in range(turns):
         messages += [{"role": "assistant", "content": f"Thought: 需要查第{i + 1}个事实。\nAction: search_knowledge\n"
                                                         f"Action Input: {{\"query\": \"隋灭陈 {i}\"}}"},

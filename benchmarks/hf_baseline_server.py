@@ -175,7 +175,8 @@ class Baseline:
                   else {"index": 0, "text": text, "finish_reason": finish})
         return {"id": f"cmpl-{uuid.uuid4().hex[:16]}", "object": "chat.completion" if chat else "text_completion",
                 "created": int(time.time()), "model": self.model_name, "choices": [choice],
-                "usage": {"prompt_tokens": len(ids), "completion_tokens": len(out), "total_tokens": len(ids) + len(out)}}
+                "usage": {"prompt_tokens": len(ids), "completion_tokens": len(out),
+                          "total_tokens": len(ids) + len(out)}}
 
 
 def build_app(baseline: Baseline) -> FastAPI:

@@ -5,8 +5,8 @@ build-tiny` and the real InternLM2-chat-1.8B ship) is converted in memory to tra
 with :mod:`suiqa.models.internlm2_layout` (fused ``wqkv`` split into q/k/v, weights renamed), so the seed's
 transformers serving path can be reproduced without ``trust_remote_code``.
 
-Needs torch, transformers, safetensors (and the repo's ``suiqa.models.internlm2_layout`` and ``finetune.convert``, which import only torch
-and suiqa.errors): it runs on the GPU machine as is.
+Needs torch, transformers, safetensors (and the repo's ``suiqa.models.internlm2_layout`` and ``finetune.convert``,
+which import only torch and suiqa.errors): it runs on the GPU machine as is.
 """
 
 from __future__ import annotations

@@ -227,8 +227,8 @@ def print_table(result: dict) -> None:
             f"{s}({result['recall']['all'][name]['by_shape'].get(s, {}).get('questions', 0)})" for s in shapes))
         for config, sets in result["recall"].items():
             by = sets[name]["by_shape"]
-            print(f"  {config:<16} " + "  ".join(f"{by[s]['at_5']:.3f}".rjust(len(s) + 4) if s in by else " " * (len(s) + 4)
-                                              for s in shapes))
+            print(f"  {config:<16} " + "  ".join(
+                f"{by[s]['at_5']:.3f}".rjust(len(s) + 4) if s in by else " " * (len(s) + 4) for s in shapes))
     for config in CLASSIFIED:
         for name in result["questions"]:
             classes = result["recall"][config][name].get("miss_classes", {})

@@ -75,7 +75,8 @@ def book_of_sui_questions(knowledge: Path) -> list[str]:
         section = juan.get("section")
         if section == "列传" and topic in GROUP_TOPICS:
             section = "类传"
-        templates = {"列传": BIOGRAPHY_TEMPLATES, "类传": GROUP_TEMPLATES, "志": TREATISE_TEMPLATES, "帝纪": ANNALS_TEMPLATES}.get(section, ())
+        templates = {"列传": BIOGRAPHY_TEMPLATES, "类传": GROUP_TEMPLATES, "志": TREATISE_TEMPLATES,
+                     "帝纪": ANNALS_TEMPLATES}.get(section, ())
         out += [t.format(topic=topic) for t in templates]
     return out
 

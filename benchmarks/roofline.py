@@ -3,7 +3,8 @@
 Per decode step with B running sequences at context length L, the GPU must at least
   - read every weight once:            W  = 2 bytes x (layers x per-layer params + vocab x hidden)
   - read every cached K and V once:     KV = B x L x (2 x layers x kv_heads x head_dim x 2 bytes)
-  - do the matmuls:                     F  = 2 x (matmul params) x B   (+ attention 4 x B x L x heads x head_dim x layers)
+  - do the matmuls:                     F  = 2 x (matmul params) x B
+                                          (+ attention 4 x B x L x heads x head_dim x layers)
 so a step takes at least max((W + KV) / bandwidth, F / matmul rate). Prefill of N x I tokens costs
 2 x params x N x I FLOPs (compute-bound). The workload bound sums prefill and the decode steps of each wave
 (B = min(N, max_num_seqs) sequences at a time), with the bandwidth and bf16 matmul rate MEASURED on the same GPU

@@ -36,7 +36,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 KINDS = (  # (substring of the command line, kind), first match wins
     ("ServeReplica", "serve replica"), ("ProxyActor", "serve proxy"), ("ServeController", "serve controller"),
-    ("EngineCore", "vllm engine core"), ("VLLM::Worker", "vllm engine core"), ("APIServer", "vllm front end"), ("vllm.entrypoints", "vllm front end"),
+    ("EngineCore", "vllm engine core"), ("VLLM::Worker", "vllm engine core"), ("APIServer", "vllm front end"),
+    ("vllm.entrypoints", "vllm front end"),
     ("vllm serve", "vllm front end"), ("standin_vllm", "stand-in upstream"), ("locust", "load client"),
     ("vllm_bench", "load client"), ("vllm bench", "load client"), ("benchmarks.soak", "load client"),
     ("raylet", "ray system"), ("gcs_server", "ray system"), ("ray/dashboard", "ray system"),

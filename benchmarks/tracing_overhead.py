@@ -2,9 +2,9 @@
 
     python -m benchmarks.tracing_overhead --requests 30 --repeats 3 --concurrency 1 4 --out benchmarks/results/tracing
 
-Each repeat alternates the modes round by round (a round: ``concurrency`` requests at once) against in-process apps: the real
-ingress (deployments/api_router.create_app) and the real ReActAgent (draft, forced search, agent turns) over the
-stand-in vLLM (benchmarks/standin_vllm, a fast pace: the upstream costs almost nothing, so what tracing adds is
+Each repeat alternates the modes round by round (a round: ``concurrency`` requests at once) against in-process apps:
+the real ingress (deployments/api_router.create_app) and the real ReActAgent (draft, forced search, agent turns)
+over the stand-in vLLM (benchmarks/standin_vllm, a fast pace: the upstream costs almost nothing, so what tracing adds is
 not hidden behind model time). "on" exports every span over OTLP/HTTP (the SDK's exporter, a
 BatchSpanProcessor) to a real receiver (benchmarks/fixtures/otlp_receiver.py) in the same process, so the
 export's CPU is counted too. Per mode and concurrency: latency per request (median of the repeats' medians,

@@ -162,13 +162,15 @@ class Play:
         # (their ClusterIP Services not: podman turns a Service's ports into host port mappings, which a host
         # network cannot have; the hosts file gives their names, and their ports are the pods' own)
         self.log("## vLLM tiers (rendered Deployments)")
-        podman("kube", "play", "--network=host", str(self._write("20-vllm.yaml", [memory_volumes_on_host_shm(without_ports(d), d["metadata"]["name"]) for d in deploys])))
+        vllm_pods = [memory_volumes_on_host_shm(without_ports(d), d["metadata"]["name"]) for d in deploys]
+        podman("kube", "play", "--network=host", str(self._write("20-vllm.yaml", vllm_pods)))
         for d in deploys:
             self.pods[f"{d['metadata']['name']}-pod-0"] = d["spec"]["template"]
         ray = [self._add_dns(p) for p in rayservice_pods(_one(docs, "RayService")[0], HEAD_OVERRIDES)]
         self.log("## Ray tier (RayService head + worker group as Pods)\n```\n" + "\n".join(
             f"{p['metadata']['name']}: {' '.join(p['spec']['containers'][0]['command'])}" for p in ray) + "\n```")
-        podman("kube", "play", "--network=host", str(self._write("30-ray.yaml", [memory_volumes_on_host_shm(without_ports(p), p["metadata"]["name"]) for p in ray])))
+        ray_pods = [memory_volumes_on_host_shm(without_ports(p), p["metadata"]["name"]) for p in ray]
+        podman("kube", "play", "--network=host", str(self._write("30-ray.yaml", ray_pods)))
         for p in ray:
             self.pods[p["metadata"]["name"]] = p
 
@@ -243,7 +245,8 @@ class Play:
                     w = subprocess.run(["podman", "exec", name, "sh", "-c", f"touch {probe} && rm {probe}"],
                                        capture_output=True, text=True, env=podman_env()).returncode == 0
                     if w == bool(m.get("readOnly")):
-                        raise RuntimeError(f"{name}: {m['mountPath']} writable={w}, manifest readOnly={m.get('readOnly')}")
+                        raise RuntimeError(f"{name}: {m['mountPath']} writable={w}, "
+                                           f"manifest readOnly={m.get('readOnly')}")
                     mounts.append(f"{m['mountPath']} {'rw' if w else 'ro'}")
                 line += f"; id {ids}; root write refused; mounts: {', '.join(mounts)}"
             self.log(line)

@@ -44,10 +44,10 @@ ROWS: list[tuple[str, list[Panel]]] = [
         Panel("Requests by status", [(f"sum by (status) (rate(sui_requests_total{{{P}}}{R}))", "{{status}}")],
               unit="reqps", stack=True, description="Every response the ingress sent, by HTTP status."),
         Panel("End-to-end latency", [(_q(q, "sui_request_e2e_seconds"), f"p{int(q * 100)}") for q in (0.5, 0.95, 0.99)]
-              + [(f"sum(rate(sui_request_e2e_seconds_sum{{{P}}}{R})) / sum(rate(sui_request_e2e_seconds_count{{{P}}}{R}))",
-                  "mean")], unit="s"),
-        Panel("Time to first token", [(_q(q, "sui_request_ttft_seconds", "le, stream"), f"p{int(q * 100)} stream={{{{stream}}}}")
-                                      for q in (0.5, 0.95, 0.99)], unit="s",
+              + [(f"sum(rate(sui_request_e2e_seconds_sum{{{P}}}{R}))"
+                  f" / sum(rate(sui_request_e2e_seconds_count{{{P}}}{R}))", "mean")], unit="s"),
+        Panel("Time to first token", [(_q(q, "sui_request_ttft_seconds", "le, stream"),
+                                       f"p{int(q * 100)} stream={{{{stream}}}}") for q in (0.5, 0.95, 0.99)], unit="s",
               description="Streamed: the first answer token; non-streamed: the whole answer. SLO: p95 <= 8 s."),
         Panel("Error and degraded ratios", [
             (f"sum(rate(sui_requests_total{{{P}, status=~\"5..\"}}{R})) / sum(rate(sui_requests_total{{{P}}}{R}))",

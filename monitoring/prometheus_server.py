@@ -133,8 +133,8 @@ class PrometheusServer(ServerProcess):
                 code = self.process.poll() if self.process else None
                 if code is not None:
                     self.process = None
-                    raise PrometheusError(f"Prometheus exited with code {code} during start-up: {self._last_log_line()} "
-                                          f"(log: {self.log_path})")
+                    raise PrometheusError(f"Prometheus exited with code {code} during start-up: "
+                                          f"{self._last_log_line()} (log: {self.log_path})")
                 try:
                     if client.get(f"{self.url}/-/ready").status_code == 200:
                         return
@@ -143,7 +143,8 @@ class PrometheusServer(ServerProcess):
                 if time.monotonic() > deadline:
                     last = self._last_log_line()
                     self.stop()
-                    raise PrometheusError(f"Prometheus not ready after {timeout_s:.0f} s: {last} (log: {self.log_path})")
+                    raise PrometheusError(f"Prometheus not ready after {timeout_s:.0f} s: {last} "
+                                          f"(log: {self.log_path})")
                 time.sleep(0.3)
 
     def query(self, expr: str) -> list[dict[str, Any]]:

@@ -331,8 +331,8 @@ def banners(turn: TurnView, now: float, slow_after_s: float) -> list[Banner]:
     reason = turn.finish_reason
     if reason == "degraded":
         out.append(Banner("warning", "Degraded answer",
-                          "the agent could not finish normally (unusable model output or a failed upstream tier); this is "
-                          "its fallback answer (finish_reason=degraded)"))
+                          "the agent could not finish normally (unusable model output or a failed upstream tier); "
+                          "this is its fallback answer (finish_reason=degraded)"))
     elif reason == "deadline":
         out.append(Banner("warning", "Time budget spent",
                           "the agent ran out of time and answered early (finish_reason=deadline)"))

@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench(f"{tag}-vllm-c{u}", out, prof.base_url, name, tok, u, 4 * u, 2, seed=7 * n)
                 subprocess.run([sys.executable, "-m", "benchmarks.gpu.vllm_bench", "compare", "--vllm",
                                 str(out / f"{tag}-vllm-c{u}.json"), "--locust", str(out / f"{tag}-locust-u{u}.json"),
-                                "--users", str(u), "--out", str(out / f"{tag}-agreement-u{u}.json")], cwd=REPO, check=False)
+                                "--users", str(u), "--out", str(out / f"{tag}-agreement-u{u}.json")],
+                               cwd=REPO, check=False)
         finally:
             server.stop()
     return 0

@@ -124,7 +124,8 @@ def main() -> None:
         "| run | change | prediction | pass 1 | best | median | best / roofline |",
         "|---|---|---|---|---|---|---|",
         *rows,
-        "| cudagraph1024+fp8-weights | + `quantization=fp8` | +0-5% | not run: the kit lacks `compressed_tensors` | | | |",
+        "| cudagraph1024+fp8-weights | + `quantization=fp8` | +0-5% "
+        "| not run: the kit lacks `compressed_tensors` | | | |",
         "",
         "![tuning](tuning.png)",
         "",
@@ -189,7 +190,8 @@ def main() -> None:
           f"{s['ttft_ms']['p50']:.0f} / {s['ttft_ms']['p99']:.0f} |"
           for s in pipe["steps"] if s["completed_in_window"]],
         "",
-        f"- Prefix-cache hit rate (vLLM `prefix_cache_hits` / `queries`): agent tier **{agent_hits / agent_queries:.0%}** "
+        "- Prefix-cache hit rate (vLLM `prefix_cache_hits` / `queries`): "
+        f"agent tier **{agent_hits / agent_queries:.0%}** "
         f"({agent_hits:,.0f} / {agent_queries:,.0f} tokens): every ReAct turn resends the growing prompt; domain tier "
         f"{domain_hits / domain_queries:.0%} during the pipeline run.",
         "- Agent runs/s stayed at 3.2 from 8 to 32 users (E2E grew from 2.4 to 4.4 s), and the 64-user step "
@@ -209,13 +211,16 @@ def main() -> None:
         "```",
         "bash ../shared/gpu/build_payload.sh . server bench ray          # here, no device time",
         "call 1-2: mkdir -p /tmp/w && cp .gpu/N/* /tmp/w/                  # carry .gpu/1, .gpu/2",
-        "call 3:   bash .gpu/3/unpack.sh && . /tmp/site/gpu-env.sh && bash benchmarks/gpu/h200.sh setup   # carry .gpu/3 .whl",
+        "call 3:   bash .gpu/3/unpack.sh && . /tmp/site/gpu-env.sh && bash benchmarks/gpu/h200.sh setup"
+        "   # carry .gpu/3 .whl",
         "call 4:   python3 -c 'finetune.convert.internlm2_dir_to_llama(...)' && bash benchmarks/gpu/h200.sh engine-a",
         "call 5:   bash benchmarks/gpu/h200.sh engine-b",
         "call 6:   bash benchmarks/gpu/h200.sh online",
-        "call 7:   suiqa up --profile gpu-bench (SUIQA_DOMAIN_MODEL=/tmp/models/domain-llama ...) && bash benchmarks/gpu/h200.sh pipeline",
+        "call 7:   suiqa up --profile gpu-bench (SUIQA_DOMAIN_MODEL=/tmp/models/domain-llama ...)"
+        " && bash benchmarks/gpu/h200.sh pipeline",
         "call 8:   bash benchmarks/gpu/h200.sh engine-c",
-        "call 9:   python3 -m benchmarks.engine_bench ... --name cudagraph1024-2 --engine-arg 'compilation_config={...: 1024}'",
+        "call 9:   python3 -m benchmarks.engine_bench ... --name cudagraph1024-2"
+        " --engine-arg 'compilation_config={...: 1024}'",
         "python -m benchmarks.gpu.h200_report                             # here: this report",
         "```",
         "",

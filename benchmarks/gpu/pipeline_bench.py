@@ -304,7 +304,8 @@ def variant(args) -> int:
         if users in {int(u) for u in args.compare_at.split(",") if u}:
             subprocess.run([sys.executable, "-m", "benchmarks.gpu.vllm_bench", "run", "--base-url", api,
                             "--endpoint", "/v1/chat/completions", "--backend", "openai-chat", "--model",
-                            settings.served_model_name, "--tokenizer", profiles.get("agent", profiles["domain"]).model_path,
+                            settings.served_model_name,
+                            "--tokenizer", profiles.get("agent", profiles["domain"]).model_path,
                             "--concurrency", str(users), "--num-prompts", str(max(2 * users, 16)), "--clients", "1",
                             "--dataset-jsonl", str(_questions_jsonl()), "--output-len", str(args.max_tokens),
                             "--seed", "3", "--name", f"vllm-c{users}", "--out", str(out)], cwd=REPO, check=False)

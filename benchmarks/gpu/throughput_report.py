@@ -63,7 +63,8 @@ def engine_rows(d: Path) -> tuple[list[str], dict]:
 
 def sweep_rows(d: Path, offline_median: float | None) -> tuple[list[str], dict]:
     lines = ["| API servers | start s | output tok/s, passes 1-3 | best | median | median / offline median | "
-             "req/s (median pass) | TTFT p50 / p99 ms (median pass) | failed |", "|---|---|---|---|---|---|---|---|---|"]
+             "req/s (median pass) | TTFT p50 / p99 ms (median pass) | failed |",
+             "|---|---|---|---|---|---|---|---|---|"]
     out = {}
     for server in sorted(d.glob("n*-server.json"), key=lambda p: int(re.match(r"n(\d+)", p.name).group(1))):
         n = int(re.match(r"n(\d+)", server.name).group(1))
@@ -98,7 +99,8 @@ def agreement_rows(paths: list[Path]) -> list[str]:
 
         def cell(k, m=m):
             r = m[k]
-            return f"{_f(r['locust'], 1)} / {_f(r['vllm'], 1)} ({_f(100 * r['diff'], 1) + '%' if r['diff'] is not None else '–'})"
+            diff = _f(100 * r["diff"], 1) + "%" if r["diff"] is not None else "–"
+            return f"{_f(r['locust'], 1)} / {_f(r['vllm'], 1)} ({diff})"
 
         target = "pipeline" if "pipeline" in str(p) else "domain vLLM"
         lines.append(f"| {target} ({p.parent.name}) | {a['users']} | {cell('req_s')} | {cell('ttft_p50_ms')} | "
@@ -128,7 +130,8 @@ def pipeline_rows(d: Path) -> tuple[list[str], dict]:
             errs = "; ".join(f"{k[:60]} x{n}" for k, n in (st.get("errors") or {}).items())
             curves[v].append((st["users"], st["req_s"]))
             lines.append(f"| {v} | {st['users']} | **{st['req_s']:.2f}** | {_f(tok.get('p50'))} | "
-                         f"{_f(e2e.get('p50'))} / {_f(e2e.get('p99'))} | {_f(ttft.get('p50'))} / {_f(ttft.get('p99'))} | "
+                         f"{_f(e2e.get('p50'))} / {_f(e2e.get('p99'))} | "
+                         f"{_f(ttft.get('p50'))} / {_f(ttft.get('p99'))} | "
                          f"{st['failures']}/{st['requests']}{' (' + errs + ')' if errs else ''} | {rate} |")
     return lines, curves
 

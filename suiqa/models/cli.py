@@ -17,7 +17,8 @@ def build_tiny(
     vocab: int = typer.Option(6000, help="Tokenizer vocabulary size (byte-level BPE on data/)."),
     seed: int = typer.Option(0),
     force: bool = typer.Option(False, help="Rebuild even if the same spec is already built."),
-    device: str = typer.Option("cpu", help="Draw the random weights on this torch device (cuda: fast for real shapes)."),
+    device: str = typer.Option("cpu",
+                               help="Draw the random weights on this torch device (cuda: fast for real shapes)."),
 ) -> None:
     """Build the InternLM2 domain and Qwen2 agent checkpoints with their tokenizers, deterministically."""
     from suiqa.models.builder import BuildSpec, build_models

@@ -118,7 +118,8 @@ def save_tokenizer(tok, flavour: TokenizerFlavour, out: Path, model_max_length: 
     out.mkdir(parents=True, exist_ok=True)
     tok.save(str(out / "tokenizer.json"))
     specials = {t: tok.token_to_id(t) for t in flavour.special_tokens}
-    named = {k: getattr(flavour, k) for k in ("bos_token", "eos_token", "unk_token", "pad_token") if getattr(flavour, k)}
+    named = {k: getattr(flavour, k) for k in ("bos_token", "eos_token", "unk_token", "pad_token")
+             if getattr(flavour, k)}
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         **named,

@@ -36,7 +36,8 @@ def kubectl() -> str:
 
 
 def kustomize(folder: Path) -> list[dict[str, Any]]:
-    out = subprocess.run([kubectl(), "kustomize", str(folder)], check=False, capture_output=True, text=True, timeout=120)
+    out = subprocess.run([kubectl(), "kustomize", str(folder)], check=False, capture_output=True, text=True,
+                         timeout=120)
     if out.returncode != 0:
         raise RuntimeError(f"kubectl kustomize {folder} failed: {out.stderr.strip()}")
     return [doc for doc in yaml.safe_load_all(out.stdout) if doc]

@@ -30,8 +30,8 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 def _suiqa(*args: str, env: dict[str, str]) -> str:
-    out = subprocess.run([sys.executable, "-m", "stackctl.cli", *args], check=False, capture_output=True, text=True, env=env,
-                         cwd=REPO, timeout=180)
+    out = subprocess.run([sys.executable, "-m", "stackctl.cli", *args], check=False, capture_output=True, text=True,
+                         env=env, cwd=REPO, timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout
 
@@ -50,7 +50,8 @@ def test_vllm_argv_equals_print_command(overlay, tier):
     env = _clean_env()
     for key, value in overrides.items():
         if key != "model":
-            env[f"SUIQA_{tier.role.upper()}_{key.upper()}"] = json.dumps(value) if isinstance(value, list) else str(value)
+            text = json.dumps(value) if isinstance(value, list) else str(value)
+            env[f"SUIQA_{tier.role.upper()}_{key.upper()}"] = text
     printed = _suiqa("serve", tier.role, "--profile", tier.profile, "--model", overrides["model"], "--print-command",
                      env=env).strip()
     container = next(c for c in _deployment(overlay, service_name(tier.role))["spec"]["template"]["spec"]["containers"]

@@ -70,7 +70,8 @@ def test_images_run_as_a_non_root_user():
 
 def test_manifests_use_these_images():
     for overlay in ("gpu", "cpu"):
-        used = {c["image"].split("/")[-1].split(":")[0] for t in pod_templates(rendered(overlay)) for c in containers(t)}
+        used = {c["image"].split("/")[-1].split(":")[0]
+                for t in pod_templates(rendered(overlay)) for c in containers(t)}
         assert used <= set(DOCKERFILES), used
 
 

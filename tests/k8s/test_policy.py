@@ -42,7 +42,8 @@ def test_long_running_containers_have_probes(overlay):
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_vllm_probes_follow_the_anchors(overlay):
     for name in ("vllm-domain", "vllm-agent"):
-        c = next(d for d in _docs(overlay, "Deployment") if d["metadata"]["name"] == name)["spec"]["template"]["spec"]["containers"][0]
+        deployment = next(d for d in _docs(overlay, "Deployment") if d["metadata"]["name"] == name)
+        c = deployment["spec"]["template"]["spec"]["containers"][0]
         startup = c["startupProbe"]
         assert startup["httpGet"]["path"] == "/health"
         assert startup["periodSeconds"] * startup["failureThreshold"] >= 600  # ~10 min to load and compile
