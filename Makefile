@@ -1,4 +1,5 @@
-# Sui QA serving stack. `make demo` and `make test` are the two entry points (see README.md).
+# Sui QA serving stack. `make demo` and `make test` are the two entry points (see README.md); `make help` lists
+# every target: each one's `## ` comment on its own line is its help text (tests/unit/test_makefile.py checks it).
 SHELL := /bin/bash
 VENV  ?= .venv
 PY    := $(VENV)/bin/python
@@ -6,7 +7,7 @@ export OMP_NUM_THREADS ?= 1
 
 .PHONY: setup demo demo-web test test-fast test-xtuner xtuner-env models clean lint bench-cpu bench-overhead \
         mutation mutation-sample bench-harness images pod-play test-pods \
-        aiperf-env bench-loadgen test-loadgen
+        aiperf-env bench-loadgen test-loadgen help settings-doc
 
 setup:            ## .venv with the CPU profile + the Debian packages the tests use (idempotent; seconds when done)
 	@bash scripts/setup.sh
@@ -60,7 +61,7 @@ mutation: setup   ## mutate the core modules, run the fast unit tests on each mu
 	-@timeout 10800 $(MUTMUT) run --max-children 2 > var/mutation.log 2>&1 || true
 	@$(PY) -m tests.mutation.report --command "make mutation"
 
-mutation-sample: setup  ## CI's fixed sample of mutants ($(MUTATION_OUT)/sample.txt): fails if one survives (~5 min)
+mutation-sample: setup  ## CI's mutant sample (benchmarks/results/mutation/sample.txt): fails if one survives (~5 min)
 	@rm -rf mutants && mkdir -p var
 	-@set -f; timeout 1200 $(MUTMUT) run --max-children 2 $$(grep -v '^#' $(MUTATION_OUT)/sample.txt) \
 	    > var/mutation-sample.log 2>&1 || true
@@ -75,10 +76,17 @@ pod-play: setup images  ## play the cpu overlay's pods with podman; transcript i
 test-pods: setup  ## the slow podman test: build the images (cached), play the cpu pods, chat + 401, tear down
 	@SUIQA_TEST_PODMAN=1 $(PY) -m pytest -q -ra -s tests/k8s/test_podman_play.py
 
-lint: setup
+lint: setup       ## ruff check . (the rules in pyproject's [tool.ruff])
 	@$(VENV)/bin/ruff check .
 
-clean:
+settings-doc: setup  ## regenerate the settings table in docs/settings.md from the typed settings classes
+	@$(VENV)/bin/suiqa settings --write-doc
+
+help:             ## this list
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(firstword $(MAKEFILE_LIST)) \
+	    | awk 'BEGIN {FS = ":.*## "} {printf "  make %-16s %s\n", $$1, $$2}'
+
+clean:            ## remove var/ (models, indexes, logs, run state), .pytest_cache and mutants/
 	rm -rf var .pytest_cache mutants
 
 xtuner-env:       ## .venv-xtuner: XTuner 0.1.23 in its own venv (transformers 4.48); ~2 min first time, idempotent

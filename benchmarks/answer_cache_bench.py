@@ -67,7 +67,7 @@ async def replay(api: str, questions: list[str | tuple[str, dict]], concurrency:
 
     results: list[dict | None] = [None] * len(questions)
     queue = list(enumerate(questions))
-    bar = tqdm(total=len(questions), desc=label, leave=False)
+    bar = tqdm(total=len(questions), desc=label, leave=False, disable=None)
 
     async def worker(client: httpx.AsyncClient) -> None:
         while queue:

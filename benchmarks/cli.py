@@ -31,7 +31,7 @@ def _sweep(target, name: str, users: str, duration: str, api: str, max_tokens: s
         steps, seconds = parse_users(users), parse_duration(duration)
         spec = LoadSpec(host=target.base_url, model=target.model, api=api, max_tokens=max_tokens,
                         ignore_eos=ignore_eos)
-        with tqdm(total=len(steps), desc=name, unit="step") as bar:
+        with tqdm(total=len(steps), desc=name, unit="step", disable=None) as bar:
             def progress(step: dict) -> None:
                 bar.write(step_line(step))
                 bar.update(1)

@@ -30,6 +30,7 @@ import os
 import random
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -119,7 +120,8 @@ def _dense(settings, index_dir: Path, train: bool) -> dict:
         os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
     t0, c0 = time.perf_counter(), _cpu_seconds()
     try:
-        record = build_dense(settings, data_dir, index_dir, encoder_file(settings, cache_dir), progress=True)
+        record = build_dense(settings, data_dir, index_dir, encoder_file(settings, cache_dir),
+                             progress=sys.stderr.isatty())
     finally:
         if pinned is not None:
             os.sched_setaffinity(0, pinned)

@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run_phase(agent_settings(urls, "round_robin", args.max_steps, args.max_tokens), warm,
                               args.concurrency, knowledge))
         phases = [(r, p) for r in range(args.repeats) for p in (POLICIES if r % 2 == 0 else POLICIES[::-1])]
-        for n, (repeat, policy) in enumerate(tqdm(phases, desc="phases", unit="phase")):
+        for n, (repeat, policy) in enumerate(tqdm(phases, desc="phases", unit="phase", disable=None)):
             batch = questions[n * args.runs:(n + 1) * args.runs]
             before = {url: prefix_counters(root) for url, root in roots.items()}
             runs = asyncio.run(run_phase(agent_settings(urls, policy, args.max_steps, args.max_tokens), batch,

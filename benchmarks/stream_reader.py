@@ -124,7 +124,7 @@ def measure(tokens: int, intervals: list[int], turns: int, passes: int) -> list[
 
     rows = []
     cases = [(reader, n) for n in intervals for reader in READERS]
-    for reader, n in tqdm(cases, desc="reader x stream_interval", unit="case"):
+    for reader, n in tqdm(cases, desc="reader x stream_interval", unit="case", disable=None):
         events = sse_events(tokens, n)
         per_turn = [asyncio.run(_pass(reader, events, turns, tokens)) for _ in range(passes)]
         rows.append({"reader": reader, "stream_interval": n, "chunks": len(events) - 1, "tokens": tokens,

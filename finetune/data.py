@@ -300,7 +300,7 @@ def build_dataset(root: Path, out: Path, cfg: DataConfig = DataConfig()) -> Data
     """Write train/val alpaca JSON + chat JSONL and stats.json to ``out``; return the stats."""
     from tqdm import tqdm
 
-    with tqdm(total=3, desc="instruction data", unit="step") as bar:
+    with tqdm(total=3, desc="instruction data", unit="step", disable=None) as bar:
         poems, n_files = load_poems(root)
         bar.update(1)
         pairs, dropped = generate_pairs(poems, cfg)

@@ -200,7 +200,7 @@ def train_steps(
     losses: list[float] = []
     tokens = 0
     start = time.perf_counter()
-    with tqdm(total=steps, desc=desc, unit="step") as bar:
+    with tqdm(total=steps, desc=desc, unit="step", disable=None) as bar:
         for _ in range(steps):
             batch = {k: v.to(dev) for k, v in next(batch_iter).items()}
             loss = model(**batch).loss
@@ -268,7 +268,7 @@ def merge_adapter(base: Path, adapter: Path, out: Path, layout: str = "llama") -
     out = Path(out)
     with (
         tempfile.TemporaryDirectory(prefix="suiqa-merge-") as tmp,
-        tqdm(total=3, desc="merge", unit="step") as bar,
+        tqdm(total=3, desc="merge", unit="step", disable=None) as bar,
     ):
         base_llama = llama_base(Path(base), Path(tmp))
         dtype = getattr(torch, str(read_config(base_llama).get("torch_dtype") or "float32"), torch.float32)

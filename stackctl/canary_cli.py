@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import typer
@@ -142,7 +143,8 @@ def gate_kb(data_dir: Path | None = typer.Option(None, help="Build from this dat
         return
     staging_root = run_dir() / "kb-staging"
     shutil.rmtree(staging_root, ignore_errors=True)
-    candidate = KnowledgeBase.build(live.model_copy(update={"cache_dir": staging_root}), progress=True)
+    candidate = KnowledgeBase.build(live.model_copy(update={"cache_dir": staging_root}),
+                                   progress=sys.stderr.isatty())  # bars on a terminal only
     thresholds = settings.canary.thresholds
     try:
         report = asyncio.run(_in_process(settings.agent, candidate, qs))

@@ -262,7 +262,7 @@ def up(stack: StackSettings) -> dict[str, str]:
         from react_tier.knowledge import KnowledgeBase
 
         with _phase("knowledge base"):  # build or verify the index once, so agent replicas find it cached
-            KnowledgeBase.load(settings.agent.knowledge, progress=True)
+            KnowledgeBase.load(settings.agent.knowledge, progress=sys.stderr.isatty())  # bars on a terminal only
         with _phase("serve app deployed"):
             deploy_app(address, settings)
         with _phase("vLLM ready"):

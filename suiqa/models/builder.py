@@ -187,7 +187,7 @@ def build_models(out: Path, spec: BuildSpec = BuildSpec(), force: bool = False, 
             raise ValueError(f"unknown shape {shape_name!r}; choose from {sorted(SHAPES)}")
     for p in paths.values():
         shutil.rmtree(p, ignore_errors=True)
-    with tqdm(total=4, desc="tiny models", unit="step") as bar:
+    with tqdm(total=4, desc="tiny models", unit="step", disable=None) as bar:
         texts = list(tk.corpus_texts(max_chars=spec.corpus_chars))
         bar.update(1)
         bar.set_postfix_str("internlm2")

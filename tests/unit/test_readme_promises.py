@@ -1,6 +1,7 @@
 """README promises that had no test of their own (see tests/README.md for the whole promise -> test map): the API
-parameter table matches the request model, the refused-parameter list matches the code, one environment name per
-setting with a one-line error naming the refused prefix, and generated state under $SUIQA_HOME (default var/)."""
+parameter table (docs/api.md since issue 26, linked from README) matches the request model, the refused-parameter
+list matches the code, one environment name per setting with a one-line error naming the refused prefix, and
+generated state under $SUIQA_HOME (default var/)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,18 @@ from deployments.protocol import _REFUSED, ChatCompletionRequest, StreamOptions
 from suiqa import paths
 from suiqa.errors import SuiqaError
 
-README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+API_DOC = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+
+
+def test_readme_links_the_api_page():
+    assert "(docs/api.md)" in README
 
 
 def _api_table() -> dict[str, str]:
-    """{first cell: second cell} of README's parameter table in "The pipeline API"."""
-    section = README.split("## The pipeline API", 1)[1]
+    """{first cell: second cell} of the parameter table in docs/api.md, "The pipeline API"."""
+    section = API_DOC.split("# The pipeline API", 1)[1]
     lines = section.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| parameter"))
     table = []

@@ -5,6 +5,7 @@ tests/integration's."""
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import types
@@ -85,7 +86,18 @@ def fake_up(home, monkeypatch):
     return calls
 
 
-def test_up_starts_in_order_and_records_what_it_started(fake_up, home):
+class _Stderr(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_up_starts_in_order_and_records_what_it_started(fake_up, home, monkeypatch, tty):
+    monkeypatch.setattr(sys, "stderr", _Stderr(tty))  # the knowledge base's progress bars: on a terminal only
     urls = stack.up(stack.load_stack("cpu-tiny", build_tiny_models=False, ready_timeout_s=7))
     assert fake_up == [("vllm start", "domain", "cpu"), ("vllm start", "agent", "cpu"), ("ray", 6390),
                        ("kb",), ("deploy", "127.0.0.1:6390"), ("vllm ready", "domain"),
@@ -109,7 +121,7 @@ def test_up_starts_in_order_and_records_what_it_started(fake_up, home):
     assert at_deploy == {**servers, "ray": True} and settings.served_model_name == "sui-react"
     assert settings.agent.agent_llm.context_tokens == 4096  # the settings up computed, not a default
     knowledge, progress = seen["kb"]
-    assert knowledge == settings.agent.knowledge and progress is True
+    assert knowledge == settings.agent.knowledge and progress is tty
     tiers = state["servers"].values()
     assert all(isinstance(tier["port"], int) and isinstance(tier["model"], str) for tier in tiers)
 
