@@ -1,5 +1,6 @@
 """`suiqa settings`: every setting of every tier with its environment variable and default, generated from the
-typed models (README's settings table is this output; tests/unit/test_settings_doc.py keeps them equal)."""
+typed models (README's settings table is this output; tests/unit/stackctl/test_settings_doc.py keeps them
+equal)."""
 
 from __future__ import annotations
 

@@ -250,7 +250,7 @@ def test_served_openapi_holds_under_schemathesis(stack):
             def run(case):
                 nonlocal ran
                 ran += 1
-                # /v1/responses on the tiny limits: sums JSON Schema cannot state (test_hardening_schema.py)
+                # /v1/responses on the tiny limits: sums JSON Schema cannot state (test_request_schema.py)
                 excluded = [positive_data_acceptance] if case.path == "/v1/responses" else []
                 # a spelling the document leaves out on purpose is no negative data (tests/openapi_equivalents.py)
                 if mode == GenerationMode.NEGATIVE and documented_equivalent(document, case.path, case.body):

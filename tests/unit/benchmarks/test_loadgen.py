@@ -18,9 +18,9 @@ from react_tier import AgentSettings, ReActAgent
 from react_tier.request import AgentRequest
 from suiqa.logs import configure_json_logging
 from tests.scripted_openai import Reply, ScriptedOpenAI
-from tests.unit.react_fakes import FakeKnowledgeBase
+from tests.unit.react_tier.helpers import FakeKnowledgeBase
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SEARCH = 'Thought: 需要查资料\nAction: search_knowledge\nAction Input: {"query": "大业 开通济渠"}'
 ASK = 'Thought: 问专家\nAction: ask_sui_expert\nAction Input: {"question": "通济渠何时开凿？"}'
 ANSWER = "Thought: 知道了\nFinal Answer: 隋炀帝于大业元年开通济渠 [suishu:3:1]。"

@@ -1,6 +1,6 @@
 """The pipeline API's routes through FastAPI's TestClient (no Ray, no vLLM): status codes, OpenAI's error JSON,
-the refused parameters, request ids, and 503 before start-up. The agent is tests/unit/agent_fakes.ContractAgent,
-which refuses what the real agent refuses."""
+the refused parameters, request ids, and 503 before start-up. The agent is
+tests/unit/deployments/helpers.ContractAgent, which refuses what the real agent refuses."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from deployments.api_router import create_app
 from deployments.config import ApiSettings
 from deployments.serving_chat import OpenAIServingChat
 from react_tier import UpstreamError
-from tests.unit.agent_fakes import ContractAgent
+from tests.unit.deployments.helpers import ContractAgent
 
 URL = "/v1/chat/completions"
 USER = [{"role": "user", "content": "隋朝何时建立？"}]

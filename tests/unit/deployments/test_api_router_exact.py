@@ -17,7 +17,7 @@ from deployments.config import ApiSettings
 from deployments.protocol import ERROR_TYPES, ChatMessage, error_body
 from deployments.serving_chat import ApiError, OpenAIServingChat, classify_exception
 from react_tier import AgentInputError, UpstreamError
-from tests.unit.agent_fakes import ContractAgent
+from tests.unit.deployments.helpers import ContractAgent
 
 URL = "/v1/chat/completions"
 CONVERSATION = [{"role": "developer", "content": "简短回答。"}, {"role": "user", "content": "隋朝是谁建立的？"},

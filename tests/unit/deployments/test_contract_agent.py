@@ -7,7 +7,7 @@ import pytest
 
 from react_tier import Agent, AgentInputError, AgentSettings, ReActAgent
 from react_tier.request import AgentRequest
-from tests.unit.agent_fakes import ContractAgent
+from tests.unit.deployments.helpers import ContractAgent
 
 CASES = [
     {"question": "隋朝何时建立？"},

@@ -2,7 +2,7 @@
 (``ray.serve._private.http_util._apply_middlewares``: Ray's RequestIdMiddleware inside, ours outside), around an
 inner app that answers with the messages Ray's proxy itself sends on an error (``send_http_response_on_exception``
 from a ``ResponseStatus``): what the proxy would put on the wire, without a Ray cluster. The live path is
-tests/integration/test_hardening_stack.py."""
+tests/integration/test_ingress_guard_stack.py."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The ingress guard without Ray: API keys (401, constant-time compare, never logged), per-key limits (429 +
 Retry-After), admission control (bounded in-flight + queue, immediate 429), body-size cap (413 unread), drain
-(503 + not ready), and that /health never waits. The agent is tests/unit/agent_fakes.ContractAgent."""
+(503 + not ready), and that /health never waits. The agent is tests/unit/deployments/helpers.ContractAgent."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from deployments.auth import KeyLimiter, KeyRing, TokenBucket, bearer_token, par
 from deployments.config import ApiSettings
 from deployments.serving_chat import OpenAIServingChat
 from suiqa.errors import SuiqaError
-from tests.unit.agent_fakes import ContractAgent
+from tests.unit.deployments.helpers import ContractAgent
 
 URL = "/v1/chat/completions"
 BODY = {"model": "sui-react", "messages": [{"role": "user", "content": "隋朝何时建立？"}]}

@@ -20,7 +20,7 @@ from deployments.serving_chat import OpenAIServingChat
 from react_tier import UpstreamError
 from react_tier.results import AgentResult, AnswerDelta
 from suiqa.logs import configure_json_logging
-from tests.unit.agent_fakes import RESULT, ContractAgent
+from tests.unit.deployments.helpers import RESULT, ContractAgent
 
 URL = "/v1/chat/completions"
 BODY = {"model": "sui-react", "messages": [{"role": "user", "content": "隋朝何时建立？"}]}

@@ -10,7 +10,7 @@ from deployments.api_router import create_app
 from deployments.config import ApiSettings
 from deployments.metrics import PipelineMetrics
 from deployments.serving_chat import OpenAIServingChat
-from tests.unit.agent_fakes import ContractAgent
+from tests.unit.deployments.helpers import ContractAgent
 
 
 def test_a_full_queue_is_a_429_counted_as_queue_full():

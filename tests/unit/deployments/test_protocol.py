@@ -13,7 +13,7 @@ from deployments.protocol import ChatCompletionRequest
 from deployments.serve_config import serve_config, serve_config_yaml
 from deployments.serving_chat import ApiError, OpenAIServingChat, classify_exception
 from react_tier import AgentInputError, UpstreamError
-from tests.unit.agent_fakes import RESULT, ContractAgent
+from tests.unit.deployments.helpers import RESULT, ContractAgent
 
 
 def _request(**kw) -> ChatCompletionRequest:

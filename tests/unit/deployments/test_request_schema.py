@@ -4,7 +4,7 @@ documented; a request the document allows is accepted (positive_data_acceptance,
 is refused (negative_data_rejection). Issue #25: the document published the pydantic types, looser than the
 validators (role `tool`, `tool_calls`, any `model`, `n` ...), so no positive case reached a 200 and the old
 test left ST202 out. Two apps: the default limits and the tiny CPU profile's (api-cpu-tiny.yaml). The same
-run against the served document of the real stack is in tests/integration/test_hardening_stack.py."""
+run against the served document of the real stack is in tests/integration/test_ingress_guard_stack.py."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from deployments.auth import KeyRing, parse_keys
 from deployments.config import PROFILES_DIR, ApiSettings
 from deployments.serving_chat import OpenAIServingChat
 from tests.openapi_equivalents import documented_equivalent
-from tests.unit.agent_fakes import ContractAgent
+from tests.unit.deployments.helpers import ContractAgent
 
 KEY = "sk-schema-0123456789abcdef"
 LIFTED = {"admission": {"per_key_rpm": 100000, "per_key_burst": 1000}}

@@ -19,7 +19,7 @@ from deployments.metrics import PipelineMetrics
 from deployments.protocol import ChatCompletionRequest
 from deployments.serving_chat import ApiError, OpenAIServingChat
 from react_tier import AgentInputError, UpstreamError
-from tests.unit.agent_fakes import ContractAgent
+from tests.unit.deployments.helpers import ContractAgent
 
 
 def Recorder() -> PipelineMetrics:

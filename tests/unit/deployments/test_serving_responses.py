@@ -2,7 +2,8 @@
 Ray, no vLLM) and every event checked strictly against ``openai.types.responses``: the typed items of a run
 (reasoning, mcp_call, message with citation annotations), the stream's events in OpenAI's order, the 400s
 that name a refused parameter before the first byte, the in-band failure, and the same guard (keys, 413,
-429), request ids and metrics as chat completions. The agent is the contract double (tests/unit/agent_fakes)."""
+429), request ids and metrics as chat completions. The agent is the contract double
+(tests/unit/deployments/helpers)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from deployments.metrics import PipelineMetrics
 from deployments.serving_chat import OpenAIServingChat
 from react_tier import UpstreamError
 from react_tier.results import AgentResult
-from tests.unit.agent_fakes import RESULT, ContractAgent
-from tests.unit.test_metrics import requests_by, samples
+from tests.unit.deployments.helpers import RESULT, ContractAgent
+from tests.unit.deployments.test_metrics import requests_by, samples
 
 URL = "/v1/responses"
 BODY = {"model": "sui-react", "input": "隋朝何时建立？"}

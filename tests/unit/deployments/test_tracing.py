@@ -19,7 +19,7 @@ from deployments.config import ApiSettings
 from deployments.serving_chat import OpenAIServingChat
 from deployments.tracing import OtelAgentHooks, TracingMiddleware, tracer_provider
 from react_tier import ReActAgent
-from tests.unit.react_fakes import FakeKnowledgeBase
+from tests.unit.react_tier.helpers import FakeKnowledgeBase
 
 CLIENT_TRACE, CLIENT_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 
@@ -105,7 +105,7 @@ def test_the_upstream_headers_carry_the_current_llm_span():
 def test_tracing_is_off_by_default():
     settings = ApiSettings.load()
     assert settings.tracing.enabled is False
-    from tests.unit.agent_fakes import ContractAgent
+    from tests.unit.deployments.helpers import ContractAgent
 
     app = create_app(OpenAIServingChat(settings, ContractAgent()))
     assert TracingMiddleware not in [m.cls for m in app.user_middleware]

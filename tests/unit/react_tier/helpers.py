@@ -5,8 +5,8 @@ FakeKnowledgeBase hands out the real record types (:class:`Passage`, :class:`Poe
 titles copied from the real index (``suishu:卷N:W``, ``zztj:卷N:W``, ``bio:<name>``, ``poem:sui#N``; each text
 is an excerpt of the real record) and refuses what the real one refuses: it runs the real ``clean_query`` and the
 same ``k`` check, so an empty, over-long or junk query, a bad ``k`` or a poem lookup without text/title/author is
-a :class:`KnowledgeQueryError`. tests/unit/test_kb_contract.py runs the same cases against this double and the
-real index built from data/, so the citation code meets real ids in unit tests.
+a :class:`KnowledgeQueryError`. tests/unit/react_tier/knowledge/test_base_contract.py runs the same cases
+against this double and the real index built from data/, so the citation code meets real ids in unit tests.
 """
 
 from __future__ import annotations

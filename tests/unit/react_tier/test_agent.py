@@ -14,7 +14,7 @@ from react_tier.request import AgentRequest, RequestLimits
 from react_tier.results import AgentResult, AnswerDelta, Done, StepFinished, StepStarted
 from tests.scripted_openai import Reply, ScriptedOpenAI
 from tests.support import free_port
-from tests.unit.react_fakes import FakeKnowledgeBase
+from tests.unit.react_tier.helpers import FakeKnowledgeBase
 
 SEARCH = 'Thought: 需要查资料\nAction: search_knowledge\nAction Input: {"query": "大业 开通济渠"}'
 ANSWER = "Thought: 我现在知道最终答案了\nFinal Answer: 隋炀帝于大业元年开通济渠 [suishu:卷3:18]，参见 [made:up]。"
@@ -167,8 +167,8 @@ async def test_step_cap_and_failed_forced_call_fall_back_to_draft_and_evidence(s
 
 async def test_tool_timeout_becomes_an_observation(scripted):
     scripted.script("agent", 'Thought: 试试\nAction: slow_tool\nAction Input: {"query": "x"}', ANSWER)
-    agent, hooks = make_agent(scripted, draft_first=False, tool_timeout_s=0.2,
-                              extra_tools=[{"path": "tests.unit.react_fakes:SlowTool", "kwargs": {"sleep_s": 30}}])
+    slow = {"path": "tests.unit.react_tier.helpers:SlowTool", "kwargs": {"sleep_s": 30}}
+    agent, hooks = make_agent(scripted, draft_first=False, tool_timeout_s=0.2, extra_tools=[slow])
     started = time.monotonic()
     result = await agent.run("测试")
     await agent.aclose()

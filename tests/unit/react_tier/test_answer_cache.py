@@ -14,8 +14,8 @@ from react_tier.answer_cache import AnswerCacheSettings, AnswerStore, CachingAge
 from react_tier.knowledge import KnowledgeBase
 from react_tier.request import AgentRequest, GenerationOptions, Turn
 from react_tier.results import AnswerDelta, Done
-from tests.unit.agent_fakes import RESULT, ContractAgent
-from tests.unit.kb_tiny import prebuilt_copy, tiny_settings
+from tests.unit.deployments.helpers import RESULT, ContractAgent
+from tests.unit.react_tier.knowledge.helpers import prebuilt_copy, tiny_settings
 
 GROUNDED = RESULT.model_copy(update={"answer": "高祖文皇帝，姓杨氏，讳坚。[suishu:卷1:3]" * 3,
                                      "grounding": RESULT.grounding.model_copy(update={"score": 0.9})})
@@ -249,7 +249,7 @@ async def test_the_runs_forced_search_reuses_the_keys_search(scripted):
     """A miss searches the question once: the run's forced first search takes the cache key's result (same KB
     object, query and k); another query still searches."""
     from react_tier.tools import PREFETCHED_SEARCH
-    from tests.unit.test_react_loop import ANSWER, make_agent
+    from tests.unit.react_tier.test_agent import ANSWER, make_agent
 
     scripted.script("agent", ANSWER)
     agent, _ = make_agent(scripted, draft_first=False, always_search_first=True)

@@ -17,7 +17,7 @@ from react_tier.budget import (
 )
 from react_tier.request import AgentRequest, Turn
 from suiqa.settings import SettingsError
-from tests.unit.react_fakes import FakeKnowledgeBase
+from tests.unit.react_tier.helpers import FakeKnowledgeBase
 
 
 def test_the_knowledge_base_takes_the_longest_question():

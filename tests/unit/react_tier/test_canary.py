@@ -13,7 +13,7 @@ from react_tier.canary import CanaryError, CanaryThresholds, load_canary_set, ob
 from react_tier.knowledge import KnowledgeBase
 from react_tier.knowledge.evaluation import DevQuestion
 from react_tier.results import AgentResult
-from tests.unit.kb_tiny import prebuilt_copy, tiny_settings
+from tests.unit.react_tier.knowledge.helpers import prebuilt_copy, tiny_settings
 
 QUESTION = DevQuestion("q1", "隋文帝在哪里去世？", [[{"source": "suishu", "evidence": "崩于大宝殿"}]])
 

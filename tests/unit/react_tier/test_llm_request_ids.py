@@ -20,7 +20,7 @@ from react_tier.settings import LLMEndpointSettings
 from serving.config import load_profile
 from suiqa.logs import configure_json_logging, request_context
 from tests.scripted_openai import ScriptedOpenAI
-from tests.unit.react_fakes import FakeKnowledgeBase
+from tests.unit.react_tier.helpers import FakeKnowledgeBase
 
 SEARCH = 'Thought: 需要查资料\nAction: search_knowledge\nAction Input: {"query": "大业 开通济渠"}'
 ANSWER = "Thought: 我现在知道最终答案了\nFinal Answer: 隋炀帝于大业元年开通济渠 [suishu:3:1]。"

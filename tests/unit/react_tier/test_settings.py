@@ -61,8 +61,9 @@ def test_default_tools_and_operator_tools():
 @pytest.mark.parametrize("overrides, message", [
     ({"tools": ["google"]}, "unknown tool"),
     ({"extra_tools": [{"path": "no_such_module:Tool"}]}, "cannot be imported"),
-    ({"extra_tools": [{"path": "tests.unit.react_fakes:NotATool"}]}, "not a react_tier.tools.Tool"),
-    ({"extra_tools": [{"path": "tests.unit.react_fakes:SlowTool", "kwargs": {"bogus": 1}}]}, "bad kwargs"),
+    ({"extra_tools": [{"path": "tests.unit.react_tier.helpers:NotATool"}]}, "not a react_tier.tools.Tool"),
+    ({"extra_tools": [{"path": "tests.unit.react_tier.helpers:SlowTool", "kwargs": {"bogus": 1}}]},
+     "bad kwargs"),
     ({"extra_tools": [{"path": "react_tier.web_search:WebSearchTool", "kwargs": {"endpoint": "ftp://x"}}]},
      "bad kwargs"),
     ({"tools": ["search_knowledge"], "extra_tools": [{"path": "react_tier.tools:SearchKnowledgeTool"}]}, "two tools"),

@@ -28,7 +28,7 @@ from react_tier.tools import (
     build_tools,
     register_tool,
 )
-from tests.unit.react_fakes import PASSAGES, POEMS, FakeKnowledgeBase
+from tests.unit.react_tier.helpers import PASSAGES, POEMS, FakeKnowledgeBase
 
 
 def context(kb=None, search_k: int = 4, domain=None) -> ToolContext:
@@ -207,7 +207,7 @@ async def test_the_base_tool_has_no_run():
 def test_registry_and_build_order():
     assert {"ask_sui_expert", "search_knowledge", "lookup_poem"} <= set(TOOL_REGISTRY)
     tools = build_tools(AgentSettings.load(tools=["lookup_poem", "search_knowledge"],
-                                           extra_tools=[{"path": "tests.unit.react_fakes:SlowTool"}]))
+                                           extra_tools=[{"path": "tests.unit.react_tier.helpers:SlowTool"}]))
     assert list(tools) == ["lookup_poem", "search_knowledge", "slow_tool"]
     assert isinstance(tools["lookup_poem"], LookupPoemTool)
 

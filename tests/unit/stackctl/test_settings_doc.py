@@ -7,7 +7,7 @@ from pathlib import Path
 from stackctl.settings_doc import BEGIN, END, markdown, tiers
 from suiqa.settings import tier_class
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def test_readme_table_is_generated_from_the_models():

@@ -18,7 +18,7 @@ from deployments.config import ApiSettings
 from deployments.serving_chat import OpenAIServingChat
 from react_tier import AgentResult
 from tests.support import free_port
-from tests.unit.agent_fakes import ContractAgent
+from tests.unit.deployments.helpers import ContractAgent
 from webui import events as ev
 from webui.client import NO_KEY, RequestOptions, StreamReader, list_models, make_client, stream_events
 
@@ -141,7 +141,7 @@ def page(monkeypatch, endpoint: str):
     monkeypatch.setenv("SUIQA_WEBUI_ENDPOINT", endpoint)
     st.cache_resource.clear()
     st.cache_data.clear()
-    at = AppTest.from_file(str(Path(__file__).resolve().parents[2] / "webui" / "app.py"), default_timeout=30)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[3] / "webui" / "app.py"), default_timeout=30)
     return at.run()
 
 

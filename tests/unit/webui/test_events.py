@@ -15,7 +15,7 @@ from deployments.protocol import ChatCompletionRequest
 from deployments.serving_chat import OpenAIServingChat
 from react_tier import AgentResult, AnswerDelta, Done, StepStarted, UpstreamError
 from react_tier.results import StepFinished
-from tests.unit.agent_fakes import ContractAgent
+from tests.unit.deployments.helpers import ContractAgent
 from webui import events as ev
 
 STEP1 = {"index": 1, "thought": "先查隋书", "tool": "search_knowledge", "tool_input": {"query": "大运河"},

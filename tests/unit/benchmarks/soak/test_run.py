@@ -15,7 +15,7 @@ from deployments.auth import KeyRing, parse_keys
 from deployments.config import ApiSettings
 from deployments.serving_chat import OpenAIServingChat
 from tests.support import free_port
-from tests.unit.agent_fakes import ContractAgent
+from tests.unit.deployments.helpers import ContractAgent
 
 
 def test_soak_runner_reports_errors_latency_and_plot(tmp_path):

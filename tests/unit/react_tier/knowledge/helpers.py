@@ -117,13 +117,13 @@ def tiny_settings(root: Path, **overrides):
                                 "window_stride_chars": 20, **overrides})
 
 
-PREBUILT = Path(__file__).resolve().parents[1] / "data" / "kb_tiny"  # data/ and the built index kb/<cache key>/
+PREBUILT = Path(__file__).resolve().parents[3] / "data" / "kb_tiny"  # data/ and the built index kb/<cache key>/
 
 
 def prebuilt_copy(root: Path) -> Path:
     """The committed tiny data and its prebuilt index, copied under ``root`` (loading it takes ~0.7 s; building it,
     ~3 s more, which mutmut would pay once per mutant). A stale copy (the builder or the aliases changed) is
-    rebuilt by KnowledgeBase.load, and test_kb_search's first test says to regenerate it."""
+    rebuilt by KnowledgeBase.load, and test_base_search's first test says to regenerate it."""
     import shutil
 
     shutil.copytree(PREBUILT, root, dirs_exist_ok=True)
@@ -131,7 +131,7 @@ def prebuilt_copy(root: Path) -> Path:
 
 
 def regenerate() -> Path:
-    """Rewrite tests/data/kb_tiny from this module: ``python -m tests.unit.kb_tiny``."""
+    """Rewrite tests/data/kb_tiny from this module: ``python -m tests.unit.react_tier.knowledge.helpers``."""
     import shutil
 
     from react_tier.knowledge import KnowledgeBase

@@ -1,5 +1,5 @@
-"""FakeKnowledgeBase (tests/unit/react_fakes.py) against the real KnowledgeBase built from data/: the same cases,
-the same answers where the double has data, the same refusals everywhere.
+"""FakeKnowledgeBase (tests/unit/react_tier/helpers.py) against the real KnowledgeBase built from data/: the
+same cases, the same answers where the double has data, the same refusals everywhere.
 
 The real index is built once per session (12-40 s on 2 cores, cached by data hash under $SUIQA_HOME/kb), so this
 module is marked slow; the double's own half of each case runs in the fast suite too (``fake`` parameter).
@@ -12,7 +12,7 @@ import re
 import pytest
 
 from react_tier.knowledge.models import KnowledgeQueryError, Passage, Poem
-from tests.unit.react_fakes import PASSAGES, POEMS, FakeKnowledgeBase
+from tests.unit.react_tier.helpers import PASSAGES, POEMS, FakeKnowledgeBase
 
 # The id formats of the real index (react_tier/knowledge/corpus.py): source prefix -> id pattern.
 ID_FORMATS = {"suishu": r"suishu:卷\d+:\d+", "zztj": r"zztj:卷\d+:\d+", "bio": r"bio:[^:#\s]+(#\d+)?",

@@ -1,6 +1,7 @@
-"""The search fusion of react_tier/knowledge/base.py on a real index: the tiny data set of tests/unit/kb_tiny.py
-built by the real builder (jieba, bm25s, the lexicon) and committed under tests/data/kb_tiny (loading it takes
-~0.7 s once per session; building it ~3 s more, which mutmut would pay for every mutant).
+"""The search fusion of react_tier/knowledge/base.py on a real index: the tiny data set of
+tests/unit/react_tier/knowledge/helpers.py built by the real builder (jieba, bm25s, the lexicon) and committed
+under tests/data/kb_tiny (loading it takes ~0.7 s once per session; building it ~3 s more, which mutmut would
+pay for every mutant).
 
 The fused scores are checked against an oracle made from the two BM25 indexes' own scores (bm25s' public
 ``get_scores``): each ranking = the passages with a positive BM25 score (query tokens + weight x each expansion
@@ -21,7 +22,7 @@ import pytest
 
 from react_tier.knowledge import KnowledgeBase, KnowledgeQueryError
 from react_tier.knowledge.lexicon import Lexicon
-from tests.unit.kb_tiny import PREBUILT, prebuilt_copy, tiny_settings, write_data
+from tests.unit.react_tier.knowledge.helpers import PREBUILT, prebuilt_copy, tiny_settings, write_data
 
 # the plain fused ranking: no decomposition, no diversity step, no structured route, no coverage re-rank
 PLAIN = {"decompose": False, "skip_overlapping": False, "use_poem_groups": False, "coverage_weight": 0.0}
@@ -120,8 +121,8 @@ VARIANTS = [{}, {"rrf_k": 5, "bigram_weight": 2.0, "fusion_depth": 10, "alias_we
 
 # ------------------------------------------------------------------ the index itself
 def test_the_committed_tiny_index_is_current(tmp_path):
-    """tests/data/kb_tiny is kb_tiny.py's data and the index the builder makes of it today; if this fails, run
-    ``python -m tests.unit.kb_tiny`` and commit tests/data/kb_tiny."""
+    """tests/data/kb_tiny is helpers.py's data and the index the builder makes of it today; if this fails, run
+    ``python -m tests.unit.react_tier.knowledge.helpers`` and commit tests/data/kb_tiny."""
     from react_tier.knowledge.index import cache_key
 
     write_data(tmp_path / "data")

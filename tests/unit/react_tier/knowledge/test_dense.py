@@ -1,7 +1,8 @@
-"""The learned dense retriever (react_tier/knowledge/dense.py) on the real tiny index (tests/unit/kb_tiny.py):
-an encoder trained in the test (a second on the tiny corpus) by the same code `suiqa kb build --dense` runs,
-the passage vectors it writes, the dense ranking against a numpy oracle, its RRF fusion with BM25, and the
-errors for an index without vectors and a missing or stale encoder file. Plus the unknown-poem answer."""
+"""The learned dense retriever (react_tier/knowledge/dense.py) on the real tiny index
+(tests/unit/react_tier/knowledge/helpers.py): an encoder trained in the test (a second on the tiny corpus) by
+the same code `suiqa kb build --dense` runs, the passage vectors it writes, the dense ranking against a numpy
+oracle, its RRF fusion with BM25, and the errors for an index without vectors and a missing or stale encoder
+file. Plus the unknown-poem answer."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from react_tier.knowledge.base import resolve_dirs
 from react_tier.knowledge.dense import DENSE_VECTORS, Encoder, TrainConfig, train, training_pairs
 from react_tier.knowledge.index import bilingual_pairs, build_dense, collect_documents, encoder_file
 from suiqa.errors import SuiqaError
-from tests.unit.kb_tiny import prebuilt_copy, tiny_settings
+from tests.unit.react_tier.knowledge.helpers import prebuilt_copy, tiny_settings
 
 PLAIN = {"decompose": False, "skip_overlapping": False, "use_poem_groups": False}
 
