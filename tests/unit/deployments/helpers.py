@@ -3,12 +3,16 @@
 It takes the same :class:`AgentRequest`, refuses what the real agent refuses (the same ``AgentRequest.checked``
 with the same ``AgentSettings.limits``), yields the same event types and records what it was asked, so an API test
 cannot pass on a request the real agent would refuse (tests/unit/deployments/test_contract_agent.py runs the
-same cases against both)."""
+same cases against both). :func:`samples` and :func:`requests_by` read the API metrics' exposition as Prometheus
+would."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from prometheus_client.parser import text_string_to_metric_families
+
+from deployments.metrics import PipelineMetrics, exposition
 from react_tier import AgentSettings
 from react_tier.request import AgentRequest
 from react_tier.results import AgentEvent, AgentResult, AnswerDelta, Done, StepFinished, StepStarted
@@ -67,3 +71,17 @@ class ContractAgent:
 
     async def aclose(self) -> None:
         pass
+
+
+def samples(metrics: PipelineMetrics) -> dict[tuple[str, tuple], float]:
+    """{(sample name, sorted labels): value} of the exposition, as Prometheus would read it."""
+    out = {}
+    for family in text_string_to_metric_families(exposition(metrics).decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def requests_by(metrics: PipelineMetrics) -> dict[tuple[str, str], float]:
+    return {(dict(labels)["status"], dict(labels)["stream"]): v for (name, labels), v in samples(metrics).items()
+            if name == "sui_requests_total"}

@@ -11,33 +11,18 @@ import json
 
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
 from deployments.api_router import create_app
 from deployments.config import ApiSettings
-from deployments.metrics import PipelineMetrics, PrometheusAgentHooks, RequestRecord, exposition
+from deployments.metrics import PipelineMetrics, PrometheusAgentHooks, RequestRecord
 from deployments.serving_chat import OpenAIServingChat
 from react_tier import UpstreamError
 from react_tier.results import AgentResult, AnswerDelta
 from suiqa.logs import configure_json_logging
-from tests.unit.deployments.helpers import RESULT, ContractAgent
+from tests.unit.deployments.helpers import RESULT, ContractAgent, requests_by, samples
 
 URL = "/v1/chat/completions"
 BODY = {"model": "sui-react", "messages": [{"role": "user", "content": "隋朝何时建立？"}]}
-
-
-def samples(metrics: PipelineMetrics) -> dict[tuple[str, tuple], float]:
-    """{(sample name, sorted labels): value} of the exposition, as Prometheus would read it."""
-    out = {}
-    for family in text_string_to_metric_families(exposition(metrics).decode()):
-        for s in family.samples:
-            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
-    return out
-
-
-def requests_by(metrics: PipelineMetrics) -> dict[tuple[str, str], float]:
-    return {(dict(labels)["status"], dict(labels)["stream"]): v for (name, labels), v in samples(metrics).items()
-            if name == "sui_requests_total"}
 
 
 def app_with(agent=None) -> tuple[TestClient, PipelineMetrics]:

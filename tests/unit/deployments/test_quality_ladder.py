@@ -14,7 +14,7 @@ from deployments.admission import Admission
 from deployments.quality_ladder import Ladder, LadderAgent, QualityLadderSettings, goodput_outcome, set_step
 from react_tier.request import AgentRequest
 from tests.unit.deployments.helpers import RESULT, ContractAgent
-from tests.unit.react_tier.test_agent import ANSWER, SEARCH, make_agent
+from tests.unit.react_tier.helpers import ANSWER, SEARCH, make_agent
 
 LADDER = QualityLadderSettings(enabled=True, fewer_steps_after_s=2, no_draft_after_s=4, extractive_after_s=6,
                                extractive_max_in_flight=1)

@@ -24,8 +24,7 @@ from deployments.metrics import PipelineMetrics
 from deployments.serving_chat import OpenAIServingChat
 from react_tier import UpstreamError
 from react_tier.results import AgentResult
-from tests.unit.deployments.helpers import RESULT, ContractAgent
-from tests.unit.deployments.test_metrics import requests_by, samples
+from tests.unit.deployments.helpers import RESULT, ContractAgent, requests_by, samples
 
 URL = "/v1/responses"
 BODY = {"model": "sui-react", "input": "隋朝何时建立？"}

@@ -1,5 +1,6 @@
 """Test doubles for the agent's unit tests: a tiny in-memory knowledge base that keeps the real KnowledgeBase's
-contract, and tools for registry/timeout tests.
+contract, tools for registry/timeout tests, and :func:`make_agent`: the real ReActAgent against the scripted
+OpenAI server (tests/scripted_openai.py) with this knowledge base and a hook recorder.
 
 FakeKnowledgeBase hands out the real record types (:class:`Passage`, :class:`Poem`) with real ids, sources and
 titles copied from the real index (``suishu:卷N:W``, ``zztj:卷N:W``, ``bio:<name>``, ``poem:sui#N``; each text
@@ -14,10 +15,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
+from react_tier import AgentHooks, AgentSettings, ReActAgent
 from react_tier.knowledge.models import KnowledgeQueryError, Passage, Poem
 from react_tier.knowledge.settings import KnowledgeSettings
 from react_tier.knowledge.text import clean_query
 from react_tier.tools import Tool, ToolResult
+from tests.scripted_openai import ScriptedOpenAI
 
 LIMITS = KnowledgeSettings()  # the real defaults: max_k, max_query_chars
 
@@ -91,3 +94,42 @@ class SlowTool(Tool):
 
 class NotATool:
     pass
+
+
+SEARCH = 'Thought: 需要查资料\nAction: search_knowledge\nAction Input: {"query": "大业 开通济渠"}'
+ANSWER = "Thought: 我现在知道最终答案了\nFinal Answer: 隋炀帝于大业元年开通济渠 [suishu:卷3:18]，参见 [made:up]。"
+
+
+class Recorder(AgentHooks):
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    async def on_run_start(self, question, request_id):
+        self.calls.append(("run_start", request_id))
+
+    async def on_llm_call(self, tier, latency_s, usage, error):
+        self.calls.append(("llm", tier, error))
+
+    def on_tool_end(self, tool, latency_s, ok):  # a sync hook works too
+        self.calls.append(("tool", tool, ok))
+
+    async def on_parse_error(self, error, raw_output):
+        self.calls.append(("parse_error", raw_output))
+
+    async def on_step(self, step):
+        self.calls.append(("step", step.index))
+
+    async def on_run_end(self, result, latency_s):
+        self.calls.append(("run_end", result.finish_reason))
+
+
+def endpoint(url: str, model: str, **extra) -> dict:
+    return {"base_url": url, "model": model, "timeout_s": 5, "retry_backoff_s": 0.01, **extra}
+
+
+def make_agent(server: ScriptedOpenAI, url: str | None = None, **overrides) -> tuple[ReActAgent, Recorder]:
+    url = url or server.base_url
+    overrides = {"domain_llm": endpoint(url, "domain"), "agent_llm": endpoint(url, "agent"), **overrides}
+    settings = AgentSettings.load(**overrides)
+    recorder = Recorder()
+    return ReActAgent.from_settings(settings, hooks=[recorder], knowledge_base=FakeKnowledgeBase()), recorder

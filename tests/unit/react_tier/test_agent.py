@@ -12,47 +12,9 @@ from pydantic import ValidationError
 from react_tier import AgentHooks, AgentInputError, AgentSettings, ReActAgent, UpstreamError
 from react_tier.request import AgentRequest, RequestLimits
 from react_tier.results import AgentResult, AnswerDelta, Done, StepFinished, StepStarted
-from tests.scripted_openai import Reply, ScriptedOpenAI
+from tests.scripted_openai import Reply
 from tests.support import free_port
-from tests.unit.react_tier.helpers import FakeKnowledgeBase
-
-SEARCH = 'Thought: 需要查资料\nAction: search_knowledge\nAction Input: {"query": "大业 开通济渠"}'
-ANSWER = "Thought: 我现在知道最终答案了\nFinal Answer: 隋炀帝于大业元年开通济渠 [suishu:卷3:18]，参见 [made:up]。"
-
-
-class Recorder(AgentHooks):
-    def __init__(self) -> None:
-        self.calls: list[tuple] = []
-
-    async def on_run_start(self, question, request_id):
-        self.calls.append(("run_start", request_id))
-
-    async def on_llm_call(self, tier, latency_s, usage, error):
-        self.calls.append(("llm", tier, error))
-
-    def on_tool_end(self, tool, latency_s, ok):  # a sync hook works too
-        self.calls.append(("tool", tool, ok))
-
-    async def on_parse_error(self, error, raw_output):
-        self.calls.append(("parse_error", raw_output))
-
-    async def on_step(self, step):
-        self.calls.append(("step", step.index))
-
-    async def on_run_end(self, result, latency_s):
-        self.calls.append(("run_end", result.finish_reason))
-
-
-def endpoint(url: str, model: str, **extra) -> dict:
-    return {"base_url": url, "model": model, "timeout_s": 5, "retry_backoff_s": 0.01, **extra}
-
-
-def make_agent(server: ScriptedOpenAI, url: str | None = None, **overrides) -> tuple[ReActAgent, Recorder]:
-    url = url or server.base_url
-    overrides = {"domain_llm": endpoint(url, "domain"), "agent_llm": endpoint(url, "agent"), **overrides}
-    settings = AgentSettings.load(**overrides)
-    recorder = Recorder()
-    return ReActAgent.from_settings(settings, hooks=[recorder], knowledge_base=FakeKnowledgeBase()), recorder
+from tests.unit.react_tier.helpers import ANSWER, SEARCH, FakeKnowledgeBase, endpoint, make_agent
 
 
 async def test_two_step_answer_with_citations(scripted):

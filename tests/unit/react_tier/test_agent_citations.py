@@ -5,7 +5,7 @@ FakeKnowledgeBase (real ids)."""
 
 from __future__ import annotations
 
-from tests.unit.react_tier.test_agent import make_agent
+from tests.unit.react_tier.helpers import make_agent
 
 SEARCH_ALL = 'Thought: 先查\nAction: search_knowledge\nAction Input: {"query": "隋", "k": 5}'
 

@@ -16,8 +16,7 @@ from react_tier.request import AgentRequest
 from react_tier.results import AnswerDelta
 from react_tier.tools import DOMAIN_SYSTEM_PROMPT
 from tests.scripted_openai import Reply
-from tests.unit.react_tier.helpers import FakeKnowledgeBase
-from tests.unit.react_tier.test_agent import endpoint, make_agent
+from tests.unit.react_tier.helpers import FakeKnowledgeBase, endpoint, make_agent
 
 SEARCH = 'Thought: 查一下\nAction: search_knowledge\nAction Input: {"query": "开通济渠", "k": 1}'
 FINAL = "Thought: 好\nFinal Answer: 见 [suishu:卷3:18]。"

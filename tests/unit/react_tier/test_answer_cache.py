@@ -249,7 +249,7 @@ async def test_the_runs_forced_search_reuses_the_keys_search(scripted):
     """A miss searches the question once: the run's forced first search takes the cache key's result (same KB
     object, query and k); another query still searches."""
     from react_tier.tools import PREFETCHED_SEARCH
-    from tests.unit.react_tier.test_agent import ANSWER, make_agent
+    from tests.unit.react_tier.helpers import ANSWER, make_agent
 
     scripted.script("agent", ANSWER)
     agent, _ = make_agent(scripted, draft_first=False, always_search_first=True)

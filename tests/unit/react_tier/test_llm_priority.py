@@ -6,7 +6,7 @@ import time
 
 from react_tier.llm import POOL_SIZE, LLMClient, deadline_priority, program_priority
 from react_tier.settings import LLMEndpointSettings
-from tests.unit.react_tier.test_agent import ANSWER, SEARCH, make_agent
+from tests.unit.react_tier.helpers import ANSWER, SEARCH, make_agent
 
 
 def test_program_priority_counts_assistant_turns():

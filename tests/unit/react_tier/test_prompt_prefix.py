@@ -7,7 +7,7 @@ from __future__ import annotations
 from react_tier.prompt import question_message, system_prompt
 from react_tier.settings import AgentSettings
 from react_tier.tools import build_tools
-from tests.unit.react_tier.test_agent import ANSWER, SEARCH, make_agent
+from tests.unit.react_tier.helpers import ANSWER, SEARCH, make_agent
 
 
 async def test_static_prefix_is_shared_across_runs_and_calls_extend_each_other(server):
