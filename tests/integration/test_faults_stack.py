@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import STACK_CLI, _stack_ports, stack_processes
+from tests.support import STACK_CLI, stack_ports, stack_processes
 
 # isolated: its own keyed stack, and `ray stop` in `suiqa down` ends every Ray process on the machine, the session
 # stack's too; `make test` runs these after the shared stack is down.
@@ -36,7 +36,7 @@ def keyed_stack():
     for name in ("models", "kb"):  # reuse the shared test home's tiny models and index (built once)
         if (shared / name).exists() and not (home / name).exists():
             (home / name).symlink_to(shared / name)
-    env = {**os.environ, **_stack_ports(), "SUIQA_HOME": str(home), "SUIQA_API_API_KEYS": f"ci:{API_KEY}",
+    env = {**os.environ, **stack_ports(), "SUIQA_HOME": str(home), "SUIQA_API_API_KEYS": f"ci:{API_KEY}",
            "SUIQA_DOMAIN_API_KEY": VLLM_KEY}
     up = subprocess.run([*STACK_CLI, "up", "--profile", "cpu-tiny-shared", "--json"], env=env, cwd=REPO,
                         capture_output=True, text=True, timeout=600)

@@ -17,7 +17,7 @@ import pytest
 
 from suiqa.paths import REPO_ROOT
 from suiqa.ray_local import RAY_LOCAL_ENV
-from tests.conftest import stack_processes
+from tests.support import stack_processes
 
 pytestmark = pytest.mark.integration
 QUESTION = "隋炀帝开凿大运河是为了什么？"
