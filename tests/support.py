@@ -1,5 +1,5 @@
-"""Helpers shared by the tests (not fixtures): free ports, and the `suiqa` command line, ports and processes of a
-stack a test starts (tests/conftest.py's shared one, or a test's own)."""
+"""Helpers shared by the tests (not fixtures): free ports, and the `suiqa` command line, ports and processes
+of a stack a test starts (tests/conftest.py's shared one, or a test's own)."""
 
 from __future__ import annotations
 

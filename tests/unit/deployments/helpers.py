@@ -3,8 +3,8 @@
 It takes the same :class:`AgentRequest`, refuses what the real agent refuses (the same ``AgentRequest.checked``
 with the same ``AgentSettings.limits``), yields the same event types and records what it was asked, so an API test
 cannot pass on a request the real agent would refuse (tests/unit/deployments/test_contract_agent.py runs the
-same cases against both). :func:`samples` and :func:`requests_by` read the API metrics' exposition as Prometheus
-would."""
+same cases against both). :func:`samples` and :func:`requests_by` read the API metrics' exposition as
+Prometheus would."""
 
 from __future__ import annotations
 
