@@ -11,7 +11,7 @@ Schema can say it) every request it forbids is refused: each field's own rule ex
 ``n`` 1, the neutral values of each refused parameter, stop strings, text parts, ``sui_max_steps`` up to the
 limit, ``min_tokens`` up to the agent tier's tokens per call, a 64-bit ``seed``, ``stream_options`` only with
 ``stream: true``); the rules about the whole conversation as far as JSON Schema can say them, more strictly
-where it cannot (tests/unit/test_hardening_schema.py lists where):
+where it cannot (tests/unit/deployments/test_request_schema.py lists where):
 
 - the last message is the user's question: JSON Schema has no "last item", so ``messages`` is also one of
   ``MAX_MESSAGES`` tuples, each ``true`` n-1 times (any message, by ``items``) and then the question (~39 KB

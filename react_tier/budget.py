@@ -34,7 +34,7 @@ from suiqa.errors import SuiqaError
 MESSAGE_OVERHEAD_TOKENS = 8  # <|im_start|>role\n ... <|im_end|>\n and the like, per message
 # the forced step's own text around the question (agent._Run._prepare / _act / _remember):
 # 'Thought: 由系统先检索知识库。\nAction: search_knowledge\nAction Input: {"query": ""}' + 'Observation: '
-FORCED_STEP_CHARS = 85  # 72 + 13; tests/unit/test_limits_budget.py measures the real messages
+FORCED_STEP_CHARS = 85  # 72 + 13; tests/unit/react_tier/test_budget.py measures the real messages
 
 
 class PromptBudgetError(SuiqaError):

@@ -4,7 +4,7 @@ Layout for vLLM's prefix cache: :data:`SYSTEM_PROMPT` (instructions + tool descr
 must stay free of anything per run (question, draft, date, request id): it is the first message of every agent
 call, so all runs share its KV blocks. The per-run parts come after it (history, then the question and the draft
 in :func:`question_message`), and each turn only appends (assistant turn + Observation), so a run's next call
-reuses its whole previous prompt. tests/unit/test_react_prompt_prefix.py checks both properties.
+reuses its whole previous prompt. tests/unit/react_tier/test_prompt_prefix.py checks both properties.
 """
 
 from __future__ import annotations

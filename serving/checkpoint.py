@@ -4,11 +4,12 @@ Why: vLLM 0.26's native ``InternLM2ForCausalLM`` fails at engine start-up on the
 required positional argument: 'intermediate_tensors'``, benchmarks/results/h200/report.md), while the Llama layout
 of the same weights serves (and is what every H200 figure measured). The conversion only re-slices tensors
 (the tensor maths of ``suiqa.models.internlm2_layout``, which ``finetune.convert`` uses too; bit-exact round trip,
-tests/unit/test_serving_checkpoint.py): 3.5 GB written for the 1.8B model in 2.0 s on the H200 host. Its output is
-cached under ``$SUIQA_HOME/models/.converted/<name>-<key>-llama`` where ``key`` hashes the source folder's path and
-the size and modification time of its config and weight files, so a retrained checkpoint is converted again and an
-unchanged one never is. The folder is written under a temporary name and renamed when complete, so a crash or two
-servers starting at once never leave a half-written model that a later start would trust.
+tests/unit/serving/test_checkpoint.py): 3.5 GB written for the 1.8B model in 2.0 s on the H200 host. Its
+output is cached under ``$SUIQA_HOME/models/.converted/<name>-<key>-llama`` where ``key`` hashes the source
+folder's path and the size and modification time of its config and weight files, so a retrained checkpoint is
+converted again and an unchanged one never is. The folder is written under a temporary name and renamed when
+complete, so a crash or two servers starting at once never leave a half-written model that a later start would
+trust.
 
 CPU profiles serve InternLM2 natively (``trust_remote_code``), so they are left alone.
 """

@@ -1,6 +1,6 @@
 """`suiqa settings`: every setting of every tier with its environment variable and default, generated from the
-typed models (docs/settings.md's table is this output; tests/unit/test_settings_doc.py keeps them equal).
-The table is ~230 lines: it lived in README (43% of it) until issue 26 moved it to its own page."""
+typed models (docs/settings.md's table is this output; tests/unit/stackctl/test_settings_doc.py keeps them
+equal). The table is ~230 lines: it lived in README (43% of it) until issue 26 moved it to its own page."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Environment for a Ray cluster that this project starts on one machine (the local stack, the benchmarks).
 
-Loopback only, measured with `ss -ltnp` (tests/integration/test_hardening.py checks it on every run): Ray 2.60
+Loopback only, measured with `ss -ltnp` (tests/integration/test_ingress_guard_stack.py checks it): Ray 2.60
 replaces ``--node-ip-address=127.0.0.1`` by the machine's routable address (``resolve_ip_for_localhost``), and its
 gRPC servers (GCS, raylet, workers) then listen on every interface, the client server and dashboard agent on that
 address, the metrics port on 0.0.0.0. ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` is Ray's switch for a single-machine
@@ -15,7 +15,7 @@ win the CPU. On one machine shared with vLLM (nice 0) that gives the ingress ~1/
 want it (CFS weights 36 vs 1,024): the process that answers /health and refuses with 429 would be the first to
 starve. Here the workers run at 0 and the CPU serving profiles start vLLM at nice 10 (``nice``). On 2 cores
 (40 concurrent requests, cpu-tiny-shared) the effect of the niceness alone was within the run-to-run noise; the
-figures are in tests/integration/test_hardening_stack.py.
+figures are in tests/integration/test_ingress_guard_stack.py.
 """
 
 import os

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from serving.cli import DEFAULT_PROFILES
-from tests.support import free_port
+from tests.support import STACK_CLI, free_port, stack_ports, stack_processes
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -80,24 +79,6 @@ def agent_server(llm_servers):
     return llm_servers["agent"]
 
 
-STACK_CLI = [sys.executable, "-m", "stackctl.cli"]
-
-
-def _stack_ports() -> dict[str, str]:
-    return {"SUIQA_DOMAIN_PORT": str(free_port()), "SUIQA_API_PORT": str(free_port()),
-            "SUIQA_STACK_RAY_PORT": str(free_port()), "SUIQA_STACK_RAY_METRICS_EXPORT_PORT": str(free_port()),
-            "SUIQA_API_METRICS_PORT": str(free_port()), "SUIQA_STACK_PROMETHEUS_PORT": str(free_port())}
-
-
-def stack_processes(env: dict[str, str]) -> list[str]:
-    """Processes that belong to this stack: vLLM on our domain port, or any Ray daemon on our GCS port."""
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout.splitlines()
-    marks = (f"--port {env['SUIQA_DOMAIN_PORT']}", f"--port={env['SUIQA_STACK_RAY_PORT']}",
-             f"--web.listen-address=127.0.0.1:{env['SUIQA_STACK_PROMETHEUS_PORT']}",
-             f":{env['SUIQA_STACK_RAY_PORT']}", "ray::ServeController", "ray::ServeReplica", "ray::ProxyActor")
-    return [line for line in out if any(m in line for m in marks) and "ps -eo" not in line]
-
-
 @pytest.fixture(scope="session")
 def otlp_receiver():
     """The OTLP/HTTP receiver the shared stack's replicas export their traces to (benchmarks/fixtures)."""
@@ -113,7 +94,7 @@ def stack(otlp_receiver):
     to start; Prometheus is Debian's package, ~1 s more); `suiqa down` at the end must leave no process behind.
     Tracing is on (to ``otlp_receiver``: ~2 % per request, docs/tracing.md) so the Serve replica's span tree is
     tested where it runs (tests/integration/test_tracing_stack.py). Yields (urls, env)."""
-    env = {**os.environ, **_stack_ports(), "SUIQA_API_TRACING__ENABLED": "true",
+    env = {**os.environ, **stack_ports(), "SUIQA_API_TRACING__ENABLED": "true",
            "SUIQA_API_TRACING__OTLP_ENDPOINT": otlp_receiver.endpoint}
     up = subprocess.run([*STACK_CLI, "up", "--profile", "cpu-tiny-shared", "--with-prometheus", "--json"], env=env,
                         cwd=REPO, capture_output=True, text=True, timeout=600)

@@ -1,8 +1,8 @@
 """The two spellings of a request the OpenAPI document leaves out on purpose, for schemathesis' negative check.
 
 deployments/request_schema.py publishes one spelling of each rule and, where JSON Schema cannot state the
-server's rule, the stricter one (tests/unit/test_hardening_schema.py pins where): the question as text parts
-(the server joins them; JSON Schema cannot bound the joined text's length or blankness) and equal
+server's rule, the stricter one (tests/unit/deployments/test_request_schema.py pins where): the question as
+text parts (the server joins them; JSON Schema cannot bound the joined text's length or blankness) and equal
 ``max_tokens`` and ``max_completion_tokens`` (JSON Schema cannot compare two fields). A body in one of those
 spellings violates the document and is still a valid request, so schemathesis' negative_data_rejection (ST201)
 reported it as "schema-violating request accepted" (CI, 2026-12-07: a conversation whose question was six

@@ -96,7 +96,7 @@ def main() -> None:
         "start-up (`forward() missing 1 required positional argument: 'intermediate_tensors'`, "
         "`engine/stock.log` of the first attempt). All GPU figures therefore serve the *Llama-layout conversion* of "
         "the same checkpoint (`suiqa finetune convert --to llama`; bit-identical weights, tested in "
-        "tests/unit/test_finetune_convert.py), and the `gpu-internlm2-1_8b` profile now expects that layout.",
+        "tests/unit/finetune/test_convert.py), and the `gpu-internlm2-1_8b` profile now expects that layout.",
         "",
         "## Roofline (benchmarks/roofline.py, bandwidth and matmul rate measured in the same lease)",
         "",

@@ -1,6 +1,6 @@
 """A slow Serve app with the ingress's deployment options squeezed to one request in the replica and one in Ray's
-queue, for tests/integration/test_hardening_stack.py: what is tested is Ray's own overflow answer (the proxy's
-``backpressure_config`` from ``AgentDeploymentSettings``), not the agent."""
+queue, for tests/integration/test_ingress_guard_stack.py: what is tested is Ray's own overflow answer (the
+proxy's ``backpressure_config`` from ``AgentDeploymentSettings``), not the agent."""
 
 from __future__ import annotations
 

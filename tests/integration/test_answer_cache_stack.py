@@ -2,8 +2,8 @@
 
 Random-weight models never write a parsable ReAct turn, so every tiny run ends ``degraded`` — which is never
 cached: asking the same question twice must run it twice (two misses). The hit path (and its streaming) is
-covered in process over a real index (tests/unit/test_answer_cache.py) and through the Serve app against an
-answering stand-in (benchmarks/answer_cache_bench.py)."""
+covered in process over a real index (tests/unit/react_tier/test_answer_cache.py) and through the Serve app
+against an answering stand-in (benchmarks/answer_cache_bench.py)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,6 @@ import yaml
 from react_tier.llm import LLMClient
 from react_tier.settings import DomainLLMSettings
 from serving.config import PROFILES_DIR
-from tests.integration.test_finetune_serving import finetuned  # noqa: F401 - its `suiqa finetune` adapter
 from tests.support import free_port
 
 pytestmark = pytest.mark.integration
@@ -35,7 +34,7 @@ def _suiqa(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def lora_server(finetuned, tmp_path_factory):  # noqa: F811 - the imported fixture
+def lora_server(finetuned, tmp_path_factory):
     from serving.config import load_profile
     from serving.launcher import VLLMServer
 
@@ -49,7 +48,7 @@ def lora_server(finetuned, tmp_path_factory):  # noqa: F811 - the imported fixtu
         yield server, str(profile_yaml)
 
 
-async def test_load_call_and_unload_an_adapter_at_runtime(lora_server, finetuned, domain_server,  # noqa: F811
+async def test_load_call_and_unload_an_adapter_at_runtime(lora_server, finetuned, domain_server,
                                                           tmp_path):
     server, profile = lora_server
     target = ["--profile", profile]

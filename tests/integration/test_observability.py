@@ -102,7 +102,7 @@ def test_prometheus_scrapes_every_tier_and_evaluates_the_rules(stack, traffic):
     assert not missing, f"Prometheus returned nothing for {missing}"
     # the 404 series exists (the fixture's request): while more 404s arrive, its rate (a recording rule over two
     # scrapes) becomes positive. One request every poll, not one in all: the test is about the rule; that every
-    # response is counted once is the first test's and tests/unit/test_metrics.py's.
+    # response is counted once is the first test's and tests/unit/deployments/test_metrics.py's.
     deadline = time.monotonic() + 60
     while True:
         assert httpx.get(f"{urls['api']}/nothing-here", timeout=30).status_code == 404

@@ -7,7 +7,7 @@ for each node) runs a streaming app with the ingress's deployment options (tests
 
 Why a raw SIGTERM to a *replica* process is not the path: Ray's worker main loop installs its own handler that
 exits at once (ray/_private/worker.py), so graceful shutdown is the node's (this test) or the controller's
-(scale-down, redeploy, delete: test_hardening_faults.py)."""
+(scale-down, redeploy, delete: test_faults_stack.py)."""
 
 from __future__ import annotations
 

@@ -15,9 +15,8 @@ import json
 import httpx
 import pytest
 
-from benchmarks.standin_vllm import Pace, StandIn
+from benchmarks.standin_vllm import Pace, StandIn, serve_standin
 from tests.scripted_openai import Reply, ScriptedOpenAI
-from tests.unit.test_standin_vllm import serve_standin
 
 pytestmark = pytest.mark.integration
 USER = [{"role": "user", "content": "隋朝的开国皇帝是谁？"}]

@@ -18,9 +18,11 @@ CASES = [
     ("validation errors returned as 422", "deployments/api_router.py", "return _error(400, f\"{where}: {message}\" if where else message, param=param)", "return _error(422, f\"{where}: {message}\" if where else message, param=param)"),
     ("a full queue returned as 500", "deployments/serving_chat.py", "return ApiError(429, \"the agent tier is at capacity (queue full); retry later\")", "return ApiError(500, \"the agent tier is at capacity (queue full); retry later\")"),
 ]
-TESTS = ["tests/unit/test_request_pinned.py", "tests/unit/test_agent_contract.py", "tests/unit/test_api_routes.py",
-         "tests/unit/test_routes_pinned.py", "tests/unit/test_api_protocol.py", "tests/unit/test_parser_pinned.py",
-         "tests/unit/test_react_parser.py", "tests/unit/test_agent_citations.py", "tests/unit/test_pinned_small.py",
-         "tests/unit/test_knowledge.py", "tests/unit/test_react_loop.py"]
+TESTS = ["tests/unit/react_tier/test_request.py", "tests/unit/deployments/test_contract_agent.py",
+         "tests/unit/deployments/test_api_router.py", "tests/unit/deployments/test_api_router_exact.py",
+         "tests/unit/deployments/test_protocol.py", "tests/unit/react_tier/test_parser_exact.py",
+         "tests/unit/react_tier/test_parser.py", "tests/unit/react_tier/test_agent_citations.py",
+         "tests/unit/react_tier/knowledge/test_text_exact.py", "tests/unit/react_tier/knowledge/test_text.py",
+         "tests/unit/react_tier/test_agent.py"]
 if __name__ == "__main__":
     run_cases(CASES, TESTS, "regression (issue #19)", 600)
