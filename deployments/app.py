@@ -7,7 +7,7 @@ the replica that parses HTTP can run it too; a second hop cost ~+20 ms p50 per r
 (benchmarks/results/overhead) and a Serve round trip per streamed event. Autoscaling on ongoing requests scales
 HTTP handling and agent runs together.
 
-In front of the replicas, each node's Serve proxy runs the front door (deployments/front_door.py: /health, Ray's
+In front of the replicas, each node's Serve proxy runs the front door (deployments/middleware.py: /health, Ray's
 own refusals in OpenAI's format); the deployment's ``max_ongoing_requests`` is the replica's admission capacity, so
 the proxy refuses what no replica can hold (``ApiSettings.deployment_options``).
 

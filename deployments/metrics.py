@@ -20,12 +20,8 @@ saturation the scrape would queue behind agent runs exactly when the numbers mat
 machine: 4 replica processes x 1000 requests of every series (12 files) are read and rendered in 7.4 ms (median of
 20; max 14.8 ms; 11.7 kB of text), so a 5 s scrape costs the serving replica ~0.2 % of a core.
 
-Honest counts: :class:`RequestMetricsMiddleware` (pure ASGI, the outermost layer of the app) counts every response
-the ingress sends, once, by status — 4xx from validation, routing and the request-id check included; a client that
-disconnects (or times out) before the last byte counts as 499 — also when the app raised because the client had
-left (reading or writing its connection failed); an error reported inside an already started stream counts with that
-error's status. Probes and scrapes (/health, /ready, /metrics) are not traffic: not counted, not logged. It also
-writes the JSON ``request`` log line (status, latency) that replaces Serve's access log.
+Honest counts: deployments/middleware.py's RequestMetricsMiddleware (the outermost layer of the app) counts every
+response the ingress sends, once, by status (499: the client left first), and writes the JSON ``request`` line.
 
 Label cardinality is bounded: status codes, ``stream`` true|false, tier domain|agent, the configured tools,
 finish reasons, a fixed set of rejection reasons. Never request ids or text.
@@ -39,21 +35,16 @@ import glob
 import logging
 import os
 import re
-import time
-from contextvars import ContextVar
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from react_tier import AgentHooks
 
 log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
 KB_TOOLS = frozenset({"search_knowledge", "lookup_poem"})
 
 # Buckets, in seconds, suited to each quantity (the SLO values are bucket edges, so alerts compare exact counts):
@@ -73,11 +64,6 @@ STEP_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20)
 # grounding score in [0, 1] (react_tier.grounding: supported claim sentences / claim sentences; 0.5 = its flag
 # threshold)
 GROUNDING_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
-
-REJECT_REASONS = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                  405: "method_not_allowed", 408: "request_timeout", 409: "conflict", 413: "too_large",
-                  415: "unsupported_media_type", 422: "invalid_request", 429: "rate_limited"}
-
 
 def use_multiprocess(directory: str | Path) -> Path:
     """Multiprocess mode in this process, writing to ``directory``. Call before the first metric is created:
@@ -209,121 +195,6 @@ class PrometheusAgentHooks(AgentHooks):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The ingress side: one record per HTTP request, counted once
-
-
-@dataclass
-class RequestRecord:
-    """What the middleware learns about one request; the route and the chat handler fill in what only they know
-    (through :func:`current_request`)."""
-
-    method: str
-    path: str
-    started: float = field(default_factory=time.perf_counter)
-    status: int | None = None          # the status line sent
-    completed: bool = False            # the last body byte was sent
-    stream: bool = False               # an SSE response was started
-    error_status: int | None = None    # an error reported inside a started stream
-    reason: str | None = None          # why it was refused (sui_rejected_total)
-    failed: bool = False               # the app raised
-    error: str | None = None           # ... this exception type (logged)
-    client_gone: bool = False          # http.disconnect received, or reading/writing the connection failed
-
-    def outcome(self) -> int:
-        if self.failed and self.client_gone and self.error_status is None and (self.status or 0) < 500:
-            return 499  # the app raised because the client had left (see RequestMetricsMiddleware)
-        if self.failed:
-            return self.error_status or (self.status if self.status and self.status >= 500 else 500)
-        if not self.completed:
-            return 499 if self.status is None or self.status < 500 else self.status
-        return self.error_status or self.status or 500
-
-
-_CURRENT: ContextVar[RequestRecord | None] = ContextVar("sui_request_record", default=None)
-
-
-def current_request() -> RequestRecord | None:
-    return _CURRENT.get()
-
-
-def reject(reason: str) -> None:
-    """Name the reason the current request is refused (else it is derived from the status)."""
-    record = _CURRENT.get()
-    if record is not None:
-        record.reason = reason
-
-
-class RequestMetricsMiddleware:
-    """Counts and logs every response once (see the module docstring). Add it last (outermost)."""
-
-    def __init__(self, app: ASGIApp, metrics: PipelineMetrics | None = None,
-                 quiet_paths: frozenset[str] = QUIET_PATHS) -> None:
-        self.app, self.metrics, self.quiet = app, metrics, quiet_paths
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.quiet:
-            await self.app(scope, receive, send)
-            return
-        record = RequestRecord(scope.get("method", ""), scope["path"])
-        token = _CURRENT.set(record)
-
-        async def send_and_record(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                record.status = message["status"]
-            try:
-                await send(message)
-            except Exception:
-                record.client_gone = True  # the connection is gone (uvicorn: OSError; starlette: ClientDisconnect)
-                raise
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                record.completed = True
-
-        async def receive_and_watch() -> Message:
-            try:
-                message = await receive()
-            except Exception:
-                # Serve's replica reads the client's messages from the proxy (http_util.ASGIReceiveProxy) and
-                # re-raises any error of that call here once the proxy has dropped the request: the client left.
-                # Starlette's stream listens for the disconnect, so the error escapes the app (a 500 before this).
-                record.client_gone = True
-                raise
-            if message["type"] == "http.disconnect":
-                record.client_gone = True
-            return message
-
-        if self.metrics:
-            self.metrics.in_flight.inc()
-        try:
-            await self.app(scope, receive_and_watch, send_and_record)
-        except asyncio.CancelledError:  # under Serve: the proxy cancels the request when the client leaves
-            raise
-        except Exception as exc:
-            record.failed, record.error = True, type(exc).__name__
-            raise
-        finally:
-            _CURRENT.reset(token)
-            if self.metrics:
-                self.metrics.in_flight.dec()
-            self._finish(record, scope)
-
-    def _finish(self, record: RequestRecord, scope: Scope) -> None:
-        status = record.outcome()
-        stream = "true" if record.stream else "false"
-        reason = None
-        if status != 499 and (400 <= status < 500 or record.reason):
-            reason = record.reason or REJECT_REASONS.get(status, "client_error")
-        if self.metrics:
-            self.metrics.requests.labels(str(status), stream).inc()
-            if reason:
-                self.metrics.rejected.labels(reason).inc()
-        request_id = scope.get("state", {}).get("request_id")
-        log.log(logging.WARNING if status >= 500 else logging.INFO, "request",
-                extra={"request_id": request_id, "method": record.method, "path": record.path, "status": status,
-                       "stream": record.stream, "reason": reason, "error": record.error,
-                       "latency_ms": round((time.perf_counter() - record.started) * 1000, 1)})
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # One scrape endpoint per node
 
 
@@ -413,6 +284,5 @@ def prune_dead_processes() -> list[int]:
     return sorted(dead)
 
 
-__all__ = ["NodeMetricsExporter", "PipelineMetrics", "PrometheusAgentHooks", "RequestMetricsMiddleware",
-           "current_request", "exposition", "reject", "use_multiprocess"]
+__all__ = ["NodeMetricsExporter", "PipelineMetrics", "PrometheusAgentHooks", "exposition", "use_multiprocess"]
 

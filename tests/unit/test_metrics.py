@@ -15,7 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from deployments.api_router import create_app
 from deployments.config import ApiSettings
-from deployments.metrics import PipelineMetrics, PrometheusAgentHooks, RequestRecord, exposition
+from deployments.metrics import PipelineMetrics, PrometheusAgentHooks, exposition
+from deployments.middleware import RequestRecord
 from deployments.serving_chat import OpenAIServingChat
 from react_tier import UpstreamError
 from react_tier.results import AgentResult, AnswerDelta
@@ -231,7 +232,7 @@ def test_every_log_line_of_a_request_carries_its_id():
 async def test_latency_counts_from_the_ingress_receipt_not_from_the_handler(stream):
     """Time a request waits between the ingress's receipt and the chat handler (a busy replica's queue) is part
     of its e2e latency and of its time to first token."""
-    from deployments.metrics import RequestMetricsMiddleware
+    from deployments.middleware import RequestMetricsMiddleware
     from deployments.protocol import ChatCompletionRequest
 
     metrics = PipelineMetrics()
