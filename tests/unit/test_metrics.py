@@ -13,10 +13,12 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from deployments.agent_metrics import PrometheusAgentHooks
 from deployments.api_router import create_app
 from deployments.config import ApiSettings
-from deployments.metrics import PipelineMetrics, PrometheusAgentHooks, exposition
+from deployments.metrics import PipelineMetrics
 from deployments.middleware import RequestRecord
+from deployments.node_exporter import exposition
 from deployments.serving_chat import OpenAIServingChat
 from react_tier import UpstreamError
 from react_tier.results import AgentResult, AnswerDelta
