@@ -35,7 +35,7 @@ class ApiError(Exception):
         self.status, self.message, self.param = status, message, param
 
 
-class ErrorResponse(JSONResponse):
+class ErrorJSONResponse(JSONResponse):
     """OpenAI's error body as ``json.dumps`` writes it (``", "`` and ``": "``: what the front door and the guard
     sent, and what a stream's in-band error sends), UTF-8."""
 
@@ -44,9 +44,9 @@ class ErrorResponse(JSONResponse):
 
 
 def error_response(status: int, message: str, param: str | None = None,
-                   headers: dict[str, str] | None = None) -> ErrorResponse:
+                   headers: dict[str, str] | None = None) -> ErrorJSONResponse:
     """The one error answer: OpenAI's error body with ``status`` and ``headers``."""
-    return ErrorResponse(error_body(status, message, param), status_code=status, headers=headers)
+    return ErrorJSONResponse(error_body(status, message, param), status_code=status, headers=headers)
 
 
 def classify_exception(exc: BaseException) -> ApiError:
