@@ -1,9 +1,5 @@
-"""The ingress guard: everything that can refuse a request before any work, as one pure-ASGI middleware.
-
-For ``/v1/*`` in this order: draining (503 + Retry-After), API key (401), body size (413, counted while reading,
-before JSON parsing), per-key limits (429 + Retry-After), admission (429 + Retry-After). ``/health`` and
-``/ready`` pass untouched (probes carry no key and must never wait; behind Ray's proxy the front door answers
-/health before it reaches a replica: deployments/front_door.py).
+"""The ingress guard's state: admission (run slots and a bounded queue), draining, the keys and their limits.
+The middleware that applies it, in its place in the order, is deployments/middleware.py's GuardMiddleware.
 
 Admission (:class:`Admission`): ``max_in_flight`` chat requests run at once per replica, ``max_queue`` more wait
 (up to ``queue_timeout_s``, and only if their expected wait is shorter); beyond that the refusal is immediate —
@@ -21,20 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
-import logging
 import time
 from collections.abc import Callable
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from deployments.auth import KeyLimiter, KeyRing, bearer_token
-from deployments.protocol import error_body
-from deployments.quality_ladder import Ladder, set_step
-
-log = logging.getLogger(__name__)
-GUARDED_PREFIX = "/v1/"
-OPEN_KEY_ID = "open"  # request.state.api_key_id when the API runs without keys (the demo profile)
+from deployments.auth import KeyLimiter, KeyRing
+from deployments.quality_ladder import Ladder
 
 
 class Shed(Exception):
@@ -120,19 +107,6 @@ class Admission:
         self._slots.release()
 
 
-async def send_error(send: Send, status: int, message: str, *, param: str | None = None,
-                     headers: dict[str, str] | None = None) -> None:
-    body = json.dumps(error_body(status, message, param), ensure_ascii=False).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
 class Gate:
     """The guard's state, shared by the middleware and the app (``app.state.gate``: /ready, drain, metrics)."""
 
@@ -150,110 +124,3 @@ class Gate:
     def drain(self) -> None:
         """Stop admitting: new chat requests get 503, /ready says not ready; in-flight requests continue."""
         self.draining = True
-
-
-class GuardMiddleware:
-    """The ASGI middleware (see the module docstring). ``gate.keys`` empty = an open API (the demo profile).
-    Install it inside RequestIdMiddleware, so its refusals carry the request id too."""
-
-    def __init__(self, app: ASGIApp, gate: Gate) -> None:
-        self.app, self.gate = app, gate
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _app_path(scope).startswith(GUARDED_PREFIX):
-            await self.app(scope, receive, send)
-            return
-        gate = self.gate
-
-        async def refuse(status: int, message: str, retry_after: int | None = None) -> None:
-            headers = {"Retry-After": str(retry_after)} if retry_after else {}
-            if status == 401:
-                headers["WWW-Authenticate"] = "Bearer"
-            await send_error(send, status, message, headers=headers)
-
-        if gate.draining:
-            await refuse(503, "the API is shutting down; retry later", gate.retry_after_s)
-            return
-        if gate.keys:
-            key_id = gate.keys.identify(bearer_token(scope["headers"]))
-            if key_id is None:
-                await refuse(401, "invalid or missing API key (send 'Authorization: Bearer <key>')")
-                return
-        else:
-            key_id = OPEN_KEY_ID
-        scope.setdefault("state", {})["api_key_id"] = key_id
-        if scope["method"] != "POST":  # GET /v1/models: no body, no run
-            await self.app(scope, receive, send)
-            return
-        try:
-            receive = await self._read_body(scope, receive)
-        except _BodyTooLarge:
-            await refuse(413, f"the request body exceeds {gate.max_body} bytes")
-            return
-        refusal = gate.limiter.acquire(key_id) if gate.keys else None  # an open API has no keys to limit
-        if refusal is not None:
-            await refuse(429, refusal.reason, refusal.retry_after_s)
-            return
-        try:
-            step = gate.ladder.choose(gate.admission) if gate.ladder is not None else "full"
-            if step is None:
-                await refuse(429, "the API is overloaded (no run slot in time, extractive lane full); retry later",
-                             gate.retry_after_s)
-                return
-            set_step(step)
-            if step == "extractive":  # no run slot: the answer is the knowledge base's evidence
-                gate.ladder.extractive_in_flight += 1
-                try:
-                    await self.app(scope, receive, send)
-                finally:
-                    gate.ladder.extractive_in_flight -= 1
-                return
-            try:
-                ticket = await gate.admission.enter()
-            except Shed as shed:
-                await refuse(429, str(shed), shed.retry_after_s)
-                return
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                gate.admission.leave(ticket)
-        finally:
-            if gate.keys:
-                gate.limiter.release(key_id)
-
-    async def _read_body(self, scope: Scope, receive: Receive) -> Receive:
-        """The whole body, read before anything parses it (refused unread when Content-Length is too large);
-        returns a ``receive`` that replays it, then passes on later messages (disconnects)."""
-        limit = self.gate.max_body
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                raise _BodyTooLarge
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return _replay([message], receive)
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _BodyTooLarge
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}], receive)
-
-
-def _app_path(scope: Scope) -> str:
-    """The path inside the app: Serve's route prefix (``root_path``) removed, so that an app deployed under a
-    prefix (the tests' probe apps) is guarded like the one at "/"."""
-    path, root = scope["path"], scope.get("root_path") or ""
-    return path[len(root):] if root and path.startswith(root) else path
-
-
-def _replay(messages: list[Message], receive: Receive) -> Receive:
-    pending = list(messages)
-
-    async def replayed() -> Message:
-        return pending.pop(0) if pending else await receive()
-
-    return replayed

@@ -4,16 +4,9 @@
 (``__serve_build_asgi_app__``), the route tests build it around a fake agent with FastAPI's TestClient — no module
 global, no Ray needed to test a route.
 
-Request ids: a client's ``X-Request-Id`` (1-64 characters of letters, digits, ``-``, ``_``, ``.``) is used as
-is; any other value (or a second header) is a 400 that carries a generated id, never the client's value;
-without one, an id is generated (the rule is deployments/front_door.py's, which applies it in Ray's proxy).
-Under Ray Serve the proxy generates it (when absent) and echoes it on every response itself, so the Serve
-replica builds the app with ``echo_request_id=False``: one header, one value (two, which could differ, were
-seen before). The id is bound to the request's context (:data:`suiqa.logs.REQUEST_ID`): every log line of the
-request and the X-Request-Id of its vLLM calls carry it.
-
-Counting and the access log: :class:`deployments.metrics.RequestMetricsMiddleware`, outermost, so that the
-request-id 400s, validation 400s, 404/405 and disconnects are counted like any other response.
+The middleware around the routes (request id, counting, tracing, the guard) and its order are
+deployments/middleware.py's; every error here is deployments/errors.py's ``error_response``, with Retry-After on
+a 429/503 from the one setting ``admission.retry_after_s`` (the guard's too).
 """
 
 from __future__ import annotations
@@ -25,12 +18,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from deployments.admission import Gate, GuardMiddleware
+from deployments import middleware
+from deployments.admission import Gate
 from deployments.auth import KeyRing
-from deployments.front_door import client_request_ids, new_request_id, request_id_error
-from deployments.metrics import RequestMetricsMiddleware, reject
+from deployments.config import AdmissionSettings
+from deployments.errors import ApiError, classify_exception, error_response
 from deployments.protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -38,14 +31,13 @@ from deployments.protocol import (
     ModelCard,
     ModelList,
     ModelMeta,
-    error_body,
 )
+from deployments.request_context import RequestContext, reject
 from deployments.request_schema import publish as publish_request
 from deployments.request_schema import publish_responses
 from deployments.responses_protocol import ResponsesRequest
-from deployments.serving_chat import ApiError, OpenAIServingChat, classify_exception
+from deployments.serving_chat import OpenAIServingChat
 from deployments.serving_responses import OpenAIServingResponses
-from suiqa.logs import request_context
 
 router = APIRouter()
 _ERROR_DOCS = {
@@ -89,45 +81,6 @@ class ReadyStatus(BaseModel):
     upstreams: dict[str, bool] | None = None
     error: str | None = None
 
-REQUEST_ID_HEADER = "X-Request-Id"
-
-
-class RequestIdMiddleware:
-    """Puts the request id in ``request.state.request_id``; refuses a malformed one; with ``echo`` sets the
-    response header (pure ASGI, so streaming responses and disconnects pass through untouched)."""
-
-    def __init__(self, app: ASGIApp, echo: bool = True) -> None:
-        self.app, self.echo = app, echo
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = client_request_ids(scope["headers"])
-        problem = request_id_error(given)
-        request_id = given[0] if given and problem is None else new_request_id()  # never echo a refused value
-        scope.setdefault("state", {})["request_id"] = request_id
-        if problem is not None:
-            response = _error(400, problem, param=REQUEST_ID_HEADER)
-            reject("invalid_request_id")
-            await response(scope, receive, self._with_id(send, request_id))
-            return
-        with request_context(request_id):
-            await self.app(scope, receive, self._with_id(send, request_id))
-
-    def _with_id(self, send: Send, request_id: str) -> Send:
-        if not self.echo:
-            return send
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode("latin-1"))]
-            await send(message)
-
-        return send_with_id
-
-
 def _chat(request: Request) -> OpenAIServingChat:
     chat = getattr(request.app.state, "chat", None)
     if chat is None:
@@ -135,12 +88,12 @@ def _chat(request: Request) -> OpenAIServingChat:
     return chat
 
 
-RETRY_AFTER_S = 2  # on a 429/503 that did not come from the guard (which uses admission.retry_after_s)
+def _retry_after(request: Request) -> dict[str, str]:
+    return {"Retry-After": str(request.app.state.retry_after_s)}
 
 
-def _error(status: int, message: str, param: str | None = None) -> JSONResponse:
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if status in (429, 503) else None
-    return JSONResponse(error_body(status, message, param), status_code=status, headers=headers)
+def _error(request: Request, status: int, message: str, param: str | None = None) -> JSONResponse:
+    return error_response(status, message, param, _retry_after(request) if status in (429, 503) else None)
 
 
 @router.post("/v1/chat/completions", response_model=None, responses={
@@ -165,7 +118,7 @@ async def create_response(body: ResponsesRequest, request: Request):
 
 async def _answer(handler: OpenAIServingChat | OpenAIServingResponses, body: BaseModel, request: Request):
     """One answer: SSE when the body asks for a stream, else JSON; every failure an OpenAI-format error."""
-    request_id = request.state.request_id
+    request_id = RequestContext.of(request.scope).request_id
     try:
         if body.stream:
             lines = await handler.stream(body, request_id)
@@ -173,7 +126,7 @@ async def _answer(handler: OpenAIServingChat | OpenAIServingResponses, body: Bas
         response = await handler.create(body, request_id)
     except Exception as exc:  # noqa: BLE001 - every failure leaves as an OpenAI-format error
         err = classify_exception(exc)
-        return _error(err.status, err.message, err.param)
+        return _error(request, err.status, err.message, err.param)
     return JSONResponse(response if isinstance(response, dict) else response.model_dump(exclude_none=True))
 
 
@@ -196,21 +149,22 @@ async def ready(request: Request):
     """Readiness: not draining, and each upstream LLM tier serves the model the stack needs (cached briefly)."""
     gate = getattr(request.app.state, "gate", None)
     if gate is not None and gate.draining:
-        return _not_ready({"status": "draining"})
+        return _not_ready(request, {"status": "draining"})
     try:
         upstreams = await _chat(request).check_upstreams()
     except ApiError:
         raise
     except Exception as exc:  # noqa: BLE001
-        return _not_ready({"status": "unavailable", "error": f"upstream check: {type(exc).__name__}: {exc}"})
+        return _not_ready(request, {"status": "unavailable",
+                                    "error": f"upstream check: {type(exc).__name__}: {exc}"})
     if not all(upstreams.values()):
-        return _not_ready({"status": "unavailable", "upstreams": upstreams})
+        return _not_ready(request, {"status": "unavailable", "upstreams": upstreams})
     return JSONResponse({"status": "ready", "upstreams": upstreams})
 
 
-def _not_ready(body: dict) -> JSONResponse:
+def _not_ready(request: Request, body: dict) -> JSONResponse:
     """/ready's 503, always with Retry-After (every 503 of the API has one; the upstream one lacked it)."""
-    return JSONResponse(body, status_code=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+    return JSONResponse(body, status_code=503, headers=_retry_after(request))
 
 
 def _openapi(app: FastAPI) -> dict:
@@ -250,16 +204,11 @@ def create_app(chat: OpenAIServingChat | None, echo_request_id: bool = True, key
     OpenTelemetry tracer for the requests' server spans (deployments/tracing.py; None: no tracing)."""
     app = FastAPI(title="Sui QA pipeline API", version="0.2.0")
     app.state.chat = chat
+    app.state.retry_after_s = (chat.settings.admission if chat is not None else AdmissionSettings()).retry_after_s
     app.include_router(router)
-    if chat is not None:
-        app.state.gate = Gate(chat.settings, keys or KeyRing([]))
-        app.add_middleware(GuardMiddleware, gate=app.state.gate)  # inner: its refusals get the request id
-    if tracer is not None:
-        from deployments.tracing import TracingMiddleware
-
-        app.add_middleware(TracingMiddleware, tracer=tracer)  # inside the request id, outside the guard
-    app.add_middleware(RequestIdMiddleware, echo=echo_request_id)
-    app.add_middleware(RequestMetricsMiddleware, metrics=getattr(chat, "metrics", None))  # outermost: counts all
+    app.state.gate = Gate(chat.settings, keys or KeyRing([])) if chat is not None else None
+    middleware.install(app, metrics=getattr(chat, "metrics", None), gate=app.state.gate,
+                       echo_request_id=echo_request_id, tracer=tracer)
     app.openapi = lambda: _openapi(app)
 
     @app.exception_handler(RequestValidationError)
@@ -274,11 +223,11 @@ def create_app(chat: OpenAIServingChat | None, echo_request_id: bool = True, key
         elif first.get("type") == "json_invalid":
             message, where = "the request body is not valid JSON", ""
             reject("invalid_json")
-        return _error(400, f"{where}: {message}" if where else message, param=param)
+        return _error(request, 400, f"{where}: {message}" if where else message, param=param)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.message, param=exc.param)
+        return _error(request, exc.status, exc.message, param=exc.param)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -288,7 +237,7 @@ def create_app(chat: OpenAIServingChat | None, echo_request_id: bool = True, key
                    405: f"method {request.method} not allowed on {request.url.path}"}.get(exc.status_code)
         if exc.status_code == 400:
             reject("invalid_json")
-        response = _error(exc.status_code, message or str(exc.detail))
+        response = _error(request, exc.status_code, message or str(exc.detail))
         if exc.headers:
             response.headers.update(exc.headers)
         return response

@@ -7,13 +7,13 @@ the replica that parses HTTP can run it too; a second hop cost ~+20 ms p50 per r
 (benchmarks/results/overhead) and a Serve round trip per streamed event. Autoscaling on ongoing requests scales
 HTTP handling and agent runs together.
 
-In front of the replicas, each node's Serve proxy runs the front door (deployments/front_door.py: /health, Ray's
+In front of the replicas, each node's Serve proxy runs the front door (deployments/middleware.py: /health, Ray's
 own refusals in OpenAI's format); the deployment's ``max_ongoing_requests`` is the replica's admission capacity, so
 the proxy refuses what no replica can hold (``ApiSettings.deployment_options``).
 
 Observability per replica: JSON log lines (ingress and agent, each with the request id) appended to
 ``$SUIQA_HOME/logs/pipeline.jsonl``; the ``sui_*`` metrics in prometheus-client's multiprocess directory, one
-replica per node serving them on ``metrics_port`` (deployments/metrics.py says why).
+replica per node serving them on ``metrics_port`` (deployments/node_exporter.py says why).
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ PIPELINE_LOGGERS = ("deployments", "react_tier")  # the ingress and the agent (S
 @serve.ingress()  # the app is built per replica, around this replica's handler (__serve_build_asgi_app__)
 class SuiReActDeployment:
     def __init__(self, api_settings: dict[str, Any]):
-        from deployments import metrics
+        from deployments import node_exporter
+        from deployments.agent_metrics import PrometheusAgentHooks
         from deployments.auth import KeyRing, require_keys
+        from deployments.metrics import PipelineMetrics
         from deployments.serving_chat import OpenAIServingChat
         from react_tier import ReActAgent
         from suiqa.logs import configure_json_logging
@@ -44,10 +46,10 @@ class SuiReActDeployment:
         self.keys = require_keys(settings, KeyRing.from_settings(settings))
         configure_json_logging(PIPELINE_LOGGERS, path=logs_dir() / "pipeline.jsonl")
         # the stack sets the directory (and wipes it on `suiqa up`); elsewhere a default under $SUIQA_HOME
-        metrics.use_multiprocess(metrics.multiprocess_dir() or run_dir() / "pipeline-metrics")
-        self.metrics = metrics.PipelineMetrics()
-        self.exporter = metrics.NodeMetricsExporter(settings.host, settings.metrics_port).start()
-        hooks, self.tracer_provider = [metrics.PrometheusAgentHooks(self.metrics)], None
+        node_exporter.use_multiprocess(node_exporter.multiprocess_dir() or run_dir() / "pipeline-metrics")
+        self.metrics = PipelineMetrics()
+        self.exporter = node_exporter.NodeMetricsExporter(settings.host, settings.metrics_port).start()
+        hooks, self.tracer_provider = [PrometheusAgentHooks(self.metrics)], None
         if settings.tracing.enabled:
             from deployments.tracing import OtelAgentHooks, tracer_provider
 

@@ -81,7 +81,7 @@ class AgentDeploymentSettings(BaseModel):
         options: dict[str, Any] = {
             "max_ongoing_requests": self.max_ongoing_requests or capacity,
             "max_queued_requests": queued,
-            # Ray 2.60: the proxy's own overflow answer (deployments/front_door.py gives it OpenAI's error format)
+            # Ray 2.60: the proxy's own overflow answer (deployments/middleware.py gives it OpenAI's error format)
             "backpressure_config": {"status_code": 429, "retry_after_s": self.backpressure_retry_after_s},
             "graceful_shutdown_wait_loop_s": self.graceful_shutdown_wait_loop_s,
             "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
@@ -166,7 +166,7 @@ class ApiSettings(TierSettings):
 
     @model_validator(mode="after")
     def _front_door_paths(self) -> ApiSettings:
-        if self.route_prefix != "/":  # the front door answers /health at the root (deployments/front_door.py)
+        if self.route_prefix != "/":  # the front door answers /health at the root (deployments/middleware.py)
             raise ValueError(f"route_prefix must be '/' (got {self.route_prefix!r})")
         return self
 

@@ -1,31 +1,17 @@
-"""The pipeline's Prometheus metrics (``sui_*``), recorded with ``prometheus-client`` and exported once per node.
+"""The pipeline's Prometheus series (``sui_*``): their names, help, labels and buckets, and nothing else.
 
-Why not ``ray.util.metrics`` (used before): Ray 2.60's metrics agent receives each histogram as pre-aggregated
-bucket counts and rebuilds the observations from *bucket midpoints*
+Why prometheus-client and not ``ray.util.metrics`` (used before): Ray 2.60's metrics agent receives each histogram
+as pre-aggregated bucket counts and rebuilds the observations from *bucket midpoints*
 (``ray/_private/telemetry/open_telemetry_metric_recorder.py``, ``record_histogram_aggregated_batch``: "the histogram
 sum value will be an approximation since we use bucket midpoints"), so every ``_sum`` was a sum of midpoints: an
 end-to-end latency of 1.2 s added 1.75 (the midpoint of the 1-2.5 s bucket) and means were wrong. It also prefixes
 every name with ``ray_``. prometheus-client keeps exact sums; the names below are the contract that the recording
 rules and the dashboard use (``monitoring/contract.py``), scraped as job ``sui-pipeline``.
 
-Replicas are processes: prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``, one directory per
-node; the stack wipes it on `suiqa up`) has each process write its values to mmap'ed files, and one collector sums
-them. ONE scrape endpoint per node (:class:`NodeMetricsExporter`): every replica tries to bind the node's metrics
-port (``ApiSettings.metrics_port``); the one that gets it serves the whole directory, the others only write and retry
-every 5 s, so when the serving replica goes away (downscale, crash) another one takes over within 5 s; counters of
-processes that ended stay in the directory (they never go backwards), their live gauges are removed. Why not a
-``/metrics`` route on the ingress: Serve's proxy routes it to ANY replica (on a multi-node cluster, of any node:
-each scrape would show a random node's files), it would count as an ongoing request for autoscaling, and under
-saturation the scrape would queue behind agent runs exactly when the numbers matter. Measured on the 2-core dev
-machine: 4 replica processes x 1000 requests of every series (12 files) are read and rendered in 7.4 ms (median of
-20; max 14.8 ms; 11.7 kB of text), so a 5 s scrape costs the serving replica ~0.2 % of a core.
-
-Honest counts: :class:`RequestMetricsMiddleware` (pure ASGI, the outermost layer of the app) counts every response
-the ingress sends, once, by status — 4xx from validation, routing and the request-id check included; a client that
-disconnects (or times out) before the last byte counts as 499 — also when the app raised because the client had
-left (reading or writing its connection failed); an error reported inside an already started stream counts with that
-error's status. Probes and scrapes (/health, /ready, /metrics) are not traffic: not counted, not logged. It also
-writes the JSON ``request`` log line (status, latency) that replaces Serve's access log.
+Who records into them: the ingress's counting middleware (deployments/middleware.py: every response once, by
+status; 499 when the client left first), the chat handler (latency, time to first token), react_tier's hooks
+(deployments/agent_metrics.py), the answer cache, the quality ladder and the canary. How they leave the replica
+processes, one scrape endpoint per node: deployments/node_exporter.py.
 
 Label cardinality is bounded: status codes, ``stream`` true|false, tier domain|agent, the configured tools,
 finish reasons, a fixed set of rejection reasons. Never request ids or text.
@@ -33,28 +19,7 @@ finish reasons, a fixed set of rejection reasons. Never request ids or text.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import glob
-import logging
-import os
-import re
-import time
-from contextvars import ContextVar
-from dataclasses import dataclass, field
-from pathlib import Path
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
-from prometheus_client.exposition import generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from react_tier import AgentHooks
-
-log = logging.getLogger(__name__)
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
-KB_TOOLS = frozenset({"search_knowledge", "lookup_poem"})
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Buckets, in seconds, suited to each quantity (the SLO values are bucket edges, so alerts compare exact counts):
 # end to end: a tiny-model run takes 0.3-3 s on CPU, a GPU run 1-10 s; the ingress limit is 120 s.
@@ -74,30 +39,10 @@ STEP_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 8, 10, 15, 20)
 # threshold)
 GROUNDING_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
 
-REJECT_REASONS = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                  405: "method_not_allowed", 408: "request_timeout", 409: "conflict", 413: "too_large",
-                  415: "unsupported_media_type", 422: "invalid_request", 429: "rate_limited"}
-
-
-def use_multiprocess(directory: str | Path) -> Path:
-    """Multiprocess mode in this process, writing to ``directory``. Call before the first metric is created:
-    prometheus-client chooses its value class when it is imported (from ``PROMETHEUS_MULTIPROC_DIR``), so it is
-    chosen again here."""
-    path = Path(directory)
-    path.mkdir(parents=True, exist_ok=True)
-    os.environ[MULTIPROC_ENV] = str(path)
-    values.ValueClass = values.get_value_class()
-    return path
-
-
-def multiprocess_dir() -> Path | None:
-    value = os.environ.get(MULTIPROC_ENV)
-    return Path(value) if value else None
-
-
 class PipelineMetrics:
     """Every ``sui_*`` series. ``registry`` (default: a private one) only matters in single-process mode (unit
-    tests); in multiprocess mode the values live in the directory and :func:`exposition` reads them."""
+    tests); in multiprocess mode the values live in the directory and deployments/node_exporter.py's ``exposition``
+    reads them."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry if registry is not None else CollectorRegistry()
@@ -161,258 +106,3 @@ class PipelineMetrics:
     def observe_grounding(self, score: float) -> None:
         """For the grounding checker: one checked answer's score in [0, 1]."""
         self.grounding.observe(min(1.0, max(0.0, score)))
-
-
-def exposition(metrics: PipelineMetrics | None = None) -> bytes:
-    """The text format of every ``sui_*`` series: the whole multiprocess directory when there is one, else
-    ``metrics``' own registry."""
-    directory = multiprocess_dir()
-    if directory is not None:
-        from prometheus_client.multiprocess import MultiProcessCollector
-
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(directory))
-        return generate_latest(registry)
-    return generate_latest(metrics.registry if metrics else CollectorRegistry())
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The agent side: react_tier hooks (no metrics code in the ReAct loop)
-
-
-class PrometheusAgentHooks(AgentHooks):
-    def __init__(self, metrics: PipelineMetrics) -> None:
-        self.m = metrics
-
-    async def on_llm_call(self, tier, latency_s, usage, error) -> None:
-        self.m.llm_latency.labels(tier).observe(latency_s)
-        if error:
-            self.m.upstream_errors.labels(tier).inc()
-        for kind in ("prompt_tokens", "completion_tokens"):
-            if usage and usage.get(kind):
-                self.m.tokens.labels(tier, kind.removesuffix("_tokens")).inc(usage[kind])
-
-    async def on_tool_end(self, tool, latency_s, ok) -> None:
-        self.m.tool_latency.labels(tool, "ok" if ok else "error").observe(latency_s)
-        if ok and tool in KB_TOOLS:
-            self.m.kb_search.observe(latency_s)
-
-    async def on_parse_error(self, error, raw_output) -> None:
-        self.m.parse_errors.inc()
-
-    async def on_run_end(self, result, latency_s) -> None:
-        self.m.steps.observe(len(result.steps))
-        reason = "length" if result.truncated and result.finish_reason == "stop" else result.finish_reason
-        self.m.finish_reasons.labels(reason).inc()
-        if result.grounding is not None:
-            self.m.observe_grounding(result.grounding.score)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# The ingress side: one record per HTTP request, counted once
-
-
-@dataclass
-class RequestRecord:
-    """What the middleware learns about one request; the route and the chat handler fill in what only they know
-    (through :func:`current_request`)."""
-
-    method: str
-    path: str
-    started: float = field(default_factory=time.perf_counter)
-    status: int | None = None          # the status line sent
-    completed: bool = False            # the last body byte was sent
-    stream: bool = False               # an SSE response was started
-    error_status: int | None = None    # an error reported inside a started stream
-    reason: str | None = None          # why it was refused (sui_rejected_total)
-    failed: bool = False               # the app raised
-    error: str | None = None           # ... this exception type (logged)
-    client_gone: bool = False          # http.disconnect received, or reading/writing the connection failed
-
-    def outcome(self) -> int:
-        if self.failed and self.client_gone and self.error_status is None and (self.status or 0) < 500:
-            return 499  # the app raised because the client had left (see RequestMetricsMiddleware)
-        if self.failed:
-            return self.error_status or (self.status if self.status and self.status >= 500 else 500)
-        if not self.completed:
-            return 499 if self.status is None or self.status < 500 else self.status
-        return self.error_status or self.status or 500
-
-
-_CURRENT: ContextVar[RequestRecord | None] = ContextVar("sui_request_record", default=None)
-
-
-def current_request() -> RequestRecord | None:
-    return _CURRENT.get()
-
-
-def reject(reason: str) -> None:
-    """Name the reason the current request is refused (else it is derived from the status)."""
-    record = _CURRENT.get()
-    if record is not None:
-        record.reason = reason
-
-
-class RequestMetricsMiddleware:
-    """Counts and logs every response once (see the module docstring). Add it last (outermost)."""
-
-    def __init__(self, app: ASGIApp, metrics: PipelineMetrics | None = None,
-                 quiet_paths: frozenset[str] = QUIET_PATHS) -> None:
-        self.app, self.metrics, self.quiet = app, metrics, quiet_paths
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.quiet:
-            await self.app(scope, receive, send)
-            return
-        record = RequestRecord(scope.get("method", ""), scope["path"])
-        token = _CURRENT.set(record)
-
-        async def send_and_record(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                record.status = message["status"]
-            try:
-                await send(message)
-            except Exception:
-                record.client_gone = True  # the connection is gone (uvicorn: OSError; starlette: ClientDisconnect)
-                raise
-            if message["type"] == "http.response.body" and not message.get("more_body", False):
-                record.completed = True
-
-        async def receive_and_watch() -> Message:
-            try:
-                message = await receive()
-            except Exception:
-                # Serve's replica reads the client's messages from the proxy (http_util.ASGIReceiveProxy) and
-                # re-raises any error of that call here once the proxy has dropped the request: the client left.
-                # Starlette's stream listens for the disconnect, so the error escapes the app (a 500 before this).
-                record.client_gone = True
-                raise
-            if message["type"] == "http.disconnect":
-                record.client_gone = True
-            return message
-
-        if self.metrics:
-            self.metrics.in_flight.inc()
-        try:
-            await self.app(scope, receive_and_watch, send_and_record)
-        except asyncio.CancelledError:  # under Serve: the proxy cancels the request when the client leaves
-            raise
-        except Exception as exc:
-            record.failed, record.error = True, type(exc).__name__
-            raise
-        finally:
-            _CURRENT.reset(token)
-            if self.metrics:
-                self.metrics.in_flight.dec()
-            self._finish(record, scope)
-
-    def _finish(self, record: RequestRecord, scope: Scope) -> None:
-        status = record.outcome()
-        stream = "true" if record.stream else "false"
-        reason = None
-        if status != 499 and (400 <= status < 500 or record.reason):
-            reason = record.reason or REJECT_REASONS.get(status, "client_error")
-        if self.metrics:
-            self.metrics.requests.labels(str(status), stream).inc()
-            if reason:
-                self.metrics.rejected.labels(reason).inc()
-        request_id = scope.get("state", {}).get("request_id")
-        log.log(logging.WARNING if status >= 500 else logging.INFO, "request",
-                extra={"request_id": request_id, "method": record.method, "path": record.path, "status": status,
-                       "stream": record.stream, "reason": reason, "error": record.error,
-                       "latency_ms": round((time.perf_counter() - record.started) * 1000, 1)})
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# One scrape endpoint per node
-
-
-class NodeMetricsExporter:
-    """Serve the node's multiprocess directory on ``host:port`` if this process can bind it; else retry every
-    ``retry_s`` (another replica holds it). ``port`` 0 = off."""
-
-    def __init__(self, host: str, port: int, retry_s: float = 5.0) -> None:
-        self.host, self.port, self.retry_s = host, port, retry_s
-        self.server = None
-        self._task: asyncio.Task | None = None
-
-    @property
-    def serving(self) -> bool:
-        return self.server is not None
-
-    def try_bind(self) -> bool:
-        if self.server is not None or not self.port:
-            return self.server is not None
-        from prometheus_client import start_http_server
-        from prometheus_client.multiprocess import MultiProcessCollector
-
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)
-        try:
-            self.server, _ = start_http_server(self.port, addr=self.host, registry=registry)
-        except OSError:
-            return False
-        log.info("metrics_endpoint", extra={"url": f"http://{self.host}:{self.port}/metrics", "pid": os.getpid()})
-        return True
-
-    def start(self) -> NodeMetricsExporter:
-        if multiprocess_dir() is None or not self.port:
-            log.warning("metrics_endpoint_off", extra={"reason": f"no {MULTIPROC_ENV}" if self.port else "port 0"})
-            return self
-        self._task = asyncio.get_running_loop().create_task(self._hold())
-        return self
-
-    async def _hold(self) -> None:
-        while True:
-            if self.try_bind():
-                prune_dead_processes()
-            await asyncio.sleep(self.retry_s)
-
-    def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
-        mark_dead(os.getpid())
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def mark_dead(pid: int) -> None:
-    directory = multiprocess_dir()
-    if directory is not None:
-        from prometheus_client.multiprocess import mark_process_dead
-
-        mark_process_dead(pid, str(directory))
-
-
-def prune_dead_processes() -> list[int]:
-    """Remove the live-gauge files of processes that ended without saying so (a killed replica), so
-    ``sui_requests_in_flight`` does not keep their last value."""
-    directory = multiprocess_dir()
-    dead = set()
-    if directory is None:
-        return []
-    for path in glob.glob(str(directory / "gauge_live*_*.db")):
-        match = re.search(r"_(\d+)\.db$", path)
-        if match and not _alive(int(match.group(1))):
-            dead.add(int(match.group(1)))
-    for pid in dead:
-        with contextlib.suppress(OSError):
-            mark_dead(pid)
-    return sorted(dead)
-
-
-__all__ = ["NodeMetricsExporter", "PipelineMetrics", "PrometheusAgentHooks", "RequestMetricsMiddleware",
-           "current_request", "exposition", "reject", "use_multiprocess"]
-

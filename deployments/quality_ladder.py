@@ -135,11 +135,11 @@ class LadderAgent:
         raise AssertionError("stream ended without a result")
 
     async def stream(self, request: AgentRequest):
-        from deployments.metrics import current_request
+        from deployments.request_context import current_context
         from react_tier.results import Done
 
-        record = current_request()
-        started = record.started if record is not None else time.perf_counter()
+        context = current_context()
+        started = context.received_at if context is not None else time.perf_counter()
         async for event in self.agent.stream(request):
             if isinstance(event, Done) and self.metrics is not None:
                 outcome = goodput_outcome(event.result, started, self.settings)

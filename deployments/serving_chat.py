@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from deployments.config import ApiSettings
-from deployments.metrics import current_request, reject
+from deployments.errors import ApiError, classify_exception
 from deployments.protocol import (
     ChatCompletionChoice,
     ChatCompletionChunk,
@@ -24,45 +24,16 @@ from deployments.protocol import (
     DeltaMessage,
     ResponseMessage,
     SuiExtras,
-    completion_id,
     error_body,
     openai_finish_reason,
     usage_of,
 )
+from deployments.request_context import current_context
 from react_tier.errors import AgentInputError
 from react_tier.request import Agent, AgentRequest
 from react_tier.results import AgentEvent, AgentResult, AnswerDelta, Done, StepFinished, StepStarted
 
 log = logging.getLogger(__name__)
-
-
-class ApiError(Exception):
-    """An HTTP error in OpenAI's error format."""
-
-    def __init__(self, status: int, message: str, param: str | None = None):
-        super().__init__(message)
-        self.status, self.message, self.param = status, message, param
-
-
-def classify_exception(exc: BaseException) -> ApiError:
-    """Map failures from the agent deployment (or Serve itself) to a clear 4xx/5xx."""
-    from ray.serve.exceptions import BackPressureError
-
-    from react_tier import UpstreamError
-
-    if isinstance(exc, ApiError):
-        return exc
-    if isinstance(exc, AgentInputError):
-        return ApiError(400, str(exc).splitlines()[0] if str(exc) else "invalid question", exc.param or "messages")
-    if isinstance(exc, UpstreamError):
-        return ApiError(exc.status_code, str(exc).splitlines()[0] if str(exc) else "upstream LLM tier failed")
-    if isinstance(exc, BackPressureError):
-        reject("queue_full")
-        return ApiError(429, "the agent tier is at capacity (queue full); retry later")
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return ApiError(504, "the request exceeded the pipeline's time limit")
-    log.exception("unexpected error in the pipeline", exc_info=exc)
-    return ApiError(500, f"internal error: {type(exc).__name__}")
 
 
 class OpenAIServingChat:
@@ -191,24 +162,24 @@ class OpenAIServingChat:
 
 def mark_streaming() -> None:
     """Count the current request as a stream (its SSE response is about to start)."""
-    record = current_request()
-    if record is not None:
-        record.stream = True
+    context = current_context()
+    if context is not None:
+        context.mark_streaming()
 
 
 def stream_failure(exc: BaseException) -> ApiError:
     """The error a started stream reports in-band; counted with the status the client reads in the stream."""
     err = classify_exception(exc)
-    record = current_request()
-    if record is not None:
-        record.error_status = err.status
+    context = current_context()
+    if context is not None:
+        context.stream_failed(err.status)
     return err
 
 
 def _received_at() -> float:
     """When the ingress received the request (perf_counter), else now."""
-    record = current_request()
-    return record.started if record is not None else time.perf_counter()
+    context = current_context()
+    return context.received_at if context is not None else time.perf_counter()
 
 
 async def _with_deadline(events: AsyncIterator[dict], deadline: float) -> AsyncIterator[dict]:
@@ -229,4 +200,4 @@ async def _with_deadline(events: AsyncIterator[dict], deadline: float) -> AsyncI
         yield item
 
 
-__all__ = ["ApiError", "OpenAIServingChat", "classify_exception", "completion_id", "mark_streaming", "stream_failure"]
+__all__ = ["OpenAIServingChat", "mark_streaming", "stream_failure"]

@@ -35,6 +35,7 @@ from openai.types.responses import (
 )
 from pydantic import BaseModel
 
+from deployments.errors import ApiError
 from deployments.protocol import ERROR_TYPES
 from deployments.responses_protocol import (
     PARAMS,
@@ -45,7 +46,7 @@ from deployments.responses_protocol import (
     new_response,
     step_items,
 )
-from deployments.serving_chat import ApiError, OpenAIServingChat, mark_streaming, stream_failure
+from deployments.serving_chat import OpenAIServingChat, mark_streaming, stream_failure
 from react_tier.request import AgentRequest
 from react_tier.results import AnswerDelta, Done, StepFinished
 

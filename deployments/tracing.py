@@ -32,6 +32,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deployments.config import TracingSettings
+from deployments.request_context import RequestContext
 from react_tier.hooks import AgentHooks, Note
 
 PROPAGATOR = TraceContextTextMapPropagator()  # W3C traceparent/tracestate, what vLLM reads
@@ -90,7 +91,7 @@ class OtelAgentHooks(AgentHooks):
 class TracingMiddleware:
     """The request's server span (pure ASGI, so streams pass untouched): parent from the client's
     ``traceparent``; the request id (``sui.request_id``), method, route and status as attributes. Install it
-    inside RequestIdMiddleware (the id is known) and outside the guard (its refusals are traced too)."""
+    where deployments/middleware.py puts it: inside RequestIdMiddleware (the id is known), outside the guard."""
 
     def __init__(self, app: ASGIApp, tracer: Tracer) -> None:
         self.app, self.tracer = app, tracer
@@ -101,7 +102,7 @@ class TracingMiddleware:
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         attributes = {"http.request.method": scope["method"], "url.path": scope["path"],
-                      "sui.request_id": scope.get("state", {}).get("request_id", "")}
+                      "sui.request_id": RequestContext.of(scope).request_id}
         with traced(self.tracer, f"{scope['method']} {scope['path']}", attributes, SpanKind.SERVER,
                     PROPAGATOR.extract(headers)) as span:
 

@@ -152,7 +152,7 @@ def stop_prometheus() -> bool:
 
 
 def _ray_env() -> dict[str, str]:
-    from deployments.front_door import PROXY_ENV
+    from deployments.middleware import PROXY_ENV
 
     return ray_head_env(PROXY_ENV)  # PROXY_ENV: the Serve proxy runs the front door
 

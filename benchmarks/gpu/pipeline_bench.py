@@ -104,7 +104,7 @@ def api_settings(stack: dict, profiles: dict):
 
 
 def _ray_env() -> dict:
-    from deployments.front_door import PROXY_ENV
+    from deployments.middleware import PROXY_ENV
     from suiqa.ray_local import ray_head_env
 
     return ray_head_env(PROXY_ENV)  # the Serve proxy runs the front door (a variant's --ray-env may set it empty)

@@ -28,7 +28,7 @@
 #              USERS with both clients at 32 and 128 (below capacity); the server is stopped at the end
 #   soak       issue 13's bounded soak on the gpu-bench deployment (vLLM from llm-up), per variant in
 #              SOAK_VARIANTS (`shipped`: Ray's proxy refuses beyond each replica's 32 running + 24 queued;
-#              `replica-shed`: the design before deployments/front_door.py, max_ongoing_requests 256, the replicas
+#              `replica-shed`: the design before deployments/middleware.py, max_ongoing_requests 256, the replicas
 #              refuse; `queue8`: admission.max_queue 8): SOAK_C clients (320: above 4 replicas
 #              x (32 running + 24 queued), so admission sheds until the autoscaler adds replicas) for SOAK_S
 #              seconds (150) -> benchmarks/results/soak/h200/<variant>, then BURST_C clients (1024) for BURST_S

@@ -130,7 +130,7 @@ async def test_overload_sheds_at_once_admitted_succeed_health_stays_fast(stack):
     """40 concurrent requests against one replica that admits 4 + queues 8, 4 more held by Ray's proxy while it
     places them (api-cpu-tiny): the excess gets 429 + Retry-After in OpenAI's format within 100 ms, refused by Ray's
     proxy without reaching the replica (the deployment's ``max_ongoing_requests`` is the admission capacity); every
-    admitted request succeeds; /health, answered by the front door in the proxy (deployments/front_door.py), stays
+    admitted request succeeds; /health, answered by the front door in the proxy (deployments/middleware.py), stays
     under 100 ms.
 
     100 ms is checked on the server's clock (Ray's proxy histogram: every 429 the proxy made); on the client's the
@@ -152,7 +152,7 @@ async def test_overload_sheds_at_once_admitted_succeed_health_stays_fast(stack):
             results, health_times = await _overload_burst(http, urls, base)
             shed = [(r, s) for r, s in results if r.status_code == 429]
             admitted = [(r, s) for r, s in results if r.status_code != 429]
-            at_door = [s for r, s in shed if "backpressure" in r.json()["error"]["message"]]  # Ray's proxy: front_door
+            at_door = [s for r, s in shed if "backpressure" in r.json()["error"]["message"]]  # Ray's proxy: the front door
             # 12 places in the replica + 4 in the proxy while it places them: most of the other 24 are refused at
             # the door (a loaded proxy reads the 40 over a while, and places freed meanwhile are taken)
             assert len(at_door) >= 10 and admitted, [(r.status_code, r.text[:80]) for r, _ in results]
@@ -212,7 +212,7 @@ async def test_rays_own_queue_overflow_is_429_with_retry_after(stack):
     shed = [(r, s) for r, s in results if r.status_code == 429]
     assert set(statuses) == {200, 429} and len(shed) >= 2, statuses
     assert all(r.headers.get("retry-after") == "2" for r, _ in shed)
-    assert all(r.json()["error"]["code"] == 429 for r, _ in shed)  # OpenAI's format: deployments/front_door.py
+    assert all(r.json()["error"]["code"] == 429 for r, _ in shed)  # OpenAI's format: deployments/middleware.py
     print(f"Ray's proxy refused {len(shed)} of 6 in {', '.join(f'{s * 1000:.0f}' for _, s in shed)} ms")
     assert max(s for _, s in shed) < 2.5  # refused on arrival, not after the 3 s a slot takes
 

@@ -261,11 +261,11 @@ def test_rayservice_shape(overlay):
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_ray_node_runs_the_front_door_and_sheds_at_the_admission_capacity(overlay):
-    """Every Ray container (a Serve proxy may run on any node) has the proxy callback of deployments/front_door.py;
+    """Every Ray container (a Serve proxy may run on any node) has the proxy callback of deployments/middleware.py;
     the deployment's max_ongoing_requests is the replica's admission capacity, so the proxy refuses the rest."""
     import yaml
 
-    from deployments.front_door import PROXY_ENV
+    from deployments.middleware import PROXY_ENV
 
     cluster = _docs(overlay, "RayService")[0]["spec"]["rayClusterConfig"]
     specs = [cluster["headGroupSpec"]["template"]["spec"]] + [g["template"]["spec"]

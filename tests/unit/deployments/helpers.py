@@ -12,7 +12,8 @@ from collections.abc import AsyncIterator
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from deployments.metrics import PipelineMetrics, exposition
+from deployments.metrics import PipelineMetrics
+from deployments.node_exporter import exposition
 from react_tier import AgentSettings
 from react_tier.request import AgentRequest
 from react_tier.results import AgentEvent, AgentResult, AnswerDelta, Done, StepFinished, StepStarted

@@ -12,10 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from ray.serve.exceptions import BackPressureError
 
-from deployments.api_router import RequestIdMiddleware, create_app
+from deployments.api_router import create_app
 from deployments.config import ApiSettings
+from deployments.errors import ApiError, classify_exception
+from deployments.middleware import RequestIdMiddleware
 from deployments.protocol import ERROR_TYPES, ChatMessage, error_body
-from deployments.serving_chat import ApiError, OpenAIServingChat, classify_exception
+from deployments.serving_chat import OpenAIServingChat
 from react_tier import AgentInputError, UpstreamError
 from tests.unit.deployments.helpers import ContractAgent
 
@@ -50,7 +52,7 @@ def test_middleware_as_raw_asgi_sets_state_and_echoes_the_id():
     seen = {}
 
     async def inner(scope, receive, send):
-        seen.update(scope["state"])
+        seen.update(request_id=scope["state"]["context"].request_id)  # the one request context
         await send({"type": "http.response.start", "status": 200})  # no "headers" key at all
         await send({"type": "http.response.body", "body": b"ok"})
 

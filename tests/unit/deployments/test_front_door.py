@@ -1,4 +1,4 @@
-"""The front door (deployments/front_door.py) wrapped exactly as Ray Serve's proxy wraps its app
+"""The front door (deployments/middleware.py) wrapped exactly as Ray Serve's proxy wraps its app
 (``ray.serve._private.http_util._apply_middlewares``: Ray's RequestIdMiddleware inside, ours outside), around an
 inner app that answers with the messages Ray's proxy itself sends on an error (``send_http_response_on_exception``
 from a ``ResponseStatus``): what the proxy would put on the wire, without a Ray cluster. The live path is
@@ -18,15 +18,8 @@ from ray.serve._private.http_util import (
 )
 from ray.serve._private.proxy_request_response import ResponseStatus
 
-from deployments.front_door import (
-    PROXY_ENV,
-    REQUEST_ID_RULE,
-    FrontDoor,
-    client_request_ids,
-    new_request_id,
-    proxy_middlewares,
-    request_id_error,
-)
+from deployments.middleware import PROXY_ENV, FrontDoor, proxy_middlewares
+from deployments.request_context import REQUEST_ID_RULE, client_request_ids, new_request_id, request_id_error
 
 REPLICA_429 = b'{"error": {"message": "admission queue full", "type": "rate_limit_error", "param": null, "code": 429}}'
 
@@ -59,7 +52,7 @@ def proxy_app(status: ResponseStatus | None = None, calls: list | None = None, r
 
 def test_the_callback_is_what_rays_proxy_imports():
     module, _, name = PROXY_ENV["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"].partition(":")
-    assert (module, name) == ("deployments.front_door", "proxy_middlewares")
+    assert (module, name) == ("deployments.middleware", "proxy_middlewares")
 
 
 def test_health_is_answered_at_the_door_without_reaching_a_replica():

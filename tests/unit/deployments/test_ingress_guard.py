@@ -125,7 +125,7 @@ def test_right_key_is_200_and_its_id_reaches_request_state():
     @app.middleware("http")  # outermost: reads the state the guard set for logs/metrics
     async def spy(request, call_next):
         response = await call_next(request)
-        seen[request.url.path] = getattr(request.state, "api_key_id", None)
+        seen[request.url.path] = request.state.context.api_key_id  # the one request context
         return response
 
     client = TestClient(app)
@@ -397,7 +397,7 @@ def test_an_open_api_has_no_per_key_limits_only_admission():
 def test_agent_tier_down_is_503_with_retry_after_and_backpressure_is_429():
     from ray.serve.exceptions import BackPressureError
 
-    from deployments.serving_chat import classify_exception
+    from deployments.errors import classify_exception
     from react_tier.breaker import CircuitOpenError
 
     agent = ContractAgent(fail=CircuitOpenError("agent", 4.0), fail_after=0)

@@ -12,9 +12,11 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
+from deployments.agent_metrics import PrometheusAgentHooks
 from deployments.api_router import create_app
 from deployments.config import ApiSettings
-from deployments.metrics import PipelineMetrics, PrometheusAgentHooks, RequestRecord
+from deployments.metrics import PipelineMetrics
+from deployments.middleware import RequestRecord
 from deployments.serving_chat import OpenAIServingChat
 from react_tier import UpstreamError
 from react_tier.results import AgentResult, AnswerDelta
@@ -216,7 +218,7 @@ def test_every_log_line_of_a_request_carries_its_id():
 async def test_latency_counts_from_the_ingress_receipt_not_from_the_handler(stream):
     """Time a request waits between the ingress's receipt and the chat handler (a busy replica's queue) is part
     of its e2e latency and of its time to first token."""
-    from deployments.metrics import RequestMetricsMiddleware
+    from deployments.middleware import RequestMetricsMiddleware
     from deployments.protocol import ChatCompletionRequest
 
     metrics = PipelineMetrics()

@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[3]
 
 WRITER = textwrap.dedent("""
     import os, sys, time
-    from deployments.metrics import PipelineMetrics, use_multiprocess
+    from deployments.metrics import PipelineMetrics
+    from deployments.node_exporter import use_multiprocess
     use_multiprocess(sys.argv[1])
     m = PipelineMetrics()
     n = int(sys.argv[2])
@@ -35,7 +36,7 @@ WRITER = textwrap.dedent("""
 
 EXPORTER = textwrap.dedent("""
     import asyncio, sys
-    from deployments.metrics import NodeMetricsExporter, use_multiprocess
+    from deployments.node_exporter import NodeMetricsExporter, use_multiprocess
     use_multiprocess(sys.argv[1])
 
     async def main():

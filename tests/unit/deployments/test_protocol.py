@@ -9,9 +9,10 @@ import pytest
 import yaml
 
 from deployments.config import ApiSettings
+from deployments.errors import ApiError, classify_exception
 from deployments.protocol import ChatCompletionRequest
 from deployments.serve_config import serve_config, serve_config_yaml
-from deployments.serving_chat import ApiError, OpenAIServingChat, classify_exception
+from deployments.serving_chat import OpenAIServingChat
 from react_tier import AgentInputError, UpstreamError
 from tests.unit.deployments.helpers import RESULT, ContractAgent
 

@@ -15,9 +15,10 @@ import time
 import pytest
 
 from deployments.config import ApiSettings
+from deployments.errors import ApiError
 from deployments.metrics import PipelineMetrics
 from deployments.protocol import ChatCompletionRequest
-from deployments.serving_chat import ApiError, OpenAIServingChat
+from deployments.serving_chat import OpenAIServingChat
 from react_tier import AgentInputError, UpstreamError
 from tests.unit.deployments.helpers import ContractAgent
 
@@ -127,7 +128,7 @@ def test_prepare_turns_every_refusal_into_a_400():
 
 
 def test_an_unexpected_error_is_logged_with_its_traceback(caplog):
-    from deployments.serving_chat import classify_exception
+    from deployments.errors import classify_exception
 
     error = RuntimeError("boom")
     with caplog.at_level(logging.ERROR, logger="deployments.serving_chat"):

@@ -274,7 +274,7 @@ def test_the_ray_head_command_and_its_log(home, monkeypatch):
                        "--metrics-export-port=8099", "--include-dashboard=false", "--disable-usage-stats"]
     assert kw["capture_output"] and kw["text"] and kw["timeout"] == 120
     callback = kw["env"]["RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"]
-    assert callback == "deployments.front_door:proxy_middlewares"
+    assert callback == "deployments.middleware:proxy_middlewares"
     assert (home / "logs" / "ray-start.log").read_text() == "ok\n"
 
 
