@@ -34,15 +34,23 @@ from react_tier.errors import UpstreamError
 from react_tier.grounding import check_grounding
 from react_tier.hooks import AgentHooks, HookSet
 from react_tier.llm import Completion, LLMClient, to_upstream_error
-from react_tier.parser import (
+from react_tier.react_format import (
+    FORCE_FINAL,
+    FORCE_REASONS,
+    STOP_WORDS,
     ReActParseError,
+    answer_start,
+    cited_ids,
     clean_output,
     final_answer_prefix,
     has_labels,
     parse_action_input,
     parse_turn,
+    question_message,
+    render_action,
+    render_observation,
+    system_prompt,
 )
-from react_tier.prompt import FORCE_FINAL, FORCE_REASONS, STOP_WORDS, question_message, system_prompt
 from react_tier.request import AgentRequest, GenerationOptions
 from react_tier.results import (
     AgentEvent,
@@ -62,7 +70,6 @@ from react_tier.tools import DOMAIN_SYSTEM_PROMPT, Tool, ToolContext, ToolInputE
 from suiqa.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
-REF_RE = re.compile(r"[\[【]([^\[\]【】\n]{1,200})[\]】]")
 _END = object()
 _NEXT = object()  # a loop step that did not answer
 
@@ -282,7 +289,7 @@ class _Run:
             turn = parse_turn(completion.text, list(self.agent.tools))
         except ReActParseError as exc:
             await self.hooks.emit("on_parse_error", str(exc), completion.text)
-            self._remember(clean_output(completion.text) or "（空）", f"Observation: {exc}")
+            self._remember(clean_output(completion.text) or "（空）", render_observation(exc))
             await self._finish_step(Step(index=index, error=f"parse: {exc} output: {completion.text[:120]!r}",
                                          latency_s=time.monotonic() - started), emit)
             self.parse_failures += 1
@@ -345,8 +352,7 @@ class _Run:
         if sources:
             self.evidence.append(observation)
         shown_input = raw_input if isinstance(args, str) else args
-        self._remember(f"Thought: {thought}\nAction: {name}\nAction Input: {_as_json(shown_input)}",
-                       f"Observation: {observation}")
+        self._remember(render_action(thought, name, shown_input), render_observation(observation))
         return Step(index=index, thought=thought, tool=name, tool_input=shown_input, observation=observation,
                     latency_s=time.monotonic() - started, error=error)
 
@@ -415,12 +421,10 @@ class _Run:
         return cut
 
     def _citations(self, answer: str) -> list[Citation]:
-        cited: dict[str, Citation] = {}
-        for text in [answer, *(step.thought for step in self.steps if not step.forced)]:
-            for ref in REF_RE.findall(text or ""):
-                if ref.strip() in self.observed:
-                    cited.setdefault(ref.strip(), self.observed[ref.strip()])
-        return list(cited.values())
+        """The observed sources that the answer, then the Thoughts, cite (react_format's one pattern), in order."""
+        texts = [answer, *(step.thought for step in self.steps if not step.forced)]
+        ids = dict.fromkeys(pid for text in texts for pid in cited_ids(text or "", self.observed))
+        return [self.observed[pid] for pid in ids if pid in self.observed]
 
     def _remember(self, assistant: str, observation: str) -> None:
         self.messages += [{"role": "assistant", "content": assistant}, {"role": "user", "content": observation}]
@@ -465,7 +469,7 @@ class _AnswerShaper:
         visible = self.cut_at_stop(answer)
         if not self.ended and not final and self.holdback:  # the tail may be the start of a stop string
             visible = visible[:max(len(self.shown), len(visible) - self.holdback)]
-        start = _answer_start(completion.text, answer)
+        start = answer_start(completion.text, answer)
         if not visible:  # nothing shown (e.g. a stop string at the very start): no answer tokens
             tokens = 0
         else:
@@ -484,16 +488,6 @@ class _AnswerShaper:
         self.ended = self.ended or final
 
 
-def _answer_start(text: str, answer: str) -> int:
-    """Where ``answer`` begins in the turn's raw text: after the last "Final Answer" label (a Thought may say the
-    same words first), else its first occurrence, else the start."""
-    if not answer:
-        return 0
-    label = text.rfind("Final Answer")
-    found = text.find(answer[:8], label) if label >= 0 else -1
-    return found if found >= 0 else max(text.find(answer[:8]), 0)
-
-
 class _UsageDomain:
     """The domain client as tools see it: calls are counted in this run's usage."""
 
@@ -509,9 +503,3 @@ def _lead(text: str, limit: int = 120) -> str:
     flat = re.sub(r"\s+", "", text)
     ends = [m.end() for m in re.finditer(r"[。！？]", flat[:limit])]
     return flat[:ends[1] if len(ends) > 1 else ends[0]] if ends else flat[:limit // 2]
-
-
-def _as_json(value: Any) -> str:
-    import json
-
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

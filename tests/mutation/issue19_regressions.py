@@ -10,7 +10,7 @@ CASES = [
     ("history-length check deleted", "react_tier/request.py", "if sum(len(turn.content) for turn in self.history) > limits.max_history_chars:", "if False:"),
     ("request id not passed to the agent", "deployments/serving_chat.py", "self.agent.check(request.to_agent_request(request_id))", "self.agent.check(request.to_agent_request())"),
     ("history not passed to the agent", "deployments/protocol.py", "return AgentRequest(question=self.messages[-1].text(), history=turns,", "return AgentRequest(question=self.messages[-1].text(), history=[],"),
-    ("extra lines kept in an Action name", "react_tier/parser.py", "action = action.splitlines()[0].strip() if action else action", "action = action"),
+    ("extra lines kept in an Action name", "react_tier/react_format.py", "action = action.splitlines()[0].strip() if action else action", "action = action"),
     ("citations fall back to every observed id", "react_tier/agent.py", "return list(cited.values())", "return list(cited.values()) or list(self.observed.values())"),
     ("citations not read from Thoughts", "react_tier/agent.py", "for text in [answer, *(step.thought for step in self.steps if not step.forced)]:", "for text in [answer]:"),
     ("alias expansion matches shorter keys inside longer ones", "react_tier/knowledge/aliases.py", "if not any(taken[start:end]):", "if True:"),

@@ -59,7 +59,7 @@ def test_refusals_are_openai_errors_and_tokenize_round_trips(standin):
 
 def test_react_model_writes_turns_the_agent_parses_and_cites_what_it_saw():
     """``--react-model``: search first; after an Observation, a Final Answer citing the first observed passage."""
-    from react_tier.parser import parse_turn
+    from react_tier.react_format import parse_turn
 
     with serve_standin(StandIn(["qwen-agent"], Pace(0, 0, 4), react_model="qwen-agent")) as base:
         def turn(messages: list[dict]) -> str:
