@@ -6,13 +6,14 @@ failed, or the forced call failed: the answer is then the domain draft plus the 
 :class:`UpstreamError` only when there is nothing at all to answer with (no agent, no draft, no evidence).
 
 Answer shaping: the request's ``stop`` strings and ``max_tokens`` apply to the answer the client receives (not to
-the Thought/Action protocol): the answer is cut before the first stop string, and at ``max_tokens`` of the agent
-model's tokens (counted per streamed chunk), which sets ``truncated`` (OpenAI's finish_reason ``length``); the
-upstream stream is closed right there, so vLLM stops generating.
+the Thought/Action protocol): react_tier/answer_shaper.py cuts it as it streams and the loop closes the upstream
+stream right there, so vLLM stops generating. The ReAct wire format (prompt, stop words, parsing, rendering a
+step, the citation pattern) is react_tier/react_format.py. Events go to the run's ``emit`` (results.Emit); each
+upstream call returns its usage (a Completion, or a stream's last delta, llm.Finish), which the run counts.
 
 Citations: the ids of passages/poems that a tool actually returned (observed) AND that the final answer or a
-Thought mentions in brackets, ``[id]`` or ``【id】``, in order of first mention. Ids the model invents are
-dropped; nothing observed-but-unmentioned is added silently. The degraded answer lists its evidence with bracketed
+Thought mentions in brackets (``[id]``, ``【id】``, ``［id］``, lists: react_format's one pattern), in order of
+first mention. Ids the model invents are dropped; nothing observed-but-unmentioned is added silently. The degraded answer lists its evidence with bracketed
 ids, and an answer that cites nothing although the run gathered evidence gets a visible "参考资料" line of it: in
 both, the citations are the evidence the answer shows. ``grounding`` scores how far the answer's sentences are
 backed by the passages they cite (react_tier/grounding.py).
@@ -26,20 +27,20 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from react_tier.answer_shaper import AnswerShaper, StreamedTurn
 from react_tier.budget import check_prompt_budget
 from react_tier.errors import UpstreamError
 from react_tier.grounding import check_grounding
 from react_tier.hooks import AgentHooks, HookSet
-from react_tier.llm import Completion, LLMClient, to_upstream_error
+from react_tier.llm import Completion, Finish, LLMClient, LLMDelta, to_upstream_error
 from react_tier.react_format import (
     FORCE_FINAL,
     FORCE_REASONS,
     STOP_WORDS,
     ReActParseError,
-    answer_start,
     cited_ids,
     clean_output,
     final_answer_prefix,
@@ -51,13 +52,14 @@ from react_tier.react_format import (
     render_observation,
     system_prompt,
 )
-from react_tier.request import AgentRequest, GenerationOptions
+from react_tier.request import AgentRequest
 from react_tier.results import (
     AgentEvent,
     AgentResult,
     AnswerDelta,
     Citation,
     Done,
+    Emit,
     Grounding,
     Step,
     StepFinished,
@@ -137,9 +139,9 @@ class ReActAgent:
     async def stream(self, request: AgentRequest | str) -> AsyncIterator[AgentEvent]:
         """Events of one run (a plain string is a question without history). The work runs in a child task;
         leaving or cancelling the iteration cancels it, which closes any in-flight upstream HTTP request."""
-        run = _Run(self, self.check(request))
-        queue: asyncio.Queue = asyncio.Queue()
-        worker = asyncio.create_task(run.execute(queue.put_nowait))
+        queue: asyncio.Queue[AgentEvent | object] = asyncio.Queue()
+        run = _Run(self, self.check(request), queue.put_nowait)
+        worker = asyncio.create_task(run.execute())
         worker.add_done_callback(lambda _: queue.put_nowait(_END))
         try:
             while (event := await queue.get()) is not _END:
@@ -154,14 +156,14 @@ class ReActAgent:
 class _Run:
     """State of one question: messages, steps, evidence, usage."""
 
-    def __init__(self, agent: ReActAgent, request: AgentRequest) -> None:
-        self.agent, self.settings, self.hooks = agent, agent.settings, agent.hooks
+    def __init__(self, agent: ReActAgent, request: AgentRequest, emit: Emit) -> None:
+        self.agent, self.settings, self.hooks, self.emit = agent, agent.settings, agent.hooks, emit
         self.request, self.question, self.request_id = request, request.question, request.request_id or ""
         self.run_key = self.request_id or uuid.uuid4().hex
         self.history = [turn.model_dump() for turn in request.history]
         self.max_steps = request.max_steps or self.settings.max_steps
         self.sampling = request.generation.sampling()
-        self.shaper = _AnswerShaper(request.generation)
+        self.shaper = AnswerShaper(request.generation, emit)
         self.steps: list[Step] = []
         self.observed: dict[str, Citation] = {}
         self.evidence: list[str] = []
@@ -172,13 +174,13 @@ class _Run:
         self.started = time.monotonic()
         self.deadline = self.started + self.settings.deadline_s
         self.loop_deadline = self.deadline - min(self.settings.final_answer_reserve_s, self.settings.deadline_s / 2)
-        self.ctx = ToolContext(domain_llm=_UsageDomain(agent.domain_llm, self.usage),
+        self.ctx = ToolContext(domain_llm=_CountedClient(agent.domain_llm, self._count),
                                get_knowledge=agent.load_knowledge, search_k=self.settings.search_k)
 
     def budget(self, until: float | None = None) -> float:
         return (until or self.loop_deadline) - time.monotonic()
 
-    async def execute(self, emit) -> None:
+    async def execute(self) -> None:
         # this task's context: its log lines and upstream calls (X-Request-Id) carry the request's id, and its
         # calls go to the run's replica of each tier (react_tier/routing.py), released when the run ends
         REQUEST_ID.set(self.request_id or REQUEST_ID.get())
@@ -186,38 +188,38 @@ class _Run:
         try:
             with self.hooks.span("agent.run", **{"sui.request_id": self.request_id,
                                                  "sui.max_steps": self.max_steps}) as note:
-                result = await self._execute(emit)
+                result = await self._execute()
                 note({"sui.finish_reason": result.finish_reason, "sui.steps": len(result.steps),
                       "sui.answer_tokens": result.answer_tokens, "sui.citations": len(result.citations)})
         finally:
             self.agent.agent_llm.release_run(self.run_key)
             self.agent.domain_llm.release_run(self.run_key)
 
-    async def _execute(self, emit) -> AgentResult:
+    async def _execute(self) -> AgentResult:
         log.info("run_start", extra={"question_chars": len(self.question), "history_turns": len(self.history),
                                      "max_steps": self.max_steps})
         await self.hooks.emit("on_run_start", self.question, self.request_id)
         finish, answer = "stop", None
         try:
             async with asyncio.timeout_at(self.loop_deadline):
-                await self._prepare(emit)
+                await self._prepare()
                 if self.request.quality == "extractive":  # the ladder's last step: no LLM call at all
                     finish, answer = "degraded", await self._extractive_answer()
-                    emit(AnswerDelta(text=answer))
+                    self.emit(AnswerDelta(text=answer))
                 else:
-                    answer = await self._loop(emit)
+                    answer = await self._loop()
                     finish = "max_steps" if answer is None else "stop"
         except TimeoutError:
             finish = "deadline"
         except _GiveUp as give_up:
             finish, self.agent_error = "degraded", give_up.cause
         if answer is None and self.agent_error is None:
-            answer = await self._forced_final(finish, emit)
+            answer = await self._forced_final(finish)
         if answer is None:
             finish, answer = "degraded", await self._fallback_answer()
-            emit(AnswerDelta(text=answer))
+            self.emit(AnswerDelta(text=answer))
         elif self.observed and not self._citations(answer) and not (self.shaper.capped or self.shaper.stopped):
-            answer += await self._evidence_note(emit)
+            answer += await self._evidence_note()
         report = check_grounding(answer, {cid: c.text or "" for cid, c in self.observed.items()})
         result = AgentResult(answer=answer, citations=self._citations(answer), steps=self.steps, usage=self.usage,
                              finish_reason=finish, draft=self.draft, request_id=self.request_id,
@@ -229,10 +231,10 @@ class _Run:
                                    "latency_ms": round((time.monotonic() - self.started) * 1000, 1),
                                    "usage": {tier: u.model_dump() for tier, u in self.usage.items()}})
         await self.hooks.emit("on_run_end", result, time.monotonic() - self.started)
-        emit(Done(result=result))
+        self.emit(Done(result=result))
         return result
 
-    async def _prepare(self, emit) -> None:
+    async def _prepare(self) -> None:
         history = self.history
         if self.settings.draft_first and self.request.quality in ("full", "fewer_steps"):
             system = DOMAIN_SYSTEM_PROMPT + (f"\n\n{self.request.instructions}" if self.request.instructions else "")
@@ -242,8 +244,8 @@ class _Run:
                 seeded = {"seed": self.sampling["seed"]} if self.sampling.get("seed") is not None else None
                 draft = await self.agent.domain_llm.complete(
                     [{"role": "system", "content": system}, *history,
-                     {"role": "user", "content": self.question}], budget_s=self.budget(), usage=self.usage,
-                    sampling=seeded)
+                     {"role": "user", "content": self.question}], budget_s=self.budget(), sampling=seeded)
+                self._count(self.agent.domain_llm.tier, draft)
                 self.draft = draft.text.strip() or None
             except Exception as exc:  # noqa: BLE001 - no draft is not fatal
                 log.warning("draft failed (%s): %s", self.request_id, exc)
@@ -251,47 +253,46 @@ class _Run:
         extractive = self.request.quality == "extractive"
         if (self.settings.always_search_first or extractive) and "search_knowledge" in self.agent.tools:
             with self.hooks.span("react.step", **{"sui.step": 0, "sui.forced": True}):
-                emit(StepStarted(index=0))
+                self.emit(StepStarted(index=0))
                 step = await self._act(0, "由系统先检索知识库。", "search_knowledge", {"query": self.question})
                 step.forced = True
-                await self._finish_step(step, emit)
+                await self._finish_step(step)
 
     def _opening_messages(self) -> list[dict[str, str]]:
         return [{"role": "system", "content": system_prompt(list(self.agent.tools.values()))}, *self.history,
                 {"role": "user", "content": question_message(self.question, self.draft, self.request.instructions)}]
 
-    async def _loop(self, emit) -> str | None:
+    async def _loop(self) -> str | None:
         first, self.parse_failures = len(self.steps), 0
         for index in range(first, first + self.max_steps):
             if time.monotonic() >= self.loop_deadline:
                 raise TimeoutError
             with self.hooks.span("react.step", **{"sui.step": index}):
-                answer = await self._step(index, emit)
+                answer = await self._step(index)
             if answer is not _NEXT:
                 return answer
         return None
 
-    async def _step(self, index: int, emit) -> str | object:
+    async def _step(self, index: int) -> str | object:
         """One loop iteration: the answer (a str), or _NEXT to go on."""
-        emit(StepStarted(index=index))
-        started, completion = time.monotonic(), Completion("")
+        self.emit(StepStarted(index=index))
+        started = time.monotonic()
         try:
-            await self._stream_answer(self.agent.agent_llm.stream(
-                self.messages, stop=STOP_WORDS, budget_s=self.budget(), final=completion, usage=self.usage,
-                sampling=self.sampling), emit, completion)
+            streamed = await self._stream_answer(self.agent.agent_llm.stream(
+                self.messages, stop=STOP_WORDS, budget_s=self.budget(), sampling=self.sampling))
         except Exception as exc:
             if self.budget() <= 0.05:  # the per-call timeout was the loop deadline
                 raise TimeoutError from exc
             await self._finish_step(Step(index=index, error=f"agent LLM: {type(exc).__name__}: {exc}",
-                                         latency_s=time.monotonic() - started), emit)
+                                         latency_s=time.monotonic() - started))
             raise _GiveUp(exc) from exc
         try:
-            turn = parse_turn(completion.text, list(self.agent.tools))
+            turn = parse_turn(streamed.text, list(self.agent.tools))
         except ReActParseError as exc:
-            await self.hooks.emit("on_parse_error", str(exc), completion.text)
-            self._remember(clean_output(completion.text) or "（空）", render_observation(exc))
-            await self._finish_step(Step(index=index, error=f"parse: {exc} output: {completion.text[:120]!r}",
-                                         latency_s=time.monotonic() - started), emit)
+            await self.hooks.emit("on_parse_error", str(exc), streamed.text)
+            self._remember(clean_output(streamed.text) or "（空）", render_observation(exc))
+            await self._finish_step(Step(index=index, error=f"parse: {exc} output: {streamed.text[:120]!r}",
+                                         latency_s=time.monotonic() - started))
             self.parse_failures += 1
             if self.parse_failures > self.settings.max_parse_retries:
                 raise _GiveUp() from exc
@@ -299,32 +300,34 @@ class _Run:
         self.parse_failures = 0
         if turn.final_answer is not None or self.shaper.ended:
             await self._finish_step(Step(index=index, thought=turn.thought,
-                                         latency_s=time.monotonic() - started), emit)
+                                         latency_s=time.monotonic() - started))
             return self.shaper.shown
         step = await self._act(index, turn.thought, turn.action, turn.action_input)
         step.latency_s = time.monotonic() - started
-        await self._finish_step(step, emit)
+        await self._finish_step(step)
         return _NEXT
 
-    async def _stream_answer(self, deltas: AsyncIterator[str], emit, completion: Completion) -> str:
+    async def _stream_answer(self, deltas: AsyncIterator[LLMDelta]) -> StreamedTurn:
         """Consume a streamed turn, emitting Final Answer text (shaped by stop/max_tokens) as it arrives; stops
-        reading (closing the upstream request) once the answer is cut. Returns the turn's whole text."""
-        shaper, text = self.shaper, ""
+        reading (closing the upstream request) once the answer is cut. Returns the turn as streamed."""
+        shaper, turn = self.shaper, StreamedTurn()
         async with contextlib.aclosing(deltas):
             async for delta in deltas:
-                text += delta
-                if prefix := final_answer_prefix(text):
-                    shaper.offer(prefix, completion, final=False, emit=emit)
+                turn.add(delta)
+                if isinstance(delta, Finish):
+                    self._count(self.agent.agent_llm.tier, delta)
+                elif prefix := final_answer_prefix(turn.text):
+                    shaper.offer(prefix, turn, final=False)
                     if shaper.ended:
                         break
         if not shaper.ended:
             try:
-                answer = parse_turn(text).final_answer or ""
+                answer = parse_turn(turn.text).final_answer or ""
             except ReActParseError:
                 answer = ""
             if answer:
-                shaper.offer(answer, completion, final=True, emit=emit)
-        return text
+                shaper.offer(answer, turn, final=True)
+        return turn
 
     async def _act(self, index: int, thought: str, name: str, raw_input: Any) -> Step:
         """Run one tool; every failure becomes the Observation."""
@@ -356,22 +359,20 @@ class _Run:
         return Step(index=index, thought=thought, tool=name, tool_input=shown_input, observation=observation,
                     latency_s=time.monotonic() - started, error=error)
 
-    async def _forced_final(self, reason: str, emit) -> str | None:
+    async def _forced_final(self, reason: str) -> str | None:
         """One last agent call without tools; None when it fails or there is no time left."""
         if self.budget(self.deadline) < 0.5:
             return None
         messages = [*(self.messages or self._opening_messages()), {"role": "user", "content": FORCE_FINAL.format(reason=FORCE_REASONS[reason])}]
-        completion = Completion("")
         try:
             async with asyncio.timeout_at(self.deadline):
-                text = await self._stream_answer(self.agent.agent_llm.stream(
-                    messages, stop=STOP_WORDS, budget_s=self.budget(self.deadline), usage=self.usage,
-                    final=completion, sampling=self.sampling), emit, completion)
+                turn = await self._stream_answer(self.agent.agent_llm.stream(
+                    messages, stop=STOP_WORDS, budget_s=self.budget(self.deadline), sampling=self.sampling))
         except Exception as exc:  # noqa: BLE001 - fall back to draft + evidence
             log.warning("forced final answer failed (%s): %s", self.request_id, exc)
             return self.shaper.shown or None
-        if not self.shaper.shown and not has_labels(text):  # no labels at all: the whole text is the answer
-            self.shaper.offer(clean_output(text).strip(), completion, final=True, emit=emit)
+        if not self.shaper.shown and not has_labels(turn.text):  # no labels at all: the whole text is the answer
+            self.shaper.offer(clean_output(turn.text).strip(), turn, final=True)
         return self.shaper.shown or None
 
     async def _fallback_answer(self) -> str:
@@ -403,7 +404,7 @@ class _Run:
         self.shaper.truncated = len(cut) < len(text)
         return cut
 
-    async def _evidence_note(self, emit) -> str:
+    async def _evidence_note(self) -> str:
         """Answers cite their sources: one that cites none of the evidence the run gathered (a best-effort answer
         at the step cap, a model that ignored the instruction) gets that evidence listed, visibly, at its end —
         within the request's stop strings and max_tokens (counted with the domain tier's tokenizer)."""
@@ -417,7 +418,7 @@ class _Run:
         self.shaper.tokens += tokens
         self.shaper.truncated = self.shaper.truncated or len(cut) < len(note)
         if cut:
-            emit(AnswerDelta(text=cut))
+            self.emit(AnswerDelta(text=cut))
         return cut
 
     def _citations(self, answer: str) -> list[Citation]:
@@ -426,6 +427,10 @@ class _Run:
         ids = dict.fromkeys(pid for text in texts for pid in cited_ids(text or "", self.observed))
         return [self.observed[pid] for pid in ids if pid in self.observed]
 
+    def _count(self, tier: str, call: Completion | Finish) -> None:
+        """One upstream call in this run's usage (per tier)."""
+        self.usage.setdefault(tier, Usage()).add(call.usage)
+
     def _remember(self, assistant: str, observation: str) -> None:
         self.messages += [{"role": "assistant", "content": assistant}, {"role": "user", "content": observation}]
 
@@ -433,69 +438,26 @@ class _Run:
         limit = self.settings.max_observation_chars
         return text if len(text) <= limit else text[: limit - 1] + "…"
 
-    async def _finish_step(self, step: Step, emit) -> None:
+    async def _finish_step(self, step: Step) -> None:
         log.log(logging.WARNING if step.error else logging.INFO, "step",
                 extra={"step": step.index, "tool": step.tool, "forced": step.forced,
                        "latency_ms": round(step.latency_s * 1000, 1), "error": step.error})
         self.steps.append(step)
         await self.hooks.emit("on_step", step)
-        emit(StepFinished(step=step))
+        self.emit(StepFinished(step=step))
 
 
-class _AnswerShaper:
-    """The request's ``stop`` strings and ``max_tokens`` applied to the answer while it streams.
+class _CountedClient:
+    """The domain tier as tools see it (tools.DomainClient): the same client, its calls counted in this run's
+    usage, as the run counts its own calls (the client returns each call's usage; it keeps no tally)."""
 
-    ``offer(answer_so_far, ...)`` emits the part of the answer that is now safe to show: text that cannot be the
-    beginning of a stop string, within the token cap. ``ended`` once a stop string or the cap cut the answer.
-    """
+    def __init__(self, client: LLMClient, count: Callable[[str, Completion], None]) -> None:
+        self.client, self.count = client, count
 
-    def __init__(self, generation: GenerationOptions) -> None:
-        self.stops, self.cap = generation.stop, generation.max_tokens
-        self.holdback = max((len(s) for s in self.stops), default=1) - 1
-        self.shown, self.tokens, self.truncated, self.ended, self.stopped = "", 0, False, False, False
-        self.capped = False  # the request's max_tokens cut the answer (truncated: any cap did, the tier's too)
-
-    def cut_at_stop(self, text: str) -> str:
-        cuts = [i for i in (text.find(s) for s in self.stops) if i >= 0]
-        if cuts:
-            self.ended = self.stopped = True
-            return text[:min(cuts)]
-        return text
-
-    def offer(self, answer: str, completion: Completion, *, final: bool, emit) -> None:
-        """``answer``: the answer text so far (``final``: all of it) of the turn streamed into ``completion``."""
-        if self.ended:
-            return
-        visible = self.cut_at_stop(answer)
-        if not self.ended and not final and self.holdback:  # the tail may be the start of a stop string
-            visible = visible[:max(len(self.shown), len(visible) - self.holdback)]
-        start = answer_start(completion.text, answer)
-        if not visible:  # nothing shown (e.g. a stop string at the very start): no answer tokens
-            tokens = 0
-        else:
-            tokens = completion.tokens_from(start, start + len(visible)) if completion.marks else \
-                completion.completion_tokens
-        if self.cap is not None and tokens > self.cap:
-            visible = visible[:max(0, completion.cut_at_tokens(start, self.cap) - start)]
-            tokens = completion.tokens_from(start, start + len(visible)) if visible else 0
-            self.truncated = self.ended = self.capped = True
-        elif final and not self.ended and completion.finish_reason == "length":
-            self.truncated = True  # the tier's own per-call cap cut the answer: also OpenAI's "length"
-        self.tokens = tokens
-        if visible.startswith(self.shown) and len(visible) > len(self.shown):
-            emit(AnswerDelta(text=visible[len(self.shown):]))
-            self.shown = visible
-        self.ended = self.ended or final
-
-
-class _UsageDomain:
-    """The domain client as tools see it: calls are counted in this run's usage."""
-
-    def __init__(self, client: LLMClient, usage: dict[str, Usage]) -> None:
-        self.client, self.usage = client, usage
-
-    async def complete(self, messages: list[dict], **kwargs: Any) -> Completion:
-        return await self.client.complete(messages, usage=self.usage, **kwargs)
+    async def complete(self, messages: list[dict[str, str]], **kwargs: Any) -> Completion:
+        completion = await self.client.complete(messages, **kwargs)
+        self.count(self.client.tier, completion)
+        return completion
 
 
 def _lead(text: str, limit: int = 120) -> str:
