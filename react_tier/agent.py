@@ -384,7 +384,7 @@ class _Run:
         if not parts:
             cause = self.agent_error or TimeoutError("no time left")
             raise to_upstream_error("agent", cause) if not isinstance(cause, UpstreamError) else cause
-        return await self._shaped("\n\n".join(parts))
+        return await self.shaper.whole("\n\n".join(parts), self.agent.domain_llm)
 
     async def _extractive_answer(self) -> str:
         """The quality ladder's extractive step: the lead sentences of each passage the forced search showed, each
@@ -394,32 +394,14 @@ class _Run:
         lines = [f"[{c.id}] {_lead(c.text)}" for c in self.observed.values() if c.text and _lead(c.text)]
         if not lines:
             raise UpstreamError("overloaded, and the knowledge base has no evidence to answer from", 503)
-        return await self._shaped("\n".join(lines))
-
-    async def _shaped(self, text: str) -> str:
-        """``text`` as an answer: cut at the request's stop strings and max_tokens (the domain tier's tokens)."""
-        text = self.shaper.cut_at_stop(text)
-        cap = self.request.generation.max_tokens
-        cut, self.shaper.tokens = await self.agent.domain_llm.truncate_to_tokens(text, cap or 1 << 30)
-        self.shaper.truncated = len(cut) < len(text)
-        return cut
+        return await self.shaper.whole("\n".join(lines), self.agent.domain_llm)
 
     async def _evidence_note(self) -> str:
         """Answers cite their sources: one that cites none of the evidence the run gathered (a best-effort answer
         at the step cap, a model that ignored the instruction) gets that evidence listed, visibly, at its end —
         within the request's stop strings and max_tokens (counted with the domain tier's tokenizer)."""
         refs = "；".join(f"[{c.id}]《{c.title}》" for c in list(self.observed.values())[:self.settings.search_k])
-        note = self.shaper.cut_at_stop(f"\n\n参考资料：{refs}")
-        cap = self.request.generation.max_tokens
-        room = (1 << 30) if cap is None else cap - self.shaper.tokens
-        if room <= 0 or not note.strip():
-            return ""
-        cut, tokens = await self.agent.domain_llm.truncate_to_tokens(note, room)
-        self.shaper.tokens += tokens
-        self.shaper.truncated = self.shaper.truncated or len(cut) < len(note)
-        if cut:
-            self.emit(AnswerDelta(text=cut))
-        return cut
+        return await self.shaper.append(f"\n\n参考资料：{refs}", self.agent.domain_llm)
 
     def _citations(self, answer: str) -> list[Citation]:
         """The observed sources that the answer, then the Thoughts, cite (react_format's one pattern), in order."""

@@ -14,11 +14,18 @@ until more text or the end shows it is not. The loop closes the upstream stream 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from react_tier.llm import Finish, LLMDelta
 from react_tier.react_format import answer_start
 from react_tier.request import GenerationOptions
 from react_tier.results import AnswerDelta, Emit
+
+
+class Tokenizer(Protocol):
+    """What cuts a whole text at a token cap: a tier's client (LLMClient, with vLLM's /tokenize)."""
+
+    async def truncate_to_tokens(self, text: str, cap: int) -> tuple[str, int]: ...
 
 
 @dataclass
@@ -76,6 +83,28 @@ class AnswerShaper:
             self.ended = self.stopped = True
             return text[:min(cuts)]
         return text
+
+    async def whole(self, text: str, tokenizer: Tokenizer) -> str:
+        """``text`` as the whole answer (not streamed: the degraded and extractive answers): cut at the stop strings
+        and the cap in ``tokenizer``'s tokens (the domain tier's)."""
+        text = self.cut_at_stop(text)
+        cut, self.tokens = await tokenizer.truncate_to_tokens(text, self.cap or 1 << 30)
+        self.truncated = len(cut) < len(text)
+        return cut
+
+    async def append(self, text: str, tokenizer: Tokenizer) -> str:
+        """``text`` added after the answer shown (the evidence note), within the stop strings and what is left of
+        the cap (counted with ``tokenizer``); emitted, and returned."""
+        note = self.cut_at_stop(text)
+        room = (1 << 30) if self.cap is None else self.cap - self.tokens
+        if room <= 0 or not note.strip():
+            return ""
+        cut, tokens = await tokenizer.truncate_to_tokens(note, room)
+        self.tokens += tokens
+        self.truncated = self.truncated or len(cut) < len(note)
+        if cut:
+            self.emit(AnswerDelta(text=cut))
+        return cut
 
     def offer(self, answer: str, turn: StreamedTurn, *, final: bool) -> None:
         """``answer``: the answer text so far (``final``: all of it) of ``turn`` (as streamed so far)."""

@@ -63,3 +63,23 @@ def test_only_growth_of_the_same_answer_is_emitted_and_nothing_after_the_end():
     deltas, shown, *_ = shape(("甲乙丙丁", turn(), False), ("甲乙丙丁", turn(), False), ("戊己庚辛壬", turn(), False),
                               ("甲乙丙丁戊", turn(), True), ("甲乙丙丁戊更多", turn(), True))
     assert deltas == ["甲乙丙丁", "戊"] and shown == "甲乙丙丁戊"
+
+
+class CharTokenizer:
+    """A Tokenizer (answer_shaper.Tokenizer) of one token per character, like LLMClient's fallback."""
+
+    async def truncate_to_tokens(self, text: str, cap: int) -> tuple[str, int]:
+        return text[:cap], len(text[:cap])
+
+
+async def test_a_whole_answer_and_a_note_share_the_cap_and_the_stops():
+    deltas: list[str] = []
+    shaper = AnswerShaper(GenerationOptions(stop=["。"], max_tokens=6), lambda d: deltas.append(d.text))
+    assert await shaper.whole("甲乙丙丁", CharTokenizer()) == "甲乙丙丁"
+    assert (shaper.tokens, shaper.truncated, deltas) == (4, False, [])  # the caller emits a whole answer
+    assert await shaper.append("戊己庚", CharTokenizer()) == "戊己"  # what is left of the cap: 2 tokens
+    assert (shaper.tokens, shaper.truncated, deltas) == (6, True, ["戊己"])
+    assert await shaper.append("辛", CharTokenizer()) == ""  # no room left: nothing, nothing emitted
+    stopped = AnswerShaper(GenerationOptions(stop=["。"]), lambda d: deltas.append(d.text))
+    assert await stopped.whole("甲乙。丙", CharTokenizer()) == "甲乙" and stopped.stopped and not stopped.truncated
+    assert await stopped.append("\n\n。注", CharTokenizer()) == ""  # only blank before the stop: no note
