@@ -68,7 +68,7 @@ from react_tier.results import (
 )
 from react_tier.routing import RUN_KEY
 from react_tier.settings import AgentSettings
-from react_tier.tools import DOMAIN_SYSTEM_PROMPT, Tool, ToolContext, ToolInputError, build_tools
+from react_tier.tools import DOMAIN_SYSTEM_PROMPT, Knowledge, Tool, ToolContext, ToolInputError, build_tools
 from suiqa.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
@@ -86,27 +86,24 @@ class _GiveUp(Exception):
 
 class ReActAgent:
     def __init__(self, settings: AgentSettings, *, agent_llm: LLMClient, domain_llm: LLMClient,
-                 tools: dict[str, Tool], hooks: list[AgentHooks] | None = None, knowledge_base: Any = None) -> None:
+                 tools: dict[str, Tool], hooks: list[AgentHooks] | None = None,
+                 knowledge_base: Knowledge | None = None) -> None:
         self.settings, self.agent_llm, self.domain_llm, self.tools = settings, agent_llm, domain_llm, tools
         self.hooks = hooks if isinstance(hooks, HookSet) else HookSet(hooks)
         self._kb, self._kb_lock = knowledge_base, asyncio.Lock()
 
     @classmethod
     def from_settings(cls, settings: AgentSettings, hooks: list[AgentHooks] | None = None,
-                      knowledge_base: Any = None) -> ReActAgent:
+                      knowledge_base: Knowledge | None = None) -> ReActAgent:
         """Clients, tools and a lazily loaded knowledge base (pass ``knowledge_base`` to inject one). Refuses
         limits that a model's known context cannot hold (react_tier/budget.py)."""
         check_prompt_budget(settings)
         hook_set = HookSet(hooks)
-
-        async def on_llm_call(*args: Any) -> None:
-            await hook_set.emit("on_llm_call", *args)
-
-        return cls(settings, agent_llm=LLMClient("agent", settings.agent_llm, on_llm_call, hook_set),
-                   domain_llm=LLMClient("domain", settings.domain_llm, on_llm_call, hook_set),
+        return cls(settings, agent_llm=LLMClient("agent", settings.agent_llm, hook_set.on_llm_call, hook_set),
+                   domain_llm=LLMClient("domain", settings.domain_llm, hook_set.on_llm_call, hook_set),
                    tools=build_tools(settings), hooks=hook_set, knowledge_base=knowledge_base)
 
-    async def load_knowledge(self) -> Any:
+    async def load_knowledge(self) -> Knowledge:
         """The knowledge base, loaded (and built if needed) on first use, off the event loop."""
         if self._kb is None:
             async with self._kb_lock:
@@ -198,7 +195,7 @@ class _Run:
     async def _execute(self) -> AgentResult:
         log.info("run_start", extra={"question_chars": len(self.question), "history_turns": len(self.history),
                                      "max_steps": self.max_steps})
-        await self.hooks.emit("on_run_start", self.question, self.request_id)
+        await self.hooks.on_run_start(self.question, self.request_id)
         finish, answer = "stop", None
         try:
             async with asyncio.timeout_at(self.loop_deadline):
@@ -230,7 +227,7 @@ class _Run:
                                    "grounding": round(report.score, 3),
                                    "latency_ms": round((time.monotonic() - self.started) * 1000, 1),
                                    "usage": {tier: u.model_dump() for tier, u in self.usage.items()}})
-        await self.hooks.emit("on_run_end", result, time.monotonic() - self.started)
+        await self.hooks.on_run_end(result, time.monotonic() - self.started)
         self.emit(Done(result=result))
         return result
 
@@ -289,7 +286,7 @@ class _Run:
         try:
             turn = parse_turn(streamed.text, list(self.agent.tools))
         except ReActParseError as exc:
-            await self.hooks.emit("on_parse_error", str(exc), streamed.text)
+            await self.hooks.on_parse_error(str(exc), streamed.text)
             self._remember(clean_output(streamed.text) or "（空）", render_observation(exc))
             await self._finish_step(Step(index=index, error=f"parse: {exc} output: {streamed.text[:120]!r}",
                                          latency_s=time.monotonic() - started))
@@ -329,10 +326,10 @@ class _Run:
                 shaper.offer(answer, turn, final=True)
         return turn
 
-    async def _act(self, index: int, thought: str, name: str, raw_input: Any) -> Step:
+    async def _act(self, index: int, thought: str, name: str, raw_input: dict[str, Any] | str) -> Step:
         """Run one tool; every failure becomes the Observation."""
         tool, started, error, sources = self.agent.tools[name], time.monotonic(), None, []
-        args: Any = raw_input
+        args: dict[str, Any] | str = raw_input
         try:
             args = tool.coerce_args(parse_action_input(raw_input) if isinstance(raw_input, str) else raw_input)
             with self.hooks.span("tool", **{"sui.tool": name}) as note:
@@ -347,7 +344,7 @@ class _Run:
             error = "timeout"
         except Exception as exc:  # noqa: BLE001 - a tool failure is an Observation, never a crash
             text, error = f"工具 {name} 出错：{type(exc).__name__}: {exc}", f"tool: {type(exc).__name__}: {exc}"
-        await self.hooks.emit("on_tool_end", name, time.monotonic() - started, error is None)
+        await self.hooks.on_tool_end(name, time.monotonic() - started, error is None)
         observation = self._truncate(text)
         for citation in sources:  # observed = shown to the model: a source cut off with the observation is not
             if f"[{citation.id}]" in observation:
@@ -425,11 +422,11 @@ class _Run:
                 extra={"step": step.index, "tool": step.tool, "forced": step.forced,
                        "latency_ms": round(step.latency_s * 1000, 1), "error": step.error})
         self.steps.append(step)
-        await self.hooks.emit("on_step", step)
+        await self.hooks.on_step(step)
         self.emit(StepFinished(step=step))
 
 
-class _CountedClient:
+class _CountedClient:  # a tools.DomainClient
     """The domain tier as tools see it (tools.DomainClient): the same client, its calls counted in this run's
     usage, as the run counts its own calls (the client returns each call's usage; it keeps no tally)."""
 

@@ -14,7 +14,7 @@ until more text or the end shows it is not. The loop closes the upstream stream 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from react_tier.llm import Finish, LLMDelta
 from react_tier.react_format import answer_start
@@ -22,6 +22,7 @@ from react_tier.request import GenerationOptions
 from react_tier.results import AnswerDelta, Emit
 
 
+@runtime_checkable
 class Tokenizer(Protocol):
     """What cuts a whole text at a token cap: a tier's client (LLMClient, with vLLM's /tokenize)."""
 
