@@ -13,10 +13,10 @@ upstream call returns its usage (a Completion, or a stream's last delta, llm.Fin
 
 Citations: the ids of passages/poems that a tool actually returned (observed) AND that the final answer or a
 Thought mentions in brackets (``[id]``, ``【id】``, ``［id］``, lists: react_format's one pattern), in order of
-first mention. Ids the model invents are dropped; nothing observed-but-unmentioned is added silently. The degraded answer lists its evidence with bracketed
-ids, and an answer that cites nothing although the run gathered evidence gets a visible "参考资料" line of it: in
-both, the citations are the evidence the answer shows. ``grounding`` scores how far the answer's sentences are
-backed by the passages they cite (react_tier/grounding.py).
+first mention. Ids the model invents are dropped; nothing observed-but-unmentioned is added silently. The degraded
+answer lists its evidence with bracketed ids, and an answer that cites nothing although the run gathered evidence
+gets a visible "参考资料" line of it: in both, the citations are the evidence the answer shows. ``grounding`` scores
+how far the answer's sentences are backed by the passages they cite (react_tier/grounding.py).
 """
 
 from __future__ import annotations
@@ -67,8 +67,9 @@ from react_tier.results import (
     Usage,
 )
 from react_tier.routing import RUN_KEY
+from react_tier.seams import Knowledge
 from react_tier.settings import AgentSettings
-from react_tier.tools import DOMAIN_SYSTEM_PROMPT, Knowledge, Tool, ToolContext, ToolInputError, build_tools
+from react_tier.tools import DOMAIN_SYSTEM_PROMPT, Tool, ToolContext, ToolInputError, build_tools
 from suiqa.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
@@ -426,8 +427,8 @@ class _Run:
         self.emit(StepFinished(step=step))
 
 
-class _CountedClient:  # a tools.DomainClient
-    """The domain tier as tools see it (tools.DomainClient): the same client, its calls counted in this run's
+class _CountedClient:  # a seams.DomainClient
+    """The domain tier as tools see it (seams.DomainClient): the same client, its calls counted in this run's
     usage, as the run counts its own calls (the client returns each call's usage; it keeps no tally)."""
 
     def __init__(self, client: LLMClient, count: Callable[[str, Completion], None]) -> None:

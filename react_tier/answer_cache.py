@@ -52,7 +52,8 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from react_tier.request import AgentRequest
 from react_tier.results import AgentEvent, AgentResult, AnswerDelta, Done, Usage
-from react_tier.tools import PREFETCHED_SEARCH, Knowledge
+from react_tier.seams import Knowledge
+from react_tier.tools import PREFETCHED_SEARCH
 
 if TYPE_CHECKING:
     from react_tier.agent import ReActAgent
@@ -198,7 +199,8 @@ class CachingAgent:
         self.store = AnswerStore(settings.max_entries, settings.max_bytes, settings.ttl_s, clock)
         self._models, self._on_lookup = models, on_lookup
         self._identity: Identity | None = None
-        self._kb_version: tuple[Knowledge, str] | None = None  # (the KB object, its version): held, so never a reused id
+        # (the KB object, its version): held, so never a reused id
+        self._kb_version: tuple[Knowledge, str] | None = None
         self.invalidations = 0
         self.corrupt = 0
 

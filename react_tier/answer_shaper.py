@@ -14,19 +14,12 @@ until more text or the end shows it is not. The loop closes the upstream stream 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 from react_tier.llm import Finish, LLMDelta
 from react_tier.react_format import answer_start
 from react_tier.request import GenerationOptions
 from react_tier.results import AnswerDelta, Emit
-
-
-@runtime_checkable
-class Tokenizer(Protocol):
-    """What cuts a whole text at a token cap: a tier's client (LLMClient, with vLLM's /tokenize)."""
-
-    async def truncate_to_tokens(self, text: str, cap: int) -> tuple[str, int]: ...
+from react_tier.seams import Tokenizer
 
 
 @dataclass

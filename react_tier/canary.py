@@ -32,7 +32,7 @@ from react_tier.knowledge.evaluation import DevQuestion, covering_rank
 from suiqa.errors import SuiqaError
 
 if TYPE_CHECKING:
-    from react_tier.tools import Knowledge
+    from react_tier.seams import Knowledge
 
 OBSERVED_ID = re.compile(r"\[([A-Za-z][\w.+-]*:[^\[\]\s]+)\]")
 DEFAULT_SET = Path(__file__).with_name("canary_questions.jsonl")

@@ -14,15 +14,15 @@ import json
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from react_tier.errors import AgentInputError
 from react_tier.results import Citation
+from react_tier.seams import DomainClient, Knowledge
 from react_tier.settings import AgentSettings
 
 if TYPE_CHECKING:
-    from react_tier.knowledge.models import Passage, Poem
-    from react_tier.llm import Completion
+    from react_tier.knowledge.models import Passage
 
 DOMAIN_SYSTEM_PROMPT = "你是隋朝历史与诗词方面的专家。请用简洁的中文回答问题，只陈述你确信的史实。"
 
@@ -35,27 +35,6 @@ class ToolInputError(ValueError):
 class ToolResult:
     text: str
     sources: list[Citation] = field(default_factory=list)
-
-
-@runtime_checkable
-class Knowledge(Protocol):
-    """What tools read from the knowledge base: react_tier.knowledge.KnowledgeBase, and the unit tests'
-    FakeKnowledgeBase (tests/unit/test_kb_contract.py holds the two to the same answers and refusals). A base may
-    also offer ``poem_group(title)`` (组诗); the poem tool asks for it only where it exists."""
-
-    def search(self, query: str, k: int = 5) -> list[Passage]: ...
-
-    def lookup_poem(self, text: str | None = None, *, title: str | None = None, author: str | None = None,
-                    k: int = 5) -> list[Poem]: ...
-
-    def get(self, passage_id: str) -> Passage | None: ...
-
-
-@runtime_checkable
-class DomainClient(Protocol):
-    """The domain tier as tools call it: LLMClient.complete, counted in the run's usage (agent._CountedClient)."""
-
-    async def complete(self, messages: list[dict[str, str]], **kwargs: Any) -> Completion: ...
 
 
 # A search the caller already ran for this request: (knowledge base, query, k, passages). The answer cache

@@ -7,11 +7,10 @@ from __future__ import annotations
 import inspect
 
 from react_tier.agent import ReActAgent, _CountedClient
-from react_tier.answer_shaper import Tokenizer
 from react_tier.hooks import AgentHooks, HookSet
 from react_tier.knowledge.base import KnowledgeBase
 from react_tier.llm import LLMClient
-from react_tier.tools import DomainClient, Knowledge
+from react_tier.seams import DomainClient, Knowledge, Tokenizer
 from tests.unit.react_fakes import FakeKnowledgeBase
 
 
