@@ -61,3 +61,9 @@ def test_a_step_renders_as_the_parser_reads_it():
     assert (turn.thought, turn.action, turn.action_input) == ("查一下", "search_knowledge", '{"query": "运河", "k": 2}')
     assert render_observation("没有") == "Observation: 没有"
     assert answer_start("Thought: Final Answer 后\nFinal Answer: 甲乙", "甲乙") == 38
+
+
+def test_grounding_reads_an_id_a_tool_returned_whatever_its_form():
+    report = check_grounding("隋文帝崩于大宝殿。[7]", {"7": "隋文帝崩于大宝殿"})
+    assert [(s.text, s.citations) for s in report.sentences] == [("隋文帝崩于大宝殿。", ("7",))]
+    assert report.score == 1.0 and report.unknown_ids == ()
