@@ -248,7 +248,7 @@ def measure_shared_prefix(base_url: str, model: str, system_text: str, timeout_s
 
 def agent_system_prompts() -> dict[str, str]:
     """The two system prompts every run sends: the agent's (with the default tools) and the domain tier's."""
-    from react_tier.prompt import system_prompt
+    from react_tier.react_format import system_prompt
     from react_tier.settings import AgentSettings
     from react_tier.tools import DOMAIN_SYSTEM_PROMPT, build_tools
 

@@ -7,7 +7,7 @@ Issue 24's lease (benchmarks/results/gpu/2026-12-06/report.md) found an agent ca
 front end at 128-256 clients (two API servers): every ReAct turn re-sends the whole growing conversation as chat
 messages, and the API server renders the chat template and tokenizes all of it again (~2,500 tokens for 128
 generated). This measures what that costs, on the API server's own CPU clock (``/proc`` of the server's process,
-psutil), with the agent's real prompt (react_tier.prompt's system prompt and tools, the question, three turns of
+psutil), with the agent's real prompt (react_tier.react_format's system prompt and tools, the question, three turns of
 the ReAct loop with knowledge-base-sized observations), one call at a time, ``max_tokens`` small so that the
 engine's work is minimal:
 
@@ -35,7 +35,7 @@ import psutil
 
 def agent_messages(turns: int = 3, observation_chars: int = 400) -> list[dict]:
     """The messages of the agent's ``turns+1``-th call: system prompt + tools, question with a draft, turns."""
-    from react_tier.prompt import question_message, system_prompt
+    from react_tier.react_format import question_message, system_prompt
     from react_tier.settings import AgentSettings
     from react_tier.tools import build_tools
 

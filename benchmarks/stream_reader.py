@@ -33,7 +33,7 @@ from pathlib import Path
 import httpx
 import openai
 
-from react_tier.llm import LLMClient
+from react_tier.llm import LLMClient, TextDelta
 from react_tier.settings import LLMEndpointSettings
 
 RESULTS = Path(__file__).with_name("results") / "stream_reader"
@@ -98,7 +98,7 @@ async def _typed_turn(client: LLMClient, messages: list[dict]) -> int:
 async def _dicts_turn(client: LLMClient, messages: list[dict]) -> int:
     text = ""
     async for delta in client.stream(messages, max_tokens=128):
-        text += delta
+        text += delta.text if isinstance(delta, TextDelta) else ""  # TextDeltas, then one Finish
     return len(text)
 
 

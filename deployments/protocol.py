@@ -258,18 +258,15 @@ class ChatCompletionRequest(RefusesParameters):
     def _options_need_a_stream(cls, value: StreamOptions | None, info: ValidationInfo) -> StreamOptions | None:
         return options_need_a_stream(value, info)
 
-    @property
-    def answer_token_cap(self) -> int | None:
-        return self.max_completion_tokens or self.max_tokens
-
     def to_agent_request(self, request_id: str | None = None) -> AgentRequest:
         """The agent's view of this request: system/developer messages become instructions, earlier user/assistant
         messages the history, the last user message the question, sampling the generation options."""
         instructions = [m.text() for m in self.messages if m.role in INSTRUCTION_ROLES and m.text().strip()]
         turns = [Turn(role=m.role, content=m.text()) for m in self.messages[:-1] if m.role in ROLES_ANSWERED]
         extra = {k: v for k in VLLM_SAMPLING_EXTRAS if (v := getattr(self, k)) is not None}
-        generation = GenerationOptions(
-            max_tokens=self.answer_token_cap, temperature=self.temperature, top_p=self.top_p, seed=self.seed,
+        generation = GenerationOptions(  # max_tokens: the answer's cap (react_tier/answer_shaper.py applies it)
+            max_tokens=self.max_completion_tokens or self.max_tokens, temperature=self.temperature,
+            top_p=self.top_p, seed=self.seed,
             presence_penalty=self.presence_penalty, frequency_penalty=self.frequency_penalty,
             stop=self.stop or [], extra=extra)
         return AgentRequest(question=self.messages[-1].text(), history=turns,

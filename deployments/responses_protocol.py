@@ -55,7 +55,7 @@ from deployments.protocol import (
     options_need_a_stream,
     usage_of,
 )
-from react_tier.agent import REF_RE  # a citation marker, as the agent reads them
+from react_tier.react_format import citations_in  # the one citation pattern, as the agent reads it
 from react_tier.results import AgentResult, Citation, Step
 
 MAX_INPUT_ITEMS = MAX_MESSAGES - 1  # one message of the chat request is kept for `instructions`
@@ -245,16 +245,14 @@ def annotations(answer: str, citations: list[Citation]) -> list[dict[str, Any]]:
     """One annotation per citation marker of the answer that names a cited source, in order."""
     cited = {c.id: c for c in citations}
     found = []
-    for match in REF_RE.finditer(answer):
-        citation = cited.get(match.group(1).strip())
-        if citation is None:
-            continue
-        if citation.source == WEB_SOURCE:
-            found.append({"type": "url_citation", "url": citation.id, "title": citation.title,
-                          "start_index": match.start(), "end_index": match.end()})
-        else:
-            found.append({"type": "file_citation", "file_id": citation.id,
-                          "filename": citation.title or citation.source, "index": match.end()})
+    for match, ids in citations_in(answer, cited):
+        for citation in (cited[pid] for pid in ids if pid in cited):  # [a, b]: one annotation per cited id
+            if citation.source == WEB_SOURCE:
+                found.append({"type": "url_citation", "url": citation.id, "title": citation.title,
+                              "start_index": match.start(), "end_index": match.end()})
+            else:
+                found.append({"type": "file_citation", "file_id": citation.id,
+                              "filename": citation.title or citation.source, "index": match.end()})
     return found
 
 

@@ -6,16 +6,17 @@ failed, or the forced call failed: the answer is then the domain draft plus the 
 :class:`UpstreamError` only when there is nothing at all to answer with (no agent, no draft, no evidence).
 
 Answer shaping: the request's ``stop`` strings and ``max_tokens`` apply to the answer the client receives (not to
-the Thought/Action protocol): the answer is cut before the first stop string, and at ``max_tokens`` of the agent
-model's tokens (counted per streamed chunk), which sets ``truncated`` (OpenAI's finish_reason ``length``); the
-upstream stream is closed right there, so vLLM stops generating.
+the Thought/Action protocol): react_tier/answer_shaper.py cuts it as it streams and the loop closes the upstream
+stream right there, so vLLM stops generating. The ReAct wire format (prompt, stop words, parsing, rendering a
+step, the citation pattern) is react_tier/react_format.py. Events go to the run's ``emit`` (results.Emit); each
+upstream call returns its usage (a Completion, or a stream's last delta, llm.Finish), which the run counts.
 
 Citations: the ids of passages/poems that a tool actually returned (observed) AND that the final answer or a
-Thought mentions in brackets, ``[id]`` or ``【id】``, in order of first mention. Ids the model invents are
-dropped; nothing observed-but-unmentioned is added silently. The degraded answer lists its evidence with bracketed
-ids, and an answer that cites nothing although the run gathered evidence gets a visible "参考资料" line of it: in
-both, the citations are the evidence the answer shows. ``grounding`` scores how far the answer's sentences are
-backed by the passages they cite (react_tier/grounding.py).
+Thought mentions in brackets (``[id]``, ``【id】``, ``［id］``, lists: react_format's one pattern), in order of
+first mention. Ids the model invents are dropped; nothing observed-but-unmentioned is added silently. The degraded
+answer lists its evidence with bracketed ids, and an answer that cites nothing although the run gathered evidence
+gets a visible "参考资料" line of it: in both, the citations are the evidence the answer shows. ``grounding`` scores
+how far the answer's sentences are backed by the passages they cite (react_tier/grounding.py).
 """
 
 from __future__ import annotations
@@ -26,30 +27,39 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from react_tier.answer_shaper import AnswerShaper, StreamedTurn
 from react_tier.budget import check_prompt_budget
 from react_tier.errors import UpstreamError
 from react_tier.grounding import check_grounding
 from react_tier.hooks import AgentHooks, HookSet
-from react_tier.llm import Completion, LLMClient, to_upstream_error
-from react_tier.parser import (
+from react_tier.llm import Completion, Finish, LLMClient, LLMDelta, to_upstream_error
+from react_tier.react_format import (
+    FORCE_FINAL,
+    FORCE_REASONS,
+    STOP_WORDS,
     ReActParseError,
+    cited_ids,
     clean_output,
     final_answer_prefix,
     has_labels,
     parse_action_input,
     parse_turn,
+    question_message,
+    render_action,
+    render_observation,
+    system_prompt,
 )
-from react_tier.prompt import FORCE_FINAL, FORCE_REASONS, STOP_WORDS, question_message, system_prompt
-from react_tier.request import AgentRequest, GenerationOptions
+from react_tier.request import AgentRequest
 from react_tier.results import (
     AgentEvent,
     AgentResult,
     AnswerDelta,
     Citation,
     Done,
+    Emit,
     Grounding,
     Step,
     StepFinished,
@@ -57,12 +67,12 @@ from react_tier.results import (
     Usage,
 )
 from react_tier.routing import RUN_KEY
+from react_tier.seams import Knowledge
 from react_tier.settings import AgentSettings
 from react_tier.tools import DOMAIN_SYSTEM_PROMPT, Tool, ToolContext, ToolInputError, build_tools
 from suiqa.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
-REF_RE = re.compile(r"[\[【]([^\[\]【】\n]{1,200})[\]】]")
 _END = object()
 _NEXT = object()  # a loop step that did not answer
 
@@ -77,27 +87,24 @@ class _GiveUp(Exception):
 
 class ReActAgent:
     def __init__(self, settings: AgentSettings, *, agent_llm: LLMClient, domain_llm: LLMClient,
-                 tools: dict[str, Tool], hooks: list[AgentHooks] | None = None, knowledge_base: Any = None) -> None:
+                 tools: dict[str, Tool], hooks: list[AgentHooks] | None = None,
+                 knowledge_base: Knowledge | None = None) -> None:
         self.settings, self.agent_llm, self.domain_llm, self.tools = settings, agent_llm, domain_llm, tools
         self.hooks = hooks if isinstance(hooks, HookSet) else HookSet(hooks)
         self._kb, self._kb_lock = knowledge_base, asyncio.Lock()
 
     @classmethod
     def from_settings(cls, settings: AgentSettings, hooks: list[AgentHooks] | None = None,
-                      knowledge_base: Any = None) -> ReActAgent:
+                      knowledge_base: Knowledge | None = None) -> ReActAgent:
         """Clients, tools and a lazily loaded knowledge base (pass ``knowledge_base`` to inject one). Refuses
         limits that a model's known context cannot hold (react_tier/budget.py)."""
         check_prompt_budget(settings)
         hook_set = HookSet(hooks)
-
-        async def on_llm_call(*args: Any) -> None:
-            await hook_set.emit("on_llm_call", *args)
-
-        return cls(settings, agent_llm=LLMClient("agent", settings.agent_llm, on_llm_call, hook_set),
-                   domain_llm=LLMClient("domain", settings.domain_llm, on_llm_call, hook_set),
+        return cls(settings, agent_llm=LLMClient("agent", settings.agent_llm, hook_set.on_llm_call, hook_set),
+                   domain_llm=LLMClient("domain", settings.domain_llm, hook_set.on_llm_call, hook_set),
                    tools=build_tools(settings), hooks=hook_set, knowledge_base=knowledge_base)
 
-    async def load_knowledge(self) -> Any:
+    async def load_knowledge(self) -> Knowledge:
         """The knowledge base, loaded (and built if needed) on first use, off the event loop."""
         if self._kb is None:
             async with self._kb_lock:
@@ -130,9 +137,9 @@ class ReActAgent:
     async def stream(self, request: AgentRequest | str) -> AsyncIterator[AgentEvent]:
         """Events of one run (a plain string is a question without history). The work runs in a child task;
         leaving or cancelling the iteration cancels it, which closes any in-flight upstream HTTP request."""
-        run = _Run(self, self.check(request))
-        queue: asyncio.Queue = asyncio.Queue()
-        worker = asyncio.create_task(run.execute(queue.put_nowait))
+        queue: asyncio.Queue[AgentEvent | object] = asyncio.Queue()
+        run = _Run(self, self.check(request), queue.put_nowait)
+        worker = asyncio.create_task(run.execute())
         worker.add_done_callback(lambda _: queue.put_nowait(_END))
         try:
             while (event := await queue.get()) is not _END:
@@ -147,14 +154,14 @@ class ReActAgent:
 class _Run:
     """State of one question: messages, steps, evidence, usage."""
 
-    def __init__(self, agent: ReActAgent, request: AgentRequest) -> None:
-        self.agent, self.settings, self.hooks = agent, agent.settings, agent.hooks
+    def __init__(self, agent: ReActAgent, request: AgentRequest, emit: Emit) -> None:
+        self.agent, self.settings, self.hooks, self.emit = agent, agent.settings, agent.hooks, emit
         self.request, self.question, self.request_id = request, request.question, request.request_id or ""
         self.run_key = self.request_id or uuid.uuid4().hex
         self.history = [turn.model_dump() for turn in request.history]
         self.max_steps = request.max_steps or self.settings.max_steps
         self.sampling = request.generation.sampling()
-        self.shaper = _AnswerShaper(request.generation)
+        self.shaper = AnswerShaper(request.generation, emit)
         self.steps: list[Step] = []
         self.observed: dict[str, Citation] = {}
         self.evidence: list[str] = []
@@ -165,13 +172,13 @@ class _Run:
         self.started = time.monotonic()
         self.deadline = self.started + self.settings.deadline_s
         self.loop_deadline = self.deadline - min(self.settings.final_answer_reserve_s, self.settings.deadline_s / 2)
-        self.ctx = ToolContext(domain_llm=_UsageDomain(agent.domain_llm, self.usage),
+        self.ctx = ToolContext(domain_llm=_CountedClient(agent.domain_llm, self._count),
                                get_knowledge=agent.load_knowledge, search_k=self.settings.search_k)
 
     def budget(self, until: float | None = None) -> float:
         return (until or self.loop_deadline) - time.monotonic()
 
-    async def execute(self, emit) -> None:
+    async def execute(self) -> None:
         # this task's context: its log lines and upstream calls (X-Request-Id) carry the request's id, and its
         # calls go to the run's replica of each tier (react_tier/routing.py), released when the run ends
         REQUEST_ID.set(self.request_id or REQUEST_ID.get())
@@ -179,38 +186,38 @@ class _Run:
         try:
             with self.hooks.span("agent.run", **{"sui.request_id": self.request_id,
                                                  "sui.max_steps": self.max_steps}) as note:
-                result = await self._execute(emit)
+                result = await self._execute()
                 note({"sui.finish_reason": result.finish_reason, "sui.steps": len(result.steps),
                       "sui.answer_tokens": result.answer_tokens, "sui.citations": len(result.citations)})
         finally:
             self.agent.agent_llm.release_run(self.run_key)
             self.agent.domain_llm.release_run(self.run_key)
 
-    async def _execute(self, emit) -> AgentResult:
+    async def _execute(self) -> AgentResult:
         log.info("run_start", extra={"question_chars": len(self.question), "history_turns": len(self.history),
                                      "max_steps": self.max_steps})
-        await self.hooks.emit("on_run_start", self.question, self.request_id)
+        await self.hooks.on_run_start(self.question, self.request_id)
         finish, answer = "stop", None
         try:
             async with asyncio.timeout_at(self.loop_deadline):
-                await self._prepare(emit)
+                await self._prepare()
                 if self.request.quality == "extractive":  # the ladder's last step: no LLM call at all
                     finish, answer = "degraded", await self._extractive_answer()
-                    emit(AnswerDelta(text=answer))
+                    self.emit(AnswerDelta(text=answer))
                 else:
-                    answer = await self._loop(emit)
+                    answer = await self._loop()
                     finish = "max_steps" if answer is None else "stop"
         except TimeoutError:
             finish = "deadline"
         except _GiveUp as give_up:
             finish, self.agent_error = "degraded", give_up.cause
         if answer is None and self.agent_error is None:
-            answer = await self._forced_final(finish, emit)
+            answer = await self._forced_final(finish)
         if answer is None:
             finish, answer = "degraded", await self._fallback_answer()
-            emit(AnswerDelta(text=answer))
+            self.emit(AnswerDelta(text=answer))
         elif self.observed and not self._citations(answer) and not (self.shaper.capped or self.shaper.stopped):
-            answer += await self._evidence_note(emit)
+            answer += await self._evidence_note()
         report = check_grounding(answer, {cid: c.text or "" for cid, c in self.observed.items()})
         result = AgentResult(answer=answer, citations=self._citations(answer), steps=self.steps, usage=self.usage,
                              finish_reason=finish, draft=self.draft, request_id=self.request_id,
@@ -221,11 +228,11 @@ class _Run:
                                    "grounding": round(report.score, 3),
                                    "latency_ms": round((time.monotonic() - self.started) * 1000, 1),
                                    "usage": {tier: u.model_dump() for tier, u in self.usage.items()}})
-        await self.hooks.emit("on_run_end", result, time.monotonic() - self.started)
-        emit(Done(result=result))
+        await self.hooks.on_run_end(result, time.monotonic() - self.started)
+        self.emit(Done(result=result))
         return result
 
-    async def _prepare(self, emit) -> None:
+    async def _prepare(self) -> None:
         history = self.history
         if self.settings.draft_first and self.request.quality in ("full", "fewer_steps"):
             system = DOMAIN_SYSTEM_PROMPT + (f"\n\n{self.request.instructions}" if self.request.instructions else "")
@@ -235,8 +242,8 @@ class _Run:
                 seeded = {"seed": self.sampling["seed"]} if self.sampling.get("seed") is not None else None
                 draft = await self.agent.domain_llm.complete(
                     [{"role": "system", "content": system}, *history,
-                     {"role": "user", "content": self.question}], budget_s=self.budget(), usage=self.usage,
-                    sampling=seeded)
+                     {"role": "user", "content": self.question}], budget_s=self.budget(), sampling=seeded)
+                self._count(self.agent.domain_llm.tier, draft)
                 self.draft = draft.text.strip() or None
             except Exception as exc:  # noqa: BLE001 - no draft is not fatal
                 log.warning("draft failed (%s): %s", self.request_id, exc)
@@ -244,47 +251,46 @@ class _Run:
         extractive = self.request.quality == "extractive"
         if (self.settings.always_search_first or extractive) and "search_knowledge" in self.agent.tools:
             with self.hooks.span("react.step", **{"sui.step": 0, "sui.forced": True}):
-                emit(StepStarted(index=0))
+                self.emit(StepStarted(index=0))
                 step = await self._act(0, "由系统先检索知识库。", "search_knowledge", {"query": self.question})
                 step.forced = True
-                await self._finish_step(step, emit)
+                await self._finish_step(step)
 
     def _opening_messages(self) -> list[dict[str, str]]:
         return [{"role": "system", "content": system_prompt(list(self.agent.tools.values()))}, *self.history,
                 {"role": "user", "content": question_message(self.question, self.draft, self.request.instructions)}]
 
-    async def _loop(self, emit) -> str | None:
+    async def _loop(self) -> str | None:
         first, self.parse_failures = len(self.steps), 0
         for index in range(first, first + self.max_steps):
             if time.monotonic() >= self.loop_deadline:
                 raise TimeoutError
             with self.hooks.span("react.step", **{"sui.step": index}):
-                answer = await self._step(index, emit)
+                answer = await self._step(index)
             if answer is not _NEXT:
                 return answer
         return None
 
-    async def _step(self, index: int, emit) -> str | object:
+    async def _step(self, index: int) -> str | object:
         """One loop iteration: the answer (a str), or _NEXT to go on."""
-        emit(StepStarted(index=index))
-        started, completion = time.monotonic(), Completion("")
+        self.emit(StepStarted(index=index))
+        started = time.monotonic()
         try:
-            await self._stream_answer(self.agent.agent_llm.stream(
-                self.messages, stop=STOP_WORDS, budget_s=self.budget(), final=completion, usage=self.usage,
-                sampling=self.sampling), emit, completion)
+            streamed = await self._stream_answer(self.agent.agent_llm.stream(
+                self.messages, stop=STOP_WORDS, budget_s=self.budget(), sampling=self.sampling))
         except Exception as exc:
             if self.budget() <= 0.05:  # the per-call timeout was the loop deadline
                 raise TimeoutError from exc
             await self._finish_step(Step(index=index, error=f"agent LLM: {type(exc).__name__}: {exc}",
-                                         latency_s=time.monotonic() - started), emit)
+                                         latency_s=time.monotonic() - started))
             raise _GiveUp(exc) from exc
         try:
-            turn = parse_turn(completion.text, list(self.agent.tools))
+            turn = parse_turn(streamed.text, list(self.agent.tools))
         except ReActParseError as exc:
-            await self.hooks.emit("on_parse_error", str(exc), completion.text)
-            self._remember(clean_output(completion.text) or "（空）", f"Observation: {exc}")
-            await self._finish_step(Step(index=index, error=f"parse: {exc} output: {completion.text[:120]!r}",
-                                         latency_s=time.monotonic() - started), emit)
+            await self.hooks.on_parse_error(str(exc), streamed.text)
+            self._remember(clean_output(streamed.text) or "（空）", render_observation(exc))
+            await self._finish_step(Step(index=index, error=f"parse: {exc} output: {streamed.text[:120]!r}",
+                                         latency_s=time.monotonic() - started))
             self.parse_failures += 1
             if self.parse_failures > self.settings.max_parse_retries:
                 raise _GiveUp() from exc
@@ -292,37 +298,39 @@ class _Run:
         self.parse_failures = 0
         if turn.final_answer is not None or self.shaper.ended:
             await self._finish_step(Step(index=index, thought=turn.thought,
-                                         latency_s=time.monotonic() - started), emit)
+                                         latency_s=time.monotonic() - started))
             return self.shaper.shown
         step = await self._act(index, turn.thought, turn.action, turn.action_input)
         step.latency_s = time.monotonic() - started
-        await self._finish_step(step, emit)
+        await self._finish_step(step)
         return _NEXT
 
-    async def _stream_answer(self, deltas: AsyncIterator[str], emit, completion: Completion) -> str:
+    async def _stream_answer(self, deltas: AsyncIterator[LLMDelta]) -> StreamedTurn:
         """Consume a streamed turn, emitting Final Answer text (shaped by stop/max_tokens) as it arrives; stops
-        reading (closing the upstream request) once the answer is cut. Returns the turn's whole text."""
-        shaper, text = self.shaper, ""
+        reading (closing the upstream request) once the answer is cut. Returns the turn as streamed."""
+        shaper, turn = self.shaper, StreamedTurn()
         async with contextlib.aclosing(deltas):
             async for delta in deltas:
-                text += delta
-                if prefix := final_answer_prefix(text):
-                    shaper.offer(prefix, completion, final=False, emit=emit)
+                turn.add(delta)
+                if isinstance(delta, Finish):
+                    self._count(self.agent.agent_llm.tier, delta)
+                elif prefix := final_answer_prefix(turn.text):
+                    shaper.offer(prefix, turn, final=False)
                     if shaper.ended:
                         break
         if not shaper.ended:
             try:
-                answer = parse_turn(text).final_answer or ""
+                answer = parse_turn(turn.text).final_answer or ""
             except ReActParseError:
                 answer = ""
             if answer:
-                shaper.offer(answer, completion, final=True, emit=emit)
-        return text
+                shaper.offer(answer, turn, final=True)
+        return turn
 
-    async def _act(self, index: int, thought: str, name: str, raw_input: Any) -> Step:
+    async def _act(self, index: int, thought: str, name: str, raw_input: dict[str, Any] | str) -> Step:
         """Run one tool; every failure becomes the Observation."""
         tool, started, error, sources = self.agent.tools[name], time.monotonic(), None, []
-        args: Any = raw_input
+        args: dict[str, Any] | str = raw_input
         try:
             args = tool.coerce_args(parse_action_input(raw_input) if isinstance(raw_input, str) else raw_input)
             with self.hooks.span("tool", **{"sui.tool": name}) as note:
@@ -337,7 +345,7 @@ class _Run:
             error = "timeout"
         except Exception as exc:  # noqa: BLE001 - a tool failure is an Observation, never a crash
             text, error = f"工具 {name} 出错：{type(exc).__name__}: {exc}", f"tool: {type(exc).__name__}: {exc}"
-        await self.hooks.emit("on_tool_end", name, time.monotonic() - started, error is None)
+        await self.hooks.on_tool_end(name, time.monotonic() - started, error is None)
         observation = self._truncate(text)
         for citation in sources:  # observed = shown to the model: a source cut off with the observation is not
             if f"[{citation.id}]" in observation:
@@ -345,27 +353,24 @@ class _Run:
         if sources:
             self.evidence.append(observation)
         shown_input = raw_input if isinstance(args, str) else args
-        self._remember(f"Thought: {thought}\nAction: {name}\nAction Input: {_as_json(shown_input)}",
-                       f"Observation: {observation}")
+        self._remember(render_action(thought, name, shown_input), render_observation(observation))
         return Step(index=index, thought=thought, tool=name, tool_input=shown_input, observation=observation,
                     latency_s=time.monotonic() - started, error=error)
 
-    async def _forced_final(self, reason: str, emit) -> str | None:
+    async def _forced_final(self, reason: str) -> str | None:
         """One last agent call without tools; None when it fails or there is no time left."""
         if self.budget(self.deadline) < 0.5:
             return None
         messages = [*(self.messages or self._opening_messages()), {"role": "user", "content": FORCE_FINAL.format(reason=FORCE_REASONS[reason])}]
-        completion = Completion("")
         try:
             async with asyncio.timeout_at(self.deadline):
-                text = await self._stream_answer(self.agent.agent_llm.stream(
-                    messages, stop=STOP_WORDS, budget_s=self.budget(self.deadline), usage=self.usage,
-                    final=completion, sampling=self.sampling), emit, completion)
+                turn = await self._stream_answer(self.agent.agent_llm.stream(
+                    messages, stop=STOP_WORDS, budget_s=self.budget(self.deadline), sampling=self.sampling))
         except Exception as exc:  # noqa: BLE001 - fall back to draft + evidence
             log.warning("forced final answer failed (%s): %s", self.request_id, exc)
             return self.shaper.shown or None
-        if not self.shaper.shown and not has_labels(text):  # no labels at all: the whole text is the answer
-            self.shaper.offer(clean_output(text).strip(), completion, final=True, emit=emit)
+        if not self.shaper.shown and not has_labels(turn.text):  # no labels at all: the whole text is the answer
+            self.shaper.offer(clean_output(turn.text).strip(), turn, final=True)
         return self.shaper.shown or None
 
     async def _fallback_answer(self) -> str:
@@ -377,7 +382,7 @@ class _Run:
         if not parts:
             cause = self.agent_error or TimeoutError("no time left")
             raise to_upstream_error("agent", cause) if not isinstance(cause, UpstreamError) else cause
-        return await self._shaped("\n\n".join(parts))
+        return await self.shaper.whole("\n\n".join(parts), self.agent.domain_llm)
 
     async def _extractive_answer(self) -> str:
         """The quality ladder's extractive step: the lead sentences of each passage the forced search showed, each
@@ -387,40 +392,24 @@ class _Run:
         lines = [f"[{c.id}] {_lead(c.text)}" for c in self.observed.values() if c.text and _lead(c.text)]
         if not lines:
             raise UpstreamError("overloaded, and the knowledge base has no evidence to answer from", 503)
-        return await self._shaped("\n".join(lines))
+        return await self.shaper.whole("\n".join(lines), self.agent.domain_llm)
 
-    async def _shaped(self, text: str) -> str:
-        """``text`` as an answer: cut at the request's stop strings and max_tokens (the domain tier's tokens)."""
-        text = self.shaper.cut_at_stop(text)
-        cap = self.request.generation.max_tokens
-        cut, self.shaper.tokens = await self.agent.domain_llm.truncate_to_tokens(text, cap or 1 << 30)
-        self.shaper.truncated = len(cut) < len(text)
-        return cut
-
-    async def _evidence_note(self, emit) -> str:
+    async def _evidence_note(self) -> str:
         """Answers cite their sources: one that cites none of the evidence the run gathered (a best-effort answer
         at the step cap, a model that ignored the instruction) gets that evidence listed, visibly, at its end —
         within the request's stop strings and max_tokens (counted with the domain tier's tokenizer)."""
         refs = "；".join(f"[{c.id}]《{c.title}》" for c in list(self.observed.values())[:self.settings.search_k])
-        note = self.shaper.cut_at_stop(f"\n\n参考资料：{refs}")
-        cap = self.request.generation.max_tokens
-        room = (1 << 30) if cap is None else cap - self.shaper.tokens
-        if room <= 0 or not note.strip():
-            return ""
-        cut, tokens = await self.agent.domain_llm.truncate_to_tokens(note, room)
-        self.shaper.tokens += tokens
-        self.shaper.truncated = self.shaper.truncated or len(cut) < len(note)
-        if cut:
-            emit(AnswerDelta(text=cut))
-        return cut
+        return await self.shaper.append(f"\n\n参考资料：{refs}", self.agent.domain_llm)
 
     def _citations(self, answer: str) -> list[Citation]:
-        cited: dict[str, Citation] = {}
-        for text in [answer, *(step.thought for step in self.steps if not step.forced)]:
-            for ref in REF_RE.findall(text or ""):
-                if ref.strip() in self.observed:
-                    cited.setdefault(ref.strip(), self.observed[ref.strip()])
-        return list(cited.values())
+        """The observed sources that the answer, then the Thoughts, cite (react_format's one pattern), in order."""
+        texts = [answer, *(step.thought for step in self.steps if not step.forced)]
+        ids = dict.fromkeys(pid for text in texts for pid in cited_ids(text or "", self.observed))
+        return [self.observed[pid] for pid in ids if pid in self.observed]
+
+    def _count(self, tier: str, call: Completion | Finish) -> None:
+        """One upstream call in this run's usage (per tier)."""
+        self.usage.setdefault(tier, Usage()).add(call.usage)
 
     def _remember(self, assistant: str, observation: str) -> None:
         self.messages += [{"role": "assistant", "content": assistant}, {"role": "user", "content": observation}]
@@ -429,79 +418,26 @@ class _Run:
         limit = self.settings.max_observation_chars
         return text if len(text) <= limit else text[: limit - 1] + "…"
 
-    async def _finish_step(self, step: Step, emit) -> None:
+    async def _finish_step(self, step: Step) -> None:
         log.log(logging.WARNING if step.error else logging.INFO, "step",
                 extra={"step": step.index, "tool": step.tool, "forced": step.forced,
                        "latency_ms": round(step.latency_s * 1000, 1), "error": step.error})
         self.steps.append(step)
-        await self.hooks.emit("on_step", step)
-        emit(StepFinished(step=step))
+        await self.hooks.on_step(step)
+        self.emit(StepFinished(step=step))
 
 
-class _AnswerShaper:
-    """The request's ``stop`` strings and ``max_tokens`` applied to the answer while it streams.
+class _CountedClient:  # a seams.DomainClient
+    """The domain tier as tools see it (seams.DomainClient): the same client, its calls counted in this run's
+    usage, as the run counts its own calls (the client returns each call's usage; it keeps no tally)."""
 
-    ``offer(answer_so_far, ...)`` emits the part of the answer that is now safe to show: text that cannot be the
-    beginning of a stop string, within the token cap. ``ended`` once a stop string or the cap cut the answer.
-    """
+    def __init__(self, client: LLMClient, count: Callable[[str, Completion], None]) -> None:
+        self.client, self.count = client, count
 
-    def __init__(self, generation: GenerationOptions) -> None:
-        self.stops, self.cap = generation.stop, generation.max_tokens
-        self.holdback = max((len(s) for s in self.stops), default=1) - 1
-        self.shown, self.tokens, self.truncated, self.ended, self.stopped = "", 0, False, False, False
-        self.capped = False  # the request's max_tokens cut the answer (truncated: any cap did, the tier's too)
-
-    def cut_at_stop(self, text: str) -> str:
-        cuts = [i for i in (text.find(s) for s in self.stops) if i >= 0]
-        if cuts:
-            self.ended = self.stopped = True
-            return text[:min(cuts)]
-        return text
-
-    def offer(self, answer: str, completion: Completion, *, final: bool, emit) -> None:
-        """``answer``: the answer text so far (``final``: all of it) of the turn streamed into ``completion``."""
-        if self.ended:
-            return
-        visible = self.cut_at_stop(answer)
-        if not self.ended and not final and self.holdback:  # the tail may be the start of a stop string
-            visible = visible[:max(len(self.shown), len(visible) - self.holdback)]
-        start = _answer_start(completion.text, answer)
-        if not visible:  # nothing shown (e.g. a stop string at the very start): no answer tokens
-            tokens = 0
-        else:
-            tokens = completion.tokens_from(start, start + len(visible)) if completion.marks else \
-                completion.completion_tokens
-        if self.cap is not None and tokens > self.cap:
-            visible = visible[:max(0, completion.cut_at_tokens(start, self.cap) - start)]
-            tokens = completion.tokens_from(start, start + len(visible)) if visible else 0
-            self.truncated = self.ended = self.capped = True
-        elif final and not self.ended and completion.finish_reason == "length":
-            self.truncated = True  # the tier's own per-call cap cut the answer: also OpenAI's "length"
-        self.tokens = tokens
-        if visible.startswith(self.shown) and len(visible) > len(self.shown):
-            emit(AnswerDelta(text=visible[len(self.shown):]))
-            self.shown = visible
-        self.ended = self.ended or final
-
-
-def _answer_start(text: str, answer: str) -> int:
-    """Where ``answer`` begins in the turn's raw text: after the last "Final Answer" label (a Thought may say the
-    same words first), else its first occurrence, else the start."""
-    if not answer:
-        return 0
-    label = text.rfind("Final Answer")
-    found = text.find(answer[:8], label) if label >= 0 else -1
-    return found if found >= 0 else max(text.find(answer[:8]), 0)
-
-
-class _UsageDomain:
-    """The domain client as tools see it: calls are counted in this run's usage."""
-
-    def __init__(self, client: LLMClient, usage: dict[str, Usage]) -> None:
-        self.client, self.usage = client, usage
-
-    async def complete(self, messages: list[dict], **kwargs: Any) -> Completion:
-        return await self.client.complete(messages, usage=self.usage, **kwargs)
+    async def complete(self, messages: list[dict[str, str]], **kwargs: Any) -> Completion:
+        completion = await self.client.complete(messages, **kwargs)
+        self.count(self.client.tier, completion)
+        return completion
 
 
 def _lead(text: str, limit: int = 120) -> str:
@@ -509,9 +445,3 @@ def _lead(text: str, limit: int = 120) -> str:
     flat = re.sub(r"\s+", "", text)
     ends = [m.end() for m in re.finditer(r"[。！？]", flat[:limit])]
     return flat[:ends[1] if len(ends) > 1 else ends[0]] if ends else flat[:limit // 2]
-
-
-def _as_json(value: Any) -> str:
-    import json
-
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)

@@ -46,13 +46,17 @@ import unicodedata
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from react_tier.request import AgentRequest
 from react_tier.results import AgentEvent, AgentResult, AnswerDelta, Done, Usage
+from react_tier.seams import Knowledge
 from react_tier.tools import PREFETCHED_SEARCH
+
+if TYPE_CHECKING:
+    from react_tier.agent import ReActAgent
 
 log = logging.getLogger(__name__)
 CacheStatus = Literal["hit", "miss", "bypass"]
@@ -171,7 +175,7 @@ class AnswerStore:
         self.bytes -= len(self._entries.pop(key).payload)
 
 
-def kb_version(kb: Any) -> str:
+def kb_version(kb: Knowledge) -> str:
     """The loaded index's version: its content key (the folder name, from the data files' hashes and the index
     settings) and a digest of its manifest."""
     manifest = json.dumps(getattr(kb, "manifest", {}), sort_keys=True, ensure_ascii=False, default=str)
@@ -188,14 +192,15 @@ class CachingAgent:
     ``models``: an async callable returning the upstreams' model identity (the Serve app reads /v1/models);
     default: the configured model names. ``on_lookup(status, reason)``: one call per request (metrics)."""
 
-    def __init__(self, agent: Any, settings: AnswerCacheSettings, *,
+    def __init__(self, agent: ReActAgent, settings: AnswerCacheSettings, *,
                  models: Callable[[], Awaitable[tuple[str, ...]]] | None = None,
                  on_lookup: OnLookup | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.agent, self.settings = agent, settings
         self.store = AnswerStore(settings.max_entries, settings.max_bytes, settings.ttl_s, clock)
         self._models, self._on_lookup = models, on_lookup
         self._identity: Identity | None = None
-        self._kb_version: tuple[Any, str] | None = None  # (the KB object, its version): held, so never a reused id
+        # (the KB object, its version): held, so never a reused id
+        self._kb_version: tuple[Knowledge, str] | None = None
         self.invalidations = 0
         self.corrupt = 0
 
@@ -209,7 +214,7 @@ class CachingAgent:
     async def aclose(self) -> None:
         await self.agent.aclose()
 
-    async def load_knowledge(self) -> Any:
+    async def load_knowledge(self) -> Knowledge:
         return await self.agent.load_knowledge()
 
     async def run(self, request: AgentRequest) -> AgentResult:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from react_tier.prompt import DRAFT_BLOCK, question_message, system_prompt
+from react_tier.react_format import DRAFT_BLOCK, question_message, system_prompt
 from react_tier.settings import AgentSettings, LLMEndpointSettings
 from react_tier.tools import DOMAIN_SYSTEM_PROMPT, build_tools
 from suiqa.errors import SuiqaError

@@ -24,12 +24,15 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
 from react_tier.knowledge.evaluation import DevQuestion, covering_rank
 from suiqa.errors import SuiqaError
+
+if TYPE_CHECKING:
+    from react_tier.seams import Knowledge
 
 OBSERVED_ID = re.compile(r"\[([A-Za-z][\w.+-]*:[^\[\]\s]+)\]")
 DEFAULT_SET = Path(__file__).with_name("canary_questions.jsonl")
@@ -148,7 +151,7 @@ def observed_ids(result: dict) -> list[str]:
     return list(ids)
 
 
-def score(question: DevQuestion, result: Any, kb: Any) -> QuestionScore:
+def score(question: DevQuestion, result: Any, kb: Knowledge) -> QuestionScore:
     """One answer's SLIs (``result``: the ``sui`` object of the API, or an AgentResult)."""
     data = _as_dict(result)
     seen = observed_ids(data)
@@ -160,7 +163,7 @@ def score(question: DevQuestion, result: Any, kb: Any) -> QuestionScore:
     return QuestionScore(question.id, rank is not None, valid, float(grounding), seen[:5])
 
 
-async def run_canary(questions: list[DevQuestion], ask: Callable[[str], Awaitable[Any]], kb: Any,
+async def run_canary(questions: list[DevQuestion], ask: Callable[[str], Awaitable[Any]], kb: Knowledge,
                      progress: Callable[[], None] | None = None) -> CanaryReport:
     """Each question once, in order (a low-priority lane: one at a time). A failed request scores 0 on every SLI
     and is counted in ``errors``."""

@@ -16,21 +16,21 @@ modern answer is compared with the whole passage, and the history passages carry
 scores 0.62-1.0 and an invented one 0.0, hence the default threshold 0.5.
 
 Citations to ids that are not in ``cited`` (the passages the agent actually observed) never count as support
-and are listed in ``unknown_ids``. A bracket is a citation only when it holds an id — a scheme, a colon, then
-no space (``suishu:卷2:40``, ``poem:sui#61``, ``bio:杨坚``, a web result's URL); other brackets are text: the
-history passages' own 【译文】 mark, quoted in an answer, was read as the id "译文" and flagged the sentence
-as
-citing an unknown passage (issue #25).
+and are listed in ``unknown_ids``. Which brackets are citations, and which ids they hold, is the one citation
+pattern of react_tier/react_format.py (``[id]``, ``【id】``, ``［id］``, several ids in one bracket; an id is one
+the agent observed or looks like ``scheme:rest``), the same the loop's citations list reads: other brackets are
+text, e.g. the history passages' own 【译文】 mark, quoted in an answer, was read as the id "译文" and flagged the
+sentence as citing an unknown passage (issue #25).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
-BRACKET = re.compile(r"[\[【［]([^\[\]【】［］]{1,240}?)[\]】］]")
-CITATION_LIST = re.compile(r"[,，、;；\s]+")  # [a, b] / [a；b]: several ids in one bracket
-SOURCE_ID = re.compile(r"[A-Za-z][\w.+-]*:\S+", re.ASCII)  # scheme:rest (\w ASCII-only: 译文: is no scheme)
+from react_tier.react_format import cited_ids, strip_citations
+
 SENTENCE_END = re.compile(r"(?<=[。！？；!?;])|\n")
 CONTENT = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaffA-Za-z0-9]")
 # bigrams made only of these characters carry no claim (的是, 了一, 他的 ...): they are left out of the support
@@ -79,16 +79,7 @@ def _bigrams(text: str) -> set[str]:
     return {g for g in grams if not (g[0] in FUNCTION_CHARS and g[1] in FUNCTION_CHARS)}
 
 
-def _ids(bracketed: str) -> list[str]:
-    """The source ids in one bracket's text (none: the bracket is text, not a citation)."""
-    return [piece for piece in CITATION_LIST.split(bracketed) if SOURCE_ID.fullmatch(piece)]
-
-
-def _strip_citations(text: str) -> str:
-    return BRACKET.sub(lambda m: "" if _ids(m.group(1)) else m.group(0), text)
-
-
-def _split(answer: str) -> list[tuple[int, str]]:
+def _split(answer: str, known: Collection[str]) -> list[tuple[int, str]]:
     """(paragraph number, sentence) for every non-empty sentence; a citation that stands alone after the
     sentence end ("……。[x]") is glued back to the sentence before it."""
     out: list[tuple[int, str]] = []
@@ -97,7 +88,7 @@ def _split(answer: str) -> list[tuple[int, str]]:
             piece = piece.strip()
             if not piece:
                 continue
-            if out and out[-1][0] == number and not CONTENT.search(_strip_citations(piece)):
+            if out and out[-1][0] == number and not CONTENT.search(strip_citations(piece, known)):
                 out[-1] = (number, out[-1][1] + piece)
             else:
                 out.append((number, piece))
@@ -111,13 +102,13 @@ def check_grounding(answer: str, cited: dict[str, str], *, min_support: float = 
     if not isinstance(answer, str):
         raise TypeError(f"answer must be a str, got {type(answer).__name__}")
     passage_grams = {pid: _bigrams(_normalise(text or "")) for pid, text in cited.items()}
-    pieces = _split(answer)
-    own = [tuple(dict.fromkeys(pid for m in BRACKET.findall(s) for pid in _ids(m))) for _, s in pieces]
+    pieces = _split(answer, cited)
+    own = [tuple(cited_ids(s, cited)) for _, s in pieces]
     checks: list[SentenceCheck] = []
     unknown: dict[str, None] = {}
     claims = grounded = 0
     for i, (paragraph, sentence) in enumerate(pieces):
-        body = _strip_citations(sentence).strip()
+        body = strip_citations(sentence, cited).strip()
         if len(CONTENT.findall(body)) < min_claim_chars:
             continue
         ids = own[i]

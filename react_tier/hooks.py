@@ -55,13 +55,33 @@ class AgentHooks:
 Note = Callable[[dict[str, Any]], None]  # attributes for the span that yielded it
 
 
-class HookSet:
-    """Fans one event out to many hooks, awaiting async ones, swallowing their errors."""
+class HookSet(AgentHooks):
+    """Fans one event out to many hooks, awaiting async ones, swallowing their errors. It is itself an
+    :class:`AgentHooks`, so the loop calls the typed methods (``on_llm_call`` is also the LLM clients' hook)."""
 
     def __init__(self, hooks: list[AgentHooks] | None = None) -> None:
         self.hooks = list(hooks or [])
 
-    async def emit(self, name: str, *args: Any) -> None:
+    async def on_run_start(self, question: str, request_id: str | None) -> None:
+        await self._emit("on_run_start", question, request_id)
+
+    async def on_llm_call(self, tier: str, latency_s: float, usage: dict[str, int] | None,
+                          error: str | None) -> None:
+        await self._emit("on_llm_call", tier, latency_s, usage, error)
+
+    async def on_tool_end(self, tool: str, latency_s: float, ok: bool) -> None:
+        await self._emit("on_tool_end", tool, latency_s, ok)
+
+    async def on_parse_error(self, error: str, raw_output: str) -> None:
+        await self._emit("on_parse_error", error, raw_output)
+
+    async def on_step(self, step: Step) -> None:
+        await self._emit("on_step", step)
+
+    async def on_run_end(self, result: AgentResult, latency_s: float) -> None:
+        await self._emit("on_run_end", result, latency_s)
+
+    async def _emit(self, name: str, *args: Any) -> None:
         for hook in self.hooks:
             try:
                 outcome = getattr(hook, name)(*args)
@@ -71,7 +91,7 @@ class HookSet:
                 log.exception("hook %s.%s failed", type(hook).__name__, name)
 
     @contextlib.contextmanager
-    def span(self, name: str, **attributes: Any) -> Iterator[Note]:
+    def span(self, name: str, **attributes: Any) -> Iterator[Note]:  # type: ignore[override]
         """Every hook's span around the body (a hook that fails to open one is logged and skipped); yields a
         :data:`Note` for all of them."""
         notes: list[Note] = []

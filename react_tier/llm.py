@@ -50,7 +50,7 @@ import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -76,30 +76,38 @@ LLMCallHook = Callable[[str, float, "dict[str, int] | None", "str | None"], Awai
 
 @dataclass
 class Completion:
+    """One call's answer: its text, token counts and finish reason (a stream's, once it ended)."""
+
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
     finish_reason: str | None = None
-    marks: list[tuple[int, int]] = field(default_factory=list)
-    """(length of ``text`` after a streamed chunk, completion tokens so far): where each token ends in the text."""
 
-    def tokens_from(self, start: int, end: int | None = None) -> int:
-        """Tokens of the chunks carrying ``text[start:end]`` (a chunk straddling ``start`` counts: never less)."""
-        end = len(self.text) if end is None else end
-        before = max((tok for pos, tok in self.marks if pos <= start), default=0)
-        upto = next((tok for pos, tok in self.marks if pos >= end), self.marks[-1][1] if self.marks else 0)
-        return max(0, upto - before)
+    @property
+    def usage(self) -> Usage:
+        """This call as a run's usage counts it (one call)."""
+        return Usage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens, calls=1)
 
-    def cut_at_tokens(self, start: int, cap: int) -> int:
-        """The largest chunk boundary ``end`` with ``tokens_from(start, end) <= cap``."""
-        before = max((tok for pos, tok in self.marks if pos <= start), default=0)
-        end = start
-        for pos, tok in self.marks:
-            if pos > start:
-                if tok - before > cap:
-                    break
-                end = pos
-        return end
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A streamed chunk's text, and the completion tokens up to its end (exact with vLLM's continuous usage
+    stats, else one token per chunk): where each token ends in the text, for cutting an answer at max_tokens."""
+
+    text: str
+    tokens: int
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The stream's last delta: why the tier stopped, and the call's usage (a stream the caller closes before it
+    ends has none, as vLLM's own usage chunk comes last)."""
+
+    reason: str | None
+    usage: Usage
+
+
+LLMDelta = TextDelta | Finish
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -254,13 +262,6 @@ class LLMClient:
         else:
             breaker.release()
 
-    def _account(self, sink: dict[str, Usage] | None, result: Completion) -> None:
-        if sink is not None:
-            usage = sink.setdefault(self.tier, Usage())
-            usage.prompt_tokens += result.prompt_tokens
-            usage.completion_tokens += result.completion_tokens
-            usage.calls += 1
-
     def _log(self, latency_s: float, usage: dict[str, int] | None, error: BaseException | None,
              trace: dict[str, Any], status: int | str | None = None) -> None:
         log.log(logging.WARNING if error else logging.INFO, "llm_call",
@@ -329,9 +330,8 @@ class LLMClient:
         return response
 
     async def complete(self, messages: list[dict], *, stop: list[str] | None = None, max_tokens: int | None = None,
-                       budget_s: float | None = None, usage: dict[str, Usage] | None = None,
-                       sampling: dict[str, Any] | None = None) -> Completion:
-        """One non-streamed chat completion (with retries)."""
+                       budget_s: float | None = None, sampling: dict[str, Any] | None = None) -> Completion:
+        """One non-streamed chat completion (with retries); the caller counts its ``usage``."""
         started, trace = time.monotonic(), {}
         body = self._request(messages, stop, max_tokens, sampling, budget_s)
         with self._span(stream=False) as note:
@@ -341,21 +341,16 @@ class LLMClient:
             result = Completion(choice["message"].get("content") or "", counts.get("prompt_tokens", 0),
                                 counts.get("completion_tokens", 0), choice.get("finish_reason"))
             note(self._span_result(trace, result))
-        self._account(usage, result)
         await self._report(started, {"prompt_tokens": result.prompt_tokens,
                                      "completion_tokens": result.completion_tokens}, None, trace)
         return result
 
     async def stream(self, messages: list[dict], *, stop: list[str] | None = None, max_tokens: int | None = None,
-                     budget_s: float | None = None, final: Completion | None = None,
-                     usage: dict[str, Usage] | None = None, sampling: dict[str, Any] | None = None,
-                     ) -> AsyncIterator[str]:
-        """Stream text deltas. Opening the stream is retried; a stream that breaks midway is not.
-
-        ``final`` (optional) is filled with the whole text, token usage, finish reason and, per chunk, where the
-        tokens end in the text (``marks``: exact with continuous usage stats, else one token per chunk).
-        """
-        final = final if final is not None else Completion("")
+                     budget_s: float | None = None, sampling: dict[str, Any] | None = None,
+                     ) -> AsyncIterator[LLMDelta]:
+        """Stream :class:`TextDelta` s, then one :class:`Finish` with the reason and the call's usage. Opening the
+        stream is retried; a stream that breaks midway is not."""
+        call = Completion("")  # this call's counts as the chunks come: the span and the log read them
         options = {"include_usage": True}
         if self.settings.continuous_usage_stats:
             options["continuous_usage_stats"] = True
@@ -365,14 +360,14 @@ class LLMClient:
         with self._span(stream=True) as note:
             stream = await self._retrying()(self._attempt, body, budget_s, trace)
             try:  # closing this generator closes the deltas' (and so the HTTP response) at once
-                async with contextlib.aclosing(self._deltas(stream, final, trace, started)) as deltas:
+                async with contextlib.aclosing(self._deltas(stream, call, trace, started)) as deltas:
                     async for delta in deltas:
                         yield delta
             finally:
-                note(self._span_result(trace, final))
-        self._account(usage, final)
-        await self._report(started, {"prompt_tokens": final.prompt_tokens,
-                                     "completion_tokens": final.completion_tokens}, None, trace)
+                note(self._span_result(trace, call))
+        await self._report(started, {"prompt_tokens": call.prompt_tokens,
+                                     "completion_tokens": call.completion_tokens}, None, trace)
+        yield Finish(call.finish_reason, call.usage)
 
     def _span(self, stream: bool):
         return self.hooks.span("llm.call", **{"sui.tier": self.tier, "gen_ai.request.model": self.model_name,
@@ -385,9 +380,9 @@ class LLMClient:
                 "gen_ai.usage.input_tokens": result.prompt_tokens,
                 "gen_ai.usage.output_tokens": result.completion_tokens}
 
-    async def _deltas(self, stream, final: Completion, trace: dict[str, Any], started: float
-                      ) -> AsyncIterator[str]:
-        """The stream's text deltas, ``final`` filled as they come (see :meth:`stream`)."""
+    async def _deltas(self, stream, call: Completion, trace: dict[str, Any], started: float
+                      ) -> AsyncIterator[TextDelta]:
+        """The stream's text deltas; ``call`` (the call's own record) counts them as they come."""
         chunks = 0
         try:
             async with stream:  # closes the HTTP response on cancellation, error or early exit
@@ -395,21 +390,18 @@ class LLMClient:
                     trace.setdefault("upstream_id", chunk.get("id"))
                     counts = chunk.get("usage")
                     if counts:
-                        final.prompt_tokens = counts.get("prompt_tokens", 0)
-                        final.completion_tokens = counts.get("completion_tokens", 0)
+                        call.prompt_tokens = counts.get("prompt_tokens", 0)
+                        call.completion_tokens = counts.get("completion_tokens", 0)
                     if choices := chunk.get("choices"):
-                        final.finish_reason = choices[0].get("finish_reason") or final.finish_reason
+                        call.finish_reason = choices[0].get("finish_reason") or call.finish_reason
                         delta = (choices[0].get("delta") or {}).get("content") or ""
                         if delta:
                             chunks += 1
-                            final.text += delta
-                            final.marks.append((len(final.text), final.completion_tokens
-                                                if self.settings.continuous_usage_stats and counts
-                                                else chunks))
-                            yield delta
+                            yield TextDelta(delta, call.completion_tokens
+                                            if self.settings.continuous_usage_stats and counts else chunks)
         except GeneratorExit:  # the caller stopped reading (e.g. the answer reached its cap): logged, then closed
-            self._log(time.monotonic() - started, {"prompt_tokens": final.prompt_tokens,
-                                                    "completion_tokens": final.completion_tokens}, None, trace,
+            self._log(time.monotonic() - started, {"prompt_tokens": call.prompt_tokens,
+                                                    "completion_tokens": call.completion_tokens}, None, trace,
                       status="closed_by_caller")
             raise
         except Exception as exc:

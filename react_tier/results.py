@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
@@ -33,6 +34,12 @@ class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     calls: int = 0
+
+    def add(self, other: Usage) -> None:
+        """Count ``other`` (one call's usage) in this total."""
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.calls += other.calls
 
 
 class GroundingFlag(BaseModel):
@@ -89,3 +96,4 @@ class Done(BaseModel):
 
 
 AgentEvent = Annotated[StepStarted | StepFinished | AnswerDelta | Done, Field(discriminator="type")]
+Emit = Callable[[StepStarted | StepFinished | AnswerDelta | Done], None]  # where a run puts its events

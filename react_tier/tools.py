@@ -14,11 +14,15 @@ import json
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from react_tier.errors import AgentInputError
 from react_tier.results import Citation
+from react_tier.seams import DomainClient, Knowledge
 from react_tier.settings import AgentSettings
+
+if TYPE_CHECKING:
+    from react_tier.knowledge.models import Passage
 
 DOMAIN_SYSTEM_PROMPT = "你是隋朝历史与诗词方面的专家。请用简洁的中文回答问题，只陈述你确信的史实。"
 
@@ -36,19 +40,19 @@ class ToolResult:
 # A search the caller already ran for this request: (knowledge base, query, k, passages). The answer cache
 # (react_tier/answer_cache.py) searches the question for its key; the run's forced first search of the same
 # question takes that result instead of searching twice (the cache's miss path then costs no extra search).
-PREFETCHED_SEARCH: ContextVar[tuple[Any, str, int, list] | None] = ContextVar("sui_prefetched_search",
-                                                                             default=None)
+PREFETCHED_SEARCH: ContextVar[tuple[Knowledge, str, int, list[Passage]] | None] = ContextVar(
+    "sui_prefetched_search", default=None)
 
 
 @dataclass
 class ToolContext:
     """What tools may use: the domain LLM client and the (lazily loaded) knowledge base."""
 
-    domain_llm: Any = None
-    get_knowledge: Callable[[], Awaitable[Any]] | None = None
+    domain_llm: DomainClient | None = None
+    get_knowledge: Callable[[], Awaitable[Knowledge]] | None = None
     search_k: int = 4
 
-    async def knowledge(self) -> Any:
+    async def knowledge(self) -> Knowledge:
         if self.get_knowledge is None:
             raise RuntimeError("no knowledge base configured")
         return await self.get_knowledge()

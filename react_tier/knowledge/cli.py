@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -22,7 +23,7 @@ def _settings(data_dir: Path | None, cache_dir: Path | None):
 def _load(data_dir: Path | None, cache_dir: Path | None):
     from react_tier.knowledge.base import KnowledgeBase
 
-    return KnowledgeBase.load(_settings(data_dir, cache_dir), progress=True)
+    return KnowledgeBase.load(_settings(data_dir, cache_dir), progress=sys.stderr.isatty())
 
 
 DENSE_HELP = ("Also train the dense encoder (if missing) and encode the passages with it "
@@ -43,13 +44,13 @@ def build(force: bool = typer.Option(False, "--force", help="Rebuild even if a c
     started = time.perf_counter()
     settings = _settings(data_dir, cache_dir)
     # the dense vectors are added after the BM25 index: load it without them first
-    kb = KnowledgeBase.build(settings.model_copy(update={"dense_weight": 0.0}), progress=True, force=force)
+    kb = KnowledgeBase.build(settings.model_copy(update={"dense_weight": 0.0}), progress=sys.stderr.isatty(), force=force)
     typer.echo(f"knowledge base ready: {len(kb)} passages, {kb.manifest['poems']} poems in {kb.index_dir} "
                f"({time.perf_counter() - started:.1f} s)")
     if dense:
         data, cache = resolve_dirs(settings)
         record = build_dense(settings, data, kb.index_dir, encoder_file(settings, cache), retrain=force,
-                             progress=True)
+                             progress=sys.stderr.isatty())
         typer.echo(f"dense vectors ready: encoder {record['encoder_sha256'][:12]} "
                    f"(trained in {record['encoder'].get('train_seconds')} s), {record['seconds']} s")
 

@@ -1,6 +1,6 @@
 """Progress bars only on a terminal (issue 26: bars flooded the logs of `make demo > log` and CI). Every tqdm bar
 in the project says when it draws: `disable=None` (tqdm: off when its stream, stderr, is not a TTY) or a
-`progress` flag; and no caller outside react_tier's own CLI turns that flag on unconditionally."""
+`progress` flag; and no caller turns that flag on unconditionally."""
 
 from __future__ import annotations
 
@@ -9,9 +9,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGES = [p.parent for p in REPO.glob("*/__init__.py") if p.parent.name != "tests"]
-# react_tier/ is being refactored in parallel (issue 26): its CLI's `progress=True` (kb build / search) becomes
-# `progress=sys.stderr.isatty()` when the branches merge; remove the entry then.
-PENDING = {"react_tier/knowledge/cli.py"}
 
 
 def _calls():
@@ -32,6 +29,6 @@ def test_every_tqdm_bar_is_off_without_a_terminal_or_behind_a_flag():
 
 
 def test_no_caller_forces_the_progress_flag_on():
-    forced = {f"{path}:{node.lineno}" for path, node in _calls() if path not in PENDING
+    forced = {f"{path}:{node.lineno}" for path, node in _calls()
               for k in node.keywords if k.arg == "progress" and isinstance(k.value, ast.Constant) and k.value.value}
     assert forced == set()

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from benchmarks.standin_vllm import TEXT, Pace, StandIn, serve_standin
-from react_tier.llm import Completion, LLMClient
+from react_tier.answer_shaper import StreamedTurn
+from react_tier.llm import LLMClient
 from react_tier.settings import LLMEndpointSettings
 
 
@@ -24,14 +25,16 @@ def standin():
 async def test_the_agents_client_reads_paced_chunks_with_cumulative_usage(standin):
     client = LLMClient("agent", LLMEndpointSettings(base_url=f"{standin}/v1", model="agent",
                                                     continuous_usage_stats=True))
-    final, deltas = Completion(""), []
+    final, deltas = StreamedTurn(), []
     started = time.monotonic()
-    async for delta in client.stream([{"role": "user", "content": "隋朝"}], max_tokens=20, final=final):
+    async for delta in client.stream([{"role": "user", "content": "隋朝"}], max_tokens=20):
         deltas.append(delta)
+        final.add(delta)
     elapsed = time.monotonic() - started
     await client.aclose()
-    assert [len(d) for d in deltas] == [8, 8, 4]  # stream_interval tokens per chunk, one character per token
-    assert final.text == TEXT[:20] and final.completion_tokens == 20 and final.prompt_tokens == 2
+    *texts, finish = deltas
+    assert [len(d.text) for d in texts] == [8, 8, 4]  # stream_interval tokens per chunk, one character per token
+    assert final.text == TEXT[:20] and final.completion_tokens == 20 and finish.usage.prompt_tokens == 2
     assert [tok for _, tok in final.marks] == [8, 16, 20] and final.finish_reason == "length"
     assert elapsed >= 0.05 + 0.002 * 16  # the pace: TTFT, then stream_interval x ITL per chunk
 
@@ -59,7 +62,7 @@ def test_refusals_are_openai_errors_and_tokenize_round_trips(standin):
 
 def test_react_model_writes_turns_the_agent_parses_and_cites_what_it_saw():
     """``--react-model``: search first; after an Observation, a Final Answer citing the first observed passage."""
-    from react_tier.parser import parse_turn
+    from react_tier.react_format import parse_turn
 
     with serve_standin(StandIn(["qwen-agent"], Pace(0, 0, 4), react_model="qwen-agent")) as base:
         def turn(messages: list[dict]) -> str:

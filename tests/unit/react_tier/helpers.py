@@ -133,3 +133,16 @@ def make_agent(server: ScriptedOpenAI, url: str | None = None, **overrides) -> t
     settings = AgentSettings.load(**overrides)
     recorder = Recorder()
     return ReActAgent.from_settings(settings, hooks=[recorder], knowledge_base=FakeKnowledgeBase()), recorder
+
+
+SEARCH_ALL = 'Thought: 先查\nAction: search_knowledge\nAction Input: {"query": "隋", "k": 5}'
+
+
+async def run_citing(scripted: ScriptedOpenAI, final: str, question: str = "隋朝开了哪些运河？"):
+    """One real agent run: a search that returns three passages, then ``final`` (the citation tests)."""
+    scripted.script("agent", SEARCH_ALL, final)
+    agent, _ = make_agent(scripted, draft_first=False)
+    try:
+        return await agent.run(question)
+    finally:
+        await agent.aclose()

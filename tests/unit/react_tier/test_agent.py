@@ -529,7 +529,7 @@ def test_the_loop_stops_a_reserve_before_the_run_ends(scripted, monkeypatch, tot
 
     monkeypatch.setattr(agent_module, "time", Clock)
     agent, _ = make_agent(scripted, deadline_s=total_s, final_answer_reserve_s=reserve_s)
-    run = agent_module._Run(agent, AgentRequest(question="测试"))
+    run = agent_module._Run(agent, AgentRequest(question="测试"), lambda event: None)
     assert (run.started, run.deadline, run.loop_deadline) == (1000, 1000 + total_s, 1000 + loop_s)
     assert run.budget() == loop_s
     Clock.now = 1002.5

@@ -5,18 +5,7 @@ FakeKnowledgeBase (real ids)."""
 
 from __future__ import annotations
 
-from tests.unit.react_tier.helpers import make_agent
-
-SEARCH_ALL = 'Thought: 先查\nAction: search_knowledge\nAction Input: {"query": "隋", "k": 5}'
-
-
-async def _run(scripted, final: str, question: str = "隋朝开了哪些运河？"):
-    scripted.script("agent", SEARCH_ALL, final)
-    agent, _ = make_agent(scripted, draft_first=False)
-    try:
-        return await agent.run(question)
-    finally:
-        await agent.aclose()
+from tests.unit.react_tier.helpers import run_citing as _run
 
 
 async def test_citations_come_from_the_answer_then_the_thoughts_in_order(scripted):

@@ -11,7 +11,7 @@ import logging
 import pytest
 
 from react_tier import AgentHooks, AgentSettings, ReActAgent, UpstreamError
-from react_tier.prompt import FORCE_FINAL, FORCE_REASONS, STOP_WORDS, question_message, system_prompt
+from react_tier.react_format import FORCE_FINAL, FORCE_REASONS, STOP_WORDS, question_message, system_prompt
 from react_tier.request import AgentRequest
 from react_tier.results import AnswerDelta
 from react_tier.tools import DOMAIN_SYSTEM_PROMPT
@@ -275,17 +275,18 @@ async def test_the_evidence_note_gets_the_room_the_clients_max_tokens_leaves(scr
     ("甲乙甲", "甲", 0),
     ("任何文字", "", 0)])
 def test_where_the_answer_starts_in_the_turns_text(text, answer, start):
-    from react_tier.agent import _answer_start
+    from react_tier.react_format import answer_start
 
-    assert _answer_start(text, answer) == start
+    assert answer_start(text, answer) == start
     assert text[start:].startswith(answer[:8]) or start == 0
 
 
 def test_tool_arguments_are_shown_as_json_unless_already_text():
-    from react_tier.agent import _as_json
+    from react_tier.react_format import render_action
 
-    assert _as_json("隋 文帝") == "隋 文帝"
-    assert _as_json({"query": "隋文帝", "k": 3}) == '{"query": "隋文帝", "k": 3}'  # readable Chinese
+    assert render_action("t", "a", "隋 文帝").endswith("\nAction Input: 隋 文帝")
+    assert render_action("t", "a", {"query": "隋文帝", "k": 3}).endswith(
+        '\nAction Input: {"query": "隋文帝", "k": 3}')  # readable Chinese
 
 
 async def test_an_observation_of_exactly_the_limit_is_kept_whole(scripted):

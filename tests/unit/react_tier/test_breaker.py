@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from react_tier.breaker import CircuitBreaker, CircuitOpenError
-from react_tier.llm import LLMClient, to_upstream_error
+from react_tier.llm import LLMClient, TextDelta, to_upstream_error
 from react_tier.settings import LLMEndpointSettings
 from tests.scripted_openai import Reply, ScriptedOpenAI
 from tests.support import free_port
@@ -109,7 +109,7 @@ async def test_a_successful_call_is_reported_to_the_breaker():
             if call == "complete":
                 assert (await client.complete(MESSAGES)).text == "好"
             else:
-                assert [d async for d in client.stream(MESSAGES)] == ["好"]
+                assert [d.text async for d in client.stream(MESSAGES) if isinstance(d, TextDelta)] == ["好"]
             assert client.breaker.failures == 0 and client.breaker.state == "closed"
         now = [0.0]
         client.breaker = CircuitBreaker("agent", failures=1, reset_s=5, clock=lambda: now[0])

@@ -8,8 +8,9 @@ import httpx
 import openai
 import pytest
 
+from react_tier.answer_shaper import StreamedTurn
 from react_tier.errors import UpstreamError
-from react_tier.llm import Completion, LLMClient, _retryable, _upstream_fault, to_upstream_error
+from react_tier.llm import Finish, LLMClient, _retryable, _upstream_fault, to_upstream_error
 from react_tier.results import Usage
 from react_tier.settings import LLMEndpointSettings
 from tests.scripted_openai import Reply
@@ -29,12 +30,12 @@ def settings(url: str = "http://127.0.0.1:9/v1", **kw) -> LLMEndpointSettings:
 
 
 def test_completion_token_marks():
-    done = Completion("甲乙丙丁戊", marks=[(2, 1), (4, 3), (5, 4)])
+    done = StreamedTurn("甲乙丙丁戊", marks=[(2, 1), (4, 3), (5, 4)])
     assert [done.tokens_from(0), done.tokens_from(2), done.tokens_from(3), done.tokens_from(0, 2),
             done.tokens_from(0, 3), done.tokens_from(4, 5)] == [4, 3, 3, 1, 3, 1]
     assert [done.cut_at_tokens(0, cap) for cap in (0, 1, 2, 3, 4, 9)] == [0, 2, 2, 4, 5, 5]
     assert done.cut_at_tokens(2, 2) == 4 and done.cut_at_tokens(3, 1) == 3
-    assert Completion("").tokens_from(0) == 0 and Completion("ab").cut_at_tokens(0, 5) == 0
+    assert StreamedTurn("").tokens_from(0) == 0 and StreamedTurn("ab").cut_at_tokens(0, 5) == 0
     assert done.tokens_from(0, 9) == 4 and done.tokens_from(2, 9) == 3  # past the last mark: all its tokens
 
 
@@ -90,13 +91,15 @@ async def test_complete_accounts_usage_and_reports_the_call(scripted):
 
     scripted.script("agent", Reply("甲乙丙", prompt_tokens=7), Reply(status=500), Reply("丁", prompt_tokens=2))
     client = LLMClient("agent", settings(scripted.base_url), hook)
-    usage: dict[str, Usage] = {}
-    first = await client.complete([{"role": "user", "content": "q"}], usage=usage)
-    second = await client.complete([{"role": "user", "content": "q"}], usage=usage)  # one 500, then retried
+    usage = Usage()
+    first = await client.complete([{"role": "user", "content": "q"}])
+    second = await client.complete([{"role": "user", "content": "q"}])  # one 500, then retried
     await client.aclose()
+    for call in (first, second):
+        usage.add(call.usage)
     assert (first.text, first.prompt_tokens, first.completion_tokens, first.finish_reason) == ("甲乙丙", 7, 3, "stop")
     assert second.text == "丁"
-    assert usage["agent"].model_dump() == {"prompt_tokens": 9, "completion_tokens": 4, "calls": 2}
+    assert usage.model_dump() == {"prompt_tokens": 9, "completion_tokens": 4, "calls": 2}
     assert [(c[0], c[2], c[3]) for c in calls] == [
         ("agent", {"prompt_tokens": 7, "completion_tokens": 3}, None), ("agent", None, "InternalServerError"),
         ("agent", {"prompt_tokens": 2, "completion_tokens": 1}, None)]
@@ -107,14 +110,17 @@ async def test_complete_accounts_usage_and_reports_the_call(scripted):
 async def test_stream_marks_where_the_tokens_end(scripted, continuous):
     scripted.script("agent", Reply("甲乙丙丁戊", prompt_tokens=4, chunk_chars=2))
     client = LLMClient("agent", settings(scripted.base_url, continuous_usage_stats=continuous))
-    final, usage = Completion(""), {}
-    deltas = [d async for d in client.stream([{"role": "user", "content": "q"}], final=final, usage=usage)]
+    final = StreamedTurn()
+    deltas = [d async for d in client.stream([{"role": "user", "content": "q"}])]
     await client.aclose()
-    assert deltas == ["甲乙", "丙丁", "戊"] and final.text == "甲乙丙丁戊" and final.finish_reason == "stop"
+    for delta in deltas:
+        final.add(delta)
+    assert [d.text for d in deltas[:-1]] == ["甲乙", "丙丁", "戊"] and isinstance(deltas[-1], Finish)
+    assert final.text == "甲乙丙丁戊" and final.finish_reason == "stop"
     # the scripted server counts one token per character (vLLM's continuous stats); else one per chunk
     assert final.marks == ([(2, 2), (4, 4), (5, 5)] if continuous else [(2, 1), (4, 2), (5, 3)])
-    assert (final.prompt_tokens, final.completion_tokens) == (4, 5)
-    assert usage["agent"].model_dump() == {"prompt_tokens": 4, "completion_tokens": 5, "calls": 1}
+    assert final.completion_tokens == 5
+    assert deltas[-1].usage.model_dump() == {"prompt_tokens": 4, "completion_tokens": 5, "calls": 1}
     body = scripted.requests_for("agent")[0]
     assert body["stream"] is True and body["stream_options"] == (
         {"include_usage": True, "continuous_usage_stats": True} if continuous else {"include_usage": True})
@@ -218,7 +224,8 @@ async def test_a_streamed_call_is_logged_and_reported_once(scripted, caplog):
         first = await anext(deltas)
         await deltas.aclose()  # the answer reached its cap: the caller stops reading
     await client.aclose()
-    assert whole == ["甲乙", "丙丁"] and first == "戊"
+    assert [d.text for d in whole[:-1]] == ["甲乙", "丙丁"] and first.text == "戊"
+    assert whole[-1] == Finish("stop", Usage(prompt_tokens=6, completion_tokens=4, calls=1))
     logged = _llm_calls(caplog)
     assert logged == [
         {"tier": "agent", "call_id": "rid-7.a1", "upstream_id": "chatcmpl-scripted", "status": 200,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from react_tier.parser import (
+from react_tier.react_format import (
     ReActParseError,
     ReActTurn,
     clean_output,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from react_tier.parser import (
+from react_tier.react_format import (
     ReActParseError,
     clean_output,
     final_answer_prefix,

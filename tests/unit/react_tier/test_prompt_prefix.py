@@ -4,7 +4,7 @@ vLLM's prefix cache can reuse the static prefix across runs and the whole earlie
 
 from __future__ import annotations
 
-from react_tier.prompt import question_message, system_prompt
+from react_tier.react_format import question_message, system_prompt
 from react_tier.settings import AgentSettings
 from react_tier.tools import build_tools
 from tests.unit.react_tier.helpers import ANSWER, SEARCH, make_agent
