@@ -18,9 +18,9 @@ CASES = [
     ("citations not read from Thoughts", "react_tier/agent.py",
      "texts = [answer, *(step.thought for step in self.steps if not step.forced)]", "texts = [answer]"),
     ("alias expansion matches shorter keys inside longer ones", "react_tier/knowledge/aliases.py", "if not any(taken[start:end]):", "if True:"),
-    ("API errors sent with HTTP 200", "deployments/api_router.py", "return JSONResponse(error_body(status, message, param), status_code=status, headers=headers)", "return JSONResponse(error_body(status, message, param), status_code=200, headers=headers)"),
-    ("validation errors returned as 422", "deployments/api_router.py", "return _error(400, f\"{where}: {message}\" if where else message, param=param)", "return _error(422, f\"{where}: {message}\" if where else message, param=param)"),
-    ("a full queue returned as 500", "deployments/serving_chat.py", "return ApiError(429, \"the agent tier is at capacity (queue full); retry later\")", "return ApiError(500, \"the agent tier is at capacity (queue full); retry later\")"),
+    ("API errors sent with HTTP 200", "deployments/errors.py", "return ErrorJSONResponse(error_body(status, message, param), status_code=status, headers=headers)", "return ErrorJSONResponse(error_body(status, message, param), status_code=200, headers=headers)"),
+    ("validation errors returned as 422", "deployments/api_router.py", "return _error(request, 400, f\"{where}: {message}\" if where else message, param=param)", "return _error(request, 422, f\"{where}: {message}\" if where else message, param=param)"),
+    ("a full queue returned as 500", "deployments/errors.py", "return ApiError(429, \"the agent tier is at capacity (queue full); retry later\")", "return ApiError(500, \"the agent tier is at capacity (queue full); retry later\")"),
 ]
 TESTS = ["tests/unit/react_tier/test_request.py", "tests/unit/deployments/test_contract_agent.py",
          "tests/unit/deployments/test_api_router.py", "tests/unit/deployments/test_api_router_exact.py",
