@@ -26,7 +26,6 @@ import contextlib
 import logging
 import re
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -157,7 +156,7 @@ class _Run:
     def __init__(self, agent: ReActAgent, request: AgentRequest, emit: Emit) -> None:
         self.agent, self.settings, self.hooks, self.emit = agent, agent.settings, agent.hooks, emit
         self.request, self.question, self.request_id = request, request.question, request.request_id or ""
-        self.run_key = self.request_id or uuid.uuid4().hex
+        self.run_key = self.request_id  # the routing key: AgentRequest.checked (the library's one id maker) set it
         self.history = [turn.model_dump() for turn in request.history]
         self.max_steps = request.max_steps or self.settings.max_steps
         self.sampling = request.generation.sampling()
