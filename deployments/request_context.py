@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 
 from starlette.types import Scope
 
-REQUEST_ID_HEADER = "X-Request-Id"  # as written in errors' `param` and in the docs
+from suiqa.logs import REQUEST_ID_HEADER  # as written in errors' `param` and in the docs
+
 REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode("latin-1")  # as ASGI carries header names (lower-case bytes)
 REQUEST_ID_RULE = f"{REQUEST_ID_HEADER} must be 1-64 characters of letters, digits, '-', '_', '.' (one header)"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # fullmatch: `$` would let a trailing newline through

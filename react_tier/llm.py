@@ -64,7 +64,7 @@ from react_tier.hooks import HookSet
 from react_tier.results import Usage
 from react_tier.routing import RUN_KEY, BoundedLoadRouter, EndpointSet
 from react_tier.settings import LLMEndpointSettings
-from suiqa.logs import current_request_id
+from suiqa.logs import REQUEST_ID_HEADER, current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -310,7 +310,7 @@ class LLMClient:
         breaker.before()  # CircuitOpenError (an UpstreamError, not retried) while every replica is known down
         started = time.monotonic()
         trace["call_id"] = call_id = self._call_id()
-        headers = {**self.hooks.upstream_headers(), **({"X-Request-Id": call_id} if call_id else {})}
+        headers = {**self.hooks.upstream_headers(), **({REQUEST_ID_HEADER: call_id} if call_id else {})}
         stream = bool(body.get("stream"))
         options: dict[str, Any] = {"timeout": self._timeout(budget_s, stream=stream)}
         if headers:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("suiqa_request_id", default=None)
+REQUEST_ID_HEADER = "X-Request-Id"  # the one spelling: the ingress reads and answers it, upstream calls send it
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=`` and becomes a JSON field.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
