@@ -2,9 +2,10 @@
 
 Keys come from ``SUIQA_API_API_KEYS`` and/or the secret file ``SUIQA_API_API_KEYS_FILE``: entries ``id:key`` (or a
 bare key, whose id is ``key-`` + the first 8 hex digits of its SHA-256) separated by commas or newlines; ``#``
-starts a comment line. Each key has an id: the id (never the key) goes into the request context (``request.state.context.api_key_id``) for logs
-and metrics. A presented token is compared with every key by ``hmac.compare_digest`` (no early exit on the first
-match or mismatch), so the time taken says nothing about how much of a key was right.
+starts a comment line. Each key has an id: the id (never the key) goes into the request context
+(``request.state.context.api_key_id``) for logs and metrics. A presented token is compared with every key by
+``hmac.compare_digest`` (no early exit on the first match or mismatch), so the time taken says nothing about how
+much of a key was right.
 
 Per-key limits (:class:`KeyLimiter`): requests in flight and a token bucket (``rpm`` refill, ``burst`` size) per
 key id. They hold per replica: with N replicas a key gets up to N times the limits (Ray Serve spreads a key's

@@ -360,7 +360,8 @@ class _Run:
         """One last agent call without tools; None when it fails or there is no time left."""
         if self.budget(self.deadline) < 0.5:
             return None
-        messages = [*(self.messages or self._opening_messages()), {"role": "user", "content": FORCE_FINAL.format(reason=FORCE_REASONS[reason])}]
+        messages = [*(self.messages or self._opening_messages()),
+                    {"role": "user", "content": FORCE_FINAL.format(reason=FORCE_REASONS[reason])}]
         try:
             async with asyncio.timeout_at(self.deadline):
                 turn = await self._stream_answer(self.agent.agent_llm.stream(

@@ -282,7 +282,8 @@ class LLMClient:
     def _retrying(self) -> AsyncRetrying:
         s = self.settings
         return AsyncRetrying(stop=stop_after_attempt(s.max_retries + 1), reraise=True,
-                             wait=wait_random_exponential(multiplier=s.retry_backoff_s, max=max(s.retry_backoff_s * 8, 0.01)),
+                             wait=wait_random_exponential(multiplier=s.retry_backoff_s,
+                                                          max=max(s.retry_backoff_s * 8, 0.01)),
                              retry=retry_if_exception(_retryable))
 
     def _request(self, messages: list[dict], stop: list[str] | None, max_tokens: int | None,

@@ -21,9 +21,10 @@ whichever comes first wins (text after a hallucinated Observation is already gon
 patterns that disagreed: the loop's (``[id]``/``【id】``, the whole bracket one id, no line break, <= 200 chars)
 and the grounding check's (also full-width ``［id］``, several ids in one bracket split at ``, ， 、 ; ；`` and
 spaces, <= 240 chars, an id = ``scheme:rest``). The tests pin the grounding side's lists (``[a, b]``,
-``[a、b]``: tests/unit/react_tier/test_grounding.py) and the loop side's ``[ id ]`` with spaces and ids that are whatever
-a tool returned (tests/unit/react_tier/test_agent_citations.py, react_tier/test_tools.py's bare ``7``). The one pattern is the
-union, so no citation either side read before is lost: a bracket is ``[...]``, ``【...】`` or ``［...］`` of
+``[a、b]``: tests/unit/react_tier/test_grounding.py) and the loop side's ``[ id ]`` with spaces and ids that are
+whatever a tool returned (tests/unit/react_tier/test_agent_citations.py, react_tier/test_tools.py's bare ``7``).
+The one pattern is the union, so no citation either side read before is lost: a bracket is ``[...]``, ``【...】``
+or ``［...］`` of
 1-240 characters without brackets inside; its ids are the whole (stripped) text when that is a known id (an id a
 tool returned), else its pieces between separators that are known ids or look like ``scheme:rest``
 (``suishu:卷2:40``, ``poem:sui#61``, a URL). Other brackets are text: the history passages' own 【译文】 mark is
@@ -84,7 +85,8 @@ def system_prompt(tools: list[Tool]) -> str:
                                 tool_names=", ".join(tool.name for tool in tools))
 
 
-INSTRUCTIONS_BLOCK = "\n\n回答要求（来自调用方，只约束最终答案的内容与形式，不改变上面的工具与格式规则）：\n{instructions}"
+INSTRUCTIONS_BLOCK = ("\n\n回答要求（来自调用方，只约束最终答案的内容与形式，不改变上面的工具与格式规则）：\n"
+                      "{instructions}")
 
 
 def question_message(question: str, draft: str | None, instructions: str | None = None) -> str:

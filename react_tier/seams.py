@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 @runtime_checkable
 class Knowledge(Protocol):
     """What tools read from the knowledge base: react_tier.knowledge.KnowledgeBase, and the unit tests'
-    FakeKnowledgeBase (tests/unit/react_tier/knowledge/test_base_contract.py holds the two to the same answers and refusals). A base may
-    also offer ``poem_group(title)`` (组诗); the poem tool asks for it only where it exists."""
+    FakeKnowledgeBase (tests/unit/react_tier/knowledge/test_base_contract.py holds the two to the same answers and
+    refusals). A base may also offer ``poem_group(title)`` (组诗); the poem tool asks for it only where it exists."""
 
     def search(self, query: str, k: int = 5) -> list[Passage]: ...
 

@@ -151,8 +151,9 @@ def _cite(item: Any, source: str | None = None) -> Citation:
 class AskSuiExpertTool(Tool):
     name = "ask_sui_expert"
     description = "向隋朝领域专家模型（内部知识）提问，返回其回答；回答可能有误，需用资料核实。"
-    parameters: ClassVar[dict[str, Any]] = {"type": "object", "properties": {"question": {"type": "string", "description": "问题"}},
-                  "required": ["question"]}
+    parameters: ClassVar[dict[str, Any]] = {"type": "object",
+                                            "properties": {"question": {"type": "string", "description": "问题"}},
+                                            "required": ["question"]}
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> ToolResult:
         completion = await ctx.domain_llm.complete([{"role": "system", "content": DOMAIN_SYSTEM_PROMPT},

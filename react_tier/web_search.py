@@ -23,8 +23,9 @@ from react_tier.tools import Tool, ToolContext, ToolResult
 class WebSearchTool(Tool):
     name = "web_search"
     description = "在互联网上检索最新的外部资料，返回带链接编号的摘要；知识库没有答案时使用。"
-    parameters: ClassVar[dict[str, Any]] = {"type": "object", "properties": {"query": {"type": "string", "description": "检索词"}},
-                  "required": ["query"]}
+    parameters: ClassVar[dict[str, Any]] = {"type": "object",
+                                            "properties": {"query": {"type": "string", "description": "检索词"}},
+                                            "required": ["query"]}
 
     def __init__(self, endpoint: str, k: int = 3, timeout_s: float = 10.0, api_key: str | None = None,
                  headers: dict[str, str] | None = None) -> None:

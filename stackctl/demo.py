@@ -56,7 +56,8 @@ def main() -> int:
         print("[demo] steps:")
         for step in extras.get("steps") or []:
             obs = (step.get("observation") or "").replace("\n", " ")[:100]
-            print(f"  {step['index']}. tool={step.get('tool')} input={json.dumps(step.get('tool_input'), ensure_ascii=False)[:80]}"
+            print(f"  {step['index']}. tool={step.get('tool')} "
+                  f"input={json.dumps(step.get('tool_input'), ensure_ascii=False)[:80]}"
                   f" ({step.get('latency_s', 0):.2f} s){' error=' + step['error'] if step.get('error') else ''}")
             if obs:
                 print(f"     observation: {obs}")

@@ -62,7 +62,8 @@ class StackSettings(TierSettings):
     api_config: str | None = Field(None, description="ApiSettings profile: a name in deployments/profiles or a YAML "
                                    "path; SUIQA_API_* / SUIQA_REACT_* / SUIQA_KB_* env vars override it.")
     prometheus: bool = Field(False, description="Also start a local Prometheus (Debian's /usr/bin/prometheus) "
-                             "scraping every tier, with monitoring/prometheus/rules.yml (`suiqa up --with-prometheus`).")
+                             "scraping every tier, with monitoring/prometheus/rules.yml "
+                             "(`suiqa up --with-prometheus`).")
     prometheus_port: int = Field(9090, ge=1, le=65535, description="Port of the local Prometheus.")
 
 

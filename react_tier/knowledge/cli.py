@@ -44,7 +44,8 @@ def build(force: bool = typer.Option(False, "--force", help="Rebuild even if a c
     started = time.perf_counter()
     settings = _settings(data_dir, cache_dir)
     # the dense vectors are added after the BM25 index: load it without them first
-    kb = KnowledgeBase.build(settings.model_copy(update={"dense_weight": 0.0}), progress=sys.stderr.isatty(), force=force)
+    kb = KnowledgeBase.build(settings.model_copy(update={"dense_weight": 0.0}), progress=sys.stderr.isatty(),
+                             force=force)
     typer.echo(f"knowledge base ready: {len(kb)} passages, {kb.manifest['poems']} poems in {kb.index_dir} "
                f"({time.perf_counter() - started:.1f} s)")
     if dense:

@@ -38,7 +38,8 @@ DATA_FILES = (SUISHU_CLASSICAL, SUISHU_BILINGUAL, ZZTJ_CLASSICAL, ZZTJ_BILINGUAL
 MODERN_MARK = "【译文】"
 # the collection a poem record comes from, as the agent may name it
 COLLECTIONS = {POEMS_DATA2_SUI: "隋诗（data2/隋.json）", POEMS_SUI: "隋诗（Werneror 隋.csv）",
-               POEMS_SUI_TANG: "隋末唐初诗（Werneror 隋末唐初.csv）", POEMS_DATA2_NANBEICHAO: "南北朝诗（data2/南北朝.json）"}
+               POEMS_SUI_TANG: "隋末唐初诗（Werneror 隋末唐初.csv）",
+               POEMS_DATA2_NANBEICHAO: "南北朝诗（data2/南北朝.json）"}
 
 
 @dataclass
@@ -114,7 +115,8 @@ def _windows(lengths: list[int], window_chars: int, stride_chars: int) -> list[t
 
 HEADING_NAME = re.compile(r"^○?\s*([\u4e00-\u9fff]{2,4})，字")
 HEADING_MARK = re.compile(r"^○\s*([^\s，。○]{1,12})")
-ZZTJ_YEAR = re.compile(r"^[^，。（]{0,12}?((?:开皇|仁寿|大业|义宁|皇泰|武德)[元一二三四五六七八九十]+年（[^）]{0,20}）)")
+ZZTJ_YEAR = re.compile(r"^[^，。（]{0,12}?((?:开皇|仁寿|大业|义宁|皇泰|武德)"
+                       r"[元一二三四五六七八九十]+年（[^）]{0,20}）)")
 
 
 def _paragraph_heading(paragraph: str, source: str) -> str | None:

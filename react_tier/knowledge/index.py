@@ -162,8 +162,8 @@ def build_index(settings: KnowledgeSettings, data_dir: Path, target: Path, hashe
         with (tmp / "poem_groups.jsonl").open("w", encoding="utf-8") as fh:
             for group in groups:
                 fh.write(json.dumps(asdict(group), ensure_ascii=False) + "\n")
-        manifest = {"format": INDEX_FORMAT, "data_files": hashes, "passages": len(docs), "sentences": len(sent_owner), "poems": len(poems),
-                    "poem_groups": len(groups), "lexicon": lexicon.meta,
+        manifest = {"format": INDEX_FORMAT, "data_files": hashes, "passages": len(docs), "sentences": len(sent_owner),
+                    "poems": len(poems), "poem_groups": len(groups), "lexicon": lexicon.meta,
                     "settings": {f: getattr(settings, f) for f in INDEX_SHAPING_FIELDS},
                     "build_seconds": round(time.perf_counter() - started, 2)}
         (tmp / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1, default=list))

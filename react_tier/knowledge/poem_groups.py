@@ -78,7 +78,8 @@ class PoemGroup:
     def text(self) -> str:
         author = self.author or "无名氏"
         stated = f"题目称{self.stated_size}首，" if self.stated_size else ""
-        listed = "、".join(f"{label}「{line}」" if label else f"「{line}」" for label, _, line in self.members[:MAX_LISTED])
+        listed = "、".join(f"{label}「{line}」" if label else f"「{line}」"
+                          for label, _, line in self.members[:MAX_LISTED])
         more = f"等{self.size}首" if self.size > MAX_LISTED else ""
         return (f"《{self.title}》组诗 {self.dynasty}·{author}\n《{self.name}》共{self.count}首（{stated}"
                 f"本库收录{self.size}首，出自{self.collection}）：{listed}{more}")

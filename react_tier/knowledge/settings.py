@@ -63,11 +63,12 @@ class KnowledgeSettings(TierSettings):
     sentence_weight: float = Field(
         0.0, ge=0.0, le=10.0,
         description="Weight in the fusion of the sentence-granularity ranking (each history sentence with its "
-                    "heading and translation, a hit returning the window that holds it); 0 = off (0.7: +2 dev questions "
-                    "at @5, -5 at @1; see benchmarks/results/knowledge/ISSUE30.md).")
+                    "heading and translation, a hit returning the window that holds it); 0 = off (0.7: +2 dev "
+                    "questions at @5, -5 at @1; see benchmarks/results/knowledge/ISSUE30.md).")
     section_completion: bool = Field(
         False, description="search_many: each sub-query reserves its best-matching window inside the sections "
-                          "(biography / 志 section / year) the whole question's top passages come from (off: -1 dev question at @5).")
+                          "(biography / 志 section / year) the whole question's top passages come from "
+                          "(off: -1 dev question at @5).")
     section_depth: int = Field(3, ge=1, le=50,
                                description="With section_completion: how many of the whole question's top passages "
                                            "name the sections searched.")
@@ -88,7 +89,8 @@ class KnowledgeSettings(TierSettings):
     coverage_depth: int = Field(30, ge=1, le=1000, description="How many top passages the coverage re-rank sees.")
     use_poem_groups: bool = Field(
         True, description="Structured poem route: a question that names a poem group (组诗) and asks how many / "
-                          "which poems ranks the group's record first; a 《title》 ranks the poems of that title first.")
+                          "which poems ranks the group's record first; a 《title》 ranks the poems of that title "
+                          "first.")
     max_query_chars: int = Field(
         1000, ge=10, le=100_000,
         description="Longer queries are rejected with KnowledgeQueryError. Inside the agent it follows "

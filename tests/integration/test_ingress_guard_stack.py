@@ -152,7 +152,8 @@ async def test_overload_sheds_at_once_admitted_succeed_health_stays_fast(stack):
             results, health_times = await _overload_burst(http, urls, base)
             shed = [(r, s) for r, s in results if r.status_code == 429]
             admitted = [(r, s) for r, s in results if r.status_code != 429]
-            at_door = [s for r, s in shed if "backpressure" in r.json()["error"]["message"]]  # Ray's proxy: the front door
+            # Ray's proxy: the front door
+            at_door = [s for r, s in shed if "backpressure" in r.json()["error"]["message"]]
             # 12 places in the replica + 4 in the proxy while it places them: most of the other 24 are refused at
             # the door (a loaded proxy reads the 40 over a while, and places freed meanwhile are taken)
             assert len(at_door) >= 10 and admitted, [(r.status_code, r.text[:80]) for r, _ in results]

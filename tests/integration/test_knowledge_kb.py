@@ -287,8 +287,9 @@ def test_search_many_gives_each_query_its_own_places(kb):
 
 
 @pytest.mark.parametrize(("title", "author", "count", "size"), [
-    ("读曲歌", None, 89, 89), ("《华山畿》", None, 25, 25), ("帝京篇", "李世民", 10, 10), ("赠薛播州诗", "杨素", 14, 14),
-    ("寿阳乐", None, 9, 9), ("企喻歌", None, 4, 4), ("五音曲", None, 5, 5), ("古意六首", "王绩", 6, 6),
+    ("读曲歌", None, 89, 89), ("《华山畿》", None, 25, 25), ("帝京篇", "李世民", 10, 10),
+    ("赠薛播州诗", "杨素", 14, 14), ("寿阳乐", None, 9, 9), ("企喻歌", None, 4, 4), ("五音曲", None, 5, 5),
+    ("古意六首", "王绩", 6, 6),
     ("齐明堂乐歌十五首", None, 15, 15), ("春江花月夜", "隋炀帝", 2, 2)])
 def test_poem_group_counts(kb, title, author, count, size):
     group = kb.poem_group(title, author)
@@ -300,7 +301,8 @@ def test_poem_group_counts(kb, title, author, count, size):
 
 def test_lookup_poem_returns_the_structured_fields(kb):
     [poem] = kb.lookup_poem(title="华山畿二十五首 其二", k=1)
-    assert (poem.dynasty, poem.group, poem.group_label, poem.group_size) == ("隋", "poemgroup:华山畿二十五首", "其二", 25)
+    assert (poem.dynasty, poem.group, poem.group_label, poem.group_size) == (
+        "隋", "poemgroup:华山畿二十五首", "其二", 25)
     assert poem.collection and poem.author == "无名氏"
     assert "组诗《华山畿二十五首》共25首之其二" in poem.facts_line()
     xixi = kb.lookup_poem("空梁落燕泥")[0]

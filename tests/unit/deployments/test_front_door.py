@@ -102,7 +102,8 @@ def test_the_request_id_rule():
 
 def test_rays_backpressure_answer_becomes_an_openai_error_with_its_retry_after():
     status = ResponseStatus(code=429, is_error=True, headers=retry_after_headers(2),
-                            message="Request dropped due to backpressure (num_queued_requests=1, max_queued_requests=1).")
+                            message="Request dropped due to backpressure "
+                                    "(num_queued_requests=1, max_queued_requests=1).")
     resp = TestClient(proxy_app(status)).post("/v1/chat/completions", json={})
     assert resp.status_code == 429 and resp.headers["retry-after"] == "2" and resp.headers["x-request-id"]
     assert resp.headers["content-type"] == "application/json"

@@ -70,8 +70,9 @@ def _rules() -> list[dict]:
 def test_rules_cover_the_issue_list_and_alerts_are_labelled():
     rules = _rules()
     recorded = {rule["record"] for rule in rules if "record" in rule}
-    for name in ("sui:request_ttft_seconds:p50_5m", "sui:request_ttft_seconds:p95_5m", "sui:request_ttft_seconds:p99_5m",
-                 "sui:request_e2e_seconds:p95_5m", "sui:requests:rate5m", "sui:request_errors:ratio_rate5m",
+    for name in ("sui:request_ttft_seconds:p50_5m", "sui:request_ttft_seconds:p95_5m",
+                 "sui:request_ttft_seconds:p99_5m", "sui:request_e2e_seconds:p95_5m", "sui:requests:rate5m",
+                 "sui:request_errors:ratio_rate5m",
                  "sui:degraded:ratio_rate5m", "sui:agent_steps:mean_5m", "sui:tool_latency_seconds:p95_5m",
                  "sui:upstream_errors:rate5m", "job:vllm_num_requests_waiting:sum", "job:vllm_kv_cache_usage_perc:max",
                  "job:vllm_prefix_cache_hit:ratio_rate5m", "sui:goodput:ratio_rate5m", "sui:quality_step:rate5m",

@@ -82,7 +82,8 @@ class SlowTool(Tool):
 
     name = "slow_tool"
     description = "一个很慢的工具。"
-    parameters: ClassVar[dict[str, Any]] = {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}
+    parameters: ClassVar[dict[str, Any]] = {"type": "object", "properties": {"query": {"type": "string"}},
+                                            "required": ["query"]}
 
     def __init__(self, sleep_s: float = 30.0) -> None:
         self.sleep_s = sleep_s

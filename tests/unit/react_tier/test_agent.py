@@ -260,7 +260,8 @@ async def test_always_search_first_is_a_visible_forced_step(scripted):
     await agent.aclose()
     forced = result.steps[0]
     assert 0 < forced.latency_s < elapsed  # the search's own time, in seconds
-    assert forced.forced and forced.tool == "search_knowledge" and forced.tool_input == {"query": "通济渠是哪一年开的？"}
+    assert (forced.forced and forced.tool == "search_knowledge"
+            and forced.tool_input == {"query": "通济渠是哪一年开的？"})
     assert "[suishu:卷3:18]" in forced.observation
     assert result.steps[1].index == 1 and [c.id for c in result.citations] == ["suishu:卷3:18"]
     assert "Observation: [suishu:卷3:18]" in scripted.requests_for("agent")[0]["messages"][-1]["content"]
@@ -468,7 +469,8 @@ async def test_an_answer_cut_by_the_tiers_own_cap_still_lists_its_evidence(scrip
 
 async def test_the_answer_is_counted_from_its_label_not_from_a_thought_that_says_the_same(scripted):
     scripted.script("domain", "草稿")
-    scripted.script("agent", "Thought: 隋炀帝于大业元年开通济渠，可以回答了。\nFinal Answer: 隋炀帝于大业元年开通济渠。")
+    scripted.script("agent", "Thought: 隋炀帝于大业元年开通济渠，可以回答了。\n"
+                             "Final Answer: 隋炀帝于大业元年开通济渠。")
     agent, _ = make_agent(scripted)
     result = await agent.run(AgentRequest(question="测试", generation={"max_tokens": 500}))
     await agent.aclose()

@@ -89,7 +89,8 @@ async def test_the_forced_first_search_is_step_zero(scripted):
     result = await agent.run("  谁开通济渠？ ")
     await agent.aclose()
     forced = result.steps[0]
-    assert (forced.index, forced.forced, forced.tool, forced.thought) == (0, True, "search_knowledge", "由系统先检索知识库。")
+    assert (forced.index, forced.forced, forced.tool, forced.thought) == (
+        0, True, "search_knowledge", "由系统先检索知识库。")
     assert forced.tool_input == {"query": "谁开通济渠？"} and result.steps[1].index == 1
 
 
@@ -259,7 +260,8 @@ async def test_the_evidence_note_gets_the_room_the_clients_max_tokens_leaves(scr
 
 
 @pytest.mark.parametrize(("text", "answer", "start"), [
-    ("Thought: 隋炀帝开凿了通济渠吗\nFinal Answer: 隋炀帝开凿了通济渠。", "隋炀帝开凿了通济渠。", 34),  # after the label
+    # after the label
+    ("Thought: 隋炀帝开凿了通济渠吗\nFinal Answer: 隋炀帝开凿了通济渠。", "隋炀帝开凿了通济渠。", 34),
     ("Final Answer: 甲\nFinal Answer: 隋炀帝开凿了通济渠。", "隋炀帝开凿了通济渠。", 30),  # the last label
     ("Final Answer: 隋炀帝开凿了通济渠。", "隋炀帝开凿了通济渠。", 14),
     ("隋炀帝开凿了通济渠。", "隋炀帝开凿了通济渠。", 0),  # no label: its first occurrence

@@ -75,7 +75,8 @@ def test_report_serialises_and_bad_input_is_a_type_error():
 
 
 def test_several_ids_in_one_bracket_are_all_citations():
-    report = check_grounding("隋文帝在大宝殿逝世，时年六十四岁；“空梁落燕泥”出自《昔昔盐》。[suishu:卷2:40, poem:sui#61]", CITED)
+    report = check_grounding("隋文帝在大宝殿逝世，时年六十四岁；“空梁落燕泥”出自《昔昔盐》。"
+                             "[suishu:卷2:40, poem:sui#61]", CITED)
     assert report.sentences[0].citations == ("suishu:卷2:40", "poem:sui#61") and report.score == 1.0
     report = check_grounding("隋文帝在大宝殿逝世。[suishu:卷2:40、zztj:卷180:3]", CITED)
     assert report.score == 1.0 and report.unknown_ids == ("zztj:卷180:3",)  # one known id supports it

@@ -44,7 +44,8 @@ async def test_deadline_priority_sends_the_runs_deadline_with_every_call_of_both
     extra = {"priority": "deadline"}
     agent, _ = make_agent(server, domain_llm={"base_url": server.base_url, "model": "domain", "timeout_s": 5,
                                               "extra_body": extra},
-                          agent_llm={"base_url": server.base_url, "model": "agent", "timeout_s": 5, "extra_body": extra})
+                          agent_llm={"base_url": server.base_url, "model": "agent", "timeout_s": 5,
+                                     "extra_body": extra})
     started_ms = time.time() * 1000
     result = await agent.run("大业元年开了哪条运河？")
     await agent.aclose()

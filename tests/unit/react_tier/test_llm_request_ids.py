@@ -136,6 +136,7 @@ async def test_each_step_is_logged_with_its_fields_and_handed_to_the_hooks():
     logged = [json.loads(line) for line in out.getvalue().splitlines()]
     logged = [x for x in logged if x["event"] == "step"]
     assert [(x["level"], x["step"], x["tool"], x["forced"], x["error"] is None) for x in logged] == [
-        ("warning", 0, None, False, False), ("info", 1, "search_knowledge", False, True), ("info", 2, None, False, True)]
+        ("warning", 0, None, False, False), ("info", 1, "search_knowledge", False, True),
+        ("info", 2, None, False, True)]
     for x, step in zip(logged, result.steps, strict=True):
         assert x["latency_ms"] == round(step.latency_s * 1000, 1) and x["error"] == step.error

@@ -18,7 +18,8 @@ TOOLS = ["search_knowledge", "lookup_poem"]
 
 FEEDBACK = {
     "empty": "输出为空。请按格式输出 Thought、Action、Action Input，或 Final Answer。",
-    "no labels": "没有找到 Action 或 Final Answer。请先写 Thought:，再写 Action: 和 Action Input:，或直接写 Final Answer:。",
+    "no labels": "没有找到 Action 或 Final Answer。"
+                 "请先写 Thought:，再写 Action: 和 Action Input:，或直接写 Final Answer:。",
     "no action": "缺少 Action。请写 Action: 工具名，然后写 Action Input:，或写 Final Answer:。",
     "empty action": "Action 为空。请写出要调用的工具名。",
     "empty answer": "Final Answer 为空。请写出最终答案。",

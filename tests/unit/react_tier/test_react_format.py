@@ -48,7 +48,8 @@ def test_grounding_and_annotations_read_the_same_ids():
 
 
 async def test_the_loop_cites_full_width_brackets_and_lists(scripted):
-    result = await _run(scripted, "Thought: 好\nFinal Answer: 开通济渠［suishu:卷3:18］，又见[bio:杨师道、zztj:卷180:47]。")
+    result = await _run(scripted, "Thought: 好\n"
+                                  "Final Answer: 开通济渠［suishu:卷3:18］，又见[bio:杨师道、zztj:卷180:47]。")
     assert [c.id for c in result.citations] == ["suishu:卷3:18", "bio:杨师道", "zztj:卷180:47"]
     assert "参考资料" not in result.answer  # it cites its evidence: no evidence line is added
 

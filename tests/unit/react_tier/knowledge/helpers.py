@@ -71,9 +71,12 @@ DATA2_SUI = [
     {"id": "sui#1", "title": "读曲歌 其一", "author": "", "content": "打坏木栖床，谁能坐相思。"},
     {"id": "sui#2", "title": "读曲歌 其二", "author": "", "content": "千叶红芙蓉，照灼绿水边。"},
     {"id": "sui#3", "title": "读曲歌 其三", "author": "", "content": "思欢久，不爱独枝莲。"},
-    {"id": "sui#61", "title": "昔昔盐", "author": "薛道衡", "content": "垂柳覆金堤，蘼芜叶复齐。暗牖悬蛛网，空梁落燕泥。"},
-    {"id": "sui#780", "title": "春江花月夜二首 其一", "author": "杨广", "content": "暮江平不动，春花满正开。流波将月去，潮水带星来。"},
-    {"id": "sui#781", "title": "春江花月夜二首 其二", "author": "杨广", "content": "夜露含花气，春潭漾月晖。汉水逢游女，湘川值两妃。"},
+    {"id": "sui#61", "title": "昔昔盐", "author": "薛道衡",
+     "content": "垂柳覆金堤，蘼芜叶复齐。暗牖悬蛛网，空梁落燕泥。"},
+    {"id": "sui#780", "title": "春江花月夜二首 其一", "author": "杨广",
+     "content": "暮江平不动，春花满正开。流波将月去，潮水带星来。"},
+    {"id": "sui#781", "title": "春江花月夜二首 其二", "author": "杨广",
+     "content": "夜露含花气，春潭漾月晖。汉水逢游女，湘川值两妃。"},
     {"id": "sui#101", "title": "出塞二首 其一", "author": "杨素", "content": "漠南胡未空，汉将复临戎。"},
     {"id": "sui#102", "title": "出塞二首 其二", "author": "杨素", "content": "汉虏未和亲，忧国不忧身。"},
 ]
@@ -82,7 +85,8 @@ NANBEICHAO = [
     {"id": "nanbeichao#8", "title": "旦发青林诗", "author": "孔稚圭", "content": "孤征越清江，游子悲路长。"},
 ]
 SUI_JSONL = [
-    {"id": "隋#1", "title": "昔昔盐", "dynasty": "隋", "author": "薛道衡", "content": "垂柳覆金堤，蘼芜叶复齐。暗牖悬蛛网，空梁落燕泥。"},
+    {"id": "隋#1", "title": "昔昔盐", "dynasty": "隋", "author": "薛道衡",
+     "content": "垂柳覆金堤，蘼芜叶复齐。暗牖悬蛛网，空梁落燕泥。"},
     {"id": "隋#9", "title": "人日思归", "dynasty": "隋", "author": "薛道衡", "content": "入春才七日，离家已二年。"},
 ]
 SUI_TANG = [

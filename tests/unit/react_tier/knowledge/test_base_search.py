@@ -366,7 +366,8 @@ def test_coverage_counts_alias_forms_only_with_aliases_on(make_kb):
 def test_coverage_counts_lexicon_forms_of_words_the_table_does_not_map(make_kb):
     query = "韩擒虎生病时年多少"
     entries = {"生病": [("寝疾", 0.9)]}
-    plain = {p.id: p.score for p in _with_lexicon(make_kb(**{**PLAIN, "use_lexicon": False}), entries).search(query, 100)}
+    plain = {p.id: p.score
+             for p in _with_lexicon(make_kb(**{**PLAIN, "use_lexicon": False}), entries).search(query, 100)}
     for use_lexicon, share in ((True, 3 / 3), (False, 2 / 3)):
         kb = _with_lexicon(make_kb(**{**PLAIN, "coverage_weight": 1.0, "use_lexicon": use_lexicon,
                                        "lexicon_weight": 0.0}), entries)

@@ -51,7 +51,8 @@ def _words(text: str) -> list[str]:
 
 # ------------------------------------------------------------------ poem groups
 def test_chinese_numbers_and_titles():
-    assert [chinese_number(x) for x in ("十", "二十五", "八十九", "十五", "一百零二", "两", "首")] == [10, 25, 89, 15, 102, 2, None]
+    assert [chinese_number(x) for x in ("十", "二十五", "八十九", "十五", "一百零二", "两", "首")] == [
+        10, 25, 89, 15, 102, 2, None]
     assert split_title("读曲歌八十九首 其八十一") == ("读曲歌八十九首", "其八十一")
     assert split_title("五音曲 其五 羽引") == ("五音曲", "其五 羽引")
     assert group_name("读曲歌八十九首") == "读曲歌" and group_name("企喻歌") == "企喻歌"
@@ -66,8 +67,10 @@ def test_groups_count_members_and_prefer_the_stated_count():
              _poem(3, "华山畿二十五首 其二", "闻欢大养蚕，定得几许丝。"),
              _poem(4, "华山畿二十五首 其一", "华山畿，君既为侬死，独生为谁施。"),
              _poem(5, "华山畿二十五首", "华山畿，君既为侬死，独生为谁施？欢若见怜时。"),  # head record = 其一 again
-             _poem(6, "五音曲 其五 羽引", "玄英纪运。冬冰折。"), _poem(7, "五音曲 羽引", "玄英纪运，冬冰折。"),  # same poem
-             _poem(8, "赠马明生诗二首", "一首诗的内容。", author="某人"), _poem(9, "昔昔盐", "垂柳覆金堤", author="薛道衡"),
+             _poem(6, "五音曲 其五 羽引", "玄英纪运。冬冰折。"),
+             _poem(7, "五音曲 羽引", "玄英纪运，冬冰折。"),  # same poem
+             _poem(8, "赠马明生诗二首", "一首诗的内容。", author="某人"),
+             _poem(9, "昔昔盐", "垂柳覆金堤", author="薛道衡"),
              _poem(10, "企喻歌 其二", "放马大泽中，草好马著膘。", author="无名氏")]  # '' and 无名氏: one author
     annotated, groups = build_groups(poems)
     by_name = {g.name: g for g in groups}
@@ -156,4 +159,5 @@ def test_a_multi_fact_question_is_a_hit_only_when_every_fact_is_found(tmp_path):
         {"id": "a", "question": "q", "expected": death},
         {"id": "b", "question": "q", "shape": "multi", "facts": [death, burial]}]), encoding="utf-8")
     legacy, multi = load_questions(path)
-    assert (legacy.facts, legacy.shape) == ([death], "legacy") and (multi.facts, multi.shape) == ([death, burial], "multi")
+    assert ((legacy.facts, legacy.shape) == ([death], "legacy")
+            and (multi.facts, multi.shape) == ([death, burial], "multi"))

@@ -101,7 +101,8 @@ def test_translations_attach_to_their_sentences_even_when_shifted():
 
 
 def test_headings():
-    assert _paragraph_heading("高祖文皇帝上之上开皇九年（己酉，公元五八九年）", "zztj") == "开皇九年（己酉，公元五八九年）"
+    assert (_paragraph_heading("高祖文皇帝上之上开皇九年（己酉，公元五八九年）", "zztj")
+            == "开皇九年（己酉，公元五八九年）")
     assert _paragraph_heading("高颎，字昭玄，一名敏，自云渤海蓚人也。", "suishu") == "高颎"
     assert _paragraph_heading("○谯国夫人 谯国夫人者，高凉洗氏之女也。", "suishu") == "谯国夫人"
     assert _paragraph_heading("春，正月，乙丑朔，陈主朝会群臣。", "zztj") is None
@@ -166,4 +167,5 @@ def test_plain_words_keep_unknown_names_in_single_characters():
     from react_tier.knowledge.index import jieba_extra_words
     from react_tier.knowledge.text import WordTokenizer
 
-    assert WordTokenizer(jieba_extra_words()).plain_words("来护儿率水军渡海") == ["来", "护", "儿", "率", "水军", "渡海"]
+    assert WordTokenizer(jieba_extra_words()).plain_words("来护儿率水军渡海") == [
+        "来", "护", "儿", "率", "水军", "渡海"]

@@ -72,7 +72,8 @@ def test_internlm2_chat_template_renders_exactly(two_builds):
     messages = [{"role": "system", "content": "你是隋史专家。"}, {"role": "user", "content": "隋朝建于哪一年？"},
                 {"role": "assistant", "content": "581年。"}, {"role": "user", "content": "谁建立的？"}]
     rendered = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    assert rendered == ("<s><|im_start|>system\n你是隋史专家。<|im_end|>\n<|im_start|>user\n隋朝建于哪一年？<|im_end|>\n"
+    assert rendered == ("<s><|im_start|>system\n你是隋史专家。<|im_end|>\n"
+                        "<|im_start|>user\n隋朝建于哪一年？<|im_end|>\n"
                         "<|im_start|>assistant\n581年。<|im_end|>\n<|im_start|>user\n谁建立的？<|im_end|>\n"
                         "<|im_start|>assistant\n")
     ids = tok(rendered, add_special_tokens=False)["input_ids"]
