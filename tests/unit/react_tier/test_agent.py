@@ -47,6 +47,22 @@ async def test_two_step_answer_with_citations(scripted):
     json.dumps(result.model_dump())  # JSON-serialisable
 
 
+async def test_a_run_routes_by_its_request_id_and_releases_it_on_both_tiers(scripted):
+    """Run-affine routing (react_tier/routing.py): a run's key is its request id, the one AgentRequest.checked
+    sets; when the run ends both tiers release that key (the bounded-load count of runs in flight)."""
+    scripted.script("domain", "草稿", "草稿")
+    scripted.script("agent", ANSWER, ANSWER)
+    agent, _ = make_agent(scripted)
+    released = []
+    agent.agent_llm.release_run = lambda key: released.append(("agent", key))
+    agent.domain_llm.release_run = lambda key: released.append(("domain", key))
+    await agent.run(AgentRequest(question="大运河是谁开凿的？", request_id="run-7"))
+    unnamed = await agent.run("谁开凿了通济渠？")  # no id given: checked() made one, and the run used it
+    await agent.aclose()
+    assert released[:2] == [("agent", "run-7"), ("domain", "run-7")]
+    assert released[2:] == [("agent", unnamed.request_id), ("domain", unnamed.request_id)] and unnamed.request_id
+
+
 async def test_stream_events_and_answer_deltas(scripted):
     scripted.script("domain", "草稿")
     scripted.script("agent", SEARCH, ANSWER)
