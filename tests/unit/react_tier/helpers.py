@@ -19,6 +19,7 @@ from react_tier import AgentHooks, AgentSettings, ReActAgent
 from react_tier.knowledge.models import KnowledgeQueryError, Passage, Poem
 from react_tier.knowledge.settings import KnowledgeSettings
 from react_tier.knowledge.text import clean_query
+from react_tier.results import Citation
 from react_tier.tools import Tool, ToolResult
 from tests.scripted_openai import ScriptedOpenAI
 
@@ -91,6 +92,18 @@ class SlowTool(Tool):
     async def run(self, args, ctx) -> ToolResult:
         await asyncio.sleep(self.sleep_s)
         return ToolResult("too late")
+
+
+class BareIdTool(Tool):
+    """Returns one source whose id has no ``scheme:`` (a third-party tool's numbering: ``7``)."""
+
+    name = "bare_source"
+    description = "返回一条编号为 7 的资料。"
+    parameters: ClassVar[dict[str, Any]] = {"type": "object", "properties": {"query": {"type": "string"}},
+                                            "required": ["query"]}
+
+    async def run(self, args, ctx) -> ToolResult:
+        return ToolResult("[7] 隋文帝崩于大宝殿。", [Citation(id="7", source="", title="第七条")])
 
 
 class NotATool:

@@ -5,6 +5,7 @@ FakeKnowledgeBase (real ids)."""
 
 from __future__ import annotations
 
+from tests.unit.react_tier.helpers import make_agent
 from tests.unit.react_tier.helpers import run_citing as _run
 
 
@@ -30,3 +31,17 @@ async def test_an_answer_that_cites_nothing_lists_its_evidence_visibly(scripted)
 async def test_a_thought_alone_can_cite(scripted):
     result = await _run(scripted, "Thought: 见 [bio:杨师道]\nFinal Answer: 杨师道是隋宗室。")
     assert [c.id for c in result.citations] == ["bio:杨师道"]
+
+
+async def test_an_id_a_tool_returned_is_cited_whatever_its_form(scripted):
+    """A tool's own numbering (``7``, no ``scheme:``) is a citation once that tool returned it (react_format's
+    known ids); the same bracket without the tool's result is text."""
+    scripted.script("agent", 'Thought: 查\nAction: bare_source\nAction Input: {"query": "隋文帝"}',
+                    "Thought: 好\nFinal Answer: 隋文帝崩于大宝殿 [7]，又见 [8]。")
+    bare = {"path": "tests.unit.react_tier.helpers:BareIdTool"}
+    agent, _ = make_agent(scripted, draft_first=False, extra_tools=[bare])
+    try:
+        result = await agent.run("隋文帝崩于何处？")
+    finally:
+        await agent.aclose()
+    assert [c.id for c in result.citations] == ["7"] and result.citations[0].title == "第七条"
