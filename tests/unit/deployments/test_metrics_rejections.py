@@ -24,3 +24,15 @@ def test_a_full_queue_is_a_429_counted_as_queue_full():
     samples = {tuple(sorted(s.labels.items())): s.value for m in metrics.registry.collect()
                if m.name == "sui_rejected" for s in m.samples if s.name == "sui_rejected_total"}
     assert samples == {(("reason", "queue_full"),): 1.0}
+
+
+def test_a_body_that_is_no_json_is_a_400_counted_as_invalid_json():
+    """The handler names its reason on the one request context (request_context.reject), and the counting
+    layer reads it there: not the status's default ("invalid_request" for a 400)."""
+    metrics = PipelineMetrics()
+    client = TestClient(create_app(OpenAIServingChat(ApiSettings.load(), ContractAgent(), metrics)))
+    resp = client.post("/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    assert resp.status_code == 400 and resp.json()["error"]["code"] == 400
+    samples = {tuple(sorted(s.labels.items())): s.value for m in metrics.registry.collect()
+               if m.name == "sui_rejected" for s in m.samples if s.name == "sui_rejected_total"}
+    assert samples == {(("reason", "invalid_json"),): 1.0}
