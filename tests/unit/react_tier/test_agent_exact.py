@@ -304,3 +304,15 @@ async def test_an_observation_of_exactly_the_limit_is_kept_whole(scripted):
     assert not full.endswith("…")
     assert await observation(len(full)) == full
     assert await observation(len(full) - 1) == full[:len(full) - 2] + "…"
+
+
+def test_the_lead_of_a_passage_for_an_extractive_answer():
+    """agent._lead (the quality ladder's extractive answer): the first two sentences, whitespace removed, within
+    the limit; one sentence when only one ends inside it; half the limit when none does."""
+    from react_tier.agent import _lead
+
+    assert _lead("开皇元年，\n 隋文帝即位。改元开皇！大赦天下？余下不取。") == "开皇元年，隋文帝即位。改元开皇！"
+    assert _lead("隋文帝即位。改元开皇，大赦天下", limit=8) == "隋文帝即位。"
+    assert _lead("甲乙丙丁戊己庚辛壬癸。", limit=8) == "甲乙丙丁"
+    assert _lead("甲乙 丙丁\t戊己", limit=9) == "甲乙丙丁"
+    assert _lead("甲。乙。丙。") == _lead("甲。乙。") == "甲。乙。"
