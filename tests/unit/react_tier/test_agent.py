@@ -579,3 +579,22 @@ async def test_a_consumer_that_leaves_early_cancels_the_run_and_closes_cleanly(s
     await agent.aclose()
     assert isinstance(first, StepStarted | AnswerDelta | StepFinished)
     assert ("run_end", "stop") not in hooks.calls  # the run did not go on to its end
+
+
+async def test_the_extractive_step_answers_from_the_evidence_without_a_model_call(scripted):
+    """The quality ladder's last step (quality "extractive"): the lead of each passage the forced search showed,
+    one cited line each; no LLM call. With no evidence it is a 503 naming why, not an empty answer."""
+    agent, _ = make_agent(scripted)
+    result = await agent.run(AgentRequest(question="通济渠是哪一年开的？", quality="extractive"))
+    assert result.finish_reason == "degraded" and result.answer == (
+        "[suishu:卷3:18] 徙天下富商大贾数万家于东京。辛亥，发河南诸郡男女百余万，开通济渠，"
+        "自西苑引谷、洛水达于河，自板渚引河通于淮。\n"
+        "[zztj:卷180:47] 自长安至江都，置离宫四十馀所。庚申，遣黄门侍郎王弘等往江南造龙舟及杂船数万艘。")
+    assert [c.id for c in result.citations] == ["suishu:卷3:18", "zztj:卷180:47"]
+    assert scripted.requests_for("agent") == [] and scripted.requests_for("domain") == []
+    await agent.aclose()
+    no_search, _ = make_agent(scripted, tools=["lookup_poem"])  # nothing searched: no evidence
+    with pytest.raises(UpstreamError, match="no evidence to answer from") as refused:
+        await no_search.run(AgentRequest(question="通济渠是哪一年开的？", quality="extractive"))
+    await no_search.aclose()
+    assert refused.value.status_code == 503
