@@ -159,6 +159,20 @@ async def test_a_dead_replica_fails_over_then_fails_fast_by_its_own_breaker():
     await client.aclose()
 
 
+async def test_a_retry_goes_to_another_replica_while_the_failed_ones_breaker_is_still_closed():
+    """One fault does not open a breaker of 5, yet the call's retry leaves the replica that just failed."""
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    with ScriptedOpenAI() as live:
+        settings = LLMEndpointSettings(base_url=dead, replicas=[dead, live.base_url], model="agent",
+                                       breaker_failures=5, max_retries=1)
+        client = LLMClient("agent", settings)
+        key = next(k for k in KEYS if HashRing([dead, live.base_url]).walk(k)[0] == dead)
+        live.script("agent", "好")
+        await _complete_as(client, key)
+        assert client.breaker_for(dead).state == "closed" and len(live.requests) == 1
+        await client.aclose()
+
+
 async def test_readiness_holds_while_one_replica_answers():
     dead = f"http://127.0.0.1:{free_port()}/v1"
     with ScriptedOpenAI() as live:
