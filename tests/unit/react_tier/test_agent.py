@@ -598,3 +598,4 @@ async def test_the_extractive_step_answers_from_the_evidence_without_a_model_cal
         await no_search.run(AgentRequest(question="通济渠是哪一年开的？", quality="extractive"))
     await no_search.aclose()
     assert refused.value.status_code == 503
+    assert str(refused.value) == "overloaded, and the knowledge base has no evidence to answer from"

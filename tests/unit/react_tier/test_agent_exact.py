@@ -316,3 +316,4 @@ def test_the_lead_of_a_passage_for_an_extractive_answer():
     assert _lead("甲乙丙丁戊己庚辛壬癸。", limit=8) == "甲乙丙丁"
     assert _lead("甲乙 丙丁\t戊己", limit=9) == "甲乙丙丁"
     assert _lead("甲。乙。丙。") == _lead("甲。乙。") == "甲。乙。"
+    assert _lead("甲" * 119 + "乙。丙。") == "甲" * 60  # a sentence end past the 120th character is not seen

@@ -135,6 +135,12 @@ async def test_the_client_pins_each_run_to_one_real_replica():
         on_a = sum(1 for key in runs if client.router.pinned(key).startswith(a.base_url))
         # 3 calls per run, all on its replica
         assert (len(a.requests), len(b.requests)) == (3 * on_a, 3 * (len(runs) - on_a))
+        on_b = next(key for key in runs if client.router.pinned(key).startswith(b.base_url))
+        token = RUN_KEY.set(on_b)
+        try:  # the run's own /tokenize goes to its replica too, not to the first one
+            assert client.current_url().startswith(b.base_url) and client.router.nodes[0] != client.current_url()
+        finally:
+            RUN_KEY.reset(token)
         for key in runs:
             client.release_run(key)
         assert not client.router.loads
