@@ -135,11 +135,10 @@ class LadderAgent:
         raise AssertionError("stream ended without a result")
 
     async def stream(self, request: AgentRequest):
-        from deployments.request_context import current_context
+        from deployments.request_context import received_at
         from react_tier.results import Done
 
-        context = current_context()
-        started = context.received_at if context is not None else time.perf_counter()
+        started = received_at()
         async for event in self.agent.stream(request):
             if isinstance(event, Done) and self.metrics is not None:
                 outcome = goodput_outcome(event.result, started, self.settings)

@@ -74,6 +74,12 @@ def current_context() -> RequestContext | None:
     return _CURRENT.get()
 
 
+def received_at() -> float:
+    """When the ingress received the current request (perf_counter), else now (outside a request)."""
+    context = _CURRENT.get()
+    return context.received_at if context is not None else time.perf_counter()
+
+
 def bind(context: RequestContext):
     """Make ``context`` current for this task and the tasks it creates; returns the token for :func:`unbind`."""
     return _CURRENT.set(context)

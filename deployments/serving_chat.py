@@ -28,7 +28,7 @@ from deployments.protocol import (
     openai_finish_reason,
     usage_of,
 )
-from deployments.request_context import current_context
+from deployments.request_context import current_context, received_at
 from react_tier.errors import AgentInputError
 from react_tier.request import Agent, AgentRequest
 from react_tier.results import AgentEvent, AgentResult, AnswerDelta, Done, StepFinished, StepStarted
@@ -78,7 +78,7 @@ class OpenAIServingChat:
     async def run(self, agent_request: AgentRequest) -> AgentResult:
         """One whole run within the pipeline's time limit (its latency observed): the seam every non-streaming
         API (chat completions, responses) runs through."""
-        started = _received_at()
+        started = received_at()
         result = await asyncio.wait_for(self.agent.run(agent_request), timeout=self.settings.request_timeout_s)
         self._observe(started, ttft=time.perf_counter() - started, stream=False)
         return result
@@ -87,7 +87,7 @@ class OpenAIServingChat:
         """The run's events until the pipeline's time limit (TimeoutError after it; latency and time to the first
         answer token observed at the end): the seam every streaming API runs through. A client that leaves
         (cancellation) or a failure closes the agent's stream, which cancels its upstream calls."""
-        started = _received_at()
+        started = received_at()
         first_token_at: float | None = None
         events = self.agent.stream(agent_request)
         try:
@@ -174,12 +174,6 @@ def stream_failure(exc: BaseException) -> ApiError:
     if context is not None:
         context.stream_failed(err.status)
     return err
-
-
-def _received_at() -> float:
-    """When the ingress received the request (perf_counter), else now."""
-    context = current_context()
-    return context.received_at if context is not None else time.perf_counter()
 
 
 async def _with_deadline(events: AsyncIterator[dict], deadline: float) -> AsyncIterator[dict]:
