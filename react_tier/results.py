@@ -96,4 +96,4 @@ class Done(BaseModel):
 
 
 AgentEvent = Annotated[StepStarted | StepFinished | AnswerDelta | Done, Field(discriminator="type")]
-Emit = Callable[[StepStarted | StepFinished | AnswerDelta | Done], None]  # where a run puts its events
+Emit = Callable[[AgentEvent], None]  # where a run puts its events
