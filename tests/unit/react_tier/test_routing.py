@@ -147,13 +147,18 @@ async def test_the_client_pins_each_run_to_one_real_replica():
         await client.aclose()
 
 
-async def test_a_dead_replica_fails_over_then_fails_fast_by_its_own_breaker():
+def _dead_and_live(live: ScriptedOpenAI, **settings) -> tuple[str, LLMClient, list[str]]:
+    """An agent-tier client over a dead replica (nothing listens on its port) and ``live``, and the keys the
+    dead one owns on the ring."""
     dead = f"http://127.0.0.1:{free_port()}/v1"
+    client = LLMClient("agent", LLMEndpointSettings(base_url=dead, replicas=[dead, live.base_url], model="agent",
+                                                    **settings))
+    return dead, client, [k for k in KEYS if HashRing([dead, live.base_url]).walk(k)[0] == dead]
+
+
+async def test_a_dead_replica_fails_over_then_fails_fast_by_its_own_breaker():
     with ScriptedOpenAI() as live:
-        settings = LLMEndpointSettings(base_url=dead, replicas=[dead, live.base_url], model="agent",
-                                       breaker_failures=1, max_retries=2)
-        client = LLMClient("agent", settings)
-        keys = [k for k in KEYS if HashRing([dead, f"{live.base_url}"]).walk(k)[0] == dead][:3]
+        dead, client, keys = _dead_and_live(live, breaker_failures=1, max_retries=2)
         live.script("agent", "好", "好", "好")
         await _complete_as(client, keys[0])  # the first attempt hit the dead replica, the retry the live one
         assert client.breaker_for(dead).state == "open" and client.router.pinned(keys[0]) == live.base_url
@@ -167,12 +172,8 @@ async def test_a_dead_replica_fails_over_then_fails_fast_by_its_own_breaker():
 
 async def test_a_retry_goes_to_another_replica_while_the_failed_ones_breaker_is_still_closed():
     """One fault does not open a breaker of 5, yet the call's retry leaves the replica that just failed."""
-    dead = f"http://127.0.0.1:{free_port()}/v1"
     with ScriptedOpenAI() as live:
-        settings = LLMEndpointSettings(base_url=dead, replicas=[dead, live.base_url], model="agent",
-                                       breaker_failures=5, max_retries=1)
-        client = LLMClient("agent", settings)
-        key = next(k for k in KEYS if HashRing([dead, live.base_url]).walk(k)[0] == dead)
+        dead, client, (key, *_) = _dead_and_live(live, breaker_failures=5, max_retries=1)
         live.script("agent", "好")
         await _complete_as(client, key)
         assert client.breaker_for(dead).state == "closed" and len(live.requests) == 1
@@ -180,10 +181,8 @@ async def test_a_retry_goes_to_another_replica_while_the_failed_ones_breaker_is_
 
 
 async def test_readiness_holds_while_one_replica_answers():
-    dead = f"http://127.0.0.1:{free_port()}/v1"
     with ScriptedOpenAI() as live:
-        settings = LLMEndpointSettings(base_url=dead, replicas=[dead, live.base_url], model="agent")
-        client = LLMClient("agent", settings)
+        dead, client, _ = _dead_and_live(live)
         live.script("agent", "好")
         assert await client.ready()
         await client.aclose()
