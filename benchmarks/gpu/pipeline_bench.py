@@ -211,22 +211,29 @@ def _delta(before: dict, after: dict) -> dict:
     return {"hits": hits, "queries": queries, "rate": round(hits / queries, 4) if queries else None}
 
 
+VLLM_SAMPLE_DIR = Path("/tmp/suiqa-samples/vllm")  # throughput.sh llm-up starts the vLLM servers with it
+
+
 def _profile_during(out: Path, users: int, delay_s: float, seconds: float) -> threading.Thread:
-    """Sample the Ray workers and every process's CPU% for ``seconds`` after ``delay_s`` (in a thread)."""
-    sample_dir = Path(os.environ["SUIQA_SAMPLE_DIR"])
+    """Sample the Ray workers, the vLLM processes (when llm-up armed them) and every process's CPU% for ``seconds``
+    after ``delay_s`` (in a thread)."""
+    dirs = [Path(os.environ["SUIQA_SAMPLE_DIR"]), *([VLLM_SAMPLE_DIR] if VLLM_SAMPLE_DIR.is_dir() else [])]
 
     def work():
         from benchmarks.gpu.proc_cpu import snapshot
 
         time.sleep(delay_s)
-        (sample_dir / "on").touch()
+        for d in dirs:
+            (d / "on").touch()
         cpu = snapshot(seconds)
-        (sample_dir / "on").unlink(missing_ok=True)
+        for d in dirs:
+            (d / "on").unlink(missing_ok=True)
         time.sleep(1.5)  # let every sampler write its file
         (out / f"cpu-u{users}.json").write_text(json.dumps({"seconds": seconds, "rows": cpu}, indent=1))
         samples = []
-        for f in sample_dir.glob("*.json"):
+        for f in (f for d in dirs for f in d.glob("*.json")):
             data = json.loads(f.read_text())
+            f.unlink()  # the vLLM servers outlive the variant: the next window writes afresh
             if any(t["samples"] for t in data["threads"]):
                 samples.append(data)
         (out / f"samples-u{users}.json").write_text(json.dumps(samples))

@@ -26,6 +26,8 @@
 #   shared     the next lease's first phase (issue 24, report of 2026-12-06 "Next phases"): ONE vLLM server answers
 #              both roles (no two engines time-slicing the GPU), api-server-count 4, then variant `shared` at
 #              USERS with both clients at 32 and 128 (below capacity); the server is stopped at the end
+#   mps-up     the NVIDIA MPS daemon, then llm-up: the two engines share the SMs (run `bound` NAME=mps next)
+#   mps-down   stop the vLLM servers and the MPS daemon
 #   soak       issue 13's bounded soak on the gpu-bench deployment (vLLM from llm-up), per variant in
 #              SOAK_VARIANTS (`shipped`: Ray's proxy refuses beyond each replica's 32 running + 24 queued;
 #              `replica-shed`: the design before deployments/middleware.py, max_ongoing_requests 256, the replicas
@@ -58,8 +60,11 @@ engine() {  # name, then engine_bench arguments
 
 llm_up() {
     stamp "llm-up"
+    # the vLLM processes carry the stdlib sampler (benchmarks/gpu/sampler), armed by a variant's --profile-at step
+    mkdir -p /tmp/suiqa-samples/vllm
+    SUIQA_SAMPLE_DIR=/tmp/suiqa-samples/vllm PYTHONPATH="$PWD/benchmarks/gpu/sampler:$PYTHONPATH" \
     timeout 300 python3 -m benchmarks.gpu.pipeline_bench llm-up --stack gpu-bench --domain-model "$M/domain-internlm2" \
-        --agent-model "$M/agent-qwen2" --domain api_server_count=${DOMAIN_N:-2} --agent api_server_count=${AGENT_N:-2} \
+        --agent-model "$M/agent-qwen2" --domain api_server_count=${DOMAIN_N:-2} --agent api_server_count=${AGENT_N:-4} \
         --agent 'scheduling_policy="priority"' --domain 'scheduling_policy="priority"' 2>&1 | grep -E "ready in|Error|error" | tail -6
 }
 
@@ -108,10 +113,11 @@ llm-up)
     ;;
 bound)
     stamp "roofline"
-    timeout 60 python3 -m benchmarks.roofline --measure --json "$R/roofline-$(date +%Y%m%d).json" 2>&1 | tail -3
+    [ -n "${NO_ROOFLINE:-}" ] || timeout 60 python3 -m benchmarks.roofline --measure --json "$R/roofline-$(date +%Y%m%d).json" 2>&1 | tail -3
     stamp "variant base"
-    timeout 420 python3 -m benchmarks.gpu.pipeline_bench variant --name ${NAME:-base} --users ${USERS:-32,128,256} \
-        --duration ${DUR:-15s} --compare-at ${COMPARE:-32,256} --out "$R/pipeline" 2>&1 \
+    timeout ${BOUND_S:-420} python3 -m benchmarks.gpu.pipeline_bench variant --name ${NAME:-base} \
+        --users ${USERS:-32,128,256} --duration ${DUR:-15s} --compare-at ${COMPARE:-32,256} \
+        ${PROFILE_AT:+--profile-at $PROFILE_AT} --out "$R/pipeline" 2>&1 \
         | grep -v "^INFO\|^(\|WARNING" | cut -c1-400 | tail -40
     stamp "done"
     ;;
@@ -128,17 +134,36 @@ a.setdefault('agent', {}).update(domain_llm={'extra_body': e}, agent_llm={'extra
     done
     stamp "done"
     ;;
+mps-up)
+    # NVIDIA MPS: the two engines' kernels share the SMs instead of time-slicing the GPU between two contexts (the
+    # 2026-12-06 lease: decode 3.7 ms/token at 32 clients for 1.5B/1.8B models, GPU "busy" 56-76 %). A user-space
+    # daemon (the default pipe dir /tmp/nvidia-mps, so every CUDA process on the machine finds it); the GPU's
+    # compute mode is left as it is. Then llm-up (both tiers are clients of the daemon) for `bound` NAME=mps.
+    python3 -m benchmarks.gpu.pipeline_bench llm-down >/dev/null 2>&1
+    mkdir -p /tmp/nvidia-mps /tmp/nvidia-mps-log
+    CUDA_MPS_LOG_DIRECTORY=/tmp/nvidia-mps-log nvidia-cuda-mps-control -d && stamp "MPS daemon up" \
+        || { echo "MPS_FAIL: no daemon"; exit 1; }
+    timeout 60 python3 -c "import torch; x = torch.ones(1024, device='cuda'); print('MPS client ok', float(x.sum()))" \
+        || { echo quit | nvidia-cuda-mps-control; echo "MPS_FAIL: a CUDA client does not start"; exit 1; }
+    llm_up
+    ;;
+mps-down)
+    python3 -m benchmarks.gpu.pipeline_bench llm-down >/dev/null 2>&1
+    echo quit | nvidia-cuda-mps-control; sleep 2; stamp "MPS daemon stopped"
+    ;;
 shared)
     python3 -m benchmarks.gpu.pipeline_bench llm-down >/dev/null 2>&1
     sed 's/^agent_profile: .*/agent_profile: null/' stackctl/profiles/gpu-bench.yaml > /tmp/gpu-bench-shared.yaml
     stamp "llm-up shared"
+    mkdir -p /tmp/suiqa-samples/vllm
+    SUIQA_SAMPLE_DIR=/tmp/suiqa-samples/vllm PYTHONPATH="$PWD/benchmarks/gpu/sampler:$PYTHONPATH" \
     timeout 300 python3 -m benchmarks.gpu.pipeline_bench llm-up --stack /tmp/gpu-bench-shared.yaml \
         --domain-model "$M/domain-internlm2" --agent-model x --domain api_server_count=4 \
         --domain gpu_memory_utilization=0.85 2>&1 | grep -E "ready in|Error|error" | tail -4
     stamp "variant shared"
     timeout 420 python3 -m benchmarks.gpu.pipeline_bench variant --stack /tmp/gpu-bench-shared.yaml --name shared \
-        --users ${USERS:-32,128,256} --duration ${DUR:-15s} --compare-at ${COMPARE:-32,128} --out "$R/pipeline" 2>&1 \
-        | grep -v "^INFO\|^(\|WARNING" | cut -c1-400 | tail -40
+        --users ${USERS:-32,128,256} --duration ${DUR:-15s} --compare-at ${COMPARE:-32,128} \
+        ${PROFILE_AT:+--profile-at $PROFILE_AT} --out "$R/pipeline" 2>&1 | grep -v "^INFO\|^(\|WARNING" | cut -c1-400 | tail -40
     python3 -m benchmarks.gpu.pipeline_bench llm-down
     stamp "done"
     ;;

@@ -1,14 +1,15 @@
 """A stdlib sampling profiler for the Ray Serve tier (py-spy is not in the GPU kit): put this folder first on the
 PYTHONPATH of the Ray head (`benchmarks.gpu.pipeline_bench` does), and every Ray worker process imports it at start.
 
-Inactive unless ``SUIQA_SAMPLE_DIR`` is set and the process is a Ray worker. A daemon thread then samples every
-thread's Python stack (``sys._current_frames``) every 10 ms while the file ``$SUIQA_SAMPLE_DIR/on`` exists, and when
-the file is removed writes ``$SUIQA_SAMPLE_DIR/<pid>.json``: the process title (``ray::ServeReplica:...``,
-``ray::ProxyActor``), and per thread its CPU use over the window (from /proc/self/task/<tid>/stat: a thread blocked
-inside C code, like Ray's core-worker poll loops, shows the same Python frame whether it works or waits, so the
-kernel's count is the truth), the samples and the busy ones (innermost frame not a wait: select/epoll, lock or
-queue waits, sleep), the busiest innermost functions (self time) and functions on the stack (inclusive time). A
-sample costs ~0.1 ms of GIL time, ~1% of a core at 100 Hz.
+Inactive unless ``SUIQA_SAMPLE_DIR`` is set and the process is a Ray worker, or a vLLM server or one of its spawned
+children (API servers, engine core: issue 24's per-step CPU; ``throughput.sh llm-up`` sets the variable for them). A
+daemon thread then samples every thread's Python stack (``sys._current_frames``) every 10 ms while the file
+``$SUIQA_SAMPLE_DIR/on`` exists, and when the file is removed writes ``$SUIQA_SAMPLE_DIR/<pid>.json``: the process
+title (``ray::ServeReplica:...``, ``ray::ProxyActor``), and per thread its CPU use over the window (from
+/proc/self/task/<tid>/stat: a thread blocked inside C code, like Ray's core-worker poll loops, shows the same Python
+frame whether it works or waits, so the kernel's count is the truth), the samples and the busy ones (innermost frame
+not a wait: select/epoll, lock or queue waits, sleep), the busiest innermost functions (self time) and functions on
+the stack (inclusive time). A sample costs ~0.1 ms of GIL time, ~1% of a core at 100 Hz.
 """
 
 import os
@@ -57,7 +58,8 @@ def _start() -> None:
                     names = {t.ident: (t.name, t.native_id) for t in threading.enumerate()}
                     cpu_by_tid = {tid: (end_ticks[tid] - start_ticks.get(tid, 0)) / tick / elapsed
                                   for tid in end_ticks}
-                    report = {"pid": os.getpid(), "title": title(), "interval_ms": 10, "window_s": round(elapsed, 2),
+                    report = {"pid": os.getpid(), "ppid": os.getppid(), "title": title(), "interval_ms": 10,
+                              "window_s": round(elapsed, 2),
                               "process_cpu_pct": round(100 * sum(cpu_by_tid.values()), 1),
                               "native_threads_cpu_pct": sorted((round(100 * v, 1) for v in cpu_by_tid.values()),
                                                                reverse=True)[:12],
@@ -102,7 +104,7 @@ try:
     if os.environ.get("SUIQA_SAMPLE_DIR"):
         with open("/proc/self/cmdline", "rb") as _fh:
             _cmd = _fh.read()
-        if b"default_worker" in _cmd or b"ray::" in _cmd:
+        if any(mark in _cmd for mark in (b"default_worker", b"ray::", b"vllm", b"spawn_main")):
             _start()
 except Exception:  # noqa: BLE001, S110 - a profiler must never break the process it watches
     pass
