@@ -61,7 +61,7 @@ mutation: setup   ## mutate the core modules, run the fast unit tests on each mu
 	-@timeout 10800 $(MUTMUT) run --max-children 2 > var/mutation.log 2>&1 || true
 	@$(PY) -m tests.mutation.report --command "make mutation"
 
-mutation-sample: setup  ## CI's mutant sample (benchmarks/results/mutation/sample.txt): fails if one survives (~5 min)
+mutation-sample: setup  ## CI's mutant sample (benchmarks/results/mutation/sample.txt): fails if one survives (~10 min on 2 cores)
 	@rm -rf mutants && mkdir -p var
 	-@set -f; timeout 1200 $(MUTMUT) run --max-children 2 $$(grep -v '^#' $(MUTATION_OUT)/sample.txt) \
 	    > var/mutation-sample.log 2>&1 || true

@@ -148,6 +148,9 @@ def check_sample(results: dict[str, dict[str, str]], notes: dict[str, str]) -> i
         bad += [f"{n}: {s}" for n, s in matched.items() if s not in ("killed", "timeout")
                 and not str(notes.get(n, "")).startswith("equivalent")]
     print(f"{len(patterns)} sample patterns, {len(bad)} problems")
+    unchecked = sum(1 for line in bad if line.endswith(": not checked"))
+    if unchecked:  # mutmut stopped before these: the Makefile's timeout, or a crash (its log says which)
+        print(f"{unchecked} sample mutants not checked: mutmut stopped early (see var/mutation-sample.log)")
     print("\n".join(bad))
     return 1 if bad else 0
 
