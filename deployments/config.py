@@ -55,9 +55,10 @@ class AgentDeploymentSettings(BaseModel):
         "what no replica can take itself (429 + Retry-After, without reaching a replica).")
     max_queued_requests: int | None = Field(
         None, ge=-1, description="Requests Ray's proxy holds while it places them or every replica is at "
-        "max_ongoing_requests; beyond it the proxy answers 429 + Retry-After itself (-1 = unbounded). Unset: "
-        "admission.max_in_flight. Ray counts a request as queued until it is placed, so 1 refused 16% of a load "
-        "below capacity (CPU soak, 6 clients against 12 places).")
+        "max_ongoing_requests; beyond it the proxy answers 429 + Retry-After itself (-1 = unbounded). Unset: the "
+        "runs the starting replicas take at once (replicas at start x admission.max_in_flight). Ray counts a "
+        "request as queued until it is placed, so 1 refused 16% of a load below capacity (CPU soak, 6 clients "
+        "against 12 places), and 32 (one replica's runs, 4 replicas) 110 of a 128-client burst on the H100.")
     backpressure_retry_after_s: int = Field(2, ge=1, description="Retry-After of that 429 (Ray's "
                                             "backpressure_config; without it Ray answers 503 and no Retry-After).")
     graceful_shutdown_wait_loop_s: float = Field(2, ge=0)
@@ -66,6 +67,13 @@ class AgentDeploymentSettings(BaseModel):
     health_check_timeout_s: float = Field(30, gt=0)
     num_cpus: float = Field(0.5, ge=0, description="ray_actor_options.num_cpus per replica.")
 
+    def replicas_at_start(self) -> int:
+        """Replicas Ray starts the deployment with (autoscaling: initial_replicas, else min_replicas, at least 1)."""
+        if self.autoscaling is None:
+            return self.num_replicas
+        start = self.autoscaling.initial_replicas
+        return max(1, self.autoscaling.min_replicas if start is None else start)
+
     @model_validator(mode="after")
     def _rays_queue_bound(self) -> AgentDeploymentSettings:
         if self.max_queued_requests == 0:  # Ray: -1 or a positive integer
@@ -73,10 +81,14 @@ class AgentDeploymentSettings(BaseModel):
         return self
 
     def deployment_options(self, admission: AdmissionSettings, extra_ongoing: int = 0) -> dict[str, Any]:
-        """Ray Serve deployment options; unset, ``max_ongoing_requests`` and ``max_queued_requests`` are the
-        replica's admission capacity (runs + queue + ``extra_ongoing``: the quality ladder's extractive lane) and
-        its runs."""
-        queued = admission.max_in_flight if self.max_queued_requests is None else self.max_queued_requests
+        """Ray Serve deployment options; unset, ``max_ongoing_requests`` is the replica's admission capacity (runs
+        + queue + ``extra_ongoing``: the quality ladder's extractive lane) and ``max_queued_requests`` the runs the
+        starting replicas take at once: a burst the deployment can start is placed, not refused in the proxy (on
+        the H100, 4 replicas of 32 runs behind a proxy queue of 32 refused 110 of 256 requests sent by 128 clients
+        at once, none of a ramped 128: benchmarks/results/gpu/2026-12-07/report.md)."""
+        queued = self.max_queued_requests
+        if queued is None:
+            queued = self.replicas_at_start() * admission.max_in_flight
         capacity = admission.max_in_flight + admission.max_queue + extra_ongoing
         options: dict[str, Any] = {
             "max_ongoing_requests": self.max_ongoing_requests or capacity,

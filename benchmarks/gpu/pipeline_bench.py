@@ -163,8 +163,10 @@ def llm_up(args) -> int:
     from serving.launcher import VLLMServer
 
     try:
-        busy = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader"],
-                              capture_output=True, text=True, check=False).stdout.strip()
+        apps = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,process_name,used_memory",
+                               "--format=csv,noheader"], capture_output=True, text=True, check=False).stdout
+        # under MPS the daemon's server process holds a context: not a leftover server
+        busy = "; ".join(line for line in apps.splitlines() if line.strip() and "mps-server" not in line)
     except FileNotFoundError:  # no NVIDIA driver: a CPU stack
         busy = ""
     if busy:  # a leftover server would take the GPU memory the new ones ask for (and answer their /health)

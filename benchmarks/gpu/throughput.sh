@@ -65,7 +65,7 @@ llm_up() {
     SUIQA_SAMPLE_DIR=/tmp/suiqa-samples/vllm PYTHONPATH="$PWD/benchmarks/gpu/sampler:$PYTHONPATH" \
     timeout 300 python3 -m benchmarks.gpu.pipeline_bench llm-up --stack gpu-bench --domain-model "$M/domain-internlm2" \
         --agent-model "$M/agent-qwen2" --domain api_server_count=${DOMAIN_N:-2} --agent api_server_count=${AGENT_N:-4} \
-        --agent 'scheduling_policy="priority"' --domain 'scheduling_policy="priority"' 2>&1 | grep -E "ready in|Error|error" | tail -6
+        --agent 'scheduling_policy="priority"' --domain 'scheduling_policy="priority"' 2>&1 | grep -E "ready in|Error|error|in use" | tail -6
 }
 
 case "$phase" in

@@ -120,9 +120,10 @@ def test_serve_config_is_valid_for_ray_and_carries_autoscaling(tmp_path):
     app = config["applications"][0]
     agent = next(d for d in app["deployments"] if d["name"] == "SuiReAct")
     assert agent["autoscaling_config"]["max_replicas"] == settings.agent_deployment.autoscaling.max_replicas
-    # the replica holds what its admission can take (runs + queue), the proxy as many as it runs while it places
-    # them; Ray's proxy refuses the rest
+    # the replica holds what its admission can take (runs + queue), the proxy as many as the starting replicas run
+    # while it places them; Ray's proxy refuses the rest
     assert agent["max_ongoing_requests"] == settings.admission.max_in_flight + settings.admission.max_queue == 12
+    assert settings.agent_deployment.replicas_at_start() == 1
     assert agent["max_queued_requests"] == settings.admission.max_in_flight == 4
     assert agent["backpressure_config"] == {"status_code": 429, "retry_after_s": 2}  # Ray's overflow: 429, not 503
     assert app["import_path"] == "deployments.app:app_builder" and config["http_options"]["port"] == 8181
@@ -137,6 +138,24 @@ def test_fixed_replicas_when_autoscaling_is_off():
     assert options["num_replicas"] == 2 and "autoscaling_config" not in options
     with pytest.raises(ValueError):
         ApiSettings.load(agent_deployment={"autoscaling": {"min_replicas": 3, "max_replicas": 1}})
+
+
+@pytest.mark.parametrize(("deployment", "start"), [
+    ({"autoscaling": None, "num_replicas": 2}, 2),
+    ({"autoscaling": {"min_replicas": 4, "max_replicas": 8}}, 4),
+    ({"autoscaling": {"min_replicas": 0, "max_replicas": 8}}, 1),  # scaled to zero: the first replica's runs
+    ({"autoscaling": {"min_replicas": 1, "initial_replicas": 3, "max_replicas": 8}}, 3),
+])
+def test_the_proxy_queue_holds_a_burst_the_starting_replicas_can_run(deployment, start):
+    """Ray counts a request as queued until it is placed: a proxy queue of one replica's runs refused 110 of a
+    128-client burst on 4 replicas (H100, 2026-12-07); unset, it is every starting replica's runs."""
+    settings = ApiSettings.load(agent_deployment=deployment, admission={"max_in_flight": 32, "max_queue": 24})
+    options = settings.deployment_options()
+    assert settings.agent_deployment.replicas_at_start() == start
+    assert options["max_queued_requests"] == 32 * start
+    assert options["max_ongoing_requests"] == 56  # per replica, unchanged
+    pinned = ApiSettings.load(agent_deployment={**deployment, "max_queued_requests": 5}).deployment_options()
+    assert pinned["max_queued_requests"] == 5
 
 
 async def test_stream_failure_midway_is_reported_in_band_and_closes_the_agent_stream():
