@@ -153,10 +153,12 @@ def wait_ready(url: str, timeout_s: float) -> None:
 def _stack_and_profiles(args):
     stack = load_stack(args.stack)
     state = Path(os.environ.get("SUIQA_HOME", "/tmp/suiqa")) / "pipeline_bench.json"
+    replicas = 1
     if state.is_file():  # the overrides llm-up used, so every variant talks to the same servers
         saved = json.loads(state.read_text())
         stack.update(domain_overrides=saved["domain"], agent_overrides=saved["agent"])
-    return stack, serving_profiles(stack), state
+        replicas = saved.get("agent_replicas", 1)
+    return stack, serving_profiles(stack), state, replicas
 
 
 def llm_up(args) -> int:
@@ -177,13 +179,22 @@ def llm_up(args) -> int:
     stack.update(domain_overrides=domain, agent_overrides=agent)
     state = Path(os.environ.get("SUIQA_HOME", "/tmp/suiqa")) / "pipeline_bench.json"
     state.parent.mkdir(parents=True, exist_ok=True)
-    state.write_text(json.dumps({"domain": domain, "agent": agent}))
-    for role, prof in serving_profiles(stack).items():
+    state.write_text(json.dumps({"domain": domain, "agent": agent, "agent_replicas": args.agent_replicas}))
+    for role, prof in _with_agent_replicas(serving_profiles(stack), args.agent_replicas).items():
         t = time.monotonic()
         server = VLLMServer(prof).start()
         server.wait_ready()
         print(f"{role} ready in {time.monotonic() - t:.0f} s: {' '.join(server.profile.command())}", flush=True)
     return 0
+
+
+def _with_agent_replicas(profiles: dict, count: int) -> dict:
+    """The agent tier as ``count`` vLLM servers on one GPU (issue 24: one engine core's step loop is the bound),
+    on the agent profile's port + 1, + 2, ...; the variant lists them as the tier's ``replicas`` (run-affine)."""
+    agent = profiles.get("agent")
+    extra = {f"agent{i + 1}": agent.model_copy(update={"port": agent.port + i}) for i in range(1, count)} if agent \
+        else {}
+    return {**profiles, **extra}
 
 
 def llm_down(args) -> int:
@@ -252,8 +263,13 @@ def variant(args) -> int:
     from benchmarks.timeline import StepProbe, brief, dump
     from deployments.config import ApiSettings
 
-    stack, profiles, _ = _stack_and_profiles(args)
+    stack, profiles, _, agent_replicas = _stack_and_profiles(args)
     settings = api_settings(stack, profiles)
+    if agent_replicas > 1:  # the agent tier's servers of llm-up --agent-replicas, routed run-affine
+        agent = profiles["agent"]
+        urls = [f"http://127.0.0.1:{agent.port + i}/v1" for i in range(agent_replicas)]
+        settings = ApiSettings.model_validate(_deep_merge(settings.model_dump(), {"agent": {"agent_llm": {
+            "replicas": urls}}}))
     if args.api:
         settings = ApiSettings.model_validate(_deep_merge(settings.model_dump(), json.loads(args.api)))
     out = Path(args.out) / args.name
@@ -363,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--agent-model", required=True)
     up.add_argument("--domain", action="append", default=[], metavar="FIELD=JSON")
     up.add_argument("--agent", action="append", default=[], metavar="FIELD=JSON")
+    up.add_argument("--agent-replicas", type=int, default=1, help="agent tier servers on the one GPU (ports "
+                    "agent port + 0, 1, ...); a variant routes runs to them run-affine")
     sub.add_parser("llm-down")
     v = sub.add_parser("variant")
     v.add_argument("--stack", default="gpu-bench")

@@ -15,7 +15,9 @@
 #              at 1 ... 1024 users, vllm bench serve at 32 and 256, Ray workers sampled + CPU per process at 256
 #   variants   Ray Serve variants on the same vLLM servers: 8 fixed replicas; + RAY_SERVE_THROUGHPUT_OPTIMIZED;
 #              + program-aware priorities; then the vLLM servers are stopped
-#   llm-up     only the domain + agent vLLM servers of `pipeline` (left running for the next call)
+#   llm-up     only the domain + agent vLLM servers of `pipeline` (left running for the next call); AGENT_REPLICAS=2
+#              starts a second agent server on the GPU (run-affine replicas of the tier), AGENT_ARGS more
+#              overrides, e.g. "--agent gpu_memory_utilization=0.2 --agent max_num_batched_tokens=1024"
 #   bound      issue 24, on the vLLM servers of llm-up (left running): the card's bandwidth and matmul rate
 #              (benchmarks/roofline.py --measure), then Serve variant `base` (api-gpu-bench as shipped) at USERS
 #              (32,128,256) with vllm bench serve at 32 and 256; every step wrapped in benchmarks/timeline.py's probe
@@ -65,7 +67,8 @@ llm_up() {
     SUIQA_SAMPLE_DIR=/tmp/suiqa-samples/vllm PYTHONPATH="$PWD/benchmarks/gpu/sampler:$PYTHONPATH" \
     timeout 300 python3 -m benchmarks.gpu.pipeline_bench llm-up --stack gpu-bench --domain-model "$M/domain-internlm2" \
         --agent-model "$M/agent-qwen2" --domain api_server_count=${DOMAIN_N:-2} --agent api_server_count=${AGENT_N:-4} \
-        --agent 'scheduling_policy="priority"' --domain 'scheduling_policy="priority"' 2>&1 | grep -E "ready in|Error|error|in use" | tail -6
+        --agent 'scheduling_policy="priority"' --domain 'scheduling_policy="priority"' \
+        --agent-replicas ${AGENT_REPLICAS:-1} ${AGENT_ARGS:-} 2>&1 | grep -E "ready in|Error|error|in use" | tail -6
 }
 
 case "$phase" in
