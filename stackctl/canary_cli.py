@@ -38,7 +38,7 @@ def _stack():
     return state, api_settings(stack, serving_profiles(stack))
 
 
-def _print(label: str, report, thresholds) -> None:
+def print_slis(label: str, report, thresholds) -> None:
     slis = report.slis()
     typer.echo(f"{label:10s} recall@5 {slis['recall_at_5']:.2f} (>= {thresholds.min_recall_at_5:.2f})   "
                f"citation validity {slis['citation_validity']:.2f} (>= {thresholds.min_citation_validity:.2f})   "
@@ -90,12 +90,13 @@ def canary(ctx: typer.Context, questions: Path | None = QUESTIONS,
             typer.echo(f"{row.id:8s} recall@5 {'yes' if row.recall_at_5 else 'no ':3s}  citations "
                        f"{'valid' if row.citations_valid else 'INVALID'}  grounding {row.grounding:.2f}"
                        + (f"  error: {row.error}" if row.error else ""))
-        _print("canary", report, thresholds)
+        print_slis("canary", report, thresholds)
     if check and report.failures(thresholds):
         raise typer.Exit(1)
 
 
-async def _in_process(agent_settings, kb, questions):
+async def run_in_process(agent_settings, kb, questions):
+    """The canary through the pipeline's own agent, in this process (the KB gate, the LoRA gate)."""
     from react_tier import ReActAgent
     from react_tier.canary import run_canary
     from react_tier.request import AgentRequest
@@ -147,12 +148,12 @@ def gate_kb(data_dir: Path | None = typer.Option(None, help="Build from this dat
                                    progress=sys.stderr.isatty())  # bars on a terminal only
     thresholds = settings.canary.thresholds
     try:
-        report = asyncio.run(_in_process(settings.agent, candidate, qs))
-        _print("candidate", report, thresholds)
+        report = asyncio.run(run_in_process(settings.agent, candidate, qs))
+        print_slis("candidate", report, thresholds)
         current, before = settings.agent.knowledge, None
         if (resolve_dirs(current)[1] / cache_key(current, resolve_dirs(current)[0])[0]).is_dir():
-            before = asyncio.run(_in_process(settings.agent, KnowledgeBase.load(current), qs))
-            _print("current", before, thresholds)
+            before = asyncio.run(run_in_process(settings.agent, KnowledgeBase.load(current), qs))
+            print_slis("current", before, thresholds)
         failures = report.failures(thresholds)
         if report_path is not None:
             report_path.write_text(json.dumps({

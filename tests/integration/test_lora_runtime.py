@@ -90,3 +90,60 @@ async def test_load_call_and_unload_an_adapter_at_runtime(lora_server, finetuned
         assert not await client.ready()  # the pipeline's tier is not ready without its adapter
     finally:
         await client.aclose()
+
+
+def _gate_env(agent_server, thresholds: dict[str, float] | None = None) -> dict[str, str]:
+    """The gate's pipeline: the tiny agent tier, short turns, the canary's thresholds (env: CLI > env > YAML)."""
+    import os
+
+    env = {**os.environ, "SUIQA_REACT_AGENT_LLM__BASE_URL": agent_server.base_url + "/v1",
+           "SUIQA_REACT_AGENT_LLM__MODEL": agent_server.profile.api_model_name,
+           "SUIQA_REACT_AGENT_LLM__MAX_TOKENS": "32", "SUIQA_REACT_DOMAIN_LLM__MAX_TOKENS": "16",
+           "SUIQA_REACT_MAX_STEPS": "1", "SUIQA_REACT_ALWAYS_SEARCH_FIRST": "true"}
+    for name, value in (thresholds or {}).items():
+        env[f"SUIQA_API_CANARY__THRESHOLDS__{name.upper()}"] = str(value)
+    return env
+
+
+def test_the_gate_keeps_an_adapter_the_canary_passes_and_unloads_one_it_fails(lora_server, finetuned,
+                                                                               agent_server, tmp_path):
+    """Issue 27's rollout gate for an adapter swap: loaded, the canary runs through the pipeline's own agent with
+    ``domain_llm.adapter`` = the new adapter; a pass keeps it, a fail unloads it and exits 1. Random weights
+    cannot make an adapter that answers worse on purpose, so the failing case raises a threshold above what the
+    tiny pipeline scores (the same adapter, measured once in this test): what is tested is what the gate does
+    with a failing canary, against the real server."""
+    from react_tier.canary import DEFAULT_SET
+
+    server, profile = lora_server
+    target = ["--profile", profile]
+    questions = tmp_path / "canary.jsonl"
+    questions.write_text("\n".join(DEFAULT_SET.read_text(encoding="utf-8").splitlines()[:3]) + "\n",
+                         encoding="utf-8")
+    gate = ["--gate", "--questions", str(questions)]
+
+    missing = subprocess.run([sys.executable, "-m", "stackctl.cli", "lora", "load", "sui", str(finetuned["adapter"]),
+                              *target, "--gate", "--questions", str(tmp_path / "nope.jsonl")], cwd=REPO,
+                             capture_output=True, text=True, timeout=180, env=_gate_env(agent_server))
+    assert missing.returncode != 0 and "canary question set not found" in missing.stderr, missing.stderr
+    assert json.loads(_suiqa("list", "--json", *target).stdout) == []  # refused before anything was loaded
+
+    def run_gate(thresholds=None):
+        return subprocess.run([sys.executable, "-m", "stackctl.cli", "lora", "load", "sui",
+                               str(finetuned["adapter"]), *target, *gate], cwd=REPO, capture_output=True,
+                              text=True, timeout=600, env=_gate_env(agent_server, thresholds))
+
+    kept = run_gate({"min_recall_at_5": 0.0, "min_citation_validity": 0.0, "min_grounding": 0.0})
+    assert kept.returncode == 0, kept.stderr[-2000:]
+    assert "gated: the canary passes with domain_llm.adapter=sui" in kept.stdout
+    assert "adapter    recall@5" in kept.stdout and "3 questions, 0 errors" in kept.stdout
+    assert [a["id"] for a in json.loads(_suiqa("list", "--json", *target).stdout)] == ["sui"]
+    assert _suiqa("unload", "sui", *target).returncode == 0
+
+    refused = run_gate({"min_grounding": 1.0, "min_citation_validity": 1.0, "min_recall_at_5": 1.0})
+    scored = [line for line in refused.stdout.splitlines() if line.startswith("adapter ")]
+    assert scored and "3 questions" in scored[0], refused.stdout + refused.stderr[-2000:]
+    if refused.returncode == 0:  # the tiny pipeline scored 1.0 on all three: nothing can fail it
+        pytest.fail(f"the canary scored every SLI at 1.0, so no threshold can fail it: {scored[0]}")
+    assert refused.returncode == 1 and "refused: the canary fails with adapter sui" in refused.stderr
+    assert "unloaded it again" in refused.stderr
+    assert json.loads(_suiqa("list", "--json", *target).stdout) == []  # the tier does not keep it
