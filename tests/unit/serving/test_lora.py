@@ -5,48 +5,29 @@ tests/integration/test_lora_runtime.py."""
 
 from __future__ import annotations
 
-import json
 import shutil
-from pathlib import Path
 
 import pytest
 
 from react_tier.settings import DomainLLMSettings
 from serving.config import load_profile
 from serving.lora import LoraError, check_adapter
-
-SHAPE = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-         "vocab_size": 1000}
-
-
-def _model(folder: Path, **shape) -> Path:
-    folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({**SHAPE, **shape}))
-    return folder
-
-
-def _adapter(folder: Path, base: Path | str, r: int = 8, **extra) -> Path:
-    folder.mkdir(parents=True)
-    config = {"peft_type": "LORA", "r": r, "lora_alpha": 16, "base_model_name_or_path": str(base),
-              "target_modules": ["q_proj", "v_proj"], **extra}
-    (folder / "adapter_config.json").write_text(json.dumps(config))
-    (folder / "adapter_model.safetensors").write_bytes(b"\0")
-    return folder
+from tests.unit.serving.helpers import adapter_folder, model_folder
 
 
 @pytest.fixture
 def served(tmp_path):
-    base = _model(tmp_path / "base")
+    base = model_folder(tmp_path / "base")
     profile = load_profile("cpu-tiny", role="domain", model=str(base), runtime_lora=True, max_lora_rank=8)
     return base, profile
 
 
 def test_a_good_adapter_passes_and_a_copy_of_the_base_counts_as_the_base(tmp_path, served):
     base, profile = served
-    adapter = check_adapter("sui", _adapter(tmp_path / "a", base), profile)
+    adapter = check_adapter("sui", adapter_folder(tmp_path / "a", base), profile)
     assert (adapter.name, adapter.rank, adapter.path) == ("sui", 8, (tmp_path / "a").resolve())
-    copy = _model(tmp_path / "copy-of-base")
-    assert check_adapter("sui", _adapter(tmp_path / "b", copy), profile).rank == 8
+    copy = model_folder(tmp_path / "copy-of-base")
+    assert check_adapter("sui", adapter_folder(tmp_path / "b", copy), profile).rank == 8
     assert profile.enable_lora and "--enable-lora" in profile.command()
     assert profile.environment()["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] == "True"
 
@@ -70,22 +51,22 @@ def test_a_bad_adapter_folder_is_refused_with_one_line(tmp_path, served, case, m
         folder.mkdir()
         (folder / "adapter_model.safetensors").write_bytes(b"\0")
     elif case == "other_base":
-        _adapter(folder, _model(tmp_path / "other-base", hidden_size=128))
+        adapter_folder(folder, model_folder(tmp_path / "other-base", hidden_size=128))
     elif case == "hub_base":
-        _adapter(folder, "Qwen/Qwen2.5-1.5B-Instruct")
+        adapter_folder(folder, "Qwen/Qwen2.5-1.5B-Instruct")
     elif case == "rank":
-        _adapter(folder, base, r=16)
+        adapter_folder(folder, base, r=16)
     elif case == "rank_pattern":
-        _adapter(folder, base, rank_pattern={"q_proj": 32})
+        adapter_folder(folder, base, rank_pattern={"q_proj": 32})
     elif case == "no_weights":
-        (_adapter(folder, base) / "adapter_model.safetensors").unlink()
+        (adapter_folder(folder, base) / "adapter_model.safetensors").unlink()
     elif case == "not_lora":
-        _adapter(folder, base, peft_type="IA3")
+        adapter_folder(folder, base, peft_type="IA3")
     elif case == "bad_json":
-        _adapter(folder, base)
+        adapter_folder(folder, base)
         (folder / "adapter_config.json").write_text("{not json")
     elif case == "no_base":
-        _adapter(folder, "")
+        adapter_folder(folder, "")
     with pytest.raises(LoraError, match=match) as err:
         check_adapter("sui", folder, profile)
     assert "\n" not in str(err.value)
@@ -93,7 +74,7 @@ def test_a_bad_adapter_folder_is_refused_with_one_line(tmp_path, served, case, m
 
 def test_the_name_and_the_server_profile_are_checked_first(tmp_path, served):
     base, profile = served
-    folder = _adapter(tmp_path / "a", base)
+    folder = adapter_folder(tmp_path / "a", base)
     with pytest.raises(LoraError, match="letters, digits"):
         check_adapter("sui adapter", folder, profile)
     with pytest.raises(LoraError, match="own model name"):
@@ -104,7 +85,7 @@ def test_the_name_and_the_server_profile_are_checked_first(tmp_path, served):
     shutil.rmtree(folder)
 
 
-def test_the_pipeline_settings_pick_the_adapter():
+def test_the_pipeline_settings_pick_theadapter_folder():
     settings = DomainLLMSettings(adapter="sui")
     assert settings.adapter == "sui" and settings.model == "internlm2-chat-sui"
     with pytest.raises(ValueError, match="base model's name"):
