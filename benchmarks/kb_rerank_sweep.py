@@ -79,7 +79,7 @@ def main() -> None:
     texts = [q.question for questions in sets.values() for q in questions]
     kb.search("预热")
     rows = []
-    for overrides in tqdm(configs, desc="configurations"):
+    for overrides in tqdm(configs, desc="configurations", disable=None):
         kb.settings = base.model_copy(update=overrides)  # query-time settings only: the index is the same
         row: dict = {"overrides": overrides}
         for name, questions in sets.items():
