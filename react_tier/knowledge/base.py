@@ -366,16 +366,20 @@ class KnowledgeBase:
 
     def _rerank_proximity(self, query: str, fused: dict[int, float]) -> None:
         """Proximity re-rank (:mod:`.rerank`): each of the best ``rerank_depth`` passages gains up to
-        ``rerank_weight`` x its fused score by the idf-weighted share of the question's concepts that meet in
-        one span of ``rerank_span`` characters (a concept in its title counts everywhere)."""
-        from react_tier.knowledge.rerank import best_span, idf
+        ``rerank_weight`` x its fused score by the idf-weighted share of the question's concepts (its
+        ``MAX_CONCEPTS`` rarest) that meet in one span of ``rerank_span`` characters (a concept in its title
+        counts everywhere)."""
+        from react_tier.knowledge.rerank import MAX_CONCEPTS, best_span, idf
 
         concepts = [tuple(compact(f) for f in forms if compact(f)) for forms in self._concepts(query)]
         concepts = [forms for forms in concepts if forms]
         if len(concepts) < 2:
             return
         documents = len(self._records)
-        weights = [idf(max(self._document_frequency(f) for f in forms), documents) for forms in concepts]
+        weighted = [(idf(max(self._document_frequency(f) for f in forms), documents), forms) for forms in concepts]
+        rarest = sorted(range(len(weighted)), key=lambda i: -weighted[i][0])[:MAX_CONCEPTS]
+        weights = [weighted[i][0] for i in sorted(rarest)]
+        concepts = [weighted[i][1] for i in sorted(rarest)]
         top = sorted(fused, key=lambda p: (-fused[p], p))[:self.settings.rerank_depth]
         for position in top:
             title = self._search_title(position)

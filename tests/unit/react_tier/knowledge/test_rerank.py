@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from react_tier.knowledge import KnowledgeQueryError, KnowledgeSettings
-from react_tier.knowledge.rerank import best_span, idf, occurrences
+from react_tier.knowledge.rerank import MAX_CONCEPTS, best_span, idf, occurrences
 from react_tier.knowledge.text import clean_query, compact
 from tests.unit.react_tier.knowledge.test_base_search import PLAIN
 
@@ -72,6 +72,9 @@ def _expected(kb_plain, kb, query, weight, span, depth) -> list[tuple[str, float
     plain = kb_plain.search(query, 100)
     concepts = [forms for forms in ([compact(f) for f in forms] for forms in kb._concepts(query)) if forms]
     weights = [idf(max(kb._document_frequency(f) for f in forms), len(kb)) for forms in concepts]
+    if len(concepts) > MAX_CONCEPTS:  # the rarest MAX_CONCEPTS, in question order (ties: the earlier)
+        keep = sorted(sorted(range(len(weights)), key=lambda i: -weights[i])[:MAX_CONCEPTS])
+        concepts, weights = [concepts[i] for i in keep], [weights[i] for i in keep]
     scored = {}
     for rank, p in enumerate(plain):
         title = compact(clean_query(p.title, 10**4))
@@ -83,9 +86,12 @@ def _expected(kb_plain, kb, query, weight, span, depth) -> list[tuple[str, float
 
 
 QUERIES = ["韩擒虎去世时年多少", "韩擒虎和陈后主分别在哪里", "隋文帝是哪一年去世的", "陈后主躲到了哪里"]
+# a long query of the tiny texts: more concepts than MAX_CONCEPTS, so only the rarest count
+LONG = ("高祖文皇帝姓杨氏弘农郡华阴人汉太尉震八代孙铉仕燕为北平太守皇考从周太祖起义关西赐姓普六茹氏位至柱国"
+        "大司空隋国公开皇元年二月甲子上自相府常服入宫备礼即皇帝位于临光殿韩擒虎率五百人宵济袭采石陈主叔宝投于井")
 
 
-@pytest.mark.parametrize("query", QUERIES)
+@pytest.mark.parametrize("query", [*QUERIES, LONG])
 @pytest.mark.parametrize(("weight", "span", "depth"), [(2.0, 16, 50), (1.0, 4, 50), (5.0, 40, 3), (2.0, 16, 1)])
 def test_the_top_depth_is_reordered_by_the_span_score(make_kb, query, weight, span, depth):
     kb = make_kb(**PROXIMITY, rerank_weight=weight, rerank_span=span, rerank_depth=depth)
@@ -115,6 +121,12 @@ def test_off_or_zero_weight_is_the_plain_ranking(make_kb):
         assert [(p.id, p.score) for p in make_kb(**PLAIN, rerank_weight=5.0).search(query, 100)] \
             == plain
         assert [(p.id, p.score) for p in make_kb(**PROXIMITY, rerank_weight=0.0).search(query, 100)] == plain
+
+
+def test_a_long_query_counts_only_its_rarest_concepts(make_kb):
+    kb = make_kb(**PROXIMITY)
+    assert len(kb._concepts(LONG)) > MAX_CONCEPTS
+    assert [p.id for p in kb.search(LONG, 100)] != [p.id for p in make_kb(**PLAIN).search(LONG, 100)]
 
 
 def test_a_one_concept_question_is_left_alone(make_kb):
