@@ -11,8 +11,9 @@ that occurs in every third window, 帝 or 年, tells little), so
     score = max over spans of  sum(idf of the concepts in the span) / sum(idf of all concepts)
 
 and the fused score becomes ``fused x (1 + rerank_weight x score)``. A concept named by the window's title
-(the biography's subject) counts in every span. Pure Python over <= 50 windows of ~160 characters: ~0.3 ms a
-query (measured in benchmarks/kb_rerank_sweep.py, see benchmarks/results/knowledge/ISSUE30.md).
+(the biography's subject) counts in every span. Pure Python over <= 50 windows of ~160 characters: the re-rank
+step costs p50 1.1 / p99 3.8 ms of CPU per search, the whole search p50 1.75 / p99 6.1 ms (was 0.56 / 1.9) on
+one core (benchmarks/kb_rerank_sweep.py; benchmarks/results/knowledge/ISSUE30.md). Dev recall@5 0.875 -> 0.917.
 """
 
 from __future__ import annotations
