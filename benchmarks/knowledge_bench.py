@@ -18,6 +18,8 @@ Configurations (all on the same index; the poem-group passages are in the index 
   all           everything (the default settings), and "all -X" without one addition; "all -aliases" shows
                 what the learned lexicon does without the hand-written table; "all +coverage" the optional
                 coordination-level re-rank (off by default: +1 dev question at @5, -3 at @1)
+  all -rerank   without the proximity re-rank of the fused top 50 (react_tier/knowledge/rerank.py; on by
+                default since issue 30, so every "all ..." configuration includes it)
   all +dense    the learned dense ranking fused by RRF (react_tier/knowledge/dense.py); the encoder is
                 trained in the run (both cores, as `suiqa kb build --dense`; --no-build reuses the cached one)
 """
@@ -42,7 +44,7 @@ QUESTION_SETS = {"dev": REPO / "tests" / "data" / "kb_dev_questions.jsonl",
                  "heldout": REPO / "tests" / "data" / "kb_heldout_questions.jsonl",
                  # issue 30's 44 new held-out questions, written before its tuning
                  "heldout30": REPO / "tests" / "data" / "kb_heldout30_questions.jsonl"}
-OFF = {"use_lexicon": False, "decompose": False, "use_poem_groups": False}
+OFF = {"use_lexicon": False, "decompose": False, "use_poem_groups": False, "rerank": "off"}
 CONFIGS = {
     "baseline": OFF,
     "+lexicon": {**OFF, "use_lexicon": True},
@@ -54,6 +56,7 @@ CONFIGS = {
     "all -structured": {"use_poem_groups": False},
     "all -aliases": {"use_aliases": False},  # the learned lexicon alone, without the hand-written table
     "all -aliases -lexicon": {"use_aliases": False, "use_lexicon": False},
+    "all -rerank": {"rerank": "off"},  # issue 30: the proximity re-rank of the top 50 (on by default)
     "all +coverage": {"coverage_weight": 1.0},  # the coordination-level re-rank (off by default)
     # issue 30: the sentence granularity (a sentence hit returns its window) and the in-section completion
     "all +sentences": {"sentence_weight": 0.7},
@@ -65,7 +68,7 @@ CONFIGS = {
     "all +sentences +dense": {"sentence_weight": 0.7, "dense_weight": 0.5},
 }
 # configurations whose misses at 5 are classified (evaluation.classify_miss)
-CLASSIFIED = ("all", "all +sentences", "all +sentences +dense")
+CLASSIFIED = ("all", "all -rerank", "all +sentences", "all +sentences +dense")
 
 
 def _cpu_seconds() -> float:

@@ -13,8 +13,10 @@ until it sits ``overlap_min_distance`` places below that one, so the top k is no
 while a near-duplicate that is still strong stays in the top k instead of dropping behind everything else.
 Optionally (``dense_weight`` > 0) a learned dense ranking (:mod:`.dense`: a char-n-gram bi-encoder trained on
 the corpus, its passage vectors built by ``suiqa kb build --dense``) is one more ranking of the fusion; the
-manifest names the encoder, and a missing / stale one is refused. Everything is read-only after load, so
-concurrent searches from several threads are safe.
+manifest names the encoder, and a missing / stale one is refused. By default (``rerank='proximity'``) each
+query's fused top ``rerank_depth`` is re-ranked by how many of its concepts meet in one short span of the window
+(:mod:`.rerank`; dev recall@5 0.875 -> 0.917). Everything is read-only after load (the search-form caches only
+grow), so concurrent searches from several threads are safe.
 """
 
 from __future__ import annotations
@@ -110,6 +112,7 @@ class KnowledgeBase:
         self._tokenizer = WordTokenizer(jieba_extra_words())
         self.lexicon = Lexicon.load(index_dir / "lexicon.json")
         self._search_texts: dict[int, str] = {}  # position -> compact search form, filled on first use
+        self._search_titles: dict[int, str] = {}  # position -> compact search form of the title, the same
         with (index_dir / "poem_groups.jsonl").open(encoding="utf-8") as fh:
             self._groups = [PoemGroup(**{**g, "members": tuple(map(tuple, g["members"]))})
                             for g in map(json.loads, fh)]
@@ -315,6 +318,8 @@ class KnowledgeBase:
                 fused[position] = fused.get(position, 0.0) + weight / (rrf_k + rank + 1)
         if self.settings.coverage_weight > 0 and fused:
             self._reward_coverage(query, fused)
+        if self.settings.rerank == "proximity" and fused:
+            self._rerank_proximity(query, fused)
         return fused
 
     def _concepts(self, query: str) -> list[tuple[str, ...]]:
@@ -349,6 +354,47 @@ class KnowledgeBase:
             text = self._search_text(position)
             covered = sum(any(form in text for form in forms) for forms in concepts)
             fused[position] *= 1.0 + self.settings.coverage_weight * covered / len(concepts)
+
+    def _document_frequency(self, form: str) -> int:
+        """How many windows hold ``form``: its posting list in the word index, else in the character index,
+        else (a phrase neither tokenised) that of its rarest character bigram."""
+        for retriever, token in ((self._word, form), (self._char, form)):
+            token_id = retriever.vocab_dict.get(token)
+            if token_id is not None:
+                indptr = retriever.scores["indptr"]
+                return int(indptr[token_id + 1] - indptr[token_id])
+        bigrams = [form[i:i + 2] for i in range(len(form) - 1)]
+        return min((self._document_frequency(b) for b in bigrams), default=0) if len(form) > 2 else 0
+
+    def _rerank_proximity(self, query: str, fused: dict[int, float]) -> None:
+        """Proximity re-rank (:mod:`.rerank`): each of the best ``rerank_depth`` passages gains up to
+        ``rerank_weight`` x its fused score by the idf-weighted share of the question's concepts (its
+        ``MAX_CONCEPTS`` rarest) that meet in one span of ``rerank_span`` characters (a concept in its title
+        counts everywhere)."""
+        from react_tier.knowledge.rerank import MAX_CONCEPTS, best_span, idf
+
+        concepts = [tuple(compact(f) for f in forms if compact(f)) for forms in self._concepts(query)]
+        concepts = [forms for forms in concepts if forms]
+        if len(concepts) < 2:
+            return
+        documents = len(self._records)
+        weighted = [(idf(max(self._document_frequency(f) for f in forms), documents), forms) for forms in concepts]
+        rarest = sorted(range(len(weighted)), key=lambda i: -weighted[i][0])[:MAX_CONCEPTS]
+        weights = [weighted[i][0] for i in sorted(rarest)]
+        concepts = [weighted[i][1] for i in sorted(rarest)]
+        top = sorted(fused, key=lambda p: (-fused[p], p))[:self.settings.rerank_depth]
+        for position in top:
+            title = self._search_title(position)
+            everywhere = [any(f in title for f in forms) for forms in concepts]
+            score = best_span(self._search_text(position), concepts, weights, self.settings.rerank_span,
+                              everywhere)
+            fused[position] *= 1.0 + self.settings.rerank_weight * score
+
+    def _search_title(self, position: int) -> str:
+        title = self._search_titles.get(position)
+        if title is None:
+            title = self._search_titles[position] = compact(clean_query(self._records[position]["title"], 10**4))
+        return title
 
     def subqueries(self, query: str) -> list[str]:
         """The parts of a question that asks several things ([] if it asks one); see :mod:`.decompose`."""

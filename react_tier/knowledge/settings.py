@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -87,6 +88,17 @@ class KnowledgeSettings(TierSettings):
         description="Coordination-level re-rank: a top passage holding all of the question's concepts (a word or "
                     "one of its classical forms) gains this factor x its fused score; 0 = off.")
     coverage_depth: int = Field(30, ge=1, le=1000, description="How many top passages the coverage re-rank sees.")
+    rerank: Literal["off", "proximity"] = Field(
+        "proximity", description="Re-rank of the fused top rerank_depth: 'proximity' = the idf-weighted share of "
+                                 "the question's concepts inside one span of rerank_span characters of the window "
+                                 "(react_tier/knowledge/rerank.py; on: dev recall@5 0.875 -> 0.917, @1 0.667 -> "
+                                 "0.646, see benchmarks/results/knowledge/ISSUE30.md); 'off' = the fused ranking.")
+    rerank_depth: int = Field(50, ge=1, le=1000, description="How many top passages the re-ranker sees.")
+    rerank_weight: float = Field(
+        2.0, ge=0.0, le=10.0,
+        description="With rerank: a passage's fused score x (1 + rerank_weight x its proximity score 0..1).")
+    rerank_span: int = Field(16, ge=2, le=4000,
+                             description="With rerank='proximity': the span (characters) the concepts must meet in.")
     use_poem_groups: bool = Field(
         True, description="Structured poem route: a question that names a poem group (组诗) and asks how many / "
                           "which poems ranks the group's record first; a 《title》 ranks the poems of that title "

@@ -22,32 +22,11 @@ import pytest
 
 from react_tier.knowledge import KnowledgeBase, KnowledgeQueryError
 from react_tier.knowledge.lexicon import Lexicon
-from tests.unit.react_tier.knowledge.helpers import PREBUILT, prebuilt_copy, tiny_settings, write_data
+from tests.unit.react_tier.knowledge.helpers import PREBUILT, tiny_settings, write_data
 
-# the plain fused ranking: no decomposition, no diversity step, no structured route, no coverage re-rank
-PLAIN = {"decompose": False, "skip_overlapping": False, "use_poem_groups": False, "coverage_weight": 0.0}
-
-
-@pytest.fixture(scope="session")
-def tiny_root(tmp_path_factory):
-    return prebuilt_copy(tmp_path_factory.mktemp("kb_tiny"))
-
-
-@pytest.fixture(scope="session")
-def make_kb(tiny_root):
-    """The KnowledgeBase over the built tiny index, with these (query-time) settings. Loading costs ~0.7 s (jieba's
-    dictionary), so the variants share one loaded index: a search reads its settings when it runs; only the
-    window sizes (which windows overlap) are read at load, and ``load_kb`` gives those a fresh load."""
-    import copy
-
-    base = KnowledgeBase.load(tiny_settings(tiny_root))
-
-    def make(**overrides) -> KnowledgeBase:
-        kb = copy.copy(base)
-        kb.settings = tiny_settings(tiny_root, **overrides)
-        return kb
-
-    return make
+# the plain fused ranking: no decomposition, no diversity step, no structured route, no coverage / proximity re-rank
+PLAIN = {"decompose": False, "skip_overlapping": False, "use_poem_groups": False, "coverage_weight": 0.0,
+         "rerank": "off"}
 
 
 _ORDER: dict[str, int] = {}
@@ -496,8 +475,8 @@ def test_a_multi_fact_question_is_searched_as_itself_and_its_parts(make_kb):
     assert len(kb.search(question, 2)) == 2 and len(kb.search(question, 7)) == 7
     assert _ids_scores(kb.search(question, 5)) == _ids_scores(expected)
     assert _ids_scores(kb.search(question, 5)) != _ids_scores(kb.search_many([question, *parts], 5))
-    # decomposition off: the whole question alone
-    plain = make_kb(decompose=False)
+    # decomposition off: the whole question alone (its fused score, not re-ranked)
+    plain = make_kb(decompose=False, rerank="off")
     assert _ids_scores(plain.search(question, 5)) != _ids_scores(expected)
     assert plain.search(question, 1)[0].score == pytest.approx(1.7 / 31)
     assert make_kb().subqueries("隋文帝是哪一年去世的？") == []

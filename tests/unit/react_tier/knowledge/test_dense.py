@@ -19,7 +19,7 @@ from react_tier.knowledge.index import bilingual_pairs, build_dense, collect_doc
 from suiqa.errors import SuiqaError
 from tests.unit.react_tier.knowledge.helpers import prebuilt_copy, tiny_settings
 
-PLAIN = {"decompose": False, "skip_overlapping": False, "use_poem_groups": False}
+PLAIN = {"decompose": False, "skip_overlapping": False, "use_poem_groups": False, "rerank": "off"}
 
 
 @pytest.fixture(scope="module")
