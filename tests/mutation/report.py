@@ -1,10 +1,12 @@
 """Mutation-testing report from mutmut's results (mutants/**/*.meta) -> benchmarks/results/mutation/.
 
-    python -m tests.mutation.report                # report.md + summary.json for every core module python -m
-    tests.mutation.report --sample       # check CI's fixed sample: exit 1 if a sample mutant survived python
-    -m tests.mutation.report --only deployments/auth.py ...   # a run of some modules (`mutmut run "glob*"`):
-        their rows and sections replace those in report.md and summary.json; the other modules' stay as they
-        were
+    python -m tests.mutation.report              # report.md + summary.json for every core module
+    python -m tests.mutation.report --sample     # check CI's fixed sample: exit 1 if a sample mutant survived
+    python -m tests.mutation.report --unchecked  # the sample mutants mutmut has no verdict for (the Makefile's
+                                                 # second pass re-runs just these)
+    python -m tests.mutation.report --only deployments/auth.py ...   # a run of some modules (`mutmut run
+        "glob*"`): their rows and sections replace those in report.md and summary.json; the other modules' stay
+        as they were
 
 Score per module = killed / (killed + survived), where "killed" includes timeouts (the mutant made the tests hang
 until mutmut's CPU limit: a failure a user would see) and "survived" includes mutants no fast unit test reaches
@@ -31,6 +33,8 @@ REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "benchmarks" / "results" / "mutation"
 SAMPLE = OUT / "sample.txt"
 SURVIVORS = OUT / "survivors.yaml"
+SAMPLE_LOG = REPO / "var" / "mutation-sample.log"
+VERDICT_MARKS = frozenset("🎉🫥⏰🤔🙁🔇🧙")  # mutmut's per-mutant result lines (its emoji_by_status)
 TARGET = 0.80
 
 
@@ -135,22 +139,46 @@ def write_report(modules: dict, notes: dict[str, str], command: str, only: list[
     (OUT / "report.md").write_text("\n".join(parts) + "\n", encoding="utf-8")
 
 
-def check_sample(results: dict[str, dict[str, str]], notes: dict[str, str]) -> int:
-    """Every sample pattern matches mutants, and each is killed (or a listed equivalent)."""
+def _sample_statuses(results: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """{pattern of sample.txt: {mutant name: status}} (an empty dict: the pattern matches no mutant)."""
     lines = (line.strip() for line in SAMPLE.read_text(encoding="utf-8").splitlines())
     patterns = [line for line in lines if line and not line.startswith("#")]
     statuses = {name: status for module in results.values() for name, status in module.items()}
+    return {p: {n: s for n, s in statuses.items() if fnmatch.fnmatchcase(n, p)} for p in patterns}
+
+
+def unchecked_sample(results: dict[str, dict[str, str]]) -> list[str]:
+    """The sample mutants mutmut stopped before (no verdict): what a second pass has to run."""
+    return sorted(n for matched in _sample_statuses(results).values() for n, s in matched.items()
+                  if s == "not checked")
+
+
+def log_tail(path: Path = SAMPLE_LOG, lines: int = 15) -> str:
+    """The end of mutmut's log without its spinner frames: the last progress count, then whatever it printed
+    last (a traceback when it crashed) — what CI shows when the sample did not finish."""
+    if not path.is_file():
+        return f"({path} is missing)"
+    frames = path.read_text(encoding="utf-8", errors="replace").splitlines()  # splits the spinner's \r too
+    progress = [f for f in frames if "🎉" in f and "/" in f]
+    text = [f for f in frames if f.strip() and "🎉" not in f and f.lstrip()[:1] not in VERDICT_MARKS
+            and not any(spin in f for spin in ("Generating mutants", "Running stats", "Running clean tests"))]
+    return "\n".join(([f"last progress: {progress[-1].strip()}"] if progress else []) + text[-lines:])
+
+
+def check_sample(results: dict[str, dict[str, str]], notes: dict[str, str]) -> int:
+    """Every sample pattern matches mutants, and each is killed (or a listed equivalent)."""
+    sample = _sample_statuses(results)
     bad = []
-    for pattern in patterns:
-        matched = {n: s for n, s in statuses.items() if fnmatch.fnmatchcase(n, pattern)}
+    for pattern, matched in sample.items():
         if not matched:
             bad.append(f"{pattern}: no such mutant (the code changed: update {SAMPLE.name})")
         bad += [f"{n}: {s}" for n, s in matched.items() if s not in ("killed", "timeout")
                 and not str(notes.get(n, "")).startswith("equivalent")]
-    print(f"{len(patterns)} sample patterns, {len(bad)} problems")
+    print(f"{len(sample)} sample patterns, {len(bad)} problems")
     unchecked = sum(1 for line in bad if line.endswith(": not checked"))
     if unchecked:  # mutmut stopped before these: the Makefile's timeout, or a crash (its log says which)
-        print(f"{unchecked} sample mutants not checked: mutmut stopped early (see var/mutation-sample.log)")
+        print(f"{unchecked} sample mutants not checked: mutmut stopped early. The end of {SAMPLE_LOG.name}:")
+        print(log_tail())
     print("\n".join(bad))
     return 1 if bad else 0
 
@@ -158,12 +186,16 @@ def check_sample(results: dict[str, dict[str, str]], notes: dict[str, str]) -> i
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", action="store_true", help="check the fixed CI sample only")
+    parser.add_argument("--unchecked", action="store_true", help="print the sample mutants left without a verdict")
     parser.add_argument("--command", default="make mutation")
     parser.add_argument("--only", nargs="+", metavar="MODULE",
                         help="module paths of a partial run (see above)")
     args = parser.parse_args()
     results = load_results()
     notes = (yaml.safe_load(SURVIVORS.read_text(encoding="utf-8")) if SURVIVORS.is_file() else None) or {}
+    if args.unchecked:
+        print(" ".join(unchecked_sample(results)))
+        return 0
     if args.sample:
         return check_sample(results, notes)
     if args.only:
