@@ -153,7 +153,7 @@ def unchecked_sample(results: dict[str, dict[str, str]]) -> list[str]:
                   if s == "not checked")
 
 
-def log_tail(path: Path = SAMPLE_LOG, lines: int = 15) -> str:
+def log_tail(path: Path, lines: int = 15) -> str:
     """The end of mutmut's log without its spinner frames: the last progress count, then whatever it printed
     last (a traceback when it crashed) — what CI shows when the sample did not finish."""
     if not path.is_file():
@@ -178,7 +178,7 @@ def check_sample(results: dict[str, dict[str, str]], notes: dict[str, str]) -> i
     unchecked = sum(1 for line in bad if line.endswith(": not checked"))
     if unchecked:  # mutmut stopped before these: the Makefile's timeout, or a crash (its log says which)
         print(f"{unchecked} sample mutants not checked: mutmut stopped early. The end of {SAMPLE_LOG.name}:")
-        print(log_tail())
+        print(log_tail(SAMPLE_LOG))
     print("\n".join(bad))
     return 1 if bad else 0
 
