@@ -8,7 +8,14 @@ spellings violates the document and is still a valid request, so schemathesis' n
 reported it as "schema-violating request accepted" (CI, 2026-12-07: a conversation whose question was six
 text parts). :func:`documented_equivalent` rewrites such a body into the document's own spelling, with the
 server's own join, and asks the document: a body it then allows is not negative data. Only that check is left
-out for it; every other check (no 5xx, the response as documented) still runs."""
+out for it; every other check (no 5xx, the response as documented) still runs.
+
+The other way round, the document allows more than the server in one known place: each earlier message is held
+to the total its kind may have, since JSON Schema cannot sum the history's or the instructions' characters
+(request_schema.py). A conversation whose messages each fit but not together is a 400, and schemathesis'
+positive_data_acceptance (ST202) reported it as "schema-valid request rejected" (CI, 2026-12-07: two system
+messages, as text parts, past the tiny profile's 200 characters of instructions). :func:`over_a_summed_limit`
+finds such a body with the server's own conversion (``to_agent_request``); only ST202 is left out for it."""
 
 from __future__ import annotations
 
@@ -16,8 +23,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from deployments.protocol import ChatMessage
-from deployments.responses_protocol import InputMessage
+from deployments.protocol import ChatCompletionRequest, ChatMessage
+from deployments.responses_protocol import InputMessage, ResponsesRequest
+from react_tier.request import RequestLimits
 
 REQUESTS = {"/v1/chat/completions": ("ChatCompletionRequest", "messages", ChatMessage),
             "/v1/responses": ("ResponsesRequest", "input", InputMessage)}
@@ -50,3 +58,18 @@ def documented_equivalent(document: dict[str, Any], path: str, body: Any) -> boo
     canonical = _canonical(body, conversation, message_type)
     validator = Draft202012Validator({**document, "$ref": f"#/components/schemas/{name}"})
     return canonical is not None and validator.is_valid(canonical)
+
+
+def over_a_summed_limit(path: str, body: Any, limits: RequestLimits) -> bool:
+    """True when ``body`` is a request whose history or instructions, summed as the server sums them, are over
+    ``limits`` (each message may still fit: the one rule the document states per message only)."""
+    if path not in REQUESTS or not isinstance(body, dict):
+        return False
+    try:
+        chat = ResponsesRequest.model_validate(body).to_chat() if path == "/v1/responses" \
+            else ChatCompletionRequest.model_validate(body)
+        request = chat.to_agent_request()
+    except (ValueError, TypeError):  # refused for another reason: not this case
+        return False
+    return (sum(len(turn.content) for turn in request.history) > limits.max_history_chars
+            or len(request.instructions or "") > limits.max_instructions_chars)
