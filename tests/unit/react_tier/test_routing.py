@@ -126,7 +126,12 @@ async def test_the_client_pins_each_run_to_one_real_replica():
         settings = LLMEndpointSettings(base_url=a.base_url, replicas=[a.base_url, b.base_url], model="agent",
                                        balance_factor=10)
         client = LLMClient("agent", settings)
-        runs = [f"run-{i}" for i in range(8)]
+        # 4 runs whose hash owner is each replica: the servers' ports are ephemeral, so the ring differs per test
+        # run, and 8 fixed keys all fell on one replica in ~1 run of 128 (mutmut's clean run, 2026-12-07)
+        by_owner: dict[str, list[str]] = {}
+        for i in range(1000):
+            by_owner.setdefault(client.router.ring.walk(f"run-{i}")[0], []).append(f"run-{i}")
+        runs = [key for url in client.router.nodes for key in by_owner[url][:4]]
         for server in (a, b):
             server.script("agent", *["好"] * 24)
         for _ in range(3):
