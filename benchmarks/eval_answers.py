@@ -106,9 +106,11 @@ def _block(report, search_rank: dict[str, int | None]) -> dict:
     ids = [r.id for r in report.rows]
     searched = {i for i in ids if search_rank.get(i) is not None and search_rank[i] < 5}
     seen = {r.id for r in report.rows if r.recall_at_5}
+    answered = [len(r.observed) for r in report.rows if r.error is None]
     n = len(ids)
     return {**report.slis(), "search_recall_at_5": round(len(searched) / n, 4) if n else 0.0,
             "latency_s": distribution(r.latency_s for r in report.rows),
+            "passages_seen": round(sum(answered) / len(answered), 2) if answered else None,
             "search_only": sorted(searched - seen), "agent_only": sorted(seen - searched)}
 
 
@@ -143,12 +145,12 @@ def _table_row(name: str, b: dict) -> str:
     lat = b["latency_s"] or {}
     gap = f"{len(b['search_only'])} / {len(b['agent_only'])}"
     return (f"| {name} | {b['questions']} | {b['errors']} | {_f(b['recall_at_5'])} | {_f(b['search_recall_at_5'])} | "
-            f"{gap} | {_f(b['citation_validity'])} | {_f(b['grounding'])} | {_f(lat.get('p50'))} | "
-            f"{_f(lat.get('p99'))} |")
+            f"{gap} | {_f(b['passages_seen'], 1)} | {_f(b['citation_validity'])} | {_f(b['grounding'])} | "
+            f"{_f(lat.get('p50'))} | {_f(lat.get('p99'))} |")
 
 
 HEADER = ("| {what} | n | errors | evidence recall@5 (run) | search recall@5 (KB alone) | search-only / run-only | "
-          "citation validity | grounding | p50 s | p99 s |\n|---|---|---|---|---|---|---|---|---|---|")
+          "passages seen | citation validity | grounding | p50 s | p99 s |\n" + "|---" * 11 + "|")
 
 
 def render_markdown(result: dict) -> str:
@@ -164,9 +166,21 @@ def render_markdown(result: dict) -> str:
               f"Stack: profile `{stack.get('profile')}` ({how}), API {stack['api']}.", "", "Models that served:", "",
               "| tier | served names | weights (folder) | random-weight build |", "|---|---|---|---|"]
     for role, tier in stack["models"].items():
+        if role == "pipeline":
+            continue
         roots = ", ".join(sorted({m.get("root") or "?" for m in tier.get("served") or []})) or tier.get("model", "?")
         names = ", ".join(m["id"] for m in tier.get("served") or []) or ", ".join(tier.get("served_model_name") or [])
         lines.append(f"| {role} | {names} | `{roots}` | {'yes' if tier.get('random_weights') else 'no'} |")
+    pipeline = (stack["models"].get("pipeline") or {}).get("served") or []
+    lines += [""] + [f"Pipeline API: `{m['id']}` ({json.dumps(m.get('sui') or {})})." for m in pipeline]
+    agent = result.get("agent") or {}
+    if agent:
+        lines += ["", f"What bounds the passages a run sees (the agent's settings): a search shows `search_k` = "
+                      f"{agent['search_k']} passages, an observation is cut to `max_observation_chars` = "
+                      f"{agent['max_observation_chars']} characters, `max_steps` = {agent['max_steps']}, forced first "
+                      f"search: {'yes' if agent['always_search_first'] else 'no'}. \"passages seen\" below is the "
+                      "mean number of distinct passage ids an answered run was shown (up to 5 counted); where it is "
+                      "below 5, search-only questions can be that limit rather than the agent's queries."]
     lines += [""] + [f"Note: {note}" for note in result.get("notes", [])] + [""]
     lines += ["Scoring: react_tier/canary.py, as `suiqa canary` (evidence recall@5: the first 5 distinct passages the "
               "run was shown cover every expected fact; citation validity: at least one citation, each observed and "
@@ -399,6 +413,8 @@ def run(args, argv: list[str]) -> dict:
             "tiny": any(m.get("random_weights") for m in tiers) or (not tiers and pipeline_tiny),
             "stack": {"profile": (state or {}).get("profile"), "started": started, "api": target["api"],
                       "api_config": args.api_config or (state or {}).get("api_config"), "models": models},
+            "agent": {k: getattr(settings.agent, k) for k in ("always_search_first", "search_k",
+                                                              "max_observation_chars", "max_steps")},
             "knowledge": {"index": str(kb.index_dir),
                           "settings": json.loads(settings.agent.knowledge.model_dump_json(
                               exclude={"data_dir", "cache_dir"}))},

@@ -43,6 +43,7 @@ def test_a_set_is_summarised_per_shape_with_search_beside_the_run():
         "questions": 4, "errors": 1, "recall_at_5": 0.5, "citation_validity": 0.5,
         "grounding": 0.5, "search_recall_at_5": 0.5}  # grounding: of the 3 answered; recall: of all 4
     assert whole["search_only"] == ["d2"] and whole["agent_only"] == ["d3"]
+    assert whole["passages_seen"] == 1.0  # the 3 answered runs saw one passage each; the failed one is not counted
     assert whole["latency_s"]["p50"] == 2.5 and whole["latency_s"]["max"] == 9.0 and whole["latency_s"]["n"] == 4
     assert list(s["by_shape"]) == ["multi", "single"]
     multi, single = s["by_shape"]["multi"], s["by_shape"]["single"]
@@ -69,8 +70,9 @@ def result(tiny: bool) -> dict:
     report, retrieval = canned()
     return {"command": "python -m benchmarks.eval_answers --limit 4", "time": "2026-12-08T00:00:00+00:00",
             "wall_s": 20.0, "concurrency": 4, "limit": 4, "tiny": tiny, "notes": [],
+            "agent": {"always_search_first": True, "search_k": 4, "max_observation_chars": 400, "max_steps": 3},
             "stack": {"profile": "cpu-tiny-shared", "started": True, "api": "http://127.0.0.1:8080/v1",
-                      "models": {"pipeline": {"served": [{"id": "sui-react"}]},
+                      "models": {"pipeline": {"served": [{"id": "sui-react", "sui": {"tiny_models": tiny}}]},
                                  "domain": {"model": "/m/domain-internlm2", "served_model_name": ["a", "b"],
                                             "served": [{"id": "a", "root": "/m/domain-internlm2"}],
                                             "random_weights": tiny}}},
@@ -84,9 +86,11 @@ def test_the_report_names_models_command_tables_and_errors(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert ev.TINY_NOTE in md and "`python -m benchmarks.eval_answers --limit 4`" in md
     assert "| domain | a | `/m/domain-internlm2` | yes |" in md
-    assert "| dev | 4 | 1 | 0.50 | 0.50 | 1 / 1 | 0.50 | 0.50 | 2.50 |" in md
-    assert "## dev by shape" in md and "| multi | 2 | 0 | 0.50 | 1.00 | 1 / 0 |" in md
-    assert "| single | 2 | 1 | 0.50 | 0.00 | 0 / 1 |" in md
+    assert "| dev | 4 | 1 | 0.50 | 0.50 | 1 / 1 | 1.0 | 0.50 | 0.50 | 2.50 |" in md
+    assert "## dev by shape" in md and "| multi | 2 | 0 | 0.50 | 1.00 | 1 / 0 | 1.0 |" in md
+    assert "| single | 2 | 1 | 0.50 | 0.00 | 0 / 1 | 1.0 |" in md
+    assert "Pipeline API: `sui-react` ({\"tiny_models\": true})" in md and "| pipeline |" not in md
+    assert "`search_k` = 4 passages" in md and "`max_observation_chars` = 400" in md
     assert "- dev d4: RuntimeError: HTTP 504: timeout" in md and "started by this run" in md
     assert "recall@1 / @5 / @10: dev 0.250 / 0.500 / 0.750" in md
     assert json.loads((tmp_path / "answers.json").read_text())["rows"][3]["id"] == "d4"
