@@ -230,11 +230,12 @@ def plot(result: dict, path: Path) -> None:
                       [f"{g}\n(n={b['questions']})" for g, b in groups], fontsize=8)
         ax.set_title(f"{name}: {s['all']['questions']} questions, {s['all']['errors']} errors", fontsize=9)
         ax.set_ylim(0, 1.05)
-    axes[0][0].legend(fontsize=7, loc="upper left")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(bars), fontsize=8)
     title = "answer-level evaluation" + (" - TINY RANDOM MODELS: plumbing check, not quality" if result["tiny"]
                                          else "")
     fig.suptitle(f"{title}\n{result['command']}", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))  # the legend below the panels, clear of the bars
     fig.savefig(path, dpi=110)
 
 
