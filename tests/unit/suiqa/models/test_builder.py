@@ -111,3 +111,15 @@ def test_dropped_weight_is_detected(two_builds):
     llama["model.layers.0.self_attn.rotary_emb.inv_freq"] = torch.zeros(1)
     with pytest.raises(ValueError, match="unexpected"):
         llama_to_internlm2(llama, AttentionShape.from_config(config))
+
+
+def test_is_random_build_names_only_build_models_folders_beside_their_stamp(tmp_path):
+    from suiqa.models import BUILD_STAMP, BUILT_FOLDERS, is_random_build
+
+    for name in BUILT_FOLDERS.values():
+        (tmp_path / name).mkdir()
+    (tmp_path / "Qwen2.5-7B-Instruct").mkdir()
+    assert not is_random_build(tmp_path / "domain-internlm2")  # no stamp: someone's folder of that name
+    (tmp_path / BUILD_STAMP).write_text("{}")
+    assert is_random_build(tmp_path / "domain-internlm2") and is_random_build(str(tmp_path / "agent-qwen2"))
+    assert not is_random_build(tmp_path / "Qwen2.5-7B-Instruct")
