@@ -73,7 +73,7 @@ mutation-sample: setup  ## CI's mutant sample (benchmarks/results/mutation/sampl
 	    > var/mutation-sample.log 2>&1; echo "mutmut: exit $$? after $$(( $$(date +%s) - t0 )) s"
 	-@left=$$($(PY) -m tests.mutation.report --unchecked); if [ -n "$$left" ]; then \
 	    echo "mutmut stopped early: a second pass over the $$(echo $$left | wc -w) sample mutants without a verdict"; \
-	    t0=$$(date +%s); timeout 900 $(MUTMUT) run --max-children 2 $$left >> var/mutation-sample.log 2>&1; \
+	    t0=$$(date +%s); timeout 1200 $(MUTMUT) run --max-children 2 $$left >> var/mutation-sample.log 2>&1; \
 	    echo "mutmut (second pass): exit $$? after $$(( $$(date +%s) - t0 )) s"; fi
 	@$(PY) -m tests.mutation.report --sample
 
