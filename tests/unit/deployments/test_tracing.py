@@ -68,6 +68,7 @@ async def test_one_span_tree_per_request_from_the_ingress_to_each_llm_call(stand
     calls = [s for s in spans if s.name.startswith("llm.call")]
     assert steps and tools and calls
     assert all(s.parent_id == run.span_id for s in steps)
+    assert sorted(s.attributes["sui.step"] for s in steps) == list(range(len(steps)))  # each step's index
     assert all(by_id[t.parent_id].name.startswith("react.step") for t in tools)
     assert {by_id[c.parent_id].name.split()[0] for c in calls} <= {"agent.run", "react.step"}
     # every upstream call of the run has its span, named by its X-Request-Id

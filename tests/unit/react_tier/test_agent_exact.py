@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 import pytest
 
@@ -196,6 +197,19 @@ async def test_the_degraded_answer_is_streamed_too(scripted):
     events = [event async for event in agent.stream("谁？")]
     await agent.aclose()
     assert "".join(e.text for e in events if isinstance(e, AnswerDelta)) == events[-1].result.answer == "草稿。"
+
+
+async def test_a_failed_agent_call_is_a_step_with_its_error_and_its_own_latency(scripted):
+    scripted.script("domain", "草稿。")
+    scripted.script("agent", Reply(status=400))
+    agent = _agent(scripted)
+    started = time.monotonic()
+    result = await agent.run("谁？")
+    wall = time.monotonic() - started
+    await agent.aclose()
+    (step,) = result.steps
+    assert step.error.startswith("agent LLM: ") and result.finish_reason == "degraded"
+    assert 0 < step.latency_s <= wall  # the call's time, measured from the step's start
 
 
 async def test_nothing_to_answer_with_names_the_agent_tier(scripted):

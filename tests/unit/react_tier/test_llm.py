@@ -4,6 +4,8 @@ which failures are retried and which status each becomes, per-call timeouts, the
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import openai
 import pytest
@@ -218,12 +220,16 @@ async def test_a_streamed_call_is_logged_and_reported_once(scripted, caplog):
     scripted.script("agent", Reply("甲乙丙丁", prompt_tokens=6, chunk_chars=2), Reply("戊己庚辛", chunk_chars=1))
     client = LLMClient("agent", settings(scripted.base_url), hook)
     caplog.set_level("INFO", logger="react_tier.llm")
+    started = time.monotonic()
     with request_context("rid-7"):
         whole = [d async for d in client.stream([{"role": "user", "content": "q"}])]
         deltas = client.stream([{"role": "user", "content": "q"}])
         first = await anext(deltas)
         await deltas.aclose()  # the answer reached its cap: the caller stops reading
+    wall_ms = (time.monotonic() - started) * 1000
     await client.aclose()
+    # each line's latency is its own call's, from its start (both lines, the closed one too)
+    assert all(0 < r.latency_ms <= wall_ms for r in caplog.records if r.getMessage() == "llm_call")
     assert [d.text for d in whole[:-1]] == ["甲乙", "丙丁"] and first.text == "戊"
     assert whole[-1] == Finish("stop", Usage(prompt_tokens=6, completion_tokens=4, calls=1))
     logged = _llm_calls(caplog)
