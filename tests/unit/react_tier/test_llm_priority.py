@@ -32,7 +32,8 @@ async def test_later_calls_of_a_run_are_sent_with_higher_priority(server):
     assert draft["priority"] == 0 and draft["ignore_eos"] is True  # other extra_body fields pass through
 
 
-def test_deadline_priority_is_the_epoch_millisecond_where_the_budget_ends():
+def test_the_run_ordered_priority_is_the_epoch_millisecond_where_the_budget_ends():
+    # no "deadline" in this name: `make mutation` deselects those (wall-clock tests), and this one is pure
     assert deadline_priority(2.5, 60, now=1000.0) == 1_002_500
     assert deadline_priority(None, 60, now=1000.0) == 1_060_000  # no budget: the call's own timeout
 
