@@ -74,6 +74,10 @@ async def test_one_span_tree_per_request_from_the_ingress_to_each_llm_call(stand
     # every upstream call of the run has its span, named by its X-Request-Id
     assert len(calls) == sum(u["calls"] for u in _sui(resp)["usage"].values())
     assert len(steps) == run.attributes["sui.steps"] == len(_sui(resp)["steps"])
+    sui = _sui(resp)  # the run span's other attributes are the run's own figures
+    assert run.attributes["sui.finish_reason"] == sui["finish_reason"]
+    assert run.attributes["sui.answer_tokens"] > 0 and run.attributes["sui.max_steps"] >= len(steps)
+    assert run.attributes["sui.citations"] == len(sui["citations"])
     assert all(c.attributes["sui.call_id"].startswith("trace-1.") for c in calls)
     assert len({c.attributes["sui.call_id"] for c in calls}) == len(calls)
     assert [c.attributes["sui.tier"] for c in calls][0] == "domain"  # the draft first
