@@ -81,6 +81,8 @@ async def test_one_span_tree_per_request_from_the_ingress_to_each_llm_call(stand
     assert all(c.attributes["sui.call_id"].startswith("trace-1.") for c in calls)
     assert len({c.attributes["sui.call_id"] for c in calls}) == len(calls)
     assert [c.attributes["sui.tier"] for c in calls][0] == "domain"  # the draft first
+    assert calls[0].attributes["sui.stream"] is False  # the draft is one completion; the agent's steps stream
+    assert all(c.attributes["sui.stream"] is True for c in calls if c.attributes["sui.tier"] == "agent")
     assert all(c.attributes["gen_ai.usage.input_tokens"] > 0 for c in calls)
     for child in spans:  # each span lies within its parent's time
         parent = by_id.get(child.parent_id)
