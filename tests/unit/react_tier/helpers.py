@@ -128,7 +128,7 @@ class Recorder(AgentHooks):
         self.calls.append(("tool", tool, ok))
 
     async def on_parse_error(self, error, raw_output):
-        self.calls.append(("parse_error", raw_output))
+        self.calls.append(("parse_error", raw_output, error))
 
     async def on_step(self, step):
         self.calls.append(("step", step.index))

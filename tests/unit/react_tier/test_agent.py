@@ -97,7 +97,10 @@ async def test_parse_error_is_fed_back_and_recovered(scripted):
     assert "没有找到 Action" in second["messages"][-1]["content"]
     assert second["messages"][-2] == {"role": "assistant", "content": "隋朝是杨坚建立的。"}  # its own output, fed back
     assert "search_knowledge" in third["messages"][-1]["content"]  # the unknown-tool feedback lists real tools
-    assert next(c for c in hooks.calls if c[0] == "parse_error") == ("parse_error", "隋朝是杨坚建立的。")
+    # the hook gets the parser's own message (the one fed back to the model) and the raw output
+    error = next(c[2] for c in hooks.calls if c[0] == "parse_error")
+    assert next(c[:2] for c in hooks.calls if c[0] == "parse_error") == ("parse_error", "隋朝是杨坚建立的。")
+    assert error in second["messages"][-1]["content"] and "Action" in error
     assert scripted.requests_for("domain") == []
 
 
