@@ -22,6 +22,8 @@ from __future__ import annotations
 from typing import Any
 
 from jsonschema import Draft202012Validator
+from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from deployments.protocol import ChatCompletionRequest, ChatMessage
 from deployments.responses_protocol import InputMessage, ResponsesRequest
@@ -73,3 +75,15 @@ def over_a_summed_limit(path: str, body: Any, limits: RequestLimits) -> bool:
         return False
     return (sum(len(turn.content) for turn in request.history) > limits.max_history_chars
             or len(request.instructions or "") > limits.max_instructions_chars)
+
+
+def exempt_checks(case: Any, document: dict[str, Any], limits: RequestLimits) -> list:
+    """The one schemathesis check ``case`` is exempt from, if any (every other check still runs):
+    negative_data_rejection for a negative case that is a documented equivalent of a request ``document``
+    allows; positive_data_acceptance for a positive case whose history or instructions add up past ``limits``."""
+    mode = case.meta.generation.mode
+    if mode == GenerationMode.NEGATIVE and documented_equivalent(document, case.path, case.body):
+        return [negative_data_rejection]
+    if mode == GenerationMode.POSITIVE and over_a_summed_limit(case.path, case.body, limits):
+        return [positive_data_acceptance]
+    return []

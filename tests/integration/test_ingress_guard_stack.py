@@ -227,10 +227,9 @@ def test_served_openapi_holds_under_schemathesis(stack):
     import schemathesis
     from hypothesis import HealthCheck, given, settings
     from schemathesis import GenerationMode
-    from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
     from deployments.config import PROFILES_DIR, ApiSettings
-    from tests.openapi_equivalents import documented_equivalent, over_a_summed_limit
+    from tests.openapi_equivalents import exempt_checks
 
     limits = ApiSettings.load(PROFILES_DIR / "api-cpu-tiny.yaml").agent.limits  # cpu-tiny-shared's api_config
     urls, _ = stack
@@ -253,13 +252,8 @@ def test_served_openapi_holds_under_schemathesis(stack):
             def run(case):
                 nonlocal ran
                 ran += 1
-                # history or instructions summed past the tiny limits: a sum JSON Schema cannot state
-                excluded = [positive_data_acceptance] if mode == GenerationMode.POSITIVE and over_a_summed_limit(
-                    case.path, case.body, limits) else []
-                # a spelling the document leaves out on purpose is no negative data (tests/openapi_equivalents.py)
-                if mode == GenerationMode.NEGATIVE and documented_equivalent(document, case.path, case.body):
-                    excluded.append(negative_data_rejection)
-                case.call_and_validate(timeout=120, excluded_checks=excluded)  # every other check
+                # a left-out spelling is no negative data; a sum past the tiny limits is no positive data
+                case.call_and_validate(timeout=120, excluded_checks=exempt_checks(case, document, limits))
 
             run()
     assert ran >= 250  # hypothesis stops early on routes without parameters (/health: one case)

@@ -12,14 +12,12 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from jsonschema import Draft202012Validator
-from schemathesis import GenerationMode
-from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from deployments.api_router import create_app
 from deployments.auth import KeyRing, parse_keys
 from deployments.config import PROFILES_DIR, ApiSettings
 from deployments.serving_chat import OpenAIServingChat
-from tests.openapi_equivalents import documented_equivalent, over_a_summed_limit
+from tests.openapi_equivalents import documented_equivalent, exempt_checks, over_a_summed_limit
 from tests.unit.deployments.helpers import ContractAgent
 
 KEY = "sk-schema-0123456789abcdef"
@@ -39,33 +37,21 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 tiny_schema = schemathesis.openapi.from_asgi("/openapi.json", tiny_app)
 
 
-def left_out(case, served, limits) -> list:
-    """The one check a case is exempt from, if any: negative_data_rejection for a negative case that is a
-    documented equivalent of an allowed request; positive_data_acceptance for a positive one whose history or
-    instructions add up past ``limits`` (a sum the document cannot state: tests/openapi_equivalents.py)."""
-    mode = case.meta.generation.mode
-    if mode == GenerationMode.NEGATIVE and documented_equivalent(served.openapi(), case.path, case.body):
-        return [negative_data_rejection]
-    if mode == GenerationMode.POSITIVE and over_a_summed_limit(case.path, case.body, limits):
-        return [positive_data_acceptance]
-    return []
-
-
 @schema.parametrize()
 @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_matches_its_openapi(case):
-    # every check but the one a case is exempt from (left_out)
+    # every check but the one a case is exempt from (tests/openapi_equivalents.exempt_checks)
     case.call_and_validate(headers={"Authorization": f"Bearer {KEY}"},
-                           excluded_checks=left_out(case, app, DEFAULT_LIMITS))
+                           excluded_checks=exempt_checks(case, app.openapi(), DEFAULT_LIMITS))
 
 
 @tiny_schema.parametrize()
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_matches_its_openapi_with_the_tiny_profiles_limits(case):
     # the tiny limits (200 characters of instructions, 700 of history) are where generated conversations add up
-    # past a sum most often: CI, 2026-12-07, twice, before ST202 was left out for exactly those (left_out)
+    # past a sum most often: CI, 2026-12-07, twice, before ST202 was left out for exactly those (exempt_checks)
     case.call_and_validate(headers={"Authorization": f"Bearer {KEY}"},
-                           excluded_checks=left_out(case, tiny_app, tiny.agent.limits))
+                           excluded_checks=exempt_checks(case, tiny_app.openapi(), tiny.agent.limits))
 
 
 def test_a_body_over_the_limit_is_a_rejection_to_schemathesis():
