@@ -375,7 +375,8 @@ def evaluate_set(name: str, questions: list, kb, target: dict, args) -> tuple[di
 def run(args, argv: list[str]) -> dict:
     from react_tier.knowledge import KnowledgeBase
 
-    sets = load_sets(parse_sets(args.set), args.limit)  # a bad set: one line, before a stack starts
+    paths = parse_sets(args.set)
+    sets = load_sets(paths, args.limit)  # a bad set: one line, before a stack starts
     started_at, t0 = datetime.now(UTC), time.perf_counter()
     state = None if args.url else read_state()
     started = False
@@ -419,7 +420,7 @@ def run(args, argv: list[str]) -> dict:
             "knowledge": {"index": str(kb.index_dir),
                           "settings": json.loads(settings.agent.knowledge.model_dump_json(
                               exclude={"data_dir", "cache_dir"}))},
-            "notes": notes, "question_sets": {name: str(path) for name, path in parse_sets(args.set).items()},
+            "notes": notes, "question_sets": {name: str(path) for name, path in paths.items()},
             "sets": results, "rows": rows}
 
 
