@@ -81,17 +81,23 @@ def serving_profiles(stack: StackSettings) -> dict[str, ServingProfile]:
     return {"domain": domain, "agent": load_profile(stack.agent_profile, role="agent", **stack.agent_overrides)}
 
 
+def api_profile_path(stack: StackSettings) -> Path | None:
+    """The stack's API profile (a name in deployments/profiles or a YAML path), resolved; None: defaults + env."""
+    from deployments.config import PROFILES_DIR as API_PROFILES
+
+    return resolve_profile(stack.api_config, API_PROFILES, "API") if stack.api_config else None
+
+
 def api_settings(stack: StackSettings, profiles: dict[str, ServingProfile]):
     """ApiSettings from the stack's API profile and the environment, with the agent's LLM endpoints pointing at
     the vLLM servers this stack starts (computed values: the highest layer, like CLI flags)."""
-    from deployments.config import PROFILES_DIR as API_PROFILES
     from deployments.config import ApiSettings
 
     domain = profiles["domain"]
     agent = profiles.get("agent")
     agent_url = (agent or domain).base_url + "/v1"
     agent_model = agent.api_model_name if agent else domain.served_model_name[-1]
-    api_yaml = resolve_profile(stack.api_config, API_PROFILES, "API") if stack.api_config else None
+    api_yaml = api_profile_path(stack)
     # the context each model is served with: start-up checks the limits against it (react_tier/budget.py)
     endpoints = {"domain_llm": {"base_url": domain.base_url + "/v1", "model": domain.api_model_name,
                                 "context_tokens": domain.max_model_len},
@@ -289,10 +295,9 @@ def up(stack: StackSettings) -> dict[str, str]:
             "logs_pipeline": str(logs_dir() / "pipeline.jsonl")}
     # the API profile too (resolved), so a client of the running stack loads the same settings (the agent's
     # knowledge base, the canary thresholds: benchmarks/eval_answers.py reads this state as data)
-    from deployments.config import PROFILES_DIR as API_PROFILES
-
-    api_config = str(resolve_profile(stack.api_config, API_PROFILES, "API")) if stack.api_config else None
-    _write_state(stack.name, ray=True, urls=urls, servers=tiers, api_keys=keys_state, api_config=api_config)
+    api_yaml = api_profile_path(stack)
+    _write_state(stack.name, ray=True, urls=urls, servers=tiers, api_keys=keys_state,
+                 api_config=str(api_yaml) if api_yaml else None)
     return urls
 
 
