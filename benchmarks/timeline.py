@@ -127,8 +127,16 @@ def cpu_per_kind(before: dict[int, dict], after: dict[int, dict], seconds: float
 
 # ------------------------------------------------------------------------------------------------ Prometheus
 
-def scrape(url: str, timeout_s: float = 10.0) -> dict[tuple, float]:
-    """{(sample name, sorted labels): value} of one /metrics endpoint; {} when it does not answer."""
+def scrape(url: str | list[str], timeout_s: float = 10.0) -> dict[tuple, float]:
+    """{(sample name, sorted labels): value} of one /metrics endpoint; {} when it does not answer. A list of
+    endpoints (one tier served by several vLLM servers) gives their sums: counters, histograms' sums and counts and
+    gauges such as running requests add up across servers."""
+    if isinstance(url, list):
+        out: dict[tuple, float] = {}
+        for one in url:
+            for key, value in scrape(one, timeout_s).items():
+                out[key] = out.get(key, 0.0) + value
+        return out
     try:
         text = httpx.get(url, timeout=timeout_s).text
     except httpx.HTTPError:
@@ -207,7 +215,7 @@ class Sampler:
     """Once per ``interval_s`` in a thread: GPU utilisation and memory (NVML, when present) and each vLLM tier's
     running / waiting requests. ``rows`` is the time series; :meth:`summary` its means and maxima."""
 
-    def __init__(self, vllm_metrics: dict[str, str], interval_s: float = 1.0) -> None:
+    def __init__(self, vllm_metrics: dict[str, str | list[str]], interval_s: float = 1.0) -> None:
         self.urls, self.interval_s = vllm_metrics, interval_s
         self.rows: list[dict] = []
         self._stop = threading.Event()
@@ -261,7 +269,7 @@ class StepProbe:
     """Everything above around one step: ``with StepProbe(...) as probe: run the step``; then
     ``probe.result(runs)``."""
 
-    def __init__(self, endpoints: dict[str, str], tiers_by_port: dict[str, str],
+    def __init__(self, endpoints: dict[str, str | list[str]], tiers_by_port: dict[str, str],
                  tiers: dict[str, tuple[str, str | None]], sample_interval_s: float = 1.0) -> None:
         self.endpoints, self.tiers_by_port, self.tiers = endpoints, tiers_by_port, tiers
         self.sampler = Sampler({key: endpoints[key] for key, _ in set(tiers.values()) if key in endpoints},

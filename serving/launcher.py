@@ -54,10 +54,12 @@ def state_file(profile: ServingProfile) -> Path:
     return run_dir() / f"vllm-{profile.role}-{profile.port}.json"
 
 
-def stop_vllm_servers() -> list[dict]:
-    """Stop every vLLM server recorded in the run directory (`suiqa down`, the GPU bench's llm-down); returns
-    their records."""
-    return [info for path in sorted(run_dir().glob("vllm-*.json")) if (info := stop_recorded(path)) is not None]
+def stop_vllm_servers(role: str | None = None) -> list[dict]:
+    """Stop every vLLM server recorded in the run directory (`suiqa down`, the GPU bench's llm-down), or only those
+    of one ``role`` (the GPU bench restarts the agent tier with other settings and keeps the domain tier up);
+    returns their records."""
+    pattern = f"vllm-{role}-*.json" if role else "vllm-*.json"
+    return [info for path in sorted(run_dir().glob(pattern)) if (info := stop_recorded(path)) is not None]
 
 
 class VLLMServer(ServerProcess):

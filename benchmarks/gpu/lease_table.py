@@ -2,21 +2,26 @@
 
     python -m benchmarks.gpu.lease_table benchmarks/results/gpu/<date>/pipeline [--json rows.json]
 
-Reads each ``<variant>/summary.json`` (the Locust runner's steps) and ``<variant>/probe-u<N>.json`` (the step probe
-of benchmarks/timeline.py) and prints a Markdown table: runs/s, run latency, refusals, GPU utilisation, each
+Reads each ``<variant>/summary.json`` (the Locust runner's steps) and ``<variant>/probe-u<N>[-p<K>].json`` (the step
+probe of benchmarks/timeline.py, per pass) and prints a Markdown table: runs/s (in the window, and by Little's law:
+clients / E2E p50, the steady-state figure when runs of 5-8 s meet a 15-20 s window), run latency, refusals, GPU
+utilisation, each
 engine's mean batch (running sequences), an agent call split into vLLM queue / prefill / decode / the rest inside
 vLLM's e2e (the API server: template, tokenization, IPC, detokenization) / HTTP between the replica and vLLM,
-decode ms per token of each tier, and the vLLM processes' cores (all, busiest). The 2026-12-06 report's table was
-put together by hand from the same files; this is that table, reproducible.
+decode ms per token of each tier, and the vLLM processes' cores (all, busiest); then, where a variant ran a load in
+several passes, best and median of both runs/s figures. The 2026-12-06 report's table was put together by hand from
+the same files; this is that table, reproducible.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
-HEADER = ("| variant | clients | runs/s | E2E p50 / p99 s | refused / requests | GPU util % | batch agent / domain "
+HEADER = ("| variant | clients | pass | runs/s window / Little | E2E p50 / p99 s | refused / requests | GPU util % "
+          "| batch agent / domain "
           "| agent call: queue / prefill / decode / API server / HTTP s | decode ms/token agent, domain "
           "| vLLM cores (busiest) |")
 
@@ -43,7 +48,9 @@ def row(variant: str, step: dict, probe: dict) -> dict:
     if agent.get("vllm_e2e_s") is not None:
         rest = agent["vllm_e2e_s"] - sum(agent.get(k) or 0 for k in ("vllm_queue_s", "vllm_prefill_s", "vllm_decode_s"))
     cores, busiest = _vllm_cores(probe.get("cpu", []))
-    return {"variant": variant, "clients": step["users"], "runs_s": round(step.get("req_s") or 0, 1),
+    little = round(step["users"] / (e2e["p50"] / 1000), 1) if e2e.get("p50") else None
+    return {"variant": variant, "clients": step["users"], "pass": step.get("pass", 1),
+            "runs_s": round(step.get("req_s") or 0, 1), "runs_s_little": little,
             "e2e_p50_s": round((e2e.get("p50") or 0) / 1000, 1), "e2e_p99_s": round((e2e.get("p99") or 0) / 1000, 1),
             "refused": refused, "requests": step.get("requests"),
             "gpu_util": (engines.get("gpu_util") or {}).get("mean"),
@@ -61,9 +68,34 @@ def rows(pipeline_dir: Path) -> list[dict]:
     for summary_file in sorted(pipeline_dir.glob("*/summary.json"), key=lambda p: p.stat().st_mtime):
         variant = summary_file.parent.name
         for step in json.loads(summary_file.read_text()).get("steps", []):
-            probe_file = summary_file.parent / f"probe-u{step['users']}.json"
+            probe_file = summary_file.parent / probe_name(step["users"], step.get("pass", 1))
             if probe_file.is_file():
                 out.append(row(variant, step, json.loads(probe_file.read_text())))
+    return out
+
+
+def probe_name(users: int, run_pass: int = 1) -> str:
+    """The step probe's file of one step (pipeline_bench writes it): ``probe-u128.json``, a repeat pass
+    ``probe-u128-p2.json``."""
+    return f"probe-u{users}.json" if run_pass == 1 else f"probe-u{users}-p{run_pass}.json"
+
+
+def passes(table: list[dict]) -> list[dict]:
+    """Best and median over the passes of each (variant, clients) that ran more than once."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in table:
+        groups.setdefault((r["variant"], r["clients"]), []).append(r)
+    out = []
+    for (variant, clients), rs in groups.items():
+        if len(rs) < 2:
+            continue
+        window = [r["runs_s"] for r in rs]
+        little = [r["runs_s_little"] for r in rs if r["runs_s_little"] is not None]
+        out.append({"variant": variant, "clients": clients, "passes": len(rs),
+                    "window_best": max(window), "window_median": round(statistics.median(window), 1),
+                    "little_best": max(little, default=None),
+                    "little_median": round(statistics.median(little), 1) if little else None,
+                    "refused": sum(r["refused"] for r in rs), "requests": sum(r["requests"] or 0 for r in rs)})
     return out
 
 
@@ -75,10 +107,18 @@ def markdown(table: list[dict]) -> str:
     for r in table:
         call = " / ".join(f(r[k]) for k in ("agent_queue_s", "agent_prefill_s", "agent_decode_s",
                                               "agent_api_server_s", "agent_http_s"))
-        lines.append(f"| {r['variant']} | {r['clients']} | {f(r['runs_s'])} | {f(r['e2e_p50_s'])} / "
+        lines.append(f"| {r['variant']} | {r['clients']} | {r['pass']} | {f(r['runs_s'])} / {f(r['runs_s_little'])} "
+                     f"| {f(r['e2e_p50_s'])} / "
                      f"{f(r['e2e_p99_s'])} | {r['refused']} / {r['requests']} | {f(r['gpu_util'])} | "
                      f"{f(r['batch_agent'])} / {f(r['batch_domain'])} | {call} | {f(r['decode_ms_agent'])}, "
                      f"{f(r['decode_ms_domain'])} | {f(r['vllm_cores'])} ({f(r['vllm_busiest_core'])}) |")
+    repeated = passes(table)
+    if repeated:
+        lines += ["", "| variant | clients | passes | runs/s window best / median | Little best / median "
+                  "| refused / requests |", "|---|---|---|---|---|---|"]
+        lines += [f"| {p['variant']} | {p['clients']} | {p['passes']} | {f(p['window_best'])} / "
+                  f"{f(p['window_median'])} | {f(p['little_best'])} / {f(p['little_median'])} | {p['refused']} / "
+                  f"{p['requests']} |" for p in repeated]
     return "\n".join(lines)
 
 
@@ -89,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     table = rows(args.pipeline_dir)
     if args.json:
-        args.json.write_text(json.dumps(table, indent=1))
+        args.json.write_text(json.dumps({"rows": table, "passes": passes(table)}, indent=1))
     print(markdown(table))
     return 0
 

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.gpu.lease_table import probe_name
 from suiqa.errors import SuiqaError
 from suiqa.net import wait_http_ok
 
@@ -162,8 +163,16 @@ def _stack_and_profiles(args):
 
 
 def llm_up(args) -> int:
-    from serving.launcher import VLLMServer
+    from serving.launcher import stop_vllm_servers
 
+    state = Path(os.environ.get("SUIQA_HOME", "/tmp/suiqa")) / "pipeline_bench.json"
+    if args.only == "agent":  # a new agent tier beside the running domain tier: ~90 s of device time less per change
+        if not state.is_file():
+            raise SystemExit("llm-up --only agent needs a domain tier that llm-up started (no state file)")
+        subprocess.run(["ray", "stop", "--force"], capture_output=True, check=False)
+        print("stopped", [f"vllm {info['role']} {info['url']}" for info in stop_vllm_servers("agent")], flush=True)
+        time.sleep(5)  # their GPU memory is given back a moment after the processes end
+        return _start(args, state, keep_domain=json.loads(state.read_text())["domain"])
     try:
         apps = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,process_name,used_memory",
                                "--format=csv,noheader"], capture_output=True, text=True, check=False).stdout
@@ -173,14 +182,24 @@ def llm_up(args) -> int:
         busy = ""
     if busy:  # a leftover server would take the GPU memory the new ones ask for (and answer their /health)
         raise SystemExit(f"the GPU is in use by {busy!r}: stop those processes first")
+    return _start(args, state, keep_domain=None)
+
+
+def _start(args, state: Path, keep_domain: dict | None) -> int:
+    """Start the servers of ``args`` (all of them, or with ``keep_domain`` only the agent tier: the domain tier runs
+    with those overrides) and record every override in ``state`` for the variants."""
+    from serving.launcher import VLLMServer
+
     stack = load_stack(args.stack)
-    domain = {**stack["domain_overrides"], "model": args.domain_model, **_parse_assign(args.domain)}
+    domain = keep_domain or {**stack["domain_overrides"], "model": args.domain_model, **_parse_assign(args.domain)}
     agent = {**stack["agent_overrides"], "model": args.agent_model, **_parse_assign(args.agent)}
     stack.update(domain_overrides=domain, agent_overrides=agent)
-    state = Path(os.environ.get("SUIQA_HOME", "/tmp/suiqa")) / "pipeline_bench.json"
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({"domain": domain, "agent": agent, "agent_replicas": args.agent_replicas}))
-    for role, prof in _with_agent_replicas(serving_profiles(stack), args.agent_replicas).items():
+    profiles = _with_agent_replicas(serving_profiles(stack), args.agent_replicas)
+    for role, prof in profiles.items():
+        if keep_domain is not None and role == "domain":
+            continue
         t = time.monotonic()
         server = VLLMServer(prof).start()
         server.wait_ready()
@@ -206,8 +225,14 @@ def llm_down(args) -> int:
     return 0
 
 
-def prefix_counters(url: str) -> dict[str, float]:
+def prefix_counters(url: str | list[str]) -> dict[str, float]:
+    """The prefix cache's hits and queries of a vLLM server (summed over a list of servers: one tier)."""
     out = {"hits": 0.0, "queries": 0.0}
+    if isinstance(url, list):
+        for one in url:
+            for key, value in prefix_counters(one).items():
+                out[key] += value
+        return out
     try:
         text = httpx.get(f"{url}/metrics", timeout=10).text
     except httpx.HTTPError:
@@ -308,15 +333,23 @@ def variant(args) -> int:
                  "sui": f"http://127.0.0.1:{settings.metrics_port}/metrics",
                  **{role: f"{u}/metrics" for role, u in urls.items()}}
     ports = {str(p.port): role for role, p in profiles.items()}
+    if agent_replicas > 1:  # the agent tier is several servers: their metrics add up, their processes are the tier's
+        agent_port = profiles["agent"].port
+        urls["agent"] = [f"http://127.0.0.1:{agent_port + i}" for i in range(agent_replicas)]
+        endpoints["agent"] = [f"{u}/metrics" for u in urls["agent"]]
+        ports.update({str(agent_port + i): "agent" for i in range(agent_replicas)})
     tiers = {role: (role if role in urls else "domain", None) for role in ("domain", "agent")}  # one server: both
-    for users in parse_users(args.users) if args.users else []:  # --users '': a soak only
+    steps = [(p, u) for p in range(1, args.passes + 1) for u in (parse_users(args.users) if args.users else [])]
+    for run_pass, users in steps:  # --users '': a soak only
         spec.processes = 1 if users <= 64 else (2 if users <= 256 else 4)  # the pipeline streams few chunks
         before = {role: prefix_counters(u) for role, u in urls.items()}
-        prof_thread = _profile_during(out, users, 5.0, 8.0) if users == args.profile_at else None
+        profile = users == args.profile_at and run_pass == 1
+        prof_thread = _profile_during(out, users, 5.0, 8.0) if profile else None
         with StepProbe(endpoints, ports, tiers) as probe:
             step = run_step(spec, users, duration, out / "raw", SLO(args.slo_ttft_ms, 1000.0))
         found = probe.result(step["requests"] - step["failures"])
-        dump(out / f"probe-u{users}.json", found)
+        dump(out / probe_name(users, run_pass), found)
+        step["pass"] = run_pass
         step["probe"] = {k: v for k, v in found.items() if k != "series"}
         if prof_thread:
             prof_thread.join(timeout=30)
@@ -326,7 +359,7 @@ def variant(args) -> int:
         print(step_line(step), "| tokens/run p50", (step.get("output_tokens") or {}).get("p50"),
               "| prefix", {r: v["rate"] for r, v in step["prefix_cache"].items()}, flush=True)
         print(brief(found), flush=True)
-        if users in {int(u) for u in args.compare_at.split(",") if u}:
+        if run_pass == 1 and users in {int(u) for u in args.compare_at.split(",") if u}:
             subprocess.run([sys.executable, "-m", "benchmarks.gpu.vllm_bench", "run", "--base-url", api,
                             "--endpoint", "/v1/chat/completions", "--backend", "openai-chat", "--model",
                             settings.served_model_name,
@@ -343,7 +376,7 @@ def variant(args) -> int:
         subprocess.run([sys.executable, "-m", "benchmarks.soak.run", "--url", api, "--model",
                         settings.served_model_name, "--duration-s", seconds, "--concurrency", clients,
                         "--max-tokens", str(args.max_tokens), "--out", soak_out,
-                        "--processes", str(min(8, max(1, int(clients) // 64)))],
+                        "--processes", str(min(8, max(1, int(clients) // 64))), "--sample-s", str(args.soak_sample_s)],
                        cwd=REPO, check=False, env={**os.environ, "SUIQA_SOAK_API_KEY": os.environ["BENCH_API_KEY"]})
     subprocess.run(["ray", "stop", "--force"], capture_output=True, check=False)
     return 0
@@ -381,12 +414,16 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--agent", action="append", default=[], metavar="FIELD=JSON")
     up.add_argument("--agent-replicas", type=int, default=1, help="agent tier servers on the one GPU (ports "
                     "agent port + 0, 1, ...); a variant routes runs to them run-affine")
+    up.add_argument("--only", choices=["agent"], default=None, help="restart only the agent tier (its servers "
+                    "stopped, the running domain tier kept with the overrides it was started with)")
     sub.add_parser("llm-down")
     v = sub.add_parser("variant")
     v.add_argument("--stack", default="gpu-bench")
     v.add_argument("--name", required=True)
     v.add_argument("--users", default="1,8,32,128,256,512,1024")
     v.add_argument("--duration", default="15s")
+    v.add_argument("--passes", type=int, default=1, help="run the --users steps this many times on the one "
+                   "deployment (best/median; repeat passes write probe-u<N>-p<K>.json, no vLLM client)")
     v.add_argument("--max-tokens", type=int, default=128)
     v.add_argument("--api", default="", help="JSON deep-merged into the ApiSettings")
     v.add_argument("--ray-env", action="append", default=[], metavar="KEY=VALUE")
@@ -395,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--slo-ttft-ms", type=float, default=10000.0)
     v.add_argument("--soak", action="append", default=[], metavar="SECONDS:CLIENTS:DIR",
                    help="after the steps: benchmarks.soak.run (repeatable, run in order)")
+    v.add_argument("--soak-sample-s", type=float, default=5.0, help="the soaks' process sampling period (1 for a "
+                   "step load: replicas over time)")
     v.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     return {"llm-up": llm_up, "llm-down": llm_down, "variant": variant}[args.cmd](args)

@@ -18,6 +18,11 @@
 #   llm-up     only the domain + agent vLLM servers of `pipeline` (left running for the next call); AGENT_REPLICAS=2
 #              starts a second agent server on the GPU (run-affine replicas of the tier), AGENT_ARGS more
 #              overrides, e.g. "--agent gpu_memory_utilization=0.2 --agent max_num_batched_tokens=1024"
+#   agent-up   only the agent tier again (its servers stopped, the domain tier of llm-up kept: ~90 s less than llm-down
+#              + llm-up), with AGENT_REPLICAS and AGENT_ARGS as for llm-up
+#   step       issue 24's step load on the running servers: a fresh deployment (replicas at the autoscaler's start)
+#              meets STEP_C clients (256) at once for STEP_S seconds (45), then another fresh one meets STEP_C2 (1024);
+#              refusals, answers and replicas per second (benchmarks/gpu/step_load.py) -> $R/step
 #   bound      issue 24, on the vLLM servers of llm-up (left running): the card's bandwidth and matmul rate
 #              (benchmarks/roofline.py --measure), then Serve variant `base` (api-gpu-bench as shipped) at USERS
 #              (32,128,256) with vllm bench serve at 32 and 256; every step wrapped in benchmarks/timeline.py's probe
@@ -60,15 +65,15 @@ engine() {  # name, then engine_bench arguments
     echo "   exit $?"; grep -E "^(pass|best)|Error|error:" "$R/engine/$name.log" | tail -7
 }
 
-llm_up() {
-    stamp "llm-up"
+llm_up() {  # more arguments go to pipeline_bench llm-up (--only agent)
+    stamp "llm-up $*"
     # the vLLM processes carry the stdlib sampler (benchmarks/gpu/sampler), armed by a variant's --profile-at step
     mkdir -p /tmp/suiqa-samples/vllm
     SUIQA_SAMPLE_DIR=/tmp/suiqa-samples/vllm PYTHONPATH="$PWD/benchmarks/gpu/sampler:$PYTHONPATH" \
     timeout 300 python3 -m benchmarks.gpu.pipeline_bench llm-up --stack gpu-bench --domain-model "$M/domain-internlm2" \
         --agent-model "$M/agent-qwen2" --domain api_server_count=${DOMAIN_N:-2} --agent api_server_count=${AGENT_N:-4} \
         --agent 'scheduling_policy="priority"' --domain 'scheduling_policy="priority"' \
-        --agent-replicas ${AGENT_REPLICAS:-1} ${AGENT_ARGS:-} 2>&1 | grep -E "ready in|Error|error|in use" | tail -6
+        --agent-replicas ${AGENT_REPLICAS:-1} ${AGENT_ARGS:-} "$@" 2>&1 | grep -E "ready in|stopped|Error|error|in use" | tail -6
 }
 
 case "$phase" in
@@ -114,12 +119,26 @@ sweep-b)
 llm-up)
     llm_up
     ;;
+agent-up)
+    llm_up --only agent
+    ;;
+step)
+    for c in ${STEP_C:-256} ${STEP_C2:-1024}; do
+        stamp "step 0 -> $c clients"
+        timeout 200 python3 -m benchmarks.gpu.pipeline_bench variant --name step-$c --users "" \
+            --soak "${STEP_S:-45}:$c:$R/step/${STEP_NAME:-base}-$c" --soak-sample-s 1 --out "$R/pipeline" 2>&1 \
+            | grep -v "^INFO\|^(\|WARNING" | cut -c1-200 | tail -25
+    done
+    python3 -m benchmarks.gpu.step_load "$R"/step/${STEP_NAME:-base}-* --bin-s 5 --out "$R/step/${STEP_NAME:-base}.json" \
+        --png "$R/step/${STEP_NAME:-base}.png"
+    stamp "done"
+    ;;
 bound)
     stamp "roofline"
     [ -n "${NO_ROOFLINE:-}" ] || timeout 60 python3 -m benchmarks.roofline --measure --json "$R/roofline-$(date +%Y%m%d).json" 2>&1 | tail -3
     stamp "variant base"
     timeout ${BOUND_S:-420} python3 -m benchmarks.gpu.pipeline_bench variant --name ${NAME:-base} \
-        --users ${USERS:-32,128,256} --duration ${DUR:-15s} --compare-at ${COMPARE:-32,256} \
+        --users ${USERS:-32,128,256} --duration ${DUR:-15s} --compare-at ${COMPARE:-32,256} --passes ${PASSES:-1} \
         ${PROFILE_AT:+--profile-at $PROFILE_AT} --out "$R/pipeline" 2>&1 \
         | grep -v "^INFO\|^(\|WARNING" | cut -c1-400 | tail -40
     stamp "done"
