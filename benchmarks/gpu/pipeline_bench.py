@@ -346,7 +346,8 @@ def variant(args) -> int:
         profile = users == args.profile_at and run_pass == 1
         prof_thread = _profile_during(out, users, 5.0, 8.0) if profile else None
         with StepProbe(endpoints, ports, tiers) as probe:
-            step = run_step(spec, users, duration, out / "raw", SLO(args.slo_ttft_ms, 1000.0))
+            step = run_step(spec, users, duration, out / ("raw" if run_pass == 1 else f"raw-p{run_pass}"),
+                            SLO(args.slo_ttft_ms, 1000.0))
         found = probe.result(step["requests"] - step["failures"])
         dump(out / probe_name(users, run_pass), found)
         step["pass"] = run_pass

@@ -82,6 +82,8 @@ setup|models)
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$W"/*.whl \
         || { echo "WHEELS_FAIL"; exit 1; }
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$R/nvidia-smi.txt"
+    # the host's CPU too: the engine core's step loop is CPU-bound (issue 24), so two hosts with one GPU kind differ
+    lscpu | grep -E "^(Model name|CPU\(s\)|Thread|CPU max MHz)" | tee -a "$R/nvidia-smi.txt"
     python3 - <<'PY'
 import logging, time
 from pathlib import Path
