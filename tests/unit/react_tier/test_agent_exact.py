@@ -331,3 +331,21 @@ def test_the_lead_of_a_passage_for_an_extractive_answer():
     assert _lead("甲乙 丙丁\t戊己", limit=9) == "甲乙丙丁"
     assert _lead("甲。乙。丙。") == _lead("甲。乙。") == "甲。乙。"
     assert _lead("甲" * 119 + "乙。丙。") == "甲" * 60  # a sentence end past the 120th character is not seen
+
+
+async def test_an_empty_or_long_unparsable_turn_is_remembered_and_logged_exactly(scripted):
+    """An empty turn goes back to the model as "（空）" (an empty assistant message would read as no turn at all);
+    a step's parse error quotes the first 120 characters of the output."""
+    from react_tier.react_format import ReActParseError, parse_turn
+
+    long_output = "甲" * 200
+    scripted.script("agent", Reply("", chunk_chars=1), long_output, FINAL)
+    agent, _ = make_agent(scripted, draft_first=False, max_parse_retries=3)
+    result = await agent.run("隋朝是谁建立的？")
+    await agent.aclose()
+    assert result.finish_reason == "stop"
+    second = scripted.requests_for("agent")[1]
+    assert second["messages"][-2] == {"role": "assistant", "content": "（空）"}
+    with pytest.raises(ReActParseError) as err:
+        parse_turn(long_output, ["search_knowledge"])
+    assert result.steps[1].error == f"parse: {err.value} output: {'甲' * 120!r}"

@@ -239,3 +239,65 @@ async def test_a_streamed_call_is_logged_and_reported_once(scripted, caplog):
         {"tier": "agent", "call_id": "rid-7.a2", "upstream_id": "chatcmpl-scripted", "status": "closed_by_caller",
          "prompt_tokens": 11, "completion_tokens": 1, "error": None, "level": "INFO"}]
     assert [(c[0], c[2], c[3]) for c in calls] == [("agent", {"prompt_tokens": 6, "completion_tokens": 4}, None)]
+
+
+class _BreakingStream:
+    """An SSE stream as the openai client yields it (a dict per event) that breaks after ``chunks``."""
+
+    def __init__(self, chunks: list[dict], error: BaseException) -> None:
+        self.chunks, self.error, self.closed = chunks, error, False
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        self.closed = True
+
+    def __aiter__(self):
+        return self._events()
+
+    async def _events(self):
+        for chunk in self.chunks:
+            yield chunk
+        raise self.error
+
+
+async def test_a_stream_that_breaks_midway_counts_against_its_replica_and_is_reported(caplog):
+    """The replica's breaker counts the fault and the retry skips it; the hook and the log line name the error, the
+    log line the replica; usage fields vLLM left out count 0, not None (the deltas carry them)."""
+    from react_tier.llm import Completion
+
+    calls = []
+
+    async def hook(*args):
+        calls.append(args)
+
+    client = LLMClient("agent", settings(continuous_usage_stats=True), hook)
+    caplog.set_level("INFO", logger="react_tier.llm")
+    replica = "http://10.0.0.7:8001/v1"
+    trace, call = {"replica": replica, "call_id": "c1"}, Completion("")
+    stream = _BreakingStream([
+        {"id": "x1", "usage": {"prompt_tokens": 3}, "choices": [{"delta": {"content": "甲"}}]},
+        {"id": "x1", "usage": {"completion_tokens": 2}, "choices": [{"delta": {"content": "乙"}}]}],
+        openai.APIConnectionError(request=REQ))
+    got = []
+    with pytest.raises(openai.APIConnectionError):
+        async for delta in client._deltas(stream, call, trace, time.monotonic()):
+            got.append(delta)
+    await client.aclose()
+    assert [(d.text, d.tokens) for d in got] == [("甲", 0), ("乙", 2)]
+    assert (call.prompt_tokens, call.completion_tokens) == (0, 2) and stream.closed
+    assert trace["failed"] == {replica} and client.breaker_for(replica).failures == 1
+    assert [(c[0], c[2], c[3]) for c in calls] == [("agent", None, "APIConnectionError")]
+    (line,) = [r for r in caplog.records if r.getMessage() == "llm_call"]
+    assert (line.replica, line.levelname, line.upstream_id) == ("10.0.0.7:8001", "WARNING", "x1")
+    assert line.error.startswith("APIConnectionError")
+
+
+def test_a_calls_vllm_priority_without_a_clock_is_now_plus_its_budget():
+    # no "deadline" in this name (`make mutation` deselects those): the wall clock, with a second of slack
+    from react_tier.llm import deadline_priority
+
+    before = time.time()
+    got = deadline_priority(2.5, 60)
+    assert int((before + 2.5) * 1000) <= got <= int((time.time() + 2.5) * 1000)
