@@ -59,3 +59,24 @@ def test_down_stops_every_recorded_server(home):
     assert sorted(stopped) == ["vllm domain", "vllm domain"]
     for server in servers:
         assert server.process.wait(timeout=10) is not None and not server.state_file.exists()
+
+
+
+def test_stopping_one_roles_servers_keeps_the_others(home):
+    """The GPU bench restarts the agent tier (both of its servers) and keeps the domain tier running."""
+    from serving.launcher import stop_vllm_servers
+
+    servers = {port: _running(port) for port in (8000,)}
+    for port in (8001, 8002):
+        server = VLLMServer(load_profile("cpu-tiny-agent", port=port))
+        server.process = subprocess.Popen(["sleep", "60"], start_new_session=True)
+        threading.Thread(target=server.process.wait, daemon=True).start()
+        server._write_state()
+        servers[port] = server
+    stopped = stop_vllm_servers("agent")
+    assert sorted(info["url"] for info in stopped) == ["http://127.0.0.1:8001", "http://127.0.0.1:8002"]
+    assert servers[8001].process.wait(5) is not None and servers[8002].process.wait(5) is not None
+    assert servers[8000].process.poll() is None
+    assert sorted(p.name for p in (home / "run").glob("vllm-*.json")) == ["vllm-domain-8000.json"]
+    assert [info["role"] for info in stop_vllm_servers()] == ["domain"]
+    assert servers[8000].process.wait(5) is not None
