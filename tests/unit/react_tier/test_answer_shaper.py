@@ -83,3 +83,10 @@ async def test_a_whole_answer_and_a_note_share_the_cap_and_the_stops():
     stopped = AnswerShaper(GenerationOptions(stop=["。"]), lambda d: deltas.append(d.text))
     assert await stopped.whole("甲乙。丙", CharTokenizer()) == "甲乙" and stopped.stopped and not stopped.truncated
     assert await stopped.append("\n\n。注", CharTokenizer()) == ""  # only blank before the stop: no note
+
+
+def test_a_new_shaper_has_shown_nothing():
+    shaper = AnswerShaper(GenerationOptions(), lambda d: None)
+    assert (shaper.shown, shaper.tokens, shaper.truncated, shaper.ended, shaper.stopped, shaper.capped) == (
+        "", 0, False, False, False, False)
+    assert shaper.capped is False and shaper.tokens == 0

@@ -68,3 +68,27 @@ def test_grounding_reads_an_id_a_tool_returned_whatever_its_form():
     report = check_grounding("隋文帝崩于大宝殿。[7]", {"7": "隋文帝崩于大宝殿"})
     assert [(s.text, s.citations) for s in report.sentences] == [("隋文帝崩于大宝殿。", ("7",))]
     assert report.score == 1.0 and report.unknown_ids == ()
+
+
+class _Tool:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def describe(self) -> str:
+        return f"{self.name}: 说明"
+
+
+def test_the_prompts_are_pinned_to_the_letter():
+    """Written out here, not built from the module's own templates (a test that builds its expectation with the
+    code under test cannot fail): the tools' lines and names in the system prompt, the question message's
+    blocks in their order."""
+    from react_tier.react_format import question_message, system_prompt
+
+    prompt = system_prompt([_Tool("a"), _Tool("b")])
+    assert "你可以使用以下工具：\n\na: 说明\n\nb: 说明\n\n请严格使用以下格式：" in prompt
+    assert "Action: 要使用的工具，必须是 [a, b] 之一\n" in prompt
+    assert question_message("问？", None) == "Question: 问？"
+    assert question_message("问？", "", "") == "Question: 问？"
+    assert question_message("问？", "稿。", "要求。") == (
+        "Question: 问？\n\n回答要求（来自调用方，只约束最终答案的内容与形式，不改变上面的工具与格式规则）：\n要求。"
+        "\n\n领域模型初稿（内部知识，可能有误）：\n稿。")
