@@ -301,3 +301,31 @@ def test_a_calls_vllm_priority_without_a_clock_is_now_plus_its_budget():
     before = time.time()
     got = deadline_priority(2.5, 60)
     assert int((before + 2.5) * 1000) <= got <= int((time.time() + 2.5) * 1000)
+
+
+def test_a_calls_span_gets_its_ids_replica_and_token_counts():
+    from react_tier.llm import Completion
+
+    trace = {"call_id": "rid.a1", "upstream_id": "chatcmpl-9", "replica": "http://10.0.0.7:8001/v1"}
+    assert LLMClient._span_result(trace, Completion("x", prompt_tokens=3, completion_tokens=4)) == {
+        "sui.call_id": "rid.a1", "gen_ai.response.id": "chatcmpl-9", "sui.replica": "10.0.0.7:8001",
+        "gen_ai.usage.input_tokens": 3, "gen_ai.usage.output_tokens": 4}
+    assert LLMClient._span_result({"upstream_id": None}, Completion("")) == {
+        "sui.call_id": "", "gen_ai.response.id": "", "sui.replica": "", "gen_ai.usage.input_tokens": 0,
+        "gen_ai.usage.output_tokens": 0}
+
+
+async def test_a_streamed_call_carries_the_runs_budget_in_its_priority_and_its_timeout(scripted):
+    # no "deadline" in this name (`make mutation` deselects those); slack of seconds against differences of 50 s / 4 s
+    scripted.script("agent", Reply("甲乙"), Reply("丙", delay_s=3))
+    client = LLMClient("agent", settings(scripted.base_url, timeout_s=10, max_retries=0,
+                                         extra_body={"priority": "deadline"}))
+    before = time.time()
+    [d async for d in client.stream([{"role": "user", "content": "q"}], budget_s=60)]
+    (body,) = scripted.requests_for("agent")
+    assert (before + 50) * 1000 < body["priority"] <= (time.time() + 60) * 1000  # the run's 60 s, not the call's 10
+    started = time.monotonic()
+    with pytest.raises(Exception):  # noqa: B017,PT011 - the budget's read timeout, whatever the client calls it
+        [d async for d in client.stream([{"role": "user", "content": "q"}], budget_s=0.5)]
+    assert time.monotonic() - started < 2.5  # the budget's 0.5 s, not the call's 10 s (the reply comes after 3)
+    await client.aclose()

@@ -222,3 +222,19 @@ def test_runs_never_released_cannot_grow_the_pins_forever(monkeypatch):
         router.route(key)
     assert len(router.pins) == 10 and sum(router.loads.values()) == 10
     assert list(router.pins) == KEYS[15:25]  # the oldest went first
+
+
+async def test_when_every_usable_replica_failed_this_call_the_retry_goes_to_a_ready_one():
+    """The second choice of ``_pick``: the replicas left are the open one and the one that just failed; the retry
+    goes to the one whose breaker is still closed, never to the open one (nor blindly to the first)."""
+    a, b = f"http://127.0.0.1:{free_port()}/v1", f"http://127.0.0.1:{free_port()}/v1"
+    client = LLMClient("agent", LLMEndpointSettings(base_url=a, replicas=[a, b], model="agent", breaker_failures=1))
+    client.breaker_for(a).failure()
+    assert client.breaker_for(a).state == "open"
+    for key in [k for k in KEYS if HashRing([a, b]).walk(k)[0] == a][:3]:
+        token = RUN_KEY.set(key)
+        try:
+            assert await client._pick({b}) == b
+        finally:
+            RUN_KEY.reset(token)
+    await client.aclose()
