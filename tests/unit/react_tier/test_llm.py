@@ -329,3 +329,71 @@ async def test_a_streamed_call_carries_the_runs_budget_in_its_priority_and_its_t
         [d async for d in client.stream([{"role": "user", "content": "q"}], budget_s=0.5)]
     assert time.monotonic() - started < 2.5  # the budget's 0.5 s, not the call's 10 s (the reply comes after 3)
     await client.aclose()
+
+
+@pytest.mark.parametrize("exc, status", [
+    (None, 200), (_status(503), 503), (openai.APITimeoutError(request=REQ), "timeout"), (TimeoutError(), "timeout"),
+    (openai.APIConnectionError(request=REQ), "connection_error"), (ValueError("x"), "ValueError")])
+def test_each_attempts_status_in_the_log(exc, status):
+    from react_tier.llm import _status_of
+
+    assert _status_of(exc) == status
+
+
+def test_the_log_keeps_300_characters_of_an_error(caplog):
+    client = LLMClient("agent", settings())
+    caplog.set_level("INFO", logger="react_tier.llm")
+    client._log(0.1, None, ValueError("x" * 400), {"replica": "http://h:1/v1"})
+    (line,) = [r for r in caplog.records if r.getMessage() == "llm_call"]
+    assert line.error == ("ValueError: " + "x" * 400)[:300] and line.status == "ValueError"
+
+
+def test_a_calls_timeouts_whole_read_and_connect():
+    client = LLMClient("agent", settings(timeout_s=20, connect_timeout_s=2, stream_idle_timeout_s=5))
+    whole = client._timeout(None)
+    assert (whole.read, whole.connect, whole.pool, whole.write) == (20, 2, 20, 20)
+    streamed = client._timeout(8.0, stream=True)
+    assert (streamed.read, streamed.connect, streamed.pool) == (5, 2, 8.0)
+
+
+def test_retries_back_off_from_the_settings_base_up_to_eight_times_it():
+    wait = LLMClient("agent", settings(retry_backoff_s=0.5))._retrying().wait
+    assert (wait.multiplier, wait.max) == (0.5, 4.0)
+    assert LLMClient("agent", settings(retry_backoff_s=0.0001))._retrying().wait.max == 0.01
+
+
+def test_a_replicas_breaker_is_named_after_it_and_a_single_endpoints_after_the_tier():
+    single = LLMClient("agent", settings("http://10.0.0.1:8001/v1"))
+    assert single.breaker_for("http://10.0.0.1:8001/v1").tier == "agent"
+    urls = ["http://10.0.0.1:8001/v1", "http://10.0.0.2:8001/v1"]
+    several = LLMClient("agent", settings(urls[0], replicas=urls))
+    assert several.breaker_for(urls[1]).tier == "agent replica 10.0.0.2:8001"
+    dns = LLMClient("agent", settings("http://agent.svc:8001/v1", resolve_dns=True))
+    assert dns.breaker_for("http://10.0.0.3:8001/v1").tier == "agent replica 10.0.0.3:8001"
+
+
+def test_the_call_span_names_the_tier_model_and_mode():
+    import contextlib
+
+    from react_tier import AgentHooks
+    from react_tier.hooks import HookSet
+
+    opened = []
+
+    class Spans(AgentHooks):
+        def span(self, name, attributes):
+            opened.append((name, dict(attributes)))
+            return contextlib.nullcontext()
+
+    client = LLMClient("agent", settings(), hooks=HookSet([Spans()]))
+    with client._span(True):
+        pass
+    assert opened == [("llm.call", {"sui.tier": "agent", "gen_ai.request.model": "agent", "sui.stream": True})]
+
+
+def test_a_call_without_a_run_budget_is_prioritised_by_its_own_timeout():
+    # no "deadline" in this name (`make mutation` deselects those): the wall clock with a second of slack
+    client = LLMClient("agent", settings(timeout_s=30, extra_body={"priority": "deadline"}))
+    before = time.time()
+    body = client._request([{"role": "user", "content": "q"}], None, None, None, None)
+    assert (before + 29) * 1000 < body["priority"] <= (time.time() + 30) * 1000
