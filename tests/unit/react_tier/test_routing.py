@@ -231,7 +231,9 @@ async def test_when_every_usable_replica_failed_this_call_the_retry_goes_to_a_re
     client = LLMClient("agent", LLMEndpointSettings(base_url=a, replicas=[a, b], model="agent", breaker_failures=1))
     client.breaker_for(a).failure()
     assert client.breaker_for(a).state == "open"
-    for key in [k for k in KEYS if HashRing([a, b]).walk(k)[0] == a][:3]:
+    owned_by_a = [k for k in KEYS if HashRing([a, b]).walk(k)[0] == a][:3]
+    assert owned_by_a
+    for key in owned_by_a:
         token = RUN_KEY.set(key)
         try:
             assert await client._pick({b}) == b
