@@ -28,14 +28,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-
-import httpx
 
 from benchmarks.gpu.lease_table import probe_name
 from suiqa.errors import SuiqaError
@@ -43,7 +40,6 @@ from suiqa.net import wait_http_ok
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLER = Path(__file__).with_name("sampler")
-_METRIC = re.compile(r'^(vllm:prefix_cache_(?:hits|queries)_total)\{[^}]*\}\s+([0-9.eE+]+)$')
 
 
 def _parse_assign(items: list[str]) -> dict:
@@ -151,21 +147,27 @@ def wait_ready(url: str, timeout_s: float) -> None:
         raise SystemExit(str(exc)) from None
 
 
+def _state_file() -> Path:
+    """Where llm-up records the overrides and agent replicas it started the servers with."""
+    return Path(os.environ.get("SUIQA_HOME", "/tmp/suiqa")) / "pipeline_bench.json"
+
+
 def _stack_and_profiles(args):
+    """The stack, and its serving profiles as llm-up started them: the agent tier's replicas each a profile."""
     stack = load_stack(args.stack)
-    state = Path(os.environ.get("SUIQA_HOME", "/tmp/suiqa")) / "pipeline_bench.json"
+    state = _state_file()
     replicas = 1
     if state.is_file():  # the overrides llm-up used, so every variant talks to the same servers
         saved = json.loads(state.read_text())
         stack.update(domain_overrides=saved["domain"], agent_overrides=saved["agent"])
         replicas = saved.get("agent_replicas", 1)
-    return stack, serving_profiles(stack), state, replicas
+    return stack, _with_agent_replicas(serving_profiles(stack), replicas)
 
 
 def llm_up(args) -> int:
     from serving.launcher import stop_vllm_servers
 
-    state = Path(os.environ.get("SUIQA_HOME", "/tmp/suiqa")) / "pipeline_bench.json"
+    state = _state_file()
     if args.only == "agent":  # a new agent tier beside the running domain tier: ~90 s of device time less per change
         if not state.is_file():
             raise SystemExit("llm-up --only agent needs a domain tier that llm-up started (no state file)")
@@ -226,22 +228,12 @@ def llm_down(args) -> int:
 
 
 def prefix_counters(url: str | list[str]) -> dict[str, float]:
-    """The prefix cache's hits and queries of a vLLM server (summed over a list of servers: one tier)."""
-    out = {"hits": 0.0, "queries": 0.0}
-    if isinstance(url, list):
-        for one in url:
-            for key, value in prefix_counters(one).items():
-                out[key] += value
-        return out
-    try:
-        text = httpx.get(f"{url}/metrics", timeout=10).text
-    except httpx.HTTPError:
-        return out
-    for line in text.splitlines():
-        m = _METRIC.match(line)
-        if m:
-            out["hits" if m.group(1).endswith("hits_total") else "queries"] += float(m.group(2))
-    return out
+    """The prefix cache's hit and query tokens of a vLLM server (its root URL), or summed over a tier's servers;
+    zeros from a server that does not answer (benchmarks/timeline.scrape)."""
+    from benchmarks.timeline import scrape, total
+
+    samples = scrape([f"{u}/metrics" for u in ([url] if isinstance(url, str) else url)])
+    return {kind: total(samples, f"vllm:prefix_cache_{kind}_total") for kind in ("hits", "queries")}
 
 
 def _delta(before: dict, after: dict) -> dict:
@@ -288,13 +280,13 @@ def variant(args) -> int:
     from benchmarks.timeline import StepProbe, brief, dump
     from deployments.config import ApiSettings
 
-    stack, profiles, _, agent_replicas = _stack_and_profiles(args)
+    stack, servers = _stack_and_profiles(args)
+    profiles = {role: p for role, p in servers.items() if role in ("domain", "agent")}
+    agents = [p for p in servers.values() if p.role == "agent"]  # the agent tier's servers of llm-up
     settings = api_settings(stack, profiles)
-    if agent_replicas > 1:  # the agent tier's servers of llm-up --agent-replicas, routed run-affine
-        agent = profiles["agent"]
-        urls = [f"http://127.0.0.1:{agent.port + i}/v1" for i in range(agent_replicas)]
+    if len(agents) > 1:  # the agent tier's servers of llm-up --agent-replicas, routed run-affine
         settings = ApiSettings.model_validate(_deep_merge(settings.model_dump(), {"agent": {"agent_llm": {
-            "replicas": urls}}}))
+            "replicas": [f"{p.base_url}/v1" for p in agents]}}}))
     if args.api:
         settings = ApiSettings.model_validate(_deep_merge(settings.model_dump(), json.loads(args.api)))
     out = Path(args.out) / args.name
@@ -332,12 +324,10 @@ def variant(args) -> int:
     endpoints = {"ray": f"http://127.0.0.1:{stack['ray_metrics_export_port']}/metrics",
                  "sui": f"http://127.0.0.1:{settings.metrics_port}/metrics",
                  **{role: f"{u}/metrics" for role, u in urls.items()}}
-    ports = {str(p.port): role for role, p in profiles.items()}
-    if agent_replicas > 1:  # the agent tier is several servers: their metrics add up, their processes are the tier's
-        agent_port = profiles["agent"].port
-        urls["agent"] = [f"http://127.0.0.1:{agent_port + i}" for i in range(agent_replicas)]
+    ports = {str(p.port): p.role for p in servers.values()}  # each server's processes are its tier's
+    if len(agents) > 1:  # the agent tier is several servers: their metrics add up
+        urls["agent"] = [p.base_url for p in agents]
         endpoints["agent"] = [f"{u}/metrics" for u in urls["agent"]]
-        ports.update({str(agent_port + i): "agent" for i in range(agent_replicas)})
     tiers = {role: (role if role in urls else "domain", None) for role in ("domain", "agent")}  # one server: both
     steps = [(p, u) for p in range(1, args.passes + 1) for u in (parse_users(args.users) if args.users else [])]
     for run_pass, users in steps:  # --users '': a soak only
