@@ -20,11 +20,12 @@ from collections import defaultdict
 from pathlib import Path
 
 REPLICA_MARK = ("ServeReplica", ":SuiReAct")  # the agent deployment's replica processes (deployments/app.py)
+COUNTS = ("started", "ok", "refused", "failed")
 
 
 def timeline(soak_dir: Path) -> list[dict]:
     """Per whole second of the soak: started, ok (200), refused (429), failed (anything else), replicas."""
-    per_s: dict[int, dict] = defaultdict(lambda: {"started": 0, "ok": 0, "refused": 0, "failed": 0})
+    per_s: dict[int, dict] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
     with (soak_dir / "records.csv").open(encoding="utf-8") as fh:
         for r in csv.DictReader(fh):
             cell = per_s[max(0, int(float(r["t"])))]
@@ -43,16 +44,16 @@ def timeline(soak_dir: Path) -> list[dict]:
     for t in range(seconds[0], seconds[-1] + 1) if seconds else []:
         if t in replicas:
             last = len(replicas[t])
-        out.append({"t": t, **per_s.get(t, {"started": 0, "ok": 0, "refused": 0, "failed": 0}), "replicas": last})
+        out.append({"t": t, **per_s.get(t, dict.fromkeys(COUNTS, 0)), "replicas": last})
     return out
 
 
 def binned(rows: list[dict], bin_s: int) -> list[dict]:
     out: dict[int, dict] = {}
     for r in rows:
-        b = out.setdefault(r["t"] // bin_s * bin_s, {"t": r["t"] // bin_s * bin_s, "started": 0, "ok": 0,
-                                                     "refused": 0, "failed": 0, "replicas": None})
-        for k in ("started", "ok", "refused", "failed"):
+        start = r["t"] // bin_s * bin_s
+        b = out.setdefault(start, {"t": start, **dict.fromkeys(COUNTS, 0), "replicas": None})
+        for k in COUNTS:
             b[k] += r[k]
         b["replicas"] = r["replicas"] if r["replicas"] is not None else b["replicas"]
     return list(out.values())
