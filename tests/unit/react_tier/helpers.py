@@ -13,6 +13,7 @@ against this double and the real index built from data/, so the citation code me
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any, ClassVar
 
 from react_tier import AgentHooks, AgentSettings, ReActAgent
@@ -135,6 +136,17 @@ class Recorder(AgentHooks):
 
     async def on_run_end(self, result, latency_s):
         self.calls.append(("run_end", result.finish_reason))
+
+
+class Spans(AgentHooks):
+    """Records each span opened through the hooks (name, attributes) and opens nothing."""
+
+    def __init__(self) -> None:
+        self.opened: list[tuple[str, dict]] = []
+
+    def span(self, name, attributes):
+        self.opened.append((name, dict(attributes)))
+        return contextlib.nullcontext()
 
 
 def endpoint(url: str, model: str, **extra) -> dict:

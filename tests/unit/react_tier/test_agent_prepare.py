@@ -6,26 +6,16 @@ consumer that stops reading leaves no run task behind."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
-from react_tier import AgentHooks, AgentSettings, ReActAgent
+from react_tier import AgentSettings, ReActAgent
 from react_tier.hooks import HookSet
 from react_tier.llm import LLMClient
 from react_tier.request import AgentRequest
 from react_tier.results import StepFinished, StepStarted
 from tests.scripted_openai import Reply
-from tests.unit.react_tier.helpers import ANSWER, FakeKnowledgeBase, Recorder, endpoint, make_agent
-
-
-class Spans(AgentHooks):
-    def __init__(self) -> None:
-        self.opened: list[tuple[str, dict]] = []
-
-    def span(self, name, attributes):
-        self.opened.append((name, dict(attributes)))
-        return contextlib.nullcontext()
+from tests.unit.react_tier.helpers import ANSWER, FakeKnowledgeBase, Recorder, Spans, endpoint, make_agent
 
 
 async def test_a_list_of_hooks_becomes_one_hook_set_that_calls_each():

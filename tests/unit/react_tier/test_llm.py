@@ -373,22 +373,14 @@ def test_a_replicas_breaker_is_named_after_it_and_a_single_endpoints_after_the_t
 
 
 def test_the_call_span_names_the_tier_model_and_mode():
-    import contextlib
-
-    from react_tier import AgentHooks
     from react_tier.hooks import HookSet
+    from tests.unit.react_tier.helpers import Spans
 
-    opened = []
-
-    class Spans(AgentHooks):
-        def span(self, name, attributes):
-            opened.append((name, dict(attributes)))
-            return contextlib.nullcontext()
-
-    client = LLMClient("agent", settings(), hooks=HookSet([Spans()]))
+    spans = Spans()
+    client = LLMClient("agent", settings(), hooks=HookSet([spans]))
     with client._span(True):
         pass
-    assert opened == [("llm.call", {"sui.tier": "agent", "gen_ai.request.model": "agent", "sui.stream": True})]
+    assert spans.opened == [("llm.call", {"sui.tier": "agent", "gen_ai.request.model": "agent", "sui.stream": True})]
 
 
 def test_a_call_without_a_run_budget_is_prioritised_by_its_own_timeout():
