@@ -82,14 +82,14 @@ def write_report(summary: dict, out: Path) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
     lines = [f"# CPU harness: the Serve tier's CPU per agent run ({summary['config']['label']})", "",
              f"`{summary['command']}`", "",
-             "| users | runs/s | E2E p50 / p99 s | failures | " + " | ".join(f"{k} ms/run" for k in summary["kinds"])
+             "| users | pass | runs/s | E2E p50 / p99 s | failures | " + " | ".join(f"{k} ms/run" for k in summary["kinds"])
              + " | plateau it predicts (runs/s) |",
-             "|---|---|---|---|" + "---|" * len(summary["kinds"]) + "---|"]
+             "|---|---|---|---|---|" + "---|" * len(summary["kinds"]) + "---|"]
     for step in summary["steps"]:
         cpu = {r["kind"]: r for r in step["probe"]["cpu"]}
         e2e = step.get("e2e_ms") or {}
         pred = ", ".join(f"{p['kind']} {p['max_runs_s']}" for p in step["prediction"])
-        lines.append(f"| {step['users']} | {step['req_s']:.2f} | {e2e.get('p50', 0) / 1000:.2f} / "
+        lines.append(f"| {step['users']} | {step.get('pass', 1)} | {step['req_s']:.2f} | {e2e.get('p50', 0) / 1000:.2f} / "
                      f"{e2e.get('p99', 0) / 1000:.2f} | {step['failures']}/{step['requests']} | "
                      + " | ".join(str((cpu.get(k) or {}).get("cpu_ms_per_run", "-")) for k in summary["kinds"])
                      + f" | {pred} |")
@@ -101,7 +101,8 @@ def write_report(summary: dict, out: Path) -> None:
     bottom = [0.0] * len(steps)
     for kind in summary["kinds"]:
         vals = [next((r["cpu_ms_per_run"] or 0 for r in s["probe"]["cpu"] if r["kind"] == kind), 0) for s in steps]
-        ax.bar([str(s["users"]) for s in steps], vals, bottom=bottom, label=kind)
+        ax.bar([f"{s['users']}" + (f" p{s['pass']}" if s.get("pass", 1) > 1 else "") for s in steps], vals,
+               bottom=bottom, label=kind)
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.set_xlabel("concurrent clients")
     ax.set_ylabel("CPU ms per agent run")
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--users", default="8,32")
     ap.add_argument("--duration", default="30s")
+    ap.add_argument("--passes", type=int, default=1, help="every load this many times on one deployment")
     ap.add_argument("--replicas", type=int, default=1)
     ap.add_argument("--in-flight", type=int, default=256, help="admission.max_in_flight (and max_queue) per replica")
     ap.add_argument("--ttft-ms", type=float, default=30.0)
@@ -134,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="benchmarks/results/cpu_harness")
     args = ap.parse_args(argv)
 
+    from benchmarks.gpu.lease_table import probe_name
     from benchmarks.gpu.pipeline_bench import _parse_assign, deploy_app, start_ray
     from benchmarks.runner import LoadSpec, parse_duration, parse_users, run_step, step_line
     from benchmarks.stats import SLO
@@ -141,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(out / "raw", ignore_errors=True)  # the runner reads every records file there: none of a past run
+    for raw in out.glob("raw*"):  # the runner reads every records file there: none of a past run
+        shutil.rmtree(raw, ignore_errors=True)
     os.environ.update({k: str(v) for k, v in _parse_assign(args.ray_env).items()})
     settings = harness_settings(args.port, args.replicas, args.in_flight, args.api)
     subprocess.run(["ray", "stop", "--force"], capture_output=True, check=False)
@@ -166,12 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         endpoints = {"ray": f"http://127.0.0.1:{stack['ray_metrics_export_port']}/metrics",
                      "sui": f"http://127.0.0.1:{settings.metrics_port}/metrics",
                      "upstream": f"http://127.0.0.1:{args.port}/metrics"}
-        for users in parse_users(args.users):
+        for run_pass, users in [(p, u) for p in range(1, args.passes + 1) for u in parse_users(args.users)]:
             with StepProbe(endpoints, {}, {"domain": ("upstream", MODELS[0]),
                                                           "agent": ("upstream", MODELS[1])}) as probe:
-                step = run_step(spec, users, parse_duration(args.duration), out / "raw", SLO(10000.0, 1000.0))
+                step = run_step(spec, users, parse_duration(args.duration),  # a pass's own records (lease 2's bug)
+                                out / ("raw" if run_pass == 1 else f"raw-p{run_pass}"), SLO(10000.0, 1000.0))
             found = probe.result(step["requests"] - step["failures"])
-            dump(out / f"probe-u{users}.json", found)
+            dump(out / probe_name(users, run_pass), found)
+            step["pass"] = run_pass
             step["probe"] = {k: v for k, v in found.items() if k != "series"}
             step["prediction"] = predict(found["cpu"], args.replicas)
             summary["steps"].append(step)

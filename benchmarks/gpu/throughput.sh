@@ -140,7 +140,7 @@ bound)
     [ -n "${NO_ROOFLINE:-}" ] || timeout 60 python3 -m benchmarks.roofline --measure --json "$R/roofline-$(date +%Y%m%d).json" 2>&1 | tail -3
     stamp "variant base"
     timeout ${BOUND_S:-420} python3 -m benchmarks.gpu.pipeline_bench variant --name ${NAME:-base} \
-        --users ${USERS:-32,128,256} --duration ${DUR:-15s} --compare-at ${COMPARE:-32,256} --passes ${PASSES:-1} \
+        --users ${USERS:-32,128,256} --duration ${DUR:-15s} --compare-at "${COMPARE-32,256}" --passes ${PASSES:-1} \
         ${PROFILE_AT:+--profile-at $PROFILE_AT} --out "$R/pipeline" 2>&1 \
         | grep -v "^INFO\|^(\|WARNING" | cut -c1-400 | tail -40
     stamp "done"
