@@ -7,7 +7,7 @@ Kubernetes RayService can carry exactly these settings.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -19,8 +19,6 @@ from react_tier.answer_cache import AnswerCacheSettings
 from suiqa.settings import TierSettings
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
-# deployments/replica_router.py (named, not imported: this module stays free of Ray)
-LEAST_LOADED_ROUTER = "deployments.replica_router:LeastLoadedRouter"
 
 
 class AutoscalingSettings(BaseModel):
@@ -68,10 +66,6 @@ class AgentDeploymentSettings(BaseModel):
     health_check_period_s: float = Field(10, gt=0)
     health_check_timeout_s: float = Field(30, gt=0)
     num_cpus: float = Field(0.5, ge=0, description="ray_actor_options.num_cpus per replica.")
-    request_router: Literal["power_of_two", "least_loaded"] = Field(
-        "power_of_two", description="Which replica a request goes to: Ray's default (the shorter queue of two random "
-        "replicas) or the shortest of all (deployments/replica_router.py: a request is not queued behind a "
-        "replica's runs while another replica has a free slot).")
 
     def replicas_at_start(self) -> int:
         """Replicas Ray starts the deployment with (autoscaling: initial_replicas, else min_replicas, at least 1)."""
@@ -110,8 +104,6 @@ class AgentDeploymentSettings(BaseModel):
             # `request` line per response itself, without the /health, /ready and /metrics probes
             "logging_config": {"encoding": "JSON", "enable_access_log": False},
         }
-        if self.request_router == "least_loaded":
-            options["request_router_config"] = {"request_router_class": LEAST_LOADED_ROUTER}
         if self.autoscaling is not None:
             options["autoscaling_config"] = self.autoscaling.to_ray()
         else:

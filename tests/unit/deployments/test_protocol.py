@@ -183,3 +183,17 @@ def test_app_builder_binds_the_deployment_from_serve_config_args(monkeypatch):
     monkeypatch.setenv("SUIQA_REACT_AGENT_LLM__API_KEY", "sk-from-env")
     bound = app_builder(args)._bound_deployment.init_args[0]
     assert bound["agent"]["agent_llm"]["api_key"].get_secret_value() == "sk-from-env"  # secrets: the environment
+
+
+@pytest.mark.parametrize("profile", ["api-gpu", "api-gpu-bench"])
+def test_gpu_profiles_queue_in_the_proxy_not_behind_a_replicas_runs(profile):
+    """With a queue in every replica Ray's router put requests behind 32 runs while other replicas had free slots,
+    and they were refused after the queue timeout (benchmarks/results/cpu_harness/ROUTING.md): a GPU replica holds
+    only its runs, and Ray's proxy holds what waits."""
+    from deployments.config import PROFILES_DIR
+
+    settings = ApiSettings.load(PROFILES_DIR / f"{profile}.yaml")
+    options = settings.deployment_options()
+    assert settings.admission.max_queue == 0
+    assert options["max_ongoing_requests"] == settings.admission.max_in_flight == 32
+    assert options["max_queued_requests"] == 4 * 32  # the starting replicas' runs wait in the proxy
