@@ -36,10 +36,11 @@
 #   mps-up     the NVIDIA MPS daemon, then llm-up: the two engines share the SMs (run `bound` NAME=mps next)
 #   mps-down   stop the vLLM servers and the MPS daemon
 #   soak       issue 13's bounded soak on the gpu-bench deployment (vLLM from llm-up), per variant in
-#              SOAK_VARIANTS (`shipped`: Ray's proxy refuses beyond each replica's 32 running + 24 queued;
+#              SOAK_VARIANTS (`shipped`: Ray's proxy refuses beyond its queue and each replica's 32 runs (32 + 24
+#              queued before 2026-12-07's lease 3);
 #              `replica-shed`: the design before deployments/middleware.py, max_ongoing_requests 256, the replicas
-#              refuse; `queue8`: admission.max_queue 8): SOAK_C clients (320: above 4 replicas
-#              x (32 running + 24 queued), so admission sheds until the autoscaler adds replicas) for SOAK_S
+#              refuse; `queue8`: admission.max_queue 8): SOAK_C clients (320: above 4 replicas x 32 runs + the
+#              proxy's 128, so the proxy sheds until the autoscaler adds replicas) for SOAK_S
 #              seconds (150) -> benchmarks/results/soak/h200/<variant>, then BURST_C clients (1024) for BURST_S
 #              seconds (40) -> .../<variant>-overload; then the vLLM servers stop
 #
