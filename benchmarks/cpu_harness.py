@@ -82,14 +82,15 @@ def write_report(summary: dict, out: Path) -> None:
     (out / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
     lines = [f"# CPU harness: the Serve tier's CPU per agent run ({summary['config']['label']})", "",
              f"`{summary['command']}`", "",
-             "| users | pass | runs/s | E2E p50 / p99 s | failures | " + " | ".join(f"{k} ms/run" for k in summary["kinds"])
-             + " | plateau it predicts (runs/s) |",
+             "| users | pass | runs/s | E2E p50 / p99 s | failures | "
+             + " | ".join(f"{k} ms/run" for k in summary["kinds"]) + " | plateau it predicts (runs/s) |",
              "|---|---|---|---|---|" + "---|" * len(summary["kinds"]) + "---|"]
     for step in summary["steps"]:
         cpu = {r["kind"]: r for r in step["probe"]["cpu"]}
         e2e = step.get("e2e_ms") or {}
         pred = ", ".join(f"{p['kind']} {p['max_runs_s']}" for p in step["prediction"])
-        lines.append(f"| {step['users']} | {step.get('pass', 1)} | {step['req_s']:.2f} | {e2e.get('p50', 0) / 1000:.2f} / "
+        lines.append(f"| {step['users']} | {step.get('pass', 1)} | {step['req_s']:.2f} | "
+                     f"{e2e.get('p50', 0) / 1000:.2f} / "
                      f"{e2e.get('p99', 0) / 1000:.2f} | {step['failures']}/{step['requests']} | "
                      + " | ".join(str((cpu.get(k) or {}).get("cpu_ms_per_run", "-")) for k in summary["kinds"])
                      + f" | {pred} |")
