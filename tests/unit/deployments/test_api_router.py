@@ -193,6 +193,14 @@ def test_every_503_of_ready_has_retry_after():
     assert starting.status_code == 503 and starting.headers["retry-after"] == "2"
 
 
+def test_the_503s_retry_after_is_the_configured_one():
+    """One Retry-After setting (admission.retry_after_s) for every 429/503 of the API, /ready's 503 included."""
+    client = client_for(admission={"retry_after_s": 7})
+    client.app.state.gate.drain()
+    resp = client.get("/ready")
+    assert (resp.status_code, resp.headers["retry-after"]) == (503, "7")
+
+
 def test_503_before_start_up_and_health_still_answers():
     client = TestClient(create_app(None), raise_server_exceptions=False)
     assert_openai_error(client.post(URL, json=body()), 503, None, "starting up")
