@@ -29,6 +29,8 @@
 #              (CPU per run per process kind, the run's timeline through proxy / ingress / each tier's vLLM, GPU
 #              utilisation and each engine's running/waiting once a second)
 #   capacity   the same probe on variant `cap` (CAP_API: admission sized from the CPU harness) at CAP_USERS
+#   trace      the agent tier again with vLLM's torch profiler, the pipeline at TRACE_USERS (128), TRACE_ITERS engine
+#              steps traced, then benchmarks/gpu/trace_summary.py: GPU busy, CUDA API waits, host work -> $R/trace
 #   sched      fcfs vs program priority vs deadline order at saturation (SCHED_USERS), same servers
 #   shared     the next lease's first phase (issue 24, report of 2026-12-06 "Next phases"): ONE vLLM server answers
 #              both roles (no two engines time-slicing the GPU), api-server-count 4, then variant `shared` at
@@ -145,6 +147,21 @@ bound)
         ${PROFILE_AT:+--profile-at $PROFILE_AT} --out "$R/pipeline" 2>&1 \
         | grep -v "^INFO\|^(\|WARNING" | cut -c1-400 | tail -40
     stamp "done"
+    ;;
+trace)
+    # issue 24, lease 3's next phase: the agent tier restarted with vLLM's torch profiler, the pipeline at
+    # TRACE_USERS clients, and TRACE_ITERS engine steps traced from TRACE_AT_S seconds in (inside the load window:
+    # Serve takes ~35 s to deploy); benchmarks/gpu/trace_summary.py splits the step loop into GPU busy, CUDA API
+    # waits and host work (a Python sampler counts a copy that waits for the stream as busy)
+    rm -rf /tmp/vtrace && mkdir -p /tmp/vtrace "$R/trace"
+    llm_up --only agent --agent "extra_args=[\"--profiler-config\",\"{\\\"profiler\\\":\\\"torch\\\",\\\"torch_profiler_dir\\\":\\\"/tmp/vtrace\\\",\\\"ignore_frontend\\\":true,\\\"torch_profiler_with_stack\\\":false,\\\"max_iterations\\\":${TRACE_ITERS:-300}}\"]"
+    ( sleep "${TRACE_AT_S:-55}"; stamp "start_profile"; curl -s -X POST http://127.0.0.1:8001/start_profile
+      sleep 20; curl -s -X POST http://127.0.0.1:8001/stop_profile; stamp "stop_profile" ) &
+    timeout 300 python3 -m benchmarks.gpu.pipeline_bench variant --name trace --users ${TRACE_USERS:-128} \
+        --duration ${DUR:-30s} --compare-at "" --out "$R/pipeline" 2>&1 | grep -v "^INFO\|^(\|WARNING" | cut -c1-300 | tail -6
+    wait
+    python3 -m benchmarks.gpu.trace_summary /tmp/vtrace --json "$R/trace/agent.json"
+    ls -la /tmp/vtrace | head; stamp "done"
     ;;
 sched)
     # the priority policy with equal priorities is FCFS (ties by arrival), so one pair of servers serves all three
