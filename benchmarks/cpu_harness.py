@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="benchmarks/results/cpu_harness")
     args = ap.parse_args(argv)
 
-    from benchmarks.gpu.lease_table import probe_name
+    from benchmarks.gpu.lease_table import probe_name, raw_name
     from benchmarks.gpu.pipeline_bench import _parse_assign, deploy_app, start_ray
     from benchmarks.runner import LoadSpec, parse_duration, parse_users, run_step, step_line
     from benchmarks.stats import SLO
@@ -174,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         for run_pass, users in [(p, u) for p in range(1, args.passes + 1) for u in parse_users(args.users)]:
             with StepProbe(endpoints, {}, {"domain": ("upstream", MODELS[0]),
                                                           "agent": ("upstream", MODELS[1])}) as probe:
-                step = run_step(spec, users, parse_duration(args.duration),  # a pass's own records (lease 2's bug)
-                                out / ("raw" if run_pass == 1 else f"raw-p{run_pass}"), SLO(10000.0, 1000.0))
+                step = run_step(spec, users, parse_duration(args.duration), out / raw_name(run_pass),
+                                SLO(10000.0, 1000.0))
             found = probe.result(step["requests"] - step["failures"])
             dump(out / probe_name(users, run_pass), found)
             step["pass"] = run_pass

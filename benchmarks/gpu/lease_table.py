@@ -80,6 +80,12 @@ def probe_name(users: int, run_pass: int = 1) -> str:
     return f"probe-u{users}.json" if run_pass == 1 else f"probe-u{users}-p{run_pass}.json"
 
 
+def raw_name(run_pass: int = 1) -> str:
+    """The runner's records folder of one pass: ``raw``, a repeat pass ``raw-p2`` (a shared folder made the runner
+    count passes 1..k together in lease 2)."""
+    return "raw" if run_pass == 1 else f"raw-p{run_pass}"
+
+
 def passes(table: list[dict]) -> list[dict]:
     """Best and median over the passes of each (variant, clients) that ran more than once."""
     groups: dict[tuple, list[dict]] = {}

@@ -34,7 +34,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks.gpu.lease_table import probe_name
+from benchmarks.gpu.lease_table import probe_name, raw_name
 from suiqa.errors import SuiqaError
 from suiqa.net import wait_http_ok
 
@@ -336,7 +336,7 @@ def variant(args) -> int:
         profile = users == args.profile_at and run_pass == 1
         prof_thread = _profile_during(out, users, 5.0, 8.0) if profile else None
         with StepProbe(endpoints, ports, tiers) as probe:
-            step = run_step(spec, users, duration, out / ("raw" if run_pass == 1 else f"raw-p{run_pass}"),
+            step = run_step(spec, users, duration, out / raw_name(run_pass),
                             SLO(args.slo_ttft_ms, 1000.0))
         found = probe.result(step["requests"] - step["failures"])
         dump(out / probe_name(users, run_pass), found)

@@ -2,7 +2,7 @@
 
 import json
 
-from benchmarks.gpu.lease_table import markdown, passes, probe_name, rows
+from benchmarks.gpu.lease_table import markdown, passes, probe_name, raw_name, rows
 
 
 def _variant(tmp_path, name, steps):
@@ -24,6 +24,7 @@ def test_probe_names_keep_the_first_pass_unsuffixed():
     assert probe_name(128) == "probe-u128.json"
     assert probe_name(128, 1) == "probe-u128.json"
     assert probe_name(128, 3) == "probe-u128-p3.json"
+    assert (raw_name(), raw_name(1), raw_name(3)) == ("raw", "raw", "raw-p3")  # each pass its own records
 
 
 def test_each_pass_reads_its_own_probe_and_little_is_clients_over_p50(tmp_path):
