@@ -59,7 +59,6 @@ from react_tier.results import (
     Citation,
     Done,
     Emit,
-    Grounding,
     Step,
     StepFinished,
     StepStarted,
@@ -217,14 +216,14 @@ class _Run:
             self.emit(AnswerDelta(text=answer))
         elif self.observed and not self._citations(answer) and not (self.shaper.capped or self.shaper.stopped):
             answer += await self._evidence_note()
-        report = check_grounding(answer, {cid: c.text or "" for cid, c in self.observed.items()})
+        grounding = check_grounding(answer, {cid: c.text or "" for cid, c in self.observed.items()})
         result = AgentResult(answer=answer, citations=self._citations(answer), steps=self.steps, usage=self.usage,
                              finish_reason=finish, draft=self.draft, request_id=self.request_id,
                              truncated=self.shaper.truncated, answer_tokens=self.shaper.tokens,
-                             grounding=Grounding.model_validate(report.to_dict()), quality=self.request.quality)
+                             grounding=grounding, quality=self.request.quality)
         log.info("run_end", extra={"finish_reason": finish, "steps": len(self.steps), "truncated": result.truncated,
                                    "answer_tokens": result.answer_tokens, "citations": len(result.citations),
-                                   "grounding": round(report.score, 3),
+                                   "grounding": grounding.score,
                                    "latency_ms": round((time.monotonic() - self.started) * 1000, 1),
                                    "usage": {tier: u.model_dump() for tier, u in self.usage.items()}})
         await self.hooks.on_run_end(result, time.monotonic() - self.started)

@@ -27,42 +27,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
 
 from react_tier.react_format import cited_ids, strip_citations
+from react_tier.results import Grounding, SentenceCheck
 
 SENTENCE_END = re.compile(r"(?<=[。！？；!?;])|\n")
 CONTENT = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaffA-Za-z0-9]")
 # bigrams made only of these characters carry no claim (的是, 了一, 他的 ...): they are left out of the support
 FUNCTION_CHARS = frozenset("的了是在和与及也就都而之其为于以所这那他她它们个一有着过吗呢吧啊呀被把将对从向")
-
-
-@dataclass(frozen=True)
-class SentenceCheck:
-    text: str
-    citations: tuple[str, ...]
-    support: float  # share of the sentence's bigrams found in its cited passages, 0..1
-    reason: str | None  # None = grounded; "uncited" | "unsupported" | "unknown-citation"
-
-    def to_dict(self) -> dict:
-        return {"text": self.text, "citations": list(self.citations), "support": round(self.support, 3),
-                "reason": self.reason}
-
-
-@dataclass(frozen=True)
-class GroundingReport:
-    score: float  # grounded claims / claims (1.0 when the answer makes no claim)
-    claims: int
-    sentences: tuple[SentenceCheck, ...] = ()
-    unknown_ids: tuple[str, ...] = ()
-
-    @property
-    def flagged(self) -> list[SentenceCheck]:
-        return [s for s in self.sentences if s.reason is not None]
-
-    def to_dict(self) -> dict:
-        return {"score": round(self.score, 3), "claims": self.claims,
-                "flagged": [s.to_dict() for s in self.flagged], "unknown_ids": list(self.unknown_ids)}
 
 
 def _normalise(text: str) -> str:
@@ -95,18 +67,16 @@ def _split(answer: str, known: Collection[str]) -> list[tuple[int, str]]:
     return out
 
 
-def check_grounding(answer: str, cited: dict[str, str], *, min_support: float = 0.5,
-                    min_claim_chars: int = 4) -> GroundingReport:
-    """Check every claim sentence of ``answer`` against the passages it cites (``cited``: id -> passage text,
-    the passages the agent observed). Pure function; see the module docstring for the rules."""
+def check_sentences(answer: str, cited: dict[str, str], *, min_support: float = 0.5,
+                    min_claim_chars: int = 4) -> list[SentenceCheck]:
+    """Every claim sentence of ``answer`` with its citations, support and verdict, against ``cited`` (id ->
+    passage text, the passages the agent observed). Pure function; see the module docstring for the rules."""
     if not isinstance(answer, str):
         raise TypeError(f"answer must be a str, got {type(answer).__name__}")
     passage_grams = {pid: _bigrams(_normalise(text or "")) for pid, text in cited.items()}
     pieces = _split(answer, cited)
-    own = [tuple(cited_ids(s, cited)) for _, s in pieces]
+    own = [cited_ids(s, cited) for _, s in pieces]
     checks: list[SentenceCheck] = []
-    unknown: dict[str, None] = {}
-    claims = grounded = 0
     for i, (paragraph, sentence) in enumerate(pieces):
         body = strip_citations(sentence, cited).strip()
         if len(CONTENT.findall(body)) < min_claim_chars:
@@ -115,11 +85,9 @@ def check_grounding(answer: str, cited: dict[str, str], *, min_support: float = 
         if not ids:  # the next cited sentence of the paragraph, else the previous one
             later = (own[j] for j in range(i + 1, len(pieces)) if pieces[j][0] == paragraph and own[j])
             earlier = (own[j] for j in range(i - 1, -1, -1) if pieces[j][0] == paragraph and own[j])
-            ids = next(later, None) or next(earlier, ())
-        claims += 1
+            ids = next(later, None) or next(earlier, [])
         grams = _bigrams(_normalise(body))
         known = [pid for pid in ids if pid in passage_grams]
-        unknown.update((pid, None) for pid in ids if pid not in passage_grams)
         found: set[str] = set().union(*(passage_grams[pid] for pid in known)) if known else set()
         support = len(grams & found) / len(grams) if grams else 1.0
         if not ids:
@@ -130,7 +98,16 @@ def check_grounding(answer: str, cited: dict[str, str], *, min_support: float = 
             reason = "unsupported"
         else:
             reason = None
-            grounded += 1
-        checks.append(SentenceCheck(body, ids, support, reason))
-    score = grounded / claims if claims else 1.0
-    return GroundingReport(score=score, claims=claims, sentences=tuple(checks), unknown_ids=tuple(unknown))
+        checks.append(SentenceCheck(text=body, citations=ids, support=round(support, 3), reason=reason))
+    return checks
+
+
+def check_grounding(answer: str, cited: dict[str, str], *, min_support: float = 0.5,
+                    min_claim_chars: int = 4) -> Grounding:
+    """The answer's grounding: the share of its claim sentences that are grounded, the ones that are not, and the
+    cited ids that are not in ``cited`` (check_sentences has the rules)."""
+    checks = check_sentences(answer, cited, min_support=min_support, min_claim_chars=min_claim_chars)
+    grounded = sum(check.reason is None for check in checks)
+    unknown = dict.fromkeys(pid for check in checks for pid in check.citations if pid not in cited)
+    return Grounding(score=round(grounded / len(checks), 3) if checks else 1.0, claims=len(checks),
+                     flagged=[check for check in checks if check.reason is not None], unknown_ids=list(unknown))

@@ -42,11 +42,14 @@ class Usage(BaseModel):
         self.calls += other.calls
 
 
-class GroundingFlag(BaseModel):
+class SentenceCheck(BaseModel):
+    """One claim sentence of an answer and its verdict (react_tier.grounding.check_sentences)."""
+
     text: str
     citations: list[str] = Field(default_factory=list)
     support: float = Field(0.0, description="Share of the sentence's bigrams found in its cited passages.")
-    reason: Literal["uncited", "unsupported", "unknown-citation"]
+    reason: Literal["uncited", "unsupported", "unknown-citation"] | None = Field(
+        None, description="Why the sentence is not grounded; None: grounded (never in `Grounding.flagged`).")
 
 
 class Grounding(BaseModel):
@@ -54,7 +57,7 @@ class Grounding(BaseModel):
 
     score: float = Field(..., ge=0, le=1, description="Grounded claim sentences / claim sentences (1.0: none).")
     claims: int = 0
-    flagged: list[GroundingFlag] = Field(default_factory=list)
+    flagged: list[SentenceCheck] = Field(default_factory=list)
     unknown_ids: list[str] = Field(default_factory=list, description="Cited ids the agent never observed.")
 
 

@@ -6,7 +6,7 @@ loop's citations list, the grounding check and the Responses API's annotations a
 from __future__ import annotations
 
 from deployments.responses_protocol import annotations
-from react_tier.grounding import check_grounding
+from react_tier.grounding import check_grounding, check_sentences
 from react_tier.react_format import (
     answer_start,
     bracket_ids,
@@ -38,8 +38,8 @@ def test_an_id_a_tool_returned_counts_whatever_its_form():
 
 def test_grounding_and_annotations_read_the_same_ids():
     cited = {"suishu:卷3:18": "隋炀帝开通济渠", "zztj:卷180:47": "又造龙舟", "bio:杨师道": "杨师道"}
-    report = check_grounding(ANSWER, cited)
-    assert [s.citations for s in report.sentences] == [("suishu:卷3:18",), ("zztj:卷180:47", "bio:杨师道")]
+    checks = check_sentences(ANSWER, cited)
+    assert [s.citations for s in checks] == [["suishu:卷3:18"], ["zztj:卷180:47", "bio:杨师道"]]
     sources = [Citation(id=pid, source="suishu", title=pid) for pid in cited]
     marks = annotations(ANSWER, sources)
     assert [a["file_id"] for a in marks] == ["suishu:卷3:18", "zztj:卷180:47", "bio:杨师道"]
@@ -65,9 +65,10 @@ def test_a_step_renders_as_the_parser_reads_it():
 
 
 def test_grounding_reads_an_id_a_tool_returned_whatever_its_form():
+    checks = check_sentences("隋文帝崩于大宝殿。[7]", {"7": "隋文帝崩于大宝殿"})
+    assert [(s.text, s.citations) for s in checks] == [("隋文帝崩于大宝殿。", ["7"])]
     report = check_grounding("隋文帝崩于大宝殿。[7]", {"7": "隋文帝崩于大宝殿"})
-    assert [(s.text, s.citations) for s in report.sentences] == [("隋文帝崩于大宝殿。", ("7",))]
-    assert report.score == 1.0 and report.unknown_ids == ()
+    assert report.score == 1.0 and report.unknown_ids == []
 
 
 class _Tool:
