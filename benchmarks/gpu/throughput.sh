@@ -18,6 +18,7 @@
 #   llm-up     only the domain + agent vLLM servers of `pipeline` (left running for the next call); AGENT_REPLICAS=2
 #              starts a second agent server on the GPU (run-affine replicas of the tier), AGENT_ARGS more
 #              overrides, e.g. "--agent gpu_memory_utilization=0.2 --agent max_num_batched_tokens=1024"
+#              WITH_PROFILER=1 arms the agent tier's torch profiler (idle until `trace` starts it)
 #   agent-up   only the agent tier again (its servers stopped, the domain tier of llm-up kept: ~90 s less than llm-down
 #              + llm-up), with AGENT_REPLICAS and AGENT_ARGS as for llm-up
 #   step       issue 24's step load on the running servers: a fresh deployment (replicas at the autoscaler's start)
@@ -31,6 +32,7 @@
 #   capacity   the same probe on variant `cap` (CAP_API: admission sized from the CPU harness) at CAP_USERS
 #   trace      the agent tier again with vLLM's torch profiler, the pipeline at TRACE_USERS (128), TRACE_ITERS engine
 #              steps traced, then benchmarks/gpu/trace_summary.py: GPU busy, CUDA API waits, host work -> $R/trace
+#              (TRACE_ON_RUNNING=1: on the agent tier of `WITH_PROFILER=1 ... llm-up`, no restart)
 #   sched      fcfs vs program priority vs deadline order at saturation (SCHED_USERS), same servers
 #   shared     the next lease's first phase (issue 24, report of 2026-12-06 "Next phases"): ONE vLLM server answers
 #              both roles (no two engines time-slicing the GPU), api-server-count 4, then variant `shared` at
@@ -56,6 +58,8 @@ export PYTHONUNBUFFERED=1 SUIQA_HOME=/tmp/suiqa VLLM_NO_USAGE_STATS=1 OMP_NUM_TH
 export JAX_PLATFORMS=cpu  # bm25s imports jax when present; jax would preallocate 75% of the GPU in the drivers
 export PYTHONPATH="$PWD:${PYTHONPATH:-}"
 CG='compilation_config={"max_cudagraph_capture_size": 1024}'
+# vLLM's torch profiler on the agent tier (for `trace`): armed at start-up, idle until /start_profile
+PROFILER="extra_args=[\"--profiler-config\",\"{\\\"profiler\\\":\\\"torch\\\",\\\"torch_profiler_dir\\\":\\\"/tmp/vtrace\\\",\\\"ignore_frontend\\\":true,\\\"torch_profiler_with_stack\\\":false,\\\"max_iterations\\\":${TRACE_ITERS:-300}}\"]"
 T0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 
@@ -122,7 +126,8 @@ sweep-b)
         --passes 3 --out "$R/domain" 2>&1 | grep -v "^INFO\|^(APIServer\|^(EngineCore" | tail -40
     ;;
 llm-up)
-    llm_up
+    # WITH_PROFILER=1: the agent tier armed for `trace` (TRACE_ON_RUNNING=1 then skips its restart: ~115 s of a lease)
+    if [ -n "${WITH_PROFILER:-}" ]; then rm -rf /tmp/vtrace && mkdir -p /tmp/vtrace && llm_up --agent "$PROFILER"; else llm_up; fi
     ;;
 agent-up)
     llm_up --only agent
@@ -153,8 +158,8 @@ trace)
     # TRACE_USERS clients, and TRACE_ITERS engine steps traced from TRACE_AT_S seconds in (inside the load window:
     # Serve takes ~35 s to deploy); benchmarks/gpu/trace_summary.py splits the step loop into GPU busy, CUDA API
     # waits and host work (a Python sampler counts a copy that waits for the stream as busy)
-    rm -rf /tmp/vtrace && mkdir -p /tmp/vtrace "$R/trace"
-    llm_up --only agent --agent "extra_args=[\"--profiler-config\",\"{\\\"profiler\\\":\\\"torch\\\",\\\"torch_profiler_dir\\\":\\\"/tmp/vtrace\\\",\\\"ignore_frontend\\\":true,\\\"torch_profiler_with_stack\\\":false,\\\"max_iterations\\\":${TRACE_ITERS:-300}}\"]"
+    mkdir -p "$R/trace"
+    [ -n "${TRACE_ON_RUNNING:-}" ] || { rm -rf /tmp/vtrace && mkdir -p /tmp/vtrace && llm_up --only agent --agent "$PROFILER"; }
     ( sleep "${TRACE_AT_S:-55}"; stamp "start_profile"; curl -s -X POST http://127.0.0.1:8001/start_profile
       sleep 20; curl -s -X POST http://127.0.0.1:8001/stop_profile; stamp "stop_profile" ) &
     timeout 300 python3 -m benchmarks.gpu.pipeline_bench variant --name trace --users ${TRACE_USERS:-128} \
