@@ -23,6 +23,10 @@ Configuration (environment; the benchmark runner sets them):
                      stop, so a worker that the master loses under load (missed heartbeats) still leaves its
                      records: the campaign's "512 users recorded nothing" step lost them all at stop.
   BENCH_META         write {"t_start", "t_stop", "users", ...} here at test stop
+  BENCH_RETRY_AFTER  1 (default): a user refused with 429 or 503 waits the response's Retry-After (capped at 60 s,
+                     as the openai SDK does) before its next request, as a real client would; 0 retries at once
+                     (the runner before 2026-12-07: refused users hammered the proxy, and the refusals counted
+                     were retries of a few users rather than requests of many)
 
 Only Locust (gevent, geventhttpclient) and the standard library are needed: this file runs on the GPU machine.
 """
@@ -36,6 +40,7 @@ import sys
 import time
 from pathlib import Path
 
+import gevent
 from locust import FastHttpUser, events, task
 from locust.runners import WorkerRunner
 
@@ -48,6 +53,7 @@ from benchmarks.openai_stream import (
     load_prompts,
     parse_max_tokens,
     request_body,
+    retry_after_s,
     sample_max_tokens,
 )
 
@@ -58,6 +64,7 @@ MAX_TOKENS = parse_max_tokens(os.environ.get("BENCH_MAX_TOKENS", "128"))
 IGNORE_EOS = os.environ.get("BENCH_IGNORE_EOS", "1") == "1"
 TEMPERATURE = float(os.environ.get("BENCH_TEMPERATURE", "0"))
 UNIQUE = os.environ.get("BENCH_UNIQUE", "0") == "1"
+HONOUR_RETRY_AFTER = os.environ.get("BENCH_RETRY_AFTER", "1") == "1"
 # a pipeline API with keys (every non-demo profile): BENCH_API_KEY is sent as the Bearer token
 AUTH = {"Authorization": f"Bearer {os.environ['BENCH_API_KEY']}"} if os.environ.get("BENCH_API_KEY") else {}
 RNG = random.Random(int(os.environ.get("BENCH_SEED", "0")))
@@ -95,11 +102,14 @@ class OpenAIStreamUser(FastHttpUser):
         sent_at = time.perf_counter()
         meter = StreamMeter(sent_at, start_wall, max_tokens)
         headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity", **AUTH}
+        wait_s = None
         with self.client.post(path, json=body, headers=headers, stream=True, catch_response=True,
                               name=f"POST {path}") as resp:
             error = None
             if resp.status_code != 200:
                 error = f"HTTP {resp.status_code}: {(resp.text or '')[:200]}"
+                if HONOUR_RETRY_AFTER and resp.status_code in (429, 503):
+                    wait_s = retry_after_s(resp.headers.get("retry-after"))
             else:
                 try:
                     _read_sse(resp, meter)
@@ -122,6 +132,8 @@ class OpenAIStreamUser(FastHttpUser):
             _fire(self.environment, "TPOT", record.tpot_ms, ctx)
             _fire(self.environment, "E2E", record.e2e_ms, ctx)
             _fire(self.environment, "output_tokens", float(record.output_tokens), ctx)
+        if wait_s:
+            gevent.sleep(wait_s)  # Locust's stop kills the greenlet, sleep included
 
 
 def _read_sse(resp, meter: StreamMeter) -> None:
@@ -159,7 +171,7 @@ def _on_test_stop(environment, **_kwargs) -> None:
     opts = environment.parsed_options
     META.update(users=getattr(opts, "num_users", None), host=environment.host, api=API,
                 model=OpenAIStreamUser.model, max_tokens=list(MAX_TOKENS), ignore_eos=IGNORE_EOS,
-                requests=len(RECORDS))
+                retry_after=HONOUR_RETRY_AFTER, requests=len(RECORDS))
     # With `locust --processes N` every worker process writes its own records (PATH.<pid>, as they finish); the
     # master (which sends no requests) writes the meta file. benchmarks.runner reads PATH and PATH.* together.
     is_worker = isinstance(environment.runner, WorkerRunner)

@@ -178,3 +178,19 @@ def load_prompts(path: str) -> list[str]:
 def sample_max_tokens(bounds: tuple[int, int], rng: random.Random) -> int:
     lo, hi = bounds
     return lo if lo == hi else rng.randint(lo, hi)
+
+
+RETRY_AFTER_CAP_S = 60.0  # the openai SDK's own cap on a server's Retry-After (openai/_base_client.py)
+
+
+def retry_after_s(value: str | None, default: float | None = None) -> float | None:
+    """Seconds a refused client waits before its next request: the response's ``Retry-After`` in seconds (RFC 9110;
+    the stack sends whole seconds), capped at 60 s as the openai SDK caps it; ``default`` when the header is missing
+    or not a number of seconds (an HTTP date is not sent by this stack and is treated as missing)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        seconds = None
+    if seconds is None or seconds != seconds or seconds < 0:  # missing, not a number, NaN or negative
+        return default
+    return min(seconds, RETRY_AFTER_CAP_S)

@@ -81,13 +81,15 @@ class LoadSpec:
     unique_prompts: bool = False  # a random tag first in every prompt: no prefix-cache hits between requests
     stop_timeout_s: float = 120.0
     processes: int | None = None  # Locust workers; None = auto_processes(users) for each step
+    honour_retry_after: bool = True  # a refused user waits the response's Retry-After (False: retries at once)
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update({"BENCH_MODEL": self.model, "BENCH_API": self.api, "BENCH_MAX_TOKENS": self.max_tokens,
                     "BENCH_IGNORE_EOS": "1" if self.ignore_eos else "0", "BENCH_TEMPERATURE": str(self.temperature),
-                    "BENCH_SEED": str(self.seed), "BENCH_UNIQUE": "1" if self.unique_prompts else "0"})
+                    "BENCH_SEED": str(self.seed), "BENCH_UNIQUE": "1" if self.unique_prompts else "0",
+                    "BENCH_RETRY_AFTER": "1" if self.honour_retry_after else "0"})
         if self.prompts:
             env["BENCH_PROMPTS"] = str(self.prompts)
         env.setdefault("PYTHONPATH", str(REPO_ROOT))
@@ -97,7 +99,7 @@ class LoadSpec:
     def as_config(self) -> dict:
         return {"api": self.api, "model": self.model, "max_tokens": self.max_tokens, "ignore_eos": self.ignore_eos,
                 "temperature": self.temperature, "prompts": self.prompts or "benchmarks/data/sui_questions.txt",
-                "unique_prompts": self.unique_prompts}
+                "unique_prompts": self.unique_prompts, "honour_retry_after": self.honour_retry_after}
 
 
 def check_endpoint(spec: LoadSpec, timeout_s: float = 120.0) -> None:

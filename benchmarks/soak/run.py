@@ -28,6 +28,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from benchmarks.openai_stream import retry_after_s
+
 MARKS = ("vllm.entrypoints", "VLLM::", "ray::", "raylet", "gcs_server", "ray/_private", "ray/dashboard",
          "ray/autoscaler", "default_worker.py")
 QUESTIONS = ["隋朝是哪一年建立的？", "隋炀帝开凿大运河的目的是什么？", "隋文帝推行了哪些制度？", "科举制度始于何时？",
@@ -128,8 +130,8 @@ async def client_loop(i: int, http: httpx.AsyncClient, until: float, started: fl
         row["latency_s"] = round(time.monotonic() - t0, 3)
         rows.append(row)
         n += 1
-        if row["status"] in (429, 503):
-            await asyncio.sleep(1.0)  # a polite client honours Retry-After
+        if row["status"] in (429, 503):  # a polite client honours Retry-After (1 s when it is missing)
+            await asyncio.sleep(retry_after_s(row["retry_after"], default=1.0))
 
 
 async def probe_health(url: str, until: float, every_s: float, started: float, rows: list[dict]) -> None:

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 
 class _Handler(BaseHTTPRequestHandler):
     status = 200
+    headers_out: dict[str, str] = {}
 
     def log_message(self, *args):  # quiet
         pass
@@ -28,6 +29,8 @@ class _Handler(BaseHTTPRequestHandler):
         if self.status != 200:
             self.send_response(self.status)
             self.send_header("Content-Type", "application/json")
+            for name, value in self.headers_out.items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(b'{"error": {"message": "overloaded", "code": 503}}')
             return
@@ -43,8 +46,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-def _server(status: int):
-    handler = type("H", (_Handler,), {"status": status})
+def _server(status: int, headers: dict[str, str] | None = None):
+    handler = type("H", (_Handler,), {"status": status, "headers_out": headers or {}})
     srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv, f"http://127.0.0.1:{srv.server_address[1]}"
@@ -80,3 +83,21 @@ def test_step_with_only_failures_is_failed_with_log_tail(tmp_path):
     assert "FAILED" in step_line(step)
     row = online_table([{"name": "x", "steps": [step]}])[-1]
     assert "**FAILED**" in row and "HTTP 503" in row
+
+
+@pytest.mark.parametrize("honour", [True, False])
+def test_a_refused_user_waits_the_retry_after_unless_told_not_to(tmp_path, honour):
+    """A 429 with Retry-After: 2 holds each of 2 users to ~2 requests in a 3 s step (a real client waits, as the
+    openai SDK does); told not to honour it, they retry at once (dozens of requests)."""
+    srv, url = _server(429, {"Retry-After": "2"})
+    try:
+        spec = LoadSpec(host=url, model="m", api="completions", max_tokens="4", stop_timeout_s=5, processes=1,
+                        honour_retry_after=honour)
+        step = run_step(spec, users=2, duration_s=3, work_dir=tmp_path, slo=SLO())
+    finally:
+        srv.shutdown()
+    assert step["requests"] == step["failures"] > 0 and any("HTTP 429" in err for err in step["errors"])
+    if honour:
+        assert step["requests"] <= 6, step["requests"]  # 2 users x (1 at 0 s + 1 at 2 s), + 1 each of slack
+    else:
+        assert step["requests"] > 20, step["requests"]
