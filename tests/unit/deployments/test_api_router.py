@@ -81,7 +81,8 @@ def test_stream_options_need_a_stream():
     """Issue #25, item 4: stream_options without stream was accepted (OpenAI refuses it)."""
     for extra in ({}, {"stream": False}):
         resp = client_for().post(URL, json=body(stream_options={"include_usage": True}, **extra))
-        assert_openai_error(resp, 400, "stream_options", "only allowed when stream is true")
+        error = assert_openai_error(resp, 400, "stream_options", "only allowed when stream is true")
+        assert error["message"] == "stream_options: stream_options is only allowed when stream is true"
     assert client_for().post(URL, json=body(stream_options=None)).status_code == 200
     resp = client_for().post(URL, json=body(stream=True, stream_options={"include_usage": False}))
     assert resp.status_code == 200 and "\"choices\":[]" not in resp.text  # no usage chunk
@@ -155,6 +156,7 @@ def test_a_refused_request_id_is_never_echoed(path):
 def test_streamed_response_and_include_usage():
     resp = client_for().post(URL, json=body(stream=True, stream_options={"include_usage": True}))
     assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
+    assert resp.headers["cache-control"] == "no-cache"  # no proxy between client and API may hold the events back
     data = [json.loads(line[6:]) for line in resp.text.split("\n\n") if line.startswith("data: {")]
     assert data[-1]["usage"]["completion_tokens"] == 3 and data[-1]["choices"] == []
     assert data[-2]["choices"][0]["finish_reason"] == "stop" and data[-2]["sui"]["citations"][0]["text"]
@@ -216,3 +218,61 @@ def test_an_accepted_request_is_logged_with_its_shape(caplog):
                                                     {"role": "user", "content": "隋朝何时建立？"}])).status_code == 200
     line = next(r for r in caplog.records if r.getMessage() == "request_accepted")
     assert (line.stream, line.messages, line.max_steps, line.user) == (True, 2, 3, "u-7")
+
+
+def _nulls(value, path: str = "") -> list[str]:
+    if isinstance(value, dict):
+        return [p for key, item in value.items() for p in _nulls(item, f"{path}.{key}")]
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _nulls(item, f"{path}.{i}")]
+    return [path] if value is None else []
+
+
+def test_a_non_streamed_answer_leaves_out_what_is_not_set():
+    resp = client_for().post(URL, json=body())
+    assert resp.status_code == 200 and _nulls(resp.json()) == []  # OpenAI's SDK reads a missing field as None
+
+
+def test_only_a_429_or_503_says_when_to_retry():
+    client = client_for()
+    for resp in (client.post(URL, json=body(model="gpt-4")), client.post(URL, json=body(n=2)),
+                 client_for(ContractAgent(fail=UpstreamError("down", status_code=502))).post(URL, json=body())):
+        assert resp.status_code in (400, 404, 502) and "retry-after" not in resp.headers
+
+
+def test_min_tokens_above_a_calls_cap_is_a_400_naming_it():
+    per_call = ApiSettings.load().agent.agent_llm.max_tokens
+    error = assert_openai_error(client_for().post(URL, json=body(min_tokens=per_call + 1)), 400, "min_tokens")
+    assert error["message"] == f"min_tokens {per_call + 1} is above the agent tier's {per_call} tokens per call"
+    assert client_for().post(URL, json=body(min_tokens=per_call)).status_code == 200
+
+
+def test_the_document_publishes_the_served_model_and_the_calls_cap():
+    settings = ApiSettings.load(served_model_name="sui-x", agent={"agent_llm": {"max_tokens": 77}})
+    app = create_app(OpenAIServingChat(settings, ContractAgent(settings.agent)))
+    props = {name: TestClient(app).get("/openapi.json").json()["components"]["schemas"][name]["properties"]
+             for name in ("ChatCompletionRequest", "ResponsesRequest")}
+    assert props["ChatCompletionRequest"]["model"]["enum"] == ["sui-x"] == props["ResponsesRequest"]["model"]["enum"]
+    assert props["ChatCompletionRequest"]["min_tokens"]["anyOf"][0]["maximum"] == 77
+
+
+async def test_the_upstream_check_is_cached_for_its_ttl(monkeypatch):
+    import deployments.serving_chat as serving_chat
+
+    class Counting(ContractAgent):
+        calls = 0
+
+        async def check_upstreams(self):
+            Counting.calls += 1
+            return {"agent_llm": True}
+
+    now = [100.0]
+    monkeypatch.setattr(serving_chat.time, "monotonic", lambda: now[0])
+    chat = OpenAIServingChat(ApiSettings.load(), Counting())
+    assert await chat.check_upstreams() == {"agent_llm": True} and Counting.calls == 1
+    now[0] = 103.0  # exactly the default ttl of 3 s: still the cached answer
+    await chat.check_upstreams()
+    assert Counting.calls == 1
+    now[0] = 103.5
+    await chat.check_upstreams()
+    assert Counting.calls == 2

@@ -373,6 +373,7 @@ def test_drain_refuses_new_requests_and_is_not_ready():
     resp = client.post(URL, json=BODY)
     assert resp.status_code == 503 and resp.headers["retry-after"] and resp.json()["error"]["code"] == 503
     assert client.get("/ready").status_code == 503 and client.get("/health").status_code == 200
+    assert resp.json()["error"]["message"] == "the API is shutting down; retry later"
 
 
 def test_rays_cap_per_replica_is_the_admission_capacity_unless_set():

@@ -153,6 +153,10 @@ async def test_a_client_that_leaves_mid_stream_counts_as_499(leave, caplog):
     ({"status": 200, "failed": True, "client_gone": True, "error_status": 502}, 502),
     ({"status": 502, "failed": True, "client_gone": True}, 502),
     ({"failed": True}, 500),
+    ({"status": 500, "failed": True, "client_gone": True}, 500),           # a 5xx sent: not the client's leaving
+    ({"status": 500}, 500),                                                # a 5xx the client did not wait for
+    ({"status": 499}, 499),
+    ({"completed": True}, 500),                                            # completed without a status line
 ])
 def test_the_outcome_of_a_request(fields, status):
     assert RequestRecord("POST", URL, **fields).outcome() == status

@@ -197,3 +197,12 @@ def test_gpu_profiles_queue_in_the_proxy_not_behind_a_replicas_runs(profile):
     assert settings.admission.max_queue == 0
     assert options["max_ongoing_requests"] == settings.admission.max_in_flight == 32
     assert options["max_queued_requests"] == 4 * 32  # the starting replicas' runs wait in the proxy
+
+
+def test_a_text_part_whose_text_is_not_a_string_is_refused_saying_so():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        ChatCompletionRequest.model_validate({"model": "sui-react", "messages": [
+            {"role": "user", "content": [{"type": "text", "text": 5}]}]}).messages[0].text()
+    assert refused.value.errors()[0]["msg"] == "Value error, a text content part's text must be a string"
