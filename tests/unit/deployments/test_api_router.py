@@ -5,6 +5,8 @@ tests/unit/deployments/helpers.ContractAgent, which refuses what the real agent 
 from __future__ import annotations
 
 import json
+import time
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -266,8 +268,8 @@ async def test_the_upstream_check_is_cached_for_its_ttl(monkeypatch):
             Counting.calls += 1
             return {"agent_llm": True}
 
-    now = [100.0]
-    monkeypatch.setattr(serving_chat.time, "monotonic", lambda: now[0])
+    now = [100.0]  # the module's clock only (asyncio's own stays the real one)
+    monkeypatch.setattr(serving_chat, "time", SimpleNamespace(monotonic=lambda: now[0], perf_counter=time.perf_counter))
     chat = OpenAIServingChat(ApiSettings.load(), Counting())
     assert await chat.check_upstreams() == {"agent_llm": True} and Counting.calls == 1
     now[0] = 103.0  # exactly the default ttl of 3 s: still the cached answer

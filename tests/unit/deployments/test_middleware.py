@@ -5,6 +5,7 @@ response. The whole chain through the app is in test_ingress_guard.py and test_m
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
@@ -75,7 +76,7 @@ async def test_a_disconnect_before_the_body_is_passed_on():
 
 
 def log_line(record: RequestRecord, caplog, monkeypatch, now: float) -> logging.LogRecord:
-    monkeypatch.setattr("deployments.middleware.time.perf_counter", lambda: now)
+    monkeypatch.setattr("deployments.middleware.time", SimpleNamespace(perf_counter=lambda: now))  # its clock only
     with caplog.at_level(logging.INFO, logger="deployments.metrics"):
         RequestMetricsMiddleware(None)._finish(record, RequestContext(request_id="r-1"))
     (line,) = [r for r in caplog.records if r.getMessage() == "request"]
