@@ -14,7 +14,7 @@ from deployments.admission import Gate
 from deployments.api_router import create_app
 from deployments.auth import KeyRing, parse_keys
 from deployments.config import ApiSettings
-from deployments.middleware import GuardMiddleware, RequestMetricsMiddleware, RequestRecord, _BodyTooLarge
+from deployments.middleware import GuardMiddleware, RequestMetricsMiddleware, RequestRecord, _app_path, _BodyTooLarge
 from deployments.request_context import RequestContext
 from deployments.serving_chat import OpenAIServingChat
 from tests.unit.deployments.helpers import ContractAgent
@@ -110,3 +110,19 @@ def test_a_401_says_how_to_authenticate_and_nothing_about_retrying():
     assert resp.status_code == 401 and resp.headers["www-authenticate"] == "Bearer"
     assert "retry-after" not in resp.headers
     assert resp.json()["error"]["message"] == "invalid or missing API key (send 'Authorization: Bearer <key>')"
+
+
+def test_a_requests_access_log_line_names_its_method(caplog):
+    settings = ApiSettings.load()
+    client = TestClient(create_app(OpenAIServingChat(settings, ContractAgent(settings.agent))))
+    with caplog.at_level(logging.INFO, logger="deployments.metrics"):
+        client.get("/v1/models")
+        client.post(URL, json={"model": "sui-react", "messages": [{"role": "user", "content": "隋？"}]})
+    lines = [r for r in caplog.records if r.getMessage() == "request"]
+    assert [(r.method, r.path, r.status) for r in lines] == [("GET", "/v1/models", 200), ("POST", URL, 200)]
+
+
+def test_the_app_path_leaves_out_the_route_prefix_only_where_it_is_one():
+    assert _app_path({"path": "/api/v1/models", "root_path": "/api"}) == "/v1/models"
+    assert _app_path({"path": "/v1/models", "root_path": "/api"}) == "/v1/models"  # not under the prefix
+    assert _app_path({"path": "/v1/models", "root_path": ""}) == _app_path({"path": "/v1/models"}) == "/v1/models"

@@ -178,3 +178,37 @@ async def test_an_extractive_answer_cut_by_max_tokens_keeps_its_citation(scripte
     result = await asyncio.create_task(go())
     await agent.aclose()
     assert result.truncated and result.citations and result.answer.startswith("[")
+
+
+def test_the_extractive_lane_takes_a_request_without_a_run_slot_and_counts_it_while_it_runs():
+    from deployments.api_router import create_app
+    from deployments.config import ApiSettings
+    from deployments.serving_chat import OpenAIServingChat
+
+    settings = ApiSettings.load(quality_ladder={**LADDER.model_dump(), "extractive_max_in_flight": 2},
+                                admission={"max_in_flight": 1})
+    in_lane: list[int] = []
+
+    class Recording(ContractAgent):
+        async def stream(self, request):
+            in_lane.append(gate.ladder.extractive_in_flight)
+            async for event in super().stream(request):
+                yield event
+
+    agent = Recording(settings.agent)
+    app = create_app(OpenAIServingChat(settings, LadderAgent(agent, settings.quality_ladder, 5)))
+    gate = app.state.gate
+    gate.admission._slots._value = 0  # every run slot is taken by a long run; the lane has room
+    gate.admission._running = {0: time.monotonic()}
+    gate.admission.mean_run_s = 60.0
+    client = TestClient(app)
+    body = {"model": "sui-react", "messages": [{"role": "user", "content": "隋朝何时建立？"}]}
+    for running in (0, 1):  # with the lane empty, then with one extractive answer running already
+        gate.ladder.extractive_in_flight = running
+        resp = client.post("/v1/chat/completions", json=body)
+        assert resp.status_code == 200 and agent.requests[-1].quality == "extractive"
+        assert in_lane[-1] == running + 1 and gate.ladder.extractive_in_flight == running  # counted, released
+    gate.ladder.extractive_in_flight = 2  # now the lane is full too
+    refused = client.post("/v1/chat/completions", json=body)
+    assert refused.json()["error"]["message"] == (
+        "the API is overloaded (no run slot in time, extractive lane full); retry later")
