@@ -29,6 +29,13 @@ async def busy_admission(mean_run_s: float | None, waiting: int = 0) -> Admissio
     return admission
 
 
+def saturate(admission: Admission) -> None:
+    """Every run slot taken by a run that started now; runs take 60 s, so the expected wait is past every step."""
+    admission._slots._value = 0
+    admission._running = {0: time.monotonic()}
+    admission.mean_run_s = 60.0
+
+
 @pytest.mark.parametrize("mean_run_s, waiting, step", [
     (1.0, 0, "full"),          # next slot in 1 s
     (3.0, 0, "fewer_steps"),   # 3 s
@@ -124,9 +131,7 @@ def test_ingress_refuses_beyond_the_ladder_and_counts_steps_and_goodput():
     gate = app.state.gate
     assert gate.ladder is not None
     gate.ladder.extractive_in_flight = 1  # the lane is full ...
-    gate.admission._slots._value = 0      # ... and every run slot is taken by a long run
-    gate.admission._running = {0: time.monotonic()}
-    gate.admission.mean_run_s = 60.0
+    saturate(gate.admission)  # ... and every run slot is taken by a long run
     refused = client.post("/v1/chat/completions", json=body)
     assert refused.status_code == 429 and refused.headers["retry-after"]
     assert "overloaded" in refused.json()["error"]["message"]
@@ -157,9 +162,7 @@ def test_an_app_under_a_route_prefix_is_guarded_too():
     app = create_app(OpenAIServingChat(settings, LadderAgent(ContractAgent(settings.agent), LADDER, 5)))
     gate = app.state.gate
     gate.ladder.extractive_in_flight = 1
-    gate.admission._slots._value = 0
-    gate.admission._running = {0: time.monotonic()}
-    gate.admission.mean_run_s = 60.0
+    saturate(gate.admission)
     client = TestClient(app, root_path="/probe")
     body = {"model": "sui-react", "messages": [{"role": "user", "content": "隋朝何时建立？"}]}
     assert client.post("/probe/v1/chat/completions", json=body).status_code == 429
@@ -198,9 +201,7 @@ def test_the_extractive_lane_takes_a_request_without_a_run_slot_and_counts_it_wh
     agent = Recording(settings.agent)
     app = create_app(OpenAIServingChat(settings, LadderAgent(agent, settings.quality_ladder, 5)))
     gate = app.state.gate
-    gate.admission._slots._value = 0  # every run slot is taken by a long run; the lane has room
-    gate.admission._running = {0: time.monotonic()}
-    gate.admission.mean_run_s = 60.0
+    saturate(gate.admission)  # the lane has room
     client = TestClient(app)
     body = {"model": "sui-react", "messages": [{"role": "user", "content": "隋朝何时建立？"}]}
     for running in (0, 1):  # with the lane empty, then with one extractive answer running already
